@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.principal import Principal
 from server.booking import errors, seats
 from server.booking import models as m
-from server.booking.availability import rules_of, window_slots
+from server.booking.availability import WindowSlot, rules_of, window_slots
 from server.booking.casework import applicant_account, open_case, record
 from server.booking.slots import bookable_window
 from server.booking.staffing import assign_staff, is_qualified
@@ -63,10 +63,14 @@ def check_start(matter: m.Matter, start: datetime, zone: ZoneInfo, now: datetime
         raise errors.SlotRuleError(errors.START_BEYOND_HORIZON)
 
 
-async def _claim_seat(
+async def _candidates(
     session: AsyncSession, matter: m.Matter, start: datetime, zone: ZoneInfo, now: datetime
-) -> tuple[int, int, datetime]:
-    """Take a seat at ``start`` in the emptiest window offering it: (window, seat id, end)."""
+) -> list[WindowSlot]:
+    """Windows offering ``start`` with seats left as last read, emptiest first.
+
+    A slot already full when read is refused here, before any lock or write: under a rush
+    most attempts end at this point.
+    """
     candidates = [
         ws
         for ws in await window_slots(session, matter, start.astimezone(zone).date(), zone, now)
@@ -74,18 +78,30 @@ async def _claim_seat(
     ]
     if not candidates:
         raise errors.SlotRuleError(errors.START_NOT_A_SLOT)
-    candidates.sort(key=lambda ws: (-ws.seats_left, ws.window_id))
+    free = sorted(
+        (ws for ws in candidates if ws.seats_left > 0),
+        key=lambda ws: (-ws.seats_left, ws.window_id),
+    )
+    if not free:
+        raise errors.SlotFullError()
+    return free
+
+
+async def _take_seat(
+    session: AsyncSession, matter: m.Matter, candidates: list[WindowSlot]
+) -> tuple[int, int, datetime]:
+    """Take a seat in the first candidate that still has one: (window, seat id, end)."""
     for ws in candidates:
-        if ws.seats_left <= 0:
-            continue
-        seat_id = await seats.ensure_row(
-            session,
-            window_id=ws.window_id,
-            matter_id=matter.id,
-            start=ws.slot.start,
-            end=ws.slot.end,
-            seats=ws.seats,
-        )
+        seat_id = ws.seat_id
+        if seat_id is None:
+            seat_id = await seats.ensure_row(
+                session,
+                window_id=ws.window_id,
+                matter_id=matter.id,
+                start=ws.slot.start,
+                end=ws.slot.end,
+                seats=ws.seats,
+            )
         if await seats.take(session, seat_id):
             return ws.window_id, seat_id, ws.slot.end
     raise errors.SlotFullError()
@@ -133,7 +149,8 @@ async def book(
     if matter.kind != "consultation" and not req.site_address:
         raise errors.SlotRuleError(errors.SITE_REQUIRED, field="site_address")
     key = req.applicant.identity_key
-    await _check_not_booked(session, matter.id, start, key)
+    await _check_not_booked(session, matter.id, start, key)  # the clearer answer goes first
+    candidates = await _candidates(session, matter, start, zone, now)
     end = start + timedelta(minutes=matter.duration_min)
     if req.staff_id is not None:
         if not await is_qualified(session, req.staff_id, matter.id):
@@ -142,7 +159,7 @@ async def book(
     else:
         staff_id = await assign_staff(session, matter.id, start, end, zone)
 
-    window_id, seat_id, end = await _claim_seat(session, matter, start, zone, now)
+    window_id, seat_id, end = await _take_seat(session, matter, candidates)
     on_behalf = req.actor is not None and req.actor.is_staff
     applicant_id = await applicant_account(session, req.applicant)
     case = await open_case(
@@ -268,11 +285,12 @@ async def reschedule(
     start = new_start.astimezone(UTC)
     if start == appt.starts_at:
         return appt
+    candidates = await _candidates(session, matter, start, zone, now)
     await _check_not_booked(session, matter.id, start, appt.identity_key)
     old_seat, old_start = appt.slot_id, appt.starts_at
     end = start + timedelta(minutes=matter.duration_min)
     staff_id = await assign_staff(session, matter.id, start, end, zone, exclude_appointment=appt.id)
-    window_id, seat_id, end = await _claim_seat(session, matter, start, zone, now)
+    window_id, seat_id, end = await _take_seat(session, matter, candidates)
     try:
         await _bump(
             session,
