@@ -2,10 +2,10 @@
 
 Every function runs inside the caller's transaction and raises a :mod:`errors` class on
 a rule it breaks; the caller rolls back, so a refused booking changes nothing. Order in
-:func:`book` matters: the cheap checks come first, then :func:`seats.take`, and only the
-winners go on to create the applicant account, the case and the appointment. Under a
-rush on one slot the losers leave at the seat (one UPDATE), and the winners are already
-serialised by the seat's row lock, so they do not fight over the day's case numbers.
+:func:`book` matters: the cheap checks come first (a slot already full when read is refused
+before any write), then :func:`seats.take`, and only the winners go on to create the
+applicant account, the appointment and, last, the case (whose number locks a per-day
+counter row until commit).
 """
 
 from __future__ import annotations
@@ -162,15 +162,6 @@ async def book(
     window_id, seat_id, end = await _take_seat(session, matter, candidates)
     on_behalf = req.actor is not None and req.actor.is_staff
     applicant_id = await applicant_account(session, req.applicant)
-    case = await open_case(
-        session, matter, req.applicant, applicant_id, zone, req.actor, {"on_behalf": on_behalf}
-    )
-    if staff_id is not None:
-        session.add(
-            CaseParty(
-                case_id=case.id, principal_kind="staff", principal_id=staff_id, role="inspector"
-            )
-        )
     appt = m.Appointment(
         matter_id=matter.id,
         window_id=window_id,
@@ -191,7 +182,7 @@ async def book(
         site_lat=req.site_lat,
         site_lon=req.site_lon,
         status="booked",
-        case_id=case.id,
+        case_id=None,
         version=1,
         created_at=now,
         updated_at=now,
@@ -202,6 +193,18 @@ async def book(
     except IntegrityError as exc:  # the partial unique index lost a race for this applicant
         raise errors.AlreadyBookedError() from exc
     _schedule_reminders(session, appt, now, reminders)
+    # The case comes last: numbering locks the day's counter row until commit, so the
+    # less happens after it, the shorter every other booking of the day waits.
+    case = await open_case(
+        session, matter, req.applicant, applicant_id, zone, req.actor, {"on_behalf": on_behalf}
+    )
+    appt.case_id = case.id
+    if staff_id is not None:
+        session.add(
+            CaseParty(
+                case_id=case.id, principal_kind="staff", principal_id=staff_id, role="inspector"
+            )
+        )
     await record(
         session,
         case,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,14 +42,6 @@ async def open_case(
     actor: Principal | None,
     data: Mapping[str, object],
 ) -> Case:
-    # The foundation numbers cases by counting today's cases and retrying on a clash. Under
-    # a booking rush on PostgreSQL, concurrent winners of different slots clash again and
-    # again (each retry waits on the other's uncommitted number) until it gives up after 20
-    # tries. A transaction-scoped advisory lock orders case creation across all processes
-    # (held until commit, so the next one counts the committed number); SQLite already
-    # serialises writers. Remove once case numbers come from a counter row.
-    if session.get_bind().dialect.name == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(hashtext('yunkan.case_number'))"))
     title = f"{matter.name}（{info.display_name}）"[:200]
     return await _open_case(
         session,
