@@ -141,6 +141,7 @@ async def _bare(bodies: list[dict[str, Any]], concurrency: int) -> dict[str, flo
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
+    load_before = os.getloadavg()[0]
     name = f"yk_bench_{uuid.uuid4().hex[:8]}"
     await _pg(f'CREATE DATABASE "{name}"')
     url = _async_url(name)
@@ -217,6 +218,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "p50_ms": round(statistics.median(lat) * 1000, 2),
         "p99_ms": round(_percentile(lat, 0.99) * 1000, 2),
         "bare_aiohttp": bare,
+        # Other work on the machine skews every figure: report it beside them.
+        "cpus": os.cpu_count(),
+        "loadavg_1m_before": round(load_before, 2),
+        "loadavg_1m_after": round(os.getloadavg()[0], 2),
     }
     return result
 
@@ -243,6 +248,9 @@ if __name__ == "__main__":
         f"bare aiohttp handler: {bare['requests_per_s']} req/s, p50 {bare['p50_ms']} ms, "
         f"p99 {bare['p99_ms']} ms"
     )
-    print(f"no seat sold twice: {result['no_seat_sold_twice']}")
+    print(
+        f"no seat sold twice: {result['no_seat_sold_twice']}; load average "
+        f"{result['loadavg_1m_before']} -> {result['loadavg_1m_after']} on {result['cpus']} CPUs"
+    )
     print(json.dumps(result, ensure_ascii=False))
     sys.exit(0 if result["no_seat_sold_twice"] else 1)
