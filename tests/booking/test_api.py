@@ -340,3 +340,20 @@ async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -
         headers=headers,
     )
     assert bad.status == 422
+
+
+async def test_concurrent_bookings_in_one_process(client: Client) -> None:
+    """The embedded default (SQLite) and PostgreSQL both answer a rush cleanly."""
+    headers = await staff_headers(client)
+    cat = await seed_app(client.app)
+
+    async def attempt(i: int) -> int:
+        r = await client.post(
+            "/api/v1/appointments",
+            json={"matter_id": cat.matter_id, "start": cat.iso("12:00"), "applicant": person(i)},
+            headers=headers,
+        )
+        return r.status
+
+    statuses = await asyncio.gather(*(attempt(i) for i in range(40)))
+    assert sorted(statuses) == [201] * 10 + [409] * 30
