@@ -383,3 +383,48 @@ async def set_status(
             session, appt.case_id, f"appointment.{status}", actor, {"appointment_id": appt.id}
         )
     return appt
+
+
+async def assign(
+    session: AsyncSession,
+    appt: m.Appointment,
+    staff_id: int | None,
+    actor: Principal | None,
+    *,
+    now: datetime | None = None,
+) -> m.Appointment:
+    """Hand assignment by a supervisor (``None`` unassigns); only qualified staff."""
+    if appt.status not in m.LIVE_STATUSES:
+        raise errors.AppointmentStateError()
+    if staff_id is not None and not await is_qualified(session, staff_id, appt.matter_id):
+        raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
+    appt.staff_id = staff_id
+    appt.updated_at = now or datetime.now(UTC)
+    if appt.case_id is not None:
+        if staff_id is not None:
+            exists = await session.scalar(
+                select(func.count())
+                .select_from(CaseParty)
+                .where(
+                    CaseParty.case_id == appt.case_id,
+                    CaseParty.principal_kind == "staff",
+                    CaseParty.principal_id == staff_id,
+                )
+            )
+            if not exists:
+                session.add(
+                    CaseParty(
+                        case_id=appt.case_id,
+                        principal_kind="staff",
+                        principal_id=staff_id,
+                        role="inspector",
+                    )
+                )
+        await record(
+            session,
+            appt.case_id,
+            "appointment.assigned",
+            actor,
+            {"appointment_id": appt.id, "staff_id": staff_id},
+        )
+    return appt

@@ -340,6 +340,15 @@ async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -
         headers=headers,
     )
     assert bad.status == 422
+    aid = (await r.json())["id"]
+    url = f"/api/v1/appointments/{aid}/assign"
+    by_hand = await client.post(url, json={"staff_id": a}, headers=headers)
+    assert by_hand.status == 200 and (await by_hand.json())["staff_id"] == a
+    wrong = await client.post(url, json={"staff_id": 424242}, headers=headers)
+    assert wrong.status == 422
+    inspector = await staff_headers(client, "insp", "inspector")
+    denied = await client.post(url, json={"staff_id": b}, headers=inspector)
+    assert denied.status == 403
 
 
 async def test_concurrent_bookings_in_one_process(client: Client) -> None:
