@@ -20,7 +20,7 @@ from server.appkeys import DB
 from server.booking import models as m
 from server.booking.present import KIND_LABELS
 from server.booking.slots import TimeRange
-from server.errors import NotFoundError, ValidationError
+from server.errors import NotFoundError, PermissionDeniedError, ValidationError
 from server.http.requests import int_param, optional_principal
 
 routes = web.RouteTableDef()
@@ -32,8 +32,6 @@ def _require_admin(request: web.Request) -> None:
     if principal is None or not principal.is_staff:
         raise web.HTTPSeeOther(f"/login?tab=staff&next={request.path}")
     if principal.role not in ("admin", "supervisor"):
-        from server.errors import PermissionDeniedError
-
         raise PermissionDeniedError()
 
 
