@@ -181,6 +181,15 @@ async def test_time_rules(client: Client) -> None:
     assert "UTC offset" in (await fields_for("soon"))["start"]
     site = await fields_for(cat.iso("10:00"), cat.small_matter_id)
     assert site == {"site_address": "Give the site address for an inspection"}
+    async with client.app[DB].begin() as session:
+        matter = await session.get(m.Matter, cat.matter_id)
+        assert matter is not None
+        matter.notice_min = 3 * 24 * 60  # three days' notice: tomorrow is too soon
+    assert await fields_for(cat.iso("10:00")) == {
+        "start": "This time is too soon: book further ahead"
+    }
+    slots = await (await client.get(f"/api/v1/matters/{cat.matter_id}/slots?date={cat.day}")).json()
+    assert slots["slots"] == []
     unauth = await client.post(
         "/api/v1/appointments",
         json={"matter_id": cat.matter_id, "start": cat.iso("10:00"), "applicant": PERSON},
