@@ -208,3 +208,33 @@ async def test_queue_positions_cross_processes_through_redis(
     assert (await served.json())["id"] == tickets[0]["id"]
     assert (await _next_event(stream))["position"] == 1  # published on `second`, via Redis
     stream.close()
+
+
+async def test_stream_survives_quiet_periods(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep-alives while nothing happens must not end the subscription."""
+    from server.booking import queue_handlers
+
+    monkeypatch.setattr(queue_handlers, "KEEPALIVE_SECONDS", 0.1)
+    staff_id = await create_staff(client, "clerk")
+    cat = await seed_app(client.app, staff_ids=(staff_id,))
+    login = await client.post(
+        "/api/v1/auth/login", json={"username": "clerk", "password": "correct-horse-1"}
+    )
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    tickets = []
+    for i in range(2):
+        r = await client.post(
+            "/api/v1/queue", json={"matter_id": cat.queue_matter_id, "applicant": person(i)}
+        )
+        tickets.append(await r.json())
+    stream = await client.get(f"/api/v1/queue/{tickets[1]['ticket']}/events")
+    assert (await _next_event(stream))["position"] == 2
+    keepalives = 0
+    while keepalives < 3:
+        line = await asyncio.wait_for(stream.content.readline(), 5)
+        keepalives += line.startswith(b": keepalive")
+    await client.post("/api/v1/queue/next", headers=headers)
+    assert (await _next_event(stream))["position"] == 1
+    stream.close()
