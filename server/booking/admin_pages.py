@@ -166,6 +166,27 @@ async def admin_update_matter(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther("/admin/matters")
 
 
+@routes.post("/admin/windows")
+async def admin_create_window(request: web.Request) -> web.StreamResponse:
+    _require_admin(request)
+    form = await request.post()
+    code, name = str(form.get("code", "")).strip(), str(form.get("name", "")).strip()
+    if not code:
+        raise ValidationError(fields={"code": "This field is required"})
+    if not name:
+        raise ValidationError(fields={"name": "This field is required"})
+    async with request.app[DB]() as session, session.begin():
+        if await session.scalar(select(m.Window.id).where(m.Window.code == code)) is not None:
+            raise ValidationError(fields={"code": "This code is already in use"})
+        department_id = _int(form, "department_id", 1, 10**9)
+        if await session.get(m.Department, department_id) is None:
+            raise ValidationError(fields={"department_id": "No such department"})
+        session.add(
+            m.Window(code=code[:40], name=name[:100], department_id=department_id, active=True)
+        )
+    raise web.HTTPSeeOther("/admin/matters#windows")
+
+
 @routes.post("/admin/windows/{id}/plans")
 async def admin_window_plans(request: web.Request) -> web.StreamResponse:
     _require_admin(request)
