@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.principal import Principal
 from server.booking import errors, seats
 from server.booking import models as m
-from server.booking.availability import WindowSlot, rules_of, window_slots
+from server.booking.availability import WindowSlot, matter_windows, rules_of, window_slots
 from server.booking.casework import applicant_account, open_case, record
 from server.booking.slots import bookable_window
 from server.booking.staffing import assign_staff, is_qualified
@@ -69,8 +69,22 @@ async def _candidates(
     """Windows offering ``start`` with seats left as last read, emptiest first.
 
     A slot already full when read is refused here, before any lock or write: under a rush
-    most attempts end at this point.
+    most attempts end at this point. Fast path first: when every window serving the
+    matter already has a full capacity row for this start (rows exist only for starts
+    that were valid slots when first booked), answer 409 without rebuilding the plans.
     """
+    windows = await matter_windows(session, matter.id)
+    rows = (
+        await session.execute(
+            select(m.SlotSeat.seats, m.SlotSeat.taken).where(
+                m.SlotSeat.matter_id == matter.id,
+                m.SlotSeat.starts_at == start,
+                m.SlotSeat.window_id.in_(windows),
+            )
+        )
+    ).all()
+    if windows and len(rows) == len(windows) and all(taken >= seats for seats, taken in rows):
+        raise errors.SlotFullError()
     candidates = [
         ws
         for ws in await window_slots(session, matter, start.astimezone(zone).date(), zone, now)
