@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.letters import pki
+
+
+@pytest.fixture(scope="session")
+def seal_material(tmp_path_factory: pytest.TempPathFactory) -> pki.SealMaterial:
+    return pki.load_or_create(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def other_material() -> pki.SealMaterial:
+    _ca, p12 = pki.generate_dev_pki("Some Other Agency")
+    return pki.load_p12(p12, None)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "var"
