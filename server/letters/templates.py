@@ -72,11 +72,11 @@ def _environment() -> SandboxedEnvironment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["date_cn"] = _date_cn
+    env.filters["date_cn"] = date_cn
     return env
 
 
-def _date_cn(value: object) -> str:
+def date_cn(value: object) -> str:
     """``2026-12-01`` → ``2026年12月1日`` (dates and datetimes; strings pass through)."""
     if isinstance(value, dt.date):
         return f"{value.year}年{value.month}月{value.day}日"
