@@ -121,7 +121,9 @@ async def seed_templates(session: AsyncSession, matters: Mapping[int, str]) -> i
             )
         )
         if exists is None:
-            session.add(LetterTemplate(matter_id=matter_id, kind="commitment", title=title, source=source))
+            session.add(
+                LetterTemplate(matter_id=matter_id, kind="commitment", title=title, source=source)
+            )
             added += 1
     await session.flush()
     return added

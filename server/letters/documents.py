@@ -69,7 +69,8 @@ def role_label(role: str) -> str:
 
 
 def reference(letter: Letter, case_number: str) -> str:
-    return f"{case_number} / {KIND_TITLES.get(letter.kind, letter.kind)} 第{letter.version}版 / #{letter.id}"
+    kind = KIND_TITLES.get(letter.kind, letter.kind)
+    return f"{case_number} / {kind} 第{letter.version}版 / #{letter.id}"
 
 
 def audit_entry(event: LetterEvent) -> pdf.AuditEntry:
@@ -130,7 +131,10 @@ async def render_seal_store(ctx: LetterContext, document: pdf.LetterDocument) ->
     """Render, seal and durably store; returns the blob reference of the sealed PDF."""
     unsigned = await pdf.render(document)
     sealed = await sealing.seal(
-        unsigned, ctx.seal, reason=f"{document.title} {document.reference}", location=ctx.agency_name
+        unsigned,
+        ctx.seal,
+        reason=f"{document.title} {document.reference}",
+        location=ctx.agency_name,
     )
     ref = await ctx.blobs.put(sealed.data, suffix=".pdf", kind="letter")
     return StoredPdf(ref.key, ref.sha256, ref.size)

@@ -54,7 +54,11 @@ def signer_rows(letter: Letter, signed: list[LetterSignature]) -> list[dict[str,
 def letter_json(
     letter: Letter, case_number: str, signed: list[LetterSignature], viewer: Principal | None
 ) -> dict[str, Any]:
-    waiting = letter.signer_at(letter.next_signer) if letter.status in ("issued", "partially_signed") else None
+    waiting = (
+        letter.signer_at(letter.next_signer)
+        if letter.status in ("issued", "partially_signed")
+        else None
+    )
     return {
         "id": letter.id,
         "case_id": letter.case_id,
@@ -238,12 +242,12 @@ async def verify_upload(request: web.Request, data: bytes) -> dict[str, Any]:
             select(LetterEvent).where(LetterEvent.pdf_sha256 == verdict.sha256).limit(1)
         )
         letter = await session.get(Letter, event.letter_id) if event is not None else None
-        if letter is not None:
+        if letter is not None and event is not None:
             from server.cases.models import Case
 
             case = await session.get(Case, letter.case_id)
             signed = await load_signatures(session, letter.id)
-            shown = [s for s in signed if s.signed_at <= event.at] if event else []  # type: ignore[union-attr]
+            shown = [s for s in signed if s.signed_at <= event.at]
             record = {
                 "letter_id": letter.id,
                 "case_number": case.number if case else "",
@@ -295,7 +299,9 @@ def template_json(row: LetterTemplate) -> dict[str, Any]:
 async def list_templates(request: web.Request) -> web.Response:
     require_staff(request, *TEMPLATE_ROLES)
     async with request.app[DB]() as session:
-        rows = (await session.execute(select(LetterTemplate).order_by(LetterTemplate.matter_id))).scalars()
+        rows = (
+            await session.execute(select(LetterTemplate).order_by(LetterTemplate.matter_id))
+        ).scalars()
         return web.json_response({"templates": [template_json(r) for r in rows]})
 
 
@@ -308,7 +314,9 @@ async def list_templates(request: web.Request) -> web.Response:
 )
 async def save_template(request: web.Request) -> web.Response:
     principal = require_staff(request, *TEMPLATE_ROLES)
-    matter_id = int(request.match_info["matter_id"]) if request.match_info["matter_id"].isdigit() else -1
+    matter_id = (
+        int(request.match_info["matter_id"]) if request.match_info["matter_id"].isdigit() else -1
+    )
     if matter_id < 0:
         raise web.HTTPNotFound()
     body = await read_json(request, schemas.TEMPLATE_SAVE)
@@ -344,4 +352,3 @@ async def preview_template(request: web.Request) -> web.Response:
     return web.json_response(
         {"text": result.text, "problem": result.problem.as_json() if result.problem else None}
     )
-

@@ -112,7 +112,11 @@ async def _inspectors(
 
 
 async def _compose(
-    session: AsyncSession, ctx: LetterContext, case: Case, principal: Principal, body: Mapping[str, Any]
+    session: AsyncSession,
+    ctx: LetterContext,
+    case: Case,
+    principal: Principal,
+    body: Mapping[str, Any],
 ) -> tuple[str, str, list[dict[str, Any]], dict[str, Any]]:
     """(title, text, signers, data) of the new letter; raises before anything is written."""
     applicant = await _applicant(session, case)
@@ -190,7 +194,9 @@ async def issue(
                 raise LetterStateError(params={"letter": old.id})
         version = (
             await session.scalar(
-                select(func.max(Letter.version)).where(Letter.case_id == case.id, Letter.kind == kind)
+                select(func.max(Letter.version)).where(
+                    Letter.case_id == case.id, Letter.kind == kind
+                )
             )
             or 0
         ) + 1
@@ -212,7 +218,9 @@ async def issue(
         try:
             await session.flush()
         except IntegrityError:
-            raise ConflictError("Another version of this letter was issued at the same time") from None
+            raise ConflictError(
+                "Another version of this letter was issued at the same time"
+            ) from None
         case_number = case.number
         letter_id = letter.id
     now = utcnow()
@@ -232,10 +240,9 @@ async def issue(
     document = await build_document(ctx, letter, case_number, [], [event])
     stored = await render_seal_store(ctx, document)
     async with db.begin() as session:
-        case = await session.get(Case, case_id)
-        assert case is not None
-        if case.status != "open":
-            raise CaseClosedError(params={"case": case.number})
+        current = await session.get(Case, case_id, populate_existing=True)
+        if current is None or current.status != "open":
+            raise CaseClosedError(params={"case": case_number})
         result = await session.execute(
             update(Letter)
             .where(Letter.id == letter_id, Letter.status == "draft")
@@ -261,7 +268,7 @@ async def issue(
         session.add(event)
         await append_event(
             session,
-            case,
+            current,
             kind="letter.issued",
             actor=principal,
             data={
