@@ -139,12 +139,12 @@ async def test_sign_with_the_mouse_in_chromium(
     issued = tmp_path / "issued.pdf"
     issued.write_bytes(await client.app[BLOBS].read(issued_key))
 
-    signed_ink, box = await _ink_in_signature_box(signed, tmp_path / "signed")
+    signed_ink, area = await _ink_in_signature_box(signed, tmp_path / "signed")
     issued_ink, _ = await _ink_in_signature_box(issued, tmp_path / "issued")
     shutil.copy(tmp_path / "signed-1.png", ARTIFACTS / "signed-letter-page1.png")
     with Image.open(tmp_path / "signed-1.png") as image:
-        image.crop(box).save(ARTIFACTS / "signed-letter-signature-box.png")
-    assert signed_ink > 150, f"only {signed_ink} dark pixels in the signature box {box}"
+        image.crop(area).save(ARTIFACTS / "signed-letter-signature-box.png")
+    assert signed_ink > 150, f"only {signed_ink} dark pixels in the signature box {area}"
     assert issued_ink < 20, "the unsigned letter already has ink where the signature goes"
 
 

@@ -134,7 +134,9 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_letter_events")),
     )
-    op.create_index(op.f("ix_letter_events_letter_id"), "letter_events", ["letter_id"], unique=False)
+    op.create_index(
+        op.f("ix_letter_events_letter_id"), "letter_events", ["letter_id"], unique=False
+    )
     op.create_index(
         op.f("ix_letter_events_pdf_sha256"), "letter_events", ["pdf_sha256"], unique=False
     )
