@@ -8,7 +8,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from server.accounts.principal import Principal
-from server.appkeys import DB
+from server.appkeys import DB, LIMITER
 from server.cases.access import readable_case
 from server.db.types import utcnow
 from server.http.requests import client_ip, int_param, require_principal, require_staff
@@ -19,9 +19,11 @@ from server.letters.issuance import Audit, issue
 from server.letters.models import Letter, LetterEvent, LetterSignature, LetterTemplate
 from server.letters.signing import readable_letter, sign
 from server.openapi import ApiRoutes, read_json
+from server.ratelimit import Limit, enforce
 
 routes = ApiRoutes("letters")
 TEMPLATE_ROLES = ("admin", "supervisor")
+VERIFY_PER_IP = Limit("letters-verify-ip", 60, 600)
 
 
 def _iso(value: Any) -> str | None:
@@ -272,11 +274,13 @@ async def verify_upload(request: web.Request, data: bytes) -> dict[str, Any]:
         "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary"}},
     },
-    responses={200: schemas.VERDICT, 413: "error", 422: "error"},
+    responses={200: schemas.VERDICT, 413: "error", 422: "error", 429: "error"},
     auth="none",
     content_type="multipart/form-data",
 )
 async def verify_pdf(request: web.Request) -> web.Response:
+    # Public and CPU-bound (parse + hash + signature check): bounded per client address.
+    await enforce(request.app[LIMITER], (VERIFY_PER_IP, client_ip(request) or "unknown"))
     data = await read_upload(request)
     return web.json_response(await verify_upload(request, data))
 

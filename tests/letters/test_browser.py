@@ -120,6 +120,22 @@ async def test_sign_with_the_mouse_in_chromium(
             await submit.click()
             await page.wait_for_selector("#signed-banner", timeout=20_000)
             await page.screenshot(path=str(ARTIFACTS / "sign-page-signed.png"), full_page=True)
+
+            # The public verification page, with the PDF the applicant just signed.
+            pdf_response = await context.request.get(f"{base}/api/v1/letters/{letter['id']}/pdf")
+            assert pdf_response.ok
+            signed_pdf = tmp_path / "from-browser.pdf"
+            signed_pdf.write_bytes(await pdf_response.body())
+            public = await browser.new_context(locale="zh-CN")
+            verify_page = await public.new_page()
+            await verify_page.goto(f"{base}/verify?letter={letter['id']}")
+            await verify_page.set_input_files("#verify-file", str(signed_pdf))
+            await verify_page.click("#verify-form button[type=submit]")
+            await verify_page.wait_for_selector("#verdict.ok", timeout=20_000)
+            assert "有效" in await verify_page.inner_text("#verdict")
+            assert "张伟" in await verify_page.inner_text("#v-signers")
+            assert "已全部签署" in await verify_page.inner_text("#v-record")
+            await verify_page.screenshot(path=str(ARTIFACTS / "verify-page.png"), full_page=True)
         finally:
             await browser.close()
 

@@ -42,7 +42,8 @@
       signers.textContent = "";
       if (body.record) {
         let text = m.record.replace("%(case)s", body.record.case_number)
-          .replace("%(version)s", body.record.version).replace("%(status)s", body.record.status);
+          .replace("%(version)s", body.record.version)
+          .replace("%(status)s", m["status" + body.record.status[0].toUpperCase() + body.record.status.slice(1)] || body.record.status);
         if (!body.record.latest) text += " " + m.notLatest;
         $("v-record").textContent = text;
         for (const s of body.record.signers) {
