@@ -30,7 +30,6 @@ import hashlib
 import io
 from dataclasses import dataclass
 
-from asn1crypto import cms
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
@@ -108,20 +107,51 @@ def _precheck(data: bytes) -> None:
         raise DamagedPdfError()
 
 
+def _der_end(raw: bytes, pos: int, depth: int = 0) -> int:
+    """End offset of the DER element at ``pos``; raises ValueError on anything BER allows
+    but DER forbids (indefinite or non-minimal lengths, high tag numbers, overruns)."""
+    if depth > 64 or pos + 2 > len(raw):
+        raise ValueError("truncated")
+    tag, first = raw[pos], raw[pos + 1]
+    if tag & 0x1F == 0x1F:
+        raise ValueError("high tag number")  # none in CMS signatures
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or pos + count > len(raw):
+            raise ValueError("bad length")
+        length = int.from_bytes(raw[pos : pos + count], "big")
+        if length < 0x80 or raw[pos] == 0:
+            raise ValueError("non-minimal length")
+        pos += count
+    end = pos + length
+    if end > len(raw):
+        raise ValueError("overrun")
+    if tag & 0x20:  # constructed: the children must fill it exactly
+        child = pos
+        while child < end:
+            child = _der_end(raw, child, depth + 1)
+        if child != end:
+            raise ValueError("children overrun")
+    return end
+
+
 def _strict_der(raw: bytes) -> bool:
-    """True when the CMS blob is canonical DER followed by zero padding only.
+    """True when the CMS blob is well-formed DER (checked structurally, every level)
+    followed by zero padding only.
 
     Parts of the CMS structure (version, certificate set, tag and length encodings) are
     outside the signed attributes and asn1crypto parses leniently, so a flipped byte there
-    would not break the signature. Requiring the blob to re-encode to itself closes that.
+    would not break the signature. This closes the encoding-level gaps; value-level changes
+    to unsigned fields are caught by comparing the file's hash with the documents on record.
     """
     try:
-        length = len(cms.ContentInfo.load(raw).dump())
-        if any(raw[length:]):
-            return False
-        return bool(cms.ContentInfo.load(raw[:length]).dump(force=True) == raw[:length])
-    except Exception:  # any parse failure means "not canonical"
+        end = _der_end(raw, 0)
+    except ValueError:
         return False
+    return not any(raw[end:])
 
 
 def verify_sync(data: bytes, material: SealMaterial) -> Verdict:

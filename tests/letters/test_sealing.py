@@ -146,3 +146,14 @@ async def test_bad_uploads_get_error_codes(
     with pytest.raises(VerificationError) as info:
         await verification.verify(data, seal_material)
     assert info.value.code == code
+
+
+def test_cms_blob_must_be_strict_der_with_zero_padding() -> None:
+    strict = verification._strict_der
+    good = bytes.fromhex("3006020101020102")  # SEQUENCE { INTEGER 1, INTEGER 2 }
+    assert strict(good + b"\0" * 8)
+    assert not strict(good + b"\0\1")  # a changed padding byte
+    assert not strict(bytes.fromhex("308106020101020102"))  # non-minimal length
+    assert not strict(bytes.fromhex("308002010102010000"))  # indefinite length
+    assert not strict(bytes.fromhex("3007020101020102"))  # children do not fill the parent
+    assert not strict(bytes.fromhex("30060201010202"))  # truncated
