@@ -20,14 +20,13 @@ from server.app import create_app
 from server.appkeys import BLOBS, DB
 from server.letters.models import LetterEvent
 from server.settings import Settings
+from tests.browser import chromium
 from tests.letters.flow import make_world
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(os.environ.get("YUNKAN_TEST_ARTIFACTS", "/tmp/yunkan-test-artifacts"))
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Chromium is not installed"),
     pytest.mark.skipif(shutil.which("pdftoppm") is None, reason="poppler-utils not installed"),
 ]
 
@@ -65,8 +64,6 @@ def _dark_pixels(png: Path, box: tuple[int, int, int, int]) -> int:
 async def test_sign_with_the_mouse_in_chromium(
     aiohttp_client: Any, sqlite_settings: Settings, tmp_path: Path
 ) -> None:
-    from playwright.async_api import async_playwright
-
     client = await aiohttp_client(create_app(sqlite_settings), cookie_jar=DummyCookieJar())
     world = await make_world(client)
     response = await client.post(
@@ -79,65 +76,58 @@ async def test_sign_with_the_mouse_in_chromium(
     base = str(client.make_url("/")).rstrip("/")
     await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+    async with chromium() as browser:
+        context = await browser.new_context(
+            viewport={"width": 390, "height": 844}, device_scale_factor=2, locale="zh-CN"
         )
-        try:
-            context = await browser.new_context(
-                viewport={"width": 390, "height": 844}, device_scale_factor=2, locale="zh-CN"
-            )
-            await context.add_cookies([{"name": "yk_session", "value": token, "url": base + "/"}])
-            page = await context.new_page()
-            await page.goto(f"{base}/letters/{letter['id']}")
-            consent = page.locator("#consent")
-            assert await consent.is_disabled()  # not read to the end yet
-            await page.locator("#letter-body").evaluate("el => el.scrollTo(0, el.scrollHeight)")
-            await page.wait_for_function("!document.getElementById('consent').disabled")
-            await consent.check()
-            pad = page.locator("#pad")
-            await pad.wait_for(state="visible")
-            await page.wait_for_timeout(400)  # the smooth scroll to the pad
-            box = await pad.bounding_box()
-            assert box is not None
-            submit = page.locator("#pad-submit")
-            assert await submit.is_disabled()
-            # A scribble that looks like a short name: three strokes.
-            x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-            for stroke in (
-                [(0.10, 0.70), (0.18, 0.30), (0.26, 0.70), (0.34, 0.35)],
-                [(0.42, 0.40), (0.55, 0.40), (0.48, 0.75), (0.60, 0.70)],
-                [(0.66, 0.30), (0.70, 0.80), (0.80, 0.35), (0.90, 0.65)],
-            ):
-                await page.mouse.move(x0 + stroke[0][0] * w, y0 + stroke[0][1] * h)
-                await page.mouse.down()
-                for fx, fy in stroke[1:]:
-                    await page.mouse.move(x0 + fx * w, y0 + fy * h, steps=12)
-                await page.mouse.up()
-            assert await submit.is_enabled()
-            await page.screenshot(path=str(ARTIFACTS / "sign-page-drawn.png"), full_page=True)
-            await submit.click()
-            await page.wait_for_selector("#signed-banner", timeout=20_000)
-            await page.screenshot(path=str(ARTIFACTS / "sign-page-signed.png"), full_page=True)
+        await context.add_cookies([{"name": "yk_session", "value": token, "url": base + "/"}])
+        page = await context.new_page()
+        await page.goto(f"{base}/letters/{letter['id']}")
+        consent = page.locator("#consent")
+        assert await consent.is_disabled()  # not read to the end yet
+        await page.locator("#letter-body").evaluate("el => el.scrollTo(0, el.scrollHeight)")
+        await page.wait_for_function("!document.getElementById('consent').disabled")
+        await consent.check()
+        pad = page.locator("#pad")
+        await pad.wait_for(state="visible")
+        await page.wait_for_timeout(400)  # the smooth scroll to the pad
+        box = await pad.bounding_box()
+        assert box is not None
+        submit = page.locator("#pad-submit")
+        assert await submit.is_disabled()
+        # A scribble that looks like a short name: three strokes.
+        x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+        for stroke in (
+            [(0.10, 0.70), (0.18, 0.30), (0.26, 0.70), (0.34, 0.35)],
+            [(0.42, 0.40), (0.55, 0.40), (0.48, 0.75), (0.60, 0.70)],
+            [(0.66, 0.30), (0.70, 0.80), (0.80, 0.35), (0.90, 0.65)],
+        ):
+            await page.mouse.move(x0 + stroke[0][0] * w, y0 + stroke[0][1] * h)
+            await page.mouse.down()
+            for fx, fy in stroke[1:]:
+                await page.mouse.move(x0 + fx * w, y0 + fy * h, steps=12)
+            await page.mouse.up()
+        assert await submit.is_enabled()
+        await page.screenshot(path=str(ARTIFACTS / "sign-page-drawn.png"), full_page=True)
+        await submit.click()
+        await page.wait_for_selector("#signed-banner", timeout=20_000)
+        await page.screenshot(path=str(ARTIFACTS / "sign-page-signed.png"), full_page=True)
 
-            # The public verification page, with the PDF the applicant just signed.
-            pdf_response = await context.request.get(f"{base}/api/v1/letters/{letter['id']}/pdf")
-            assert pdf_response.ok
-            signed_pdf = tmp_path / "from-browser.pdf"
-            signed_pdf.write_bytes(await pdf_response.body())
-            public = await browser.new_context(locale="zh-CN")
-            verify_page = await public.new_page()
-            await verify_page.goto(f"{base}/verify?letter={letter['id']}")
-            await verify_page.set_input_files("#verify-file", str(signed_pdf))
-            await verify_page.click("#verify-form button[type=submit]")
-            await verify_page.wait_for_selector("#verdict.ok", timeout=20_000)
-            assert "有效" in await verify_page.inner_text("#verdict")
-            assert "张伟" in await verify_page.inner_text("#v-signers")
-            assert "已全部签署" in await verify_page.inner_text("#v-record")
-            await verify_page.screenshot(path=str(ARTIFACTS / "verify-page.png"), full_page=True)
-        finally:
-            await browser.close()
+        # The public verification page, with the PDF the applicant just signed.
+        pdf_response = await context.request.get(f"{base}/api/v1/letters/{letter['id']}/pdf")
+        assert pdf_response.ok
+        signed_pdf = tmp_path / "from-browser.pdf"
+        signed_pdf.write_bytes(await pdf_response.body())
+        public = await browser.new_context(locale="zh-CN")
+        verify_page = await public.new_page()
+        await verify_page.goto(f"{base}/verify?letter={letter['id']}")
+        await verify_page.set_input_files("#verify-file", str(signed_pdf))
+        await verify_page.click("#verify-form button[type=submit]")
+        await verify_page.wait_for_selector("#verdict.ok", timeout=20_000)
+        assert "有效" in await verify_page.inner_text("#verdict")
+        assert "张伟" in await verify_page.inner_text("#v-signers")
+        assert "已全部签署" in await verify_page.inner_text("#v-record")
+        await verify_page.screenshot(path=str(ARTIFACTS / "verify-page.png"), full_page=True)
 
     response = await client.get(
         f"/api/v1/letters/{letter['id']}/pdf", headers=world.applicant.headers
