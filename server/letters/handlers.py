@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from aiohttp import web
 from sqlalchemy import select
 
+from server.accounts.models import Applicant
 from server.accounts.principal import Principal
-from server.appkeys import DB, LIMITER
+from server.appkeys import DB, LIMITER, SMS
 from server.cases.access import readable_case
 from server.db.types import utcnow
 from server.http.requests import client_ip, int_param, require_principal, require_staff
@@ -21,6 +23,7 @@ from server.letters.signing import readable_letter, sign
 from server.openapi import ApiRoutes, read_json
 from server.ratelimit import Limit, enforce
 
+log = logging.getLogger("yunkan.letters")
 routes = ApiRoutes("letters")
 TEMPLATE_ROLES = ("admin", "supervisor")
 VERIFY_PER_IP = Limit("letters-verify-ip", 60, 600)
@@ -93,6 +96,30 @@ async def load_signatures(session: Any, letter_id: int) -> list[LetterSignature]
     return list(rows.scalars())
 
 
+async def notify_next_signer(request: web.Request, view: dict[str, Any]) -> None:
+    """Text the applicant when it is their turn: they may have left the call already.
+    A failed SMS never fails the step that was just committed."""
+    if view["status"] not in ("issued", "partially_signed"):
+        return
+    async with request.app[DB]() as session:
+        letter = await session.get(Letter, view["id"])
+        nxt = letter.signer_at(letter.next_signer) if letter else None
+        if nxt is None or nxt["kind"] != "applicant":
+            return
+        applicant = await session.get(Applicant, nxt["id"])
+    if applicant is None:
+        return
+    url = f"{request.app[LETTERS].public_url.rstrip('/')}/letters/{view['id']}"
+    body = (
+        f"【云勘】您有一份《{view['title']}》待签署（案件 {view['case_number']}），"
+        f"请打开 {url} 阅读并签名。"
+    )
+    try:
+        await request.app[SMS].send(applicant.mobile, body, kind="letter")
+    except Exception:
+        log.exception("could not text the signer of letter %s", view["id"])
+
+
 async def letter_view(request: web.Request, letter_id: int) -> dict[str, Any]:
     principal = require_principal(request)
     async with request.app[DB]() as session:
@@ -115,7 +142,9 @@ async def issue_letter(request: web.Request) -> web.Response:
     letter_id = await issue(
         request.app[DB], request.app[LETTERS], principal, case_id, body, _audit(request)
     )
-    return web.json_response(await letter_view(request, letter_id), status=201)
+    view = await letter_view(request, letter_id)
+    await notify_next_signer(request, view)
+    return web.json_response(view, status=201)
 
 
 @routes.get(
@@ -178,7 +207,9 @@ async def sign_letter(request: web.Request) -> web.Response:
         consent=body["consent"],
         audit=_audit(request),
     )
-    return web.json_response(await letter_view(request, letter_id))
+    view = await letter_view(request, letter_id)
+    await notify_next_signer(request, view)
+    return web.json_response(view)
 
 
 @routes.get(

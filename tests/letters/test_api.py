@@ -13,6 +13,7 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import select
 
+from server.accounts.models import SmsMessage
 from server.appkeys import BLOBS, DB
 from server.cases.models import Case
 from server.cases.timeline import load_events, verify_case
@@ -71,6 +72,14 @@ async def test_commitment_issue_sign_pdf_verify(client: Client) -> None:
     assert letter["status"] == "issued" and letter["your_turn"] is False
     assert "丰禾种业有限公司" in letter["body"] and world.case_number in letter["body"]
     issued_pdf_sha = letter["pdf_sha256"]
+
+    async with client.app[DB]() as session:
+        text = await session.scalar(
+            select(SmsMessage.body)
+            .where(SmsMessage.mobile == "13800138000", SmsMessage.kind == "letter")
+            .order_by(SmsMessage.id.desc())
+        )
+    assert text is not None and f"/letters/{letter['id']}" in text  # told it is their turn
 
     seen = await client.get(f"/api/v1/letters/{letter['id']}", headers=world.applicant.headers)
     assert (await seen.json())["your_turn"] is True
