@@ -73,7 +73,12 @@ def reference(letter: Letter, case_number: str) -> str:
     return f"{case_number} / {kind} 第{letter.version}版 / #{letter.id}"
 
 
-def audit_entry(event: LetterEvent) -> pdf.AuditEntry:
+SHA_LABELS = {"issued": "正文 SHA-256", "signed": "签名图像 SHA-256"}
+
+
+def audit_entry(event: LetterEvent, seen_pdf: str | None = None) -> pdf.AuditEntry:
+    """``seen_pdf``: hash of the sealed version in force before this event, i.e. the
+    document a signer was shown and signed."""
     actor = event.actor_name or "系统"
     if event.actor_role:
         actor = f"{actor}（{role_label(event.actor_role)}）"
@@ -84,7 +89,17 @@ def audit_entry(event: LetterEvent) -> pdf.AuditEntry:
         ip=event.ip,
         user_agent=event.user_agent,
         sha256=event.sha256,
+        sha256_label=SHA_LABELS.get(event.action, "SHA-256"),
+        document_sha256=seen_pdf if event.action == "signed" else None,
     )
+
+
+def audit_entries(events: Sequence[LetterEvent]) -> list[pdf.AuditEntry]:
+    entries, seen = [], None
+    for event in sorted(events, key=lambda e: (e.at, e.id or 0)):
+        entries.append(audit_entry(event, seen))
+        seen = event.pdf_sha256 or seen
+    return entries
 
 
 async def build_document(
@@ -123,7 +138,7 @@ async def build_document(
         issued_at=letter.issued_at or letter.created_at or dt.datetime.now(dt.UTC),
         body_sha256=letter.body_sha256,
         signers=blocks,
-        audit=[audit_entry(e) for e in sorted(events, key=lambda e: (e.at, e.id or 0))],
+        audit=audit_entries(events),
     )
 
 

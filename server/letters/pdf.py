@@ -48,6 +48,8 @@ class AuditEntry:
     ip: str | None = None
     user_agent: str | None = None
     sha256: str | None = None
+    sha256_label: str = "SHA-256"  # what ``sha256`` is the hash of
+    document_sha256: str | None = None  # the sealed PDF the actor acted on
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +178,9 @@ def _audit_page(pdf: _Pdf, doc: LetterDocument, zone: ZoneInfo) -> None:
         if entry.user_agent:
             details.append(f"设备：{entry.user_agent[:160]}")
         if entry.sha256:
-            details.append(f"SHA-256：{entry.sha256}")
+            details.append(f"{entry.sha256_label}：{entry.sha256}")
+        if entry.document_sha256:
+            details.append(f"所签文件 SHA-256：{entry.document_sha256}")
         if details:
             pdf.multi_cell(0, 3.8, "\n".join(details), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(1.5)

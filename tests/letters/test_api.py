@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import subprocess
 from typing import Any
 
 import aiohttp
@@ -94,6 +95,16 @@ async def test_commitment_issue_sign_pdf_verify(client: Client) -> None:
     assert response.status == 200 and response.content_type == "application/pdf"
     data = await response.read()
     assert response.headers["X-Document-SHA256"] == signed["pdf_sha256"]
+
+    # The audit page names the document the applicant signed and the signature's hash.
+    text = await asyncio.to_thread(
+        lambda: subprocess.run(
+            ["pdftotext", "-", "-"], input=data, capture_output=True, check=True, timeout=30
+        ).stdout.decode()
+    )
+    assert f"所签文件 SHA-256：{issued_pdf_sha}" in text
+    assert f"签名图像 SHA-256：{signed['signers'][0]['signature_sha256']}" in text
+    assert "签署审计记录" in text and "13800138000" not in text
 
     # pyHanko itself, against the development CA written into the data dir.
     material: SealMaterial = client.app[LETTERS].seal
