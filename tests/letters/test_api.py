@@ -201,8 +201,17 @@ async def test_refusals_change_nothing(client: Client) -> None:
     assert await error_code(response, 409) == "letter_already_signed"
     assert await snapshot(client, world.case_id) == after_sign
 
+    # A letter replaced by a correction before it was signed cannot be signed any more.
+    draft = await issue(client, world, {"kind": "commitment"})
+    second = await issue(
+        client, world, {"kind": "commitment", "fields": FIELDS, "supersedes": draft["id"]}
+    )
+    replaced = await snapshot(client, world.case_id)
+    response = await sign(client, draft["id"], world.applicant.headers)
+    assert await error_code(response, 409) == "letter_superseded"
+    assert await snapshot(client, world.case_id) == replaced
+
     # A closed case: no new letters, no signatures.
-    second = await issue(client, world, {"kind": "commitment", "fields": FIELDS})
     await close_case(client, world.case_id)
     closed = await snapshot(client, world.case_id)
     response = await client.post(
