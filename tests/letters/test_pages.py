@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.letters.flow import Client
+from tests.letters.flow import Client, make_world
 from tests.support import staff_headers
 
 
@@ -40,3 +40,26 @@ async def test_verify_is_rate_limited_per_address(sqlite_client: Client) -> None
         statuses.append(response.status)
     assert statuses[:60] == [422] * 60
     assert statuses[60] == 429
+
+
+async def test_sign_page_full_and_embedded(sqlite_client: Client) -> None:
+    world = await make_world(sqlite_client)
+    response = await sqlite_client.post(
+        f"/api/v1/cases/{world.case_id}/letters",
+        json={"kind": "commitment"},
+        headers=world.inspector.headers,
+    )
+    letter_id = (await response.json())["id"]
+    full = await sqlite_client.get(f"/letters/{letter_id}", headers=world.applicant.headers)
+    text = await full.text()
+    assert full.status == 200 and 'class="topbar"' in text and 'id="pad"' in text
+    embedded = await sqlite_client.get(
+        f"/letters/{letter_id}?embed=1", headers=world.applicant.headers
+    )
+    text = await embedded.text()
+    assert embedded.status == 200 and 'class="topbar"' not in text and 'id="pad"' in text
+    # The inspector sees the letter but gets no signature pad: it is not their turn.
+    staff = await sqlite_client.get(f"/letters/{letter_id}", headers=world.inspector.headers)
+    assert staff.status == 200 and 'id="pad"' not in await staff.text()
+    other = await sqlite_client.get(f"/letters/{letter_id}", headers=world.stranger.headers)
+    assert other.status == 404
