@@ -27,6 +27,7 @@ from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from server.fonts import find_cjk_font
+from server.letters.linebreak import wrap
 
 FONT = "cjk"
 SIGNATURE_BOX_MM = (60.0, 24.0)  # width, height of each signature image area
@@ -196,7 +197,8 @@ def render_sync(doc: LetterDocument) -> bytes:
     pdf.cell(0, 12, doc.title, align="C", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(4)
     pdf.set_font(FONT, size=11)
-    pdf.multi_cell(0, 7, doc.body.rstrip("\n"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    for line in wrap(doc.body.rstrip("\n"), pdf.epw, pdf.get_string_width):
+        pdf.cell(0, 7, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.ln(6)
     _signature_blocks(pdf, doc, zone)
     # The QR code goes below the signatures, with the issue time beside it.
