@@ -18,10 +18,12 @@ from sqlalchemy import select
 
 from server.app import create_app
 from server.appkeys import BLOBS, DB
+from server.letters.demo import seed_templates
 from server.letters.models import LetterEvent
 from server.settings import Settings
 from tests.browser import chromium
 from tests.letters.flow import make_world
+from tests.support import staff_headers
 
 ARTIFACTS = Path(os.environ.get("YUNKAN_TEST_ARTIFACTS", "/tmp/yunkan-test-artifacts"))
 
@@ -164,3 +166,38 @@ async def _ink_in_signature_box(pdf: Path, prefix: Path) -> tuple[int, tuple[int
     )
     box = _signature_box(pdf, dpi)
     return _dark_pixels(Path(f"{prefix}-1.png"), box), box
+
+
+async def test_template_editor_marks_the_error_line(
+    aiohttp_client: Any, sqlite_settings: Settings
+) -> None:
+    client = await aiohttp_client(create_app(sqlite_settings), cookie_jar=DummyCookieJar())
+    async with client.app[DB].begin() as session:
+        await seed_templates(session, {7: "农作物种子生产经营许可证变更"})
+    admin = await staff_headers(client, "admin1", role="admin")
+    token = admin["Authorization"].removeprefix("Bearer ")
+    base = str(client.make_url("/")).rstrip("/")
+    await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
+    async with chromium() as browser:
+        context = await browser.new_context(locale="zh-CN")
+        await context.add_cookies([{"name": "yk_session", "value": token, "url": base + "/"}])
+        page = await context.new_page()
+        await page.goto(f"{base}/staff/letter-templates")
+        await page.select_option("#tpl-matter", "7")
+        await page.wait_for_function(
+            "document.getElementById('tpl-output').textContent.includes('种子检验室')"
+        )
+        source = page.locator("#tpl-source")
+        await source.fill("第一行\n第二行 {{ applicant_name }}\n第三行 {{ applicant_nmae }}")
+        await page.wait_for_selector("#tpl-problem:not([hidden])")
+        problem = await page.inner_text("#tpl-problem")
+        assert "第 3 行" in problem and "applicant_nmae" in problem
+        assert "▶3" in await page.inner_text("#tpl-gutter")
+        await page.screenshot(path=str(ARTIFACTS / "template-editor.png"), full_page=True)
+        # Saving the broken template is refused; the stored one is unchanged.
+        await page.click("#tpl-save")
+        await page.wait_for_timeout(300)
+        assert await page.locator("#tpl-saved").is_hidden()
+    response = await client.get("/api/v1/letter-templates", headers=admin)
+    stored = {t["matter_id"]: t for t in (await response.json())["templates"]}
+    assert "种子检验室" in stored[7]["source"]
