@@ -3,12 +3,16 @@ admin template editor. The pages render the state; the JSON API does the work.""
 
 from __future__ import annotations
 
+import datetime as dt
+from zoneinfo import ZoneInfo
+
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
 from server.appkeys import DB
 from server.http.requests import int_param, optional_principal, require_staff
+from server.letters.appkeys import LETTERS
 from server.letters.handlers import TEMPLATE_ROLES, letter_view, template_json
 from server.letters.models import LetterTemplate
 from server.letters.templates import SAMPLE_FIELDS
@@ -25,6 +29,12 @@ async def sign_page(request: web.Request) -> web.StreamResponse:
     if optional_principal(request) is None:
         raise web.HTTPSeeOther(f"/login?next=/letters/{letter_id}")
     letter = await letter_view(request, letter_id)
+    zone = ZoneInfo(request.app[LETTERS].timezone)
+    for signer in letter["signers"]:  # shown in the agency's zone, like the PDF
+        at = signer["signed_at"]
+        signer["signed_at_local"] = (
+            dt.datetime.fromisoformat(at).astimezone(zone).strftime("%Y-%m-%d %H:%M") if at else ""
+        )
     embed = request.query.get("embed") == "1"
     return aiohttp_jinja2.render_template(
         "letters/sign.html", request, {"letter": letter, "embed": embed}
