@@ -88,7 +88,8 @@ async def test_sign_with_the_mouse_in_chromium(
         consent = page.locator("#consent")
         assert await consent.is_disabled()  # not read to the end yet
         await page.locator("#letter-body").evaluate("el => el.scrollTo(0, el.scrollHeight)")
-        await page.wait_for_function("!document.getElementById('consent').disabled")
+        # Locator waits, not wait_for_function: the page's CSP forbids eval.
+        await page.locator("#consent:not([disabled])").wait_for()
         await consent.check()
         pad = page.locator("#pad")
         await pad.wait_for(state="visible")
@@ -184,9 +185,7 @@ async def test_template_editor_marks_the_error_line(
         page = await context.new_page()
         await page.goto(f"{base}/staff/letter-templates")
         await page.select_option("#tpl-matter", "7")
-        await page.wait_for_function(
-            "document.getElementById('tpl-output').textContent.includes('种子检验室')"
-        )
+        await page.locator("#tpl-output", has_text="种子检验室").wait_for()
         source = page.locator("#tpl-source")
         await source.fill("第一行\n第二行 {{ applicant_name }}\n第三行 {{ applicant_nmae }}")
         await page.wait_for_selector("#tpl-problem:not([hidden])")
