@@ -99,3 +99,10 @@ class WrongNodeError(SignalingError):
     status = 307
     fatal = True
     close_code = CLOSE_WRONG_NODE
+
+
+class RefusedError(ForbiddenError):
+    """A declined or removed participant tries to join again."""
+
+    fatal = True
+    close_code = CLOSE_FORBIDDEN

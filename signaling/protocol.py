@@ -183,7 +183,7 @@ class Sequencer:
             raise ProtocolError("offer while another negotiation is pending", code="out_of_order")
 
     def accepted(self, msg: ClientMessage) -> None:
-        """Record a message that was handled successfully."""
+        """Record a message that passed ``check`` (before it is handled)."""
         if msg.type == "join":
             self.joined = True
         elif msg.type == "answer":
