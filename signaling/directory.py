@@ -104,8 +104,12 @@ return 0
 class RedisDirectory:
     """Directory shared by all nodes through Redis keys ``<prefix>room:<id>``."""
 
-    def __init__(self, redis: Redis, *, ttl: float = 30.0, prefix: str = "yunkan:") -> None:
+    def __init__(
+        self, redis: Redis, *, ttl: float = 30.0, prefix: str = "yunkan:", owns: bool = True
+    ) -> None:
         self.redis = redis
+        self.owns = owns
+        """Close the client on ``close`` (False when the app shares it)."""
         self.ttl = ttl
         self.prefix = prefix
 
@@ -150,4 +154,5 @@ class RedisDirectory:
         await self.redis.eval(_RELEASE, 1, self._key(room), node.id)  # type: ignore[misc]
 
     async def close(self) -> None:
-        await self.redis.aclose()
+        if self.owns:
+            await self.redis.aclose()

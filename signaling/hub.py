@@ -24,7 +24,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -56,22 +56,26 @@ class Connection(Protocol):
 
 
 class MediaRoom(Protocol):
-    """What the hub needs from the relay for one room (see ``signaling.media``)."""
+    """What the hub uses of ``signaling.relay.RelayRoom`` (one room of the relay)."""
 
-    async def offer(self, participant: str, sdp: str) -> str:
-        """The participant's offer; returns the relay's answer."""
+    async def add_participant(self, participant: str, offer_sdp: str) -> str: ...
 
-    async def answer(self, participant: str, sdp: str) -> None:
-        """The participant's answer to an offer the relay sent through ``send_offer``."""
+    async def remove_participant(self, participant: str) -> None: ...
 
-    async def remove(self, participant: str) -> None: ...
+    async def subscribe(self, subscriber: str, publisher: str) -> str: ...
+
+    async def accept_answer(self, subscriber: str, publisher: str, answer_sdp: str) -> None: ...
+
+    async def unsubscribe(self, subscriber: str, publisher: str) -> None: ...
+
+    @property
+    def publishers(self) -> list[str]: ...
 
     async def close(self) -> None: ...
 
 
-SendOffer = Callable[[str, str], Awaitable[None]]
-"""``(participant, sdp)``: the relay wants to renegotiate with a participant."""
-MediaFactory = Callable[[str, SendOffer], MediaRoom]
+MediaFactory = Callable[[str], Awaitable[MediaRoom]]
+"""Opens the relay room for a room id; ``MediaRoom.close`` closes it."""
 Recorder = Callable[[Room, str, str | None, dict[str, Any]], Awaitable[None]]
 """``(room, kind, actor participant id, data)``: write a case event."""
 Notifier = Callable[[dict[str, Any]], Awaitable[None]]
@@ -96,7 +100,17 @@ class LiveRoom:
     links: dict[str, Link] = field(default_factory=dict)
     pending: dict[str, tuple[str, str, str]] = field(default_factory=dict)
     """request id -> (kind, from, to)"""
-    timers: dict[str, asyncio.TimerHandle] = field(default_factory=dict)
+    timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    """participant -> task that lets them go after the grace period"""
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    subscribed: set[tuple[str, str]] = field(default_factory=set)
+    """(subscriber, publisher) pairs with a subscription offered on the current links"""
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
 
 
 class Hub:
@@ -176,18 +190,18 @@ class Hub:
         del live.links[link.participant]
         pid = link.participant
         live.room.disconnect(pid)
-        await live.media.remove(pid)
+        # The publication stays: if the participant comes back within the grace period,
+        # subscribers keep their connections and simply see video again.
         await self._presence(live)
-        loop = asyncio.get_running_loop()
-        live.timers[pid] = loop.call_later(
-            self.grace, lambda: asyncio.ensure_future(self._expire(live, pid))
-        )
+        live.timers[pid] = live.spawn(self._expire(live, pid))
 
     async def _expire(self, live: LiveRoom, pid: str) -> None:
+        await asyncio.sleep(self.grace)
         live.timers.pop(pid, None)
         if pid in live.links or self.rooms.get(live.room.id) is not live:
             return
         live.room.leave(pid)
+        await self._unpublish(live, pid)
         await self._presence(live)
         if not live.links:
             await self._close_room(live, notify=False, final=False)
@@ -210,9 +224,7 @@ class Hub:
         if msg.type == "offer":
             room.require_admitted(pid)
             try:
-                sdp = await live.media.offer(pid, msg.data["sdp"])
-            except SignalingError:
-                raise
+                sdp = await live.media.add_participant(pid, msg.data["sdp"])
             except Exception as exc:
                 log.warning("relay refused the offer of %s in %s: %s", pid, room.id, exc)
                 raise SignalingError(
@@ -221,10 +233,17 @@ class Hub:
             finally:
                 link.seq.server_answered()
             await link.conn.send({"type": "answer", "sdp": sdp})
+            live.spawn(self._fan_out(live, pid))
             return
         if msg.type == "answer":
             room.require_admitted(pid)
-            await live.media.answer(pid, msg.data["sdp"])
+            try:
+                await live.media.accept_answer(pid, msg.data["publisher"], msg.data["sdp"])
+            except Exception as exc:
+                log.warning("relay refused the answer of %s in %s: %s", pid, room.id, exc)
+                raise SignalingError(
+                    "The media server could not use this answer", code="media_failed"
+                ) from None
         elif msg.type == "chat":
             who = room.require_admitted(pid)
             out = {
@@ -243,6 +262,8 @@ class Hub:
         elif msg.type == "admit":
             who = room.admit(pid, msg.data["participant"])
             await self._send_to(live, who.id, {"type": "admitted"})
+            if who.id in live.links:
+                live.spawn(self._subscribe_all(live, who.id))
             await self._record(live, "live.admitted", pid, {"participant": who.id})
             await self._presence(live)
         elif msg.type == "decline":
@@ -257,7 +278,7 @@ class Hub:
             who = room.remove(pid, msg.data["participant"])
             await self._record(live, "live.removed", pid, {"participant": who.id})
             await self._kick(live, who.id, {"type": "removed"}, CLOSE_REMOVED)
-            await live.media.remove(who.id)
+            await self._unpublish(live, who.id)
             await self._presence(live)
         elif msg.type == "end":
             room.end(pid)
@@ -266,7 +287,7 @@ class Hub:
         elif msg.type == "leave":
             room.leave(pid)
             live.links.pop(pid, None)
-            await live.media.remove(pid)
+            await self._unpublish(live, pid)
             await self._presence(live)
             await self._close_link(link, 1000, "left")
 
@@ -292,7 +313,6 @@ class Hub:
         old = live.links.get(who.id)
         if old is not None and old is not link:
             await self._close_link(old, CLOSE_REPLACED, "replaced by a newer connection")
-            await live.media.remove(who.id)
         live.links[who.id] = link
         link.room, link.participant = grant.room, who.id
         await link.conn.send(
@@ -315,6 +335,9 @@ class Hub:
                 live, "live.joined", who.id, {"role": who.role, "state": who.state.value}
             )
         await self._presence(live)
+        if who.state is ParticipantState.ADMITTED:
+            # New connection, new peer connections: offer every publisher again.
+            live.spawn(self._subscribe_all(live, who.id))
         if who.state is ParticipantState.WAITING and self.notify is not None:
             await self.notify(
                 {
@@ -327,16 +350,45 @@ class Hub:
             )
 
     async def _open_room(self, grant: JoinGrant) -> LiveRoom:
-        async def send_offer(pid: str, sdp: str) -> None:
-            target = live.links.get(pid)
-            if target is None:
-                return
-            target.seq.server_offered()
-            await self._safe_send(target, {"type": "offer", "sdp": sdp})
-
-        live = LiveRoom(Room(grant.room), self.media_factory(grant.room, send_offer))
+        live = LiveRoom(Room(grant.room), await self.media_factory(grant.room))
         self.rooms[grant.room] = live
         return live
+
+    # -- media fan-out ----------------------------------------------------------------
+    async def _fan_out(self, live: LiveRoom, publisher: str) -> None:
+        """Offer a (re)published stream to every admitted, connected participant."""
+        for pid in list(live.links):
+            if pid != publisher and (pid, publisher) not in live.subscribed:
+                await self._subscribe(live, pid, publisher)
+
+    async def _subscribe_all(self, live: LiveRoom, subscriber: str) -> None:
+        for publisher in list(live.media.publishers):
+            if publisher != subscriber:
+                await self._subscribe(live, subscriber, publisher)
+
+    async def _subscribe(self, live: LiveRoom, subscriber: str, publisher: str) -> None:
+        link = live.links.get(subscriber)
+        who = live.room.participants.get(subscriber)
+        if link is None or who is None or who.state is not ParticipantState.ADMITTED:
+            return
+        try:
+            sdp = await live.media.subscribe(subscriber, publisher)
+        except Exception as exc:  # the publisher left meanwhile
+            log.info(
+                "no subscription of %s to %s in %s: %s", subscriber, publisher, live.room.id, exc
+            )
+            return
+        live.subscribed.add((subscriber, publisher))
+        link.seq.server_offered(publisher)
+        await self._safe_send(link, {"type": "offer", "publisher": publisher, "sdp": sdp})
+
+    async def _unpublish(self, live: LiveRoom, pid: str) -> None:
+        await live.media.remove_participant(pid)
+        live.subscribed = {pair for pair in live.subscribed if pid not in pair}
+        for other, link in list(live.links.items()):
+            if other != pid:
+                link.seq.server_withdrew(pid)
+                await self._safe_send(link, {"type": "unpublished", "publisher": pid})
 
     # -- requests ---------------------------------------------------------------------
     async def _request(self, live: LiveRoom, pid: str, msg: ClientMessage) -> None:
@@ -429,8 +481,9 @@ class Hub:
         if final:
             live.room.state = RoomState.CLOSED
             self.closed_rooms.add(live.room.id)
-        for timer in live.timers.values():
-            timer.cancel()
+        for task in list(live.tasks):
+            if task is not asyncio.current_task():
+                task.cancel()
         live.timers.clear()
         links = list(live.links.values())
         live.links.clear()

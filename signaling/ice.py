@@ -94,6 +94,16 @@ class IceConfig:
             public_ip=env.get("YUNKAN_PUBLIC_IP") or None,
         )
 
+    def rtc_servers(self, user: str = "relay") -> list[Any]:
+        """``aiortc.RTCIceServer`` objects for the server's own peer connections."""
+        from aiortc import RTCIceServer
+
+        out: list[Any] = [RTCIceServer(urls=list(self.stun_urls))] if self.stun_urls else []
+        if self.turn_urls and self.turn_secret:
+            cred = turn_credential(self.turn_secret, user, ttl=self.turn_ttl)
+            out.append(RTCIceServer(list(self.turn_urls), cred.username, cred.password))
+        return out
+
     def servers_for(self, participant: str, *, now: float | None = None) -> list[dict[str, Any]]:
         """``RTCConfiguration.iceServers`` for one participant (browser JSON shape)."""
         servers: list[dict[str, Any]] = []

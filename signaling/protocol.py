@@ -9,10 +9,12 @@ Every message is a JSON object with a ``type``. A message that is not valid gets
 ``out_of_order``) and changes nothing; a flood closes the connection (``flood``, close code
 4429). The first message must be ``join``.
 
-Negotiation is offer/answer in both directions: the client offers its upstream (and the
-server answers); when others publish, the server offers the new downstream tracks and the
-client answers. aiortc gathers all candidates before it answers (half-trickle), and so must
-clients: SDPs carry their candidates, and ``candidate`` messages are accepted and ignored.
+Media follows the relay's connection model (``signaling.relay``): the client *offers* its
+one upstream connection and the server answers; for every other participant who publishes,
+the server *offers* one downstream connection (message carries ``publisher``) and the
+client answers it. Joining and leaving never renegotiate a live connection. aiortc gathers
+all candidates before it answers (half-trickle), and so must clients: SDPs carry their
+candidates, and ``candidate`` messages are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ REQUEST_KINDS: Final = frozenset({"rear_camera", "front_camera", "torch", "zoom"
 _SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool, int]]]] = {
     "join": {"token": ((str,), True, 2048), "session": ((str,), False, 128)},
     "offer": {"sdp": ((str,), True, MAX_SDP_CHARS)},
-    "answer": {"sdp": ((str,), True, MAX_SDP_CHARS)},
+    "answer": {"sdp": ((str,), True, MAX_SDP_CHARS), "publisher": ((str,), True, 128)},
     "candidate": {
         "candidate": ((str, type(None)), False, 2048),
         "sdpMid": ((str, type(None)), False, 64),
@@ -159,13 +161,13 @@ class FloodLimiter:
 class Sequencer:
     """Order rules for one connection.
 
-    ``join`` first and once; ``answer`` only to an offer the server sent; no new ``offer``
-    from the client while its previous one is unanswered or a server offer is pending
-    (glare: the server's offer wins, the client answers it first, then re-offers).
+    ``join`` first and once; ``answer`` only to an offer the server sent for that
+    ``publisher`` and not yet answered; no new ``offer`` while the previous one is
+    unanswered.
     """
 
     joined: bool = False
-    server_offer_pending: bool = False
+    server_offers: set[str] = field(default_factory=set)
     client_offer_pending: bool = False
 
     def check(self, msg: ClientMessage) -> None:
@@ -177,25 +179,28 @@ class Sequencer:
             return
         if msg.type == "join":
             raise ProtocolError("join was already sent", code="out_of_order")
-        if msg.type == "answer" and not self.server_offer_pending:
+        if msg.type == "answer" and msg.data["publisher"] not in self.server_offers:
             raise ProtocolError("answer without an offer from the server", code="out_of_order")
-        if msg.type == "offer" and (self.server_offer_pending or self.client_offer_pending):
-            raise ProtocolError("offer while another negotiation is pending", code="out_of_order")
+        if msg.type == "offer" and self.client_offer_pending:
+            raise ProtocolError("offer while the previous one is unanswered", code="out_of_order")
 
     def accepted(self, msg: ClientMessage) -> None:
         """Record a message that passed ``check`` (before it is handled)."""
         if msg.type == "join":
             self.joined = True
         elif msg.type == "answer":
-            self.server_offer_pending = False
+            self.server_offers.discard(msg.data["publisher"])
         elif msg.type == "offer":
             self.client_offer_pending = True
 
     def server_answered(self) -> None:
         self.client_offer_pending = False
 
-    def server_offered(self) -> None:
-        self.server_offer_pending = True
+    def server_offered(self, publisher: str) -> None:
+        self.server_offers.add(publisher)
+
+    def server_withdrew(self, publisher: str) -> None:
+        self.server_offers.discard(publisher)
 
 
 def dumps(message: dict[str, Any]) -> str:
