@@ -43,7 +43,7 @@ _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
 _SEND_KEYFRAME = "_send_keyframe"
 
-PacketHandler = Callable[[av.Packet[Any]], None]
+PacketHandler = Callable[["av.Packet[Any]"], None]
 
 
 def check_aiortc() -> None:

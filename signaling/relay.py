@@ -69,7 +69,7 @@ from signaling.packets import (
 logger = logging.getLogger(__name__)
 
 KINDS = ("audio", "video")
-PacketCallback = Callable[[str, str, av.Packet[Any]], None]
+PacketCallback = Callable[[str, str, "av.Packet[Any]"], None]
 EventCallback = Callable[["RelayEvent"], None]
 
 
