@@ -105,6 +105,8 @@ class LiveRoom:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     subscribed: set[tuple[str, str]] = field(default_factory=set)
     """(subscriber, publisher) pairs with a subscription offered on the current links"""
+    fan_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Serialises subscription offers: an admit and a publish can race for the same pair."""
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -315,6 +317,8 @@ class Hub:
             await self._close_link(old, CLOSE_REPLACED, "replaced by a newer connection")
         live.links[who.id] = link
         link.room, link.participant = grant.room, who.id
+        # A new connection has no peer connections yet: everything is offered afresh.
+        live.subscribed = {pair for pair in live.subscribed if pair[0] != who.id}
         await link.conn.send(
             {
                 "type": "welcome",
@@ -358,7 +362,7 @@ class Hub:
     async def _fan_out(self, live: LiveRoom, publisher: str) -> None:
         """Offer a (re)published stream to every admitted, connected participant."""
         for pid in list(live.links):
-            if pid != publisher and (pid, publisher) not in live.subscribed:
+            if pid != publisher:
                 await self._subscribe(live, pid, publisher)
 
     async def _subscribe_all(self, live: LiveRoom, subscriber: str) -> None:
@@ -367,9 +371,15 @@ class Hub:
                 await self._subscribe(live, subscriber, publisher)
 
     async def _subscribe(self, live: LiveRoom, subscriber: str, publisher: str) -> None:
+        async with live.fan_lock:
+            await self._subscribe_locked(live, subscriber, publisher)
+
+    async def _subscribe_locked(self, live: LiveRoom, subscriber: str, publisher: str) -> None:
         link = live.links.get(subscriber)
         who = live.room.participants.get(subscriber)
         if link is None or who is None or who.state is not ParticipantState.ADMITTED:
+            return
+        if (subscriber, publisher) in live.subscribed:
             return
         try:
             sdp = await live.media.subscribe(subscriber, publisher)
@@ -481,9 +491,10 @@ class Hub:
         if final:
             live.room.state = RoomState.CLOSED
             self.closed_rooms.add(live.room.id)
-        for task in list(live.tasks):
-            if task is not asyncio.current_task():
-                task.cancel()
+        others = [t for t in live.tasks if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
         live.timers.clear()
         links = list(live.links.values())
         live.links.clear()
