@@ -44,7 +44,9 @@ async def test_https_round_trip(tmp_path: Path) -> None:
         await site.start()
         port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
         client_ctx = ssl.create_default_context(cafile=str(cert))
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"https://127.0.0.1:{port}/", ssl=client_ctx) as resp:
-                assert await resp.text() == "ok"
+        async with (
+            aiohttp.ClientSession() as http,
+            http.get(f"https://127.0.0.1:{port}/", ssl=client_ctx) as resp,
+        ):
+            assert await resp.text() == "ok"
         await site.stop()
