@@ -28,6 +28,7 @@ from sqlalchemy import text
 
 from server.accounts.principal import Principal
 from server.appkeys import API_SPEC, BUS, DB, REDIS, SETTINGS
+from server.cases.access import readable_case
 from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.errors import NotFoundError, PermissionDeniedError
@@ -149,8 +150,13 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         who = room.participants.get(actor or "")
         principal = principal_of(who.id, who.role, who.name) if who else None
         async with sessions() as session, session.begin():
-            await append_event(session, case_id, kind=kind, actor=principal,
-                               data={"room": room.id, "participant": actor, **data})
+            await append_event(
+                session,
+                case_id,
+                kind=kind,
+                actor=principal,
+                data={"room": room.id, "participant": actor, **data},
+            )
 
     async def notify(message: dict[str, Any]) -> None:
         await bus.publish("live:arrivals", message)
@@ -191,14 +197,18 @@ async def _appointment(app: web.Application, appointment_id: int) -> dict[str, A
     """The one place that reads an appointment (booking's table) for live rooms."""
     async with app[DB]() as session:
         row = (
-            await session.execute(
-                text(
-                    "SELECT id, case_id, applicant_id, applicant_name, staff_id, status "
-                    "FROM appointments WHERE id = :id"
-                ),
-                {"id": appointment_id},
+            (
+                await session.execute(
+                    text(
+                        "SELECT id, case_id, applicant_id, applicant_name, staff_id, status "
+                        "FROM appointments WHERE id = :id"
+                    ),
+                    {"id": appointment_id},
+                )
             )
-        ).mappings().first()
+            .mappings()
+            .first()
+        )
     return dict(row) if row is not None else None
 
 
@@ -247,8 +257,13 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     context = {
         "grant": grant,
         "config": json.dumps(
-            {"token": request.match_info["token"], "ws": "/live/ws", "role": grant.role,
-             "participant": grant.participant, "name": grant.name},
+            {
+                "token": request.match_info["token"],
+                "ws": "/live/ws",
+                "role": grant.role,
+                "participant": grant.participant,
+                "name": grant.name,
+            },
             ensure_ascii=False,
         ),
     }
@@ -328,11 +343,12 @@ async def case_join(request: web.Request) -> web.Response:
     principal = require_principal(request)
     case_id = int_param(request, "id")
     async with request.app[DB]() as session:
-        case = await session.get(Case, case_id)
-    if case is None:
-        raise NotFoundError()
-    if not principal.is_staff and case.applicant_id != principal.id:
-        raise PermissionDeniedError()
+        # Staff serve whoever is in the queue; applicants only their own cases.
+        if principal.is_staff:
+            if await session.get(Case, case_id) is None:
+                raise NotFoundError("Case not found")
+        else:
+            await readable_case(session, principal, case_id)
     grant = JoinGrant(
         room=case_room(case_id),
         participant=participant_id(principal),
@@ -346,4 +362,3 @@ def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
     app[API_SPEC].include(routes)
     app.cleanup_ctx.append(_live)
-

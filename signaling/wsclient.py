@@ -116,9 +116,11 @@ class SignalingClient:
         self, predicate: Callable[[], bool], *, within: float = 10.0, what: str = "condition"
     ) -> None:
         async def loop() -> None:
+            # Messages wake us at once; media counters are polled.
             while not predicate():
                 self._changed.clear()
-                await self._changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
 
         try:
             await asyncio.wait_for(loop(), within)

@@ -35,7 +35,7 @@ def test_valid_messages() -> None:
         ('{"type":"offer"}', "bad_field"),
         ('{"type":"offer","sdp":42}', "bad_field"),
         ('{"type":"offer","sdp":"hello there"}', "bad_sdp"),
-        ('{"type":"answer","sdp":"v=0\\no=x\\ns=x\\nt=0 0"}', "bad_sdp"),
+        ('{"type":"answer","publisher":"p","sdp":"v=0\\no=x\\ns=x\\nt=0 0"}', "bad_sdp"),
         ('{"type":"chat","text":"   "}', "bad_field"),
         ('{"type":"request","kind":"selfdestruct","to":"a"}', "bad_field"),
         ('{"type":"response","id":"1","ok":1}', "bad_field"),
@@ -55,7 +55,7 @@ def test_oversized_and_sdp_with_control_characters() -> None:
 def test_sequencer_rules() -> None:
     seq = Sequencer()
     offer = parse(json.dumps({"type": "offer", "sdp": SDP}))
-    answer = parse(json.dumps({"type": "answer", "sdp": SDP}))
+    answer = parse(json.dumps({"type": "answer", "sdp": SDP, "publisher": "i-1"}))
     join = parse('{"type":"join","token":"t"}')
     with pytest.raises(ProtocolError, match="offer before join"):
         seq.check(offer)
@@ -68,12 +68,17 @@ def test_sequencer_rules() -> None:
     assert err.value.error_code == "out_of_order"
     seq.check(offer)
     seq.accepted(offer)
-    with pytest.raises(ProtocolError, match="pending"):
+    with pytest.raises(ProtocolError, match="unanswered"):
         seq.check(offer)
     seq.server_answered()
-    seq.server_offered()
+    seq.server_offered("e-2")
+    with pytest.raises(ProtocolError, match="answer without"):
+        seq.check(answer)  # answers an offer for another publisher
+    seq.server_offered("i-1")
     seq.check(answer)
     seq.accepted(answer)
+    with pytest.raises(ProtocolError):
+        seq.check(answer)
     seq.check(offer)
 
 
