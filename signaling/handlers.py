@@ -171,6 +171,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         notify=notify,
         grace=options.grace,
         recording=options.recording,
+        close_media=relay.close_room,
     )
     app[HUB], app[RELAY], app[SIGNER] = hub, relay, signer
     await hub.start()

@@ -128,6 +128,7 @@ class Hub:
         notify: Notifier | None = None,
         grace: float = 60.0,
         recording: bool = True,
+        close_media: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.signer = signer
         self.media_factory = media
@@ -138,6 +139,8 @@ class Hub:
         self.notify = notify
         self.grace = grace
         self.recording = recording
+        self.close_media = close_media
+        """Closes a room's media by room id (the relay forgets it); default ``media.close``."""
         self.rooms: dict[str, LiveRoom] = {}
         self.closed_rooms: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
@@ -498,15 +501,19 @@ class Hub:
         live.timers.clear()
         links = list(live.links.values())
         live.links.clear()
-        for link in links:
-            if notify:
-                await self._safe_send(link, {"type": "ended"})
-            await self._close_link(link, CLOSE_ENDED, "ended")
+        # Media first: once a participant hears "ended", nothing is forwarded any more.
         try:
-            await live.media.close()
+            if self.close_media is not None:
+                await self.close_media(live.room.id)
+            else:
+                await live.media.close()
         finally:
             with contextlib.suppress(Exception):
                 await self.directory.release(live.room.id, self.node)
+            for link in links:
+                if notify:
+                    await self._safe_send(link, {"type": "ended"})
+                await self._close_link(link, CLOSE_ENDED, "ended")
 
     async def _record(
         self, live: LiveRoom, kind: str, actor: str | None, data: dict[str, Any]
