@@ -25,6 +25,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import WSMsgType, web
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from server.accounts.principal import Principal
 from server.appkeys import API_SPEC, BUS, DB, REDIS, SETTINGS
@@ -195,21 +196,21 @@ async def _resolve_case(app: web.Application, room_id: str) -> int | None:
 
 
 async def _appointment(app: web.Application, appointment_id: int) -> dict[str, Any] | None:
-    """The one place that reads an appointment (booking's table) for live rooms."""
-    async with app[DB]() as session:
-        row = (
-            (
-                await session.execute(
-                    text(
-                        "SELECT id, case_id, applicant_id, applicant_name, staff_id, status "
-                        "FROM appointments WHERE id = :id"
-                    ),
-                    {"id": appointment_id},
-                )
-            )
-            .mappings()
-            .first()
-        )
+    """The one place that reads an appointment (booking's table) for live rooms.
+
+    Plain SQL so that this module does not import booking's models; switch to
+    ``server.booking.models.Appointment`` once both branches are merged.
+    """
+    query = text(
+        "SELECT id, case_id, applicant_id, applicant_name, staff_id, status "
+        "FROM appointments WHERE id = :id"
+    )
+    try:
+        async with app[DB]() as session:
+            row = (await session.execute(query, {"id": appointment_id})).mappings().first()
+    except DBAPIError:  # no booking tables in this deployment
+        log.warning("appointments table unavailable; appointment %s not found", appointment_id)
+        return None
     return dict(row) if row is not None else None
 
 
