@@ -1,9 +1,10 @@
 /* Inspector (and expert/observer) console: waiting list with sound, tiles, requests, chat. */
 (function () {
   "use strict";
-  var T = window.LIVE_TEXT, YK = window.YK, el = YK.el;
+  var YK = window.YK, el = YK.el;
   var root = document.getElementById("live");
   var config = JSON.parse(root.dataset.config);
+  var T = JSON.parse(root.dataset.text);
   var isStaff = config.role === "inspector";
   var $ = function (id) { return document.getElementById(id); };
   var names = {}, seenWaiting = {}, stream = null;

@@ -1,0 +1,120 @@
+"""Headless Chromium with fake camera: applicant page and inspector console see each other.
+
+Both pages must show MOVING remote video: we draw the remote <video> into a canvas twice,
+half a second apart, and require the pixels to differ (a frozen or black frame fails).
+Screenshots go to ``$YUNKAN_SCREENSHOTS`` (default: the test's tmp dir) for a human look.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.settings import Settings
+from signaling.handlers import LiveOptions
+from tests.signaling.conftest import LiveServer, start_live
+
+CHROMIUM = "/usr/bin/chromium"
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium"),
+]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+GRAB = """async (selector) => {
+  const video = document.querySelector(selector);
+  if (!video || video.videoWidth === 0) return null;
+  const grab = () => {
+    const c = document.createElement("canvas");
+    c.width = video.videoWidth; c.height = video.videoHeight;
+    const ctx = c.getContext("2d");
+    ctx.drawImage(video, 0, 0);
+    return ctx.getImageData(0, 0, c.width, c.height).data;
+  };
+  const a = grab();
+  await new Promise(r => setTimeout(r, 500));
+  const b = grab();
+  let changed = 0, lit = 0;
+  for (let i = 0; i < a.length; i += 4) {
+    if (Math.abs(a[i] - b[i]) + Math.abs(a[i+1] - b[i+1]) + Math.abs(a[i+2] - b[i+2]) > 30) changed++;
+    if (a[i] + a[i+1] + a[i+2] > 60) lit++;
+  }
+  return {width: video.videoWidth, height: video.videoHeight, changed, lit, pixels: a.length / 4};
+}"""
+
+
+async def _moving(page: Any, selector: str) -> dict[str, Any]:
+    await page.wait_for_function(
+        "(s) => { const v = document.querySelector(s); return v && v.videoWidth > 0 }",
+        arg=selector,
+        timeout=15000,
+    )
+    result: dict[str, Any] = await page.evaluate(GRAB, selector)
+    return result
+
+
+async def test_applicant_page_and_console_show_moving_video(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    shots = Path(os.environ.get("YUNKAN_SCREENSHOTS", tmp_path))
+    shots.mkdir(parents=True, exist_ok=True)
+    server, case_id = await start_live(sqlite_settings, LiveOptions(grace=5.0))
+    live = LiveServer(server, case_id, [])
+    base = str(server.make_url("/"))
+    try:
+        async with async_playwright() as pw:
+            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            try:
+                staff_ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+                phone_ctx = await browser.new_context(
+                    viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+                )
+                console = await staff_ctx.new_page()
+                phone = await phone_ctx.new_page()
+                errors: list[str] = []
+                for page in (console, phone):
+                    page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+                await console.goto(base + "live/j/" + live.token("staff-1", "inspector", "王科员"))
+                await phone.goto(base + "live/j/" + live.token("applicant-2", "applicant", "张三"))
+                await phone.wait_for_selector("#chk-camera.ok", timeout=15000)
+                await phone.screenshot(path=str(shots / "applicant-check.png"))
+                await phone.click("#btn-join")
+                await phone.wait_for_selector("#waiting:not([hidden])", timeout=10000)
+
+                admit = console.locator("#waiting-list li[data-participant='applicant-2'] .admit")
+                await admit.wait_for(timeout=10000)
+                await console.screenshot(path=str(shots / "console-waiting.png"))
+                await admit.click()
+
+                await phone.wait_for_selector("#call:not([hidden])", timeout=10000)
+                on_console = await _moving(console, "#tile-applicant-2 video")
+                on_phone = await _moving(phone, "#tile-staff-1 video")
+                await console.screenshot(path=str(shots / "console-call.png"))
+                await phone.screenshot(path=str(shots / "applicant-call.png"))
+                assert errors == []
+            finally:
+                await browser.close()
+    finally:
+        await server.close()
+        if os.environ.get("YUNKAN_SCREENSHOTS") is None:
+            shutil.rmtree(shots, ignore_errors=True)
+
+    for seen in (on_console, on_phone):
+        assert seen["width"] >= 320 and seen["height"] >= 240, seen
+        assert seen["lit"] > seen["pixels"] // 10, f"remote video is black: {seen}"
+        assert seen["changed"] > 100, f"remote video is not moving: {seen}"
