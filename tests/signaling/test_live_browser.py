@@ -8,7 +8,6 @@ Screenshots go to ``$YUNKAN_SCREENSHOTS`` (default: the test's tmp dir) for a hu
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,8 @@ GRAB = """async (selector) => {
   const b = grab();
   let changed = 0, lit = 0;
   for (let i = 0; i < a.length; i += 4) {
-    if (Math.abs(a[i] - b[i]) + Math.abs(a[i+1] - b[i+1]) + Math.abs(a[i+2] - b[i+2]) > 30) changed++;
+    const d = Math.abs(a[i] - b[i]) + Math.abs(a[i+1] - b[i+1]) + Math.abs(a[i+2] - b[i+2]);
+    if (d > 30) changed++;
     if (a[i] + a[i+1] + a[i+2] > 60) lit++;
   }
   return {width: video.videoWidth, height: video.videoHeight, changed, lit, pixels: a.length / 4};
@@ -65,13 +65,18 @@ async def _moving(page: Any, selector: str) -> dict[str, Any]:
     return result
 
 
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    path = Path(os.environ.get("YUNKAN_SCREENSHOTS", tmp_path / "shots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 async def test_applicant_page_and_console_show_moving_video(
-    sqlite_settings: Settings, tmp_path: Path
+    sqlite_settings: Settings, shots: Path
 ) -> None:
     from playwright.async_api import async_playwright
 
-    shots = Path(os.environ.get("YUNKAN_SCREENSHOTS", tmp_path))
-    shots.mkdir(parents=True, exist_ok=True)
     server, case_id = await start_live(sqlite_settings, LiveOptions(grace=5.0))
     live = LiveServer(server, case_id, [])
     base = str(server.make_url("/"))
@@ -111,8 +116,6 @@ async def test_applicant_page_and_console_show_moving_video(
                 await browser.close()
     finally:
         await server.close()
-        if os.environ.get("YUNKAN_SCREENSHOTS") is None:
-            shutil.rmtree(shots, ignore_errors=True)
 
     for seen in (on_console, on_phone):
         assert seen["width"] >= 320 and seen["height"] >= 240, seen
