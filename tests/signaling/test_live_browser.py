@@ -84,9 +84,14 @@ async def test_applicant_page_and_console_show_moving_video(
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             try:
-                staff_ctx = await browser.new_context(viewport={"width": 1280, "height": 900})
+                staff_ctx = await browser.new_context(
+                    viewport={"width": 1280, "height": 900}, locale="zh-CN"
+                )
                 phone_ctx = await browser.new_context(
-                    viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True
+                    viewport={"width": 390, "height": 844},
+                    is_mobile=True,
+                    has_touch=True,
+                    locale="zh-CN",
                 )
                 console = await staff_ctx.new_page()
                 phone = await phone_ctx.new_page()

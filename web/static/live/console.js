@@ -39,7 +39,7 @@
         if (!seenWaiting[p.id]) { seenWaiting[p.id] = true; arrived = true; }
         if (!waiting) return;
         var li = el("li", {"class": "waiting", "data-participant": p.id}, label + " ");
-        li.appendChild(el("button", {"class": "button admit", type: "button", onclick: function () { live.send({type: "admit", participant: p.id}); }}, T.admit));
+        li.appendChild(el("button", {"class": "button primary admit", type: "button", onclick: function () { live.send({type: "admit", participant: p.id}); }}, T.admit));
         li.appendChild(el("button", {"class": "button secondary decline", type: "button", onclick: function () {
           var reason = prompt(T.reason, ""); if (reason === null) return;
           live.send({type: "decline", participant: p.id, reason: reason});
