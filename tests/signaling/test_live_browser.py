@@ -116,13 +116,39 @@ async def test_applicant_page_and_console_show_moving_video(
                 on_phone = await _moving(phone, "#tile-staff-1 video")
                 await console.screenshot(path=str(shots / "console-call.png"))
                 await phone.screenshot(path=str(shots / "applicant-call.png"))
+
+                # The phone loses its connection: banner, automatic rejoin with the session
+                # id and NEW peer connections, video again on both sides.
+                old_pc = await phone.evaluate("window.ykLive.publishPc !== null")
+                await phone.evaluate("window.ykLive.ws.close()")
+                await phone.wait_for_selector("#banner:not([hidden])", timeout=5000)
+                await phone.screenshot(path=str(shots / "applicant-reconnecting.png"))
+                await phone.wait_for_selector("#banner[hidden]", state="attached", timeout=10000)
+                await phone.wait_for_function(
+                    "() => window.ykLive.publishPc && "
+                    "window.ykLive.publishPc.connectionState === 'connected'",
+                    timeout=10000,
+                )
+                after_console = await _moving(console, "#tile-applicant-2 video")
+                after_phone = await _moving(phone, "#tile-staff-1 video")
+                await console.screenshot(path=str(shots / "console-after-reconnect.png"))
+                assert old_pc
+
+                # An in-call request: the phone shows a prompt, carries it out, answers.
+                await console.click(
+                    "#people li[data-participant='applicant-2'] [data-request='rear_camera']"
+                )
+                await phone.wait_for_selector("#ask[open]", timeout=5000)
+                await phone.screenshot(path=str(shots / "applicant-request.png"))
+                await phone.click("#ask-yes")
+                await console.wait_for_selector("#answers li.ok", timeout=10000)
                 assert errors == []
             finally:
                 await browser.close()
     finally:
         await server.close()
 
-    for seen in (on_console, on_phone):
+    for seen in (on_console, on_phone, after_console, after_phone):
         assert seen["width"] >= 320 and seen["height"] >= 240, seen
         assert seen["lit"] > seen["pixels"] // 10, f"remote video is black: {seen}"
         assert seen["changed"] > 100, f"remote video is not moving: {seen}"
