@@ -6,13 +6,14 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 
-from server.appkeys import DB
+from server.appkeys import BUS, DB
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import verify_case
-from signaling.handlers import HUB, RELAY
-from tests.signaling.conftest import LiveServer
+from signaling.handlers import HUB, RELAY, LiveOptions
+from tests.signaling.conftest import LOOPBACK, LiveServer
 
 
 async def _events(live: LiveServer) -> list[CaseEvent]:
@@ -109,3 +110,29 @@ async def test_forged_and_expired_tokens_are_refused_before_media(live: LiveServ
             assert ws.close_code == 4401
     assert live.app[RELAY].get(live.room) is None
     assert live.room not in live.app[HUB].rooms
+
+
+async def test_arrivals_are_announced_on_the_bus(live: LiveServer) -> None:
+    inspector = live.client("staff-1", "inspector", source=None)
+    await inspector.connect()
+    async with live.app[BUS].subscribe("live:arrivals") as messages:
+        applicant = live.client("applicant-2", "applicant", source=None)
+        await applicant.connect()
+        message = await asyncio.wait_for(anext(aiter(messages)), 5)
+    assert message["participant"] == "applicant-2" and message["room"] == live.room
+
+
+@pytest.mark.parametrize("live_options", [LiveOptions(grace=0.5, host_addresses=LOOPBACK)])
+async def test_a_participant_gone_longer_than_the_grace_period_leaves(live: LiveServer) -> None:
+    inspector = live.client("staff-1", "inspector", auto_admit=True, source=None)
+    await inspector.connect()
+    applicant = live.client("applicant-2", "applicant")
+    await applicant.connect()
+    await inspector.media.wait_for_video("applicant-2", frames=5, within=15)
+    await applicant.drop()
+    gone = await inspector.wait_message("unpublished", within=5)
+    assert gone["publisher"] == "applicant-2"
+    await inspector.wait_for(
+        lambda: all(p["id"] != "applicant-2" for p in inspector.presence), what="departure"
+    )
+    assert "applicant-2" not in live.app[RELAY].get(live.room).publishers  # type: ignore[union-attr]
