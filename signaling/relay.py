@@ -171,7 +171,7 @@ class Publication:
         """Route a (new) publish connection's receivers into this publication."""
         for kind, receiver in receivers.items():
             self._timelines[kind].rebase = True
-            install_packet_sink(receiver, functools.partial(self.feed, kind))
+            install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
         self._video_receiver = receivers.get("video")
 
     def add_track(self, track: PacketTrack) -> None:
