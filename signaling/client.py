@@ -24,6 +24,7 @@ import contextlib
 import fractions
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -230,17 +231,22 @@ class MediaClient:
         return str(pc.localDescription.sdp)
 
     # -- publishing ---------------------------------------------------------------------
-    async def publish_offer(self, source: str | None = "testsrc") -> str:
-        """Offer our upstream: ``"testsrc"`` (pattern + tone), a media file/URL, or None."""
+    async def publish_offer(
+        self, source: str | Sequence[MediaStreamTrack] | None = "testsrc"
+    ) -> str:
+        """Offer our upstream: ``"testsrc"`` (pattern + tone), a media file/URL (anything
+        FFmpeg opens, RTSP included), ready-made tracks, or None (receive only)."""
         if self.publish_pc is not None:
             await self.publish_pc.close()
         pc = self.publish_pc = self._new_pc()
         tracks: list[MediaStreamTrack] = []
         if source == "testsrc":
             tracks = [ToneTrack(), TestPatternTrack()]
-        elif source:
+        elif isinstance(source, str):
             self._player = MediaPlayer(source)
             tracks = [t for t in (self._player.audio, self._player.video) if t is not None]
+        elif source is not None:
+            tracks = list(source)
         for track in tracks:
             pc.addTransceiver(track, direction="sendonly")
         self.sent_tracks = tracks
@@ -293,7 +299,7 @@ class MediaClient:
             size = vp8_dimensions(bytes(packet)) if packet.is_keyframe else None
             media.note_video(*(size or (None, None)))
 
-        install_packet_sink(receiver, count)
+        install_packet_sink(receiver, kind, count)
 
     async def _consume(self, track: MediaStreamTrack, media: ReceivedMedia) -> None:
         with contextlib.suppress(MediaStreamError):

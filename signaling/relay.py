@@ -54,6 +54,7 @@ from aiortc import (
     RTCRtpReceiver,
     RTCSessionDescription,
 )
+from aiortc import sdp as aiortc_sdp
 from aiortc.rtcconfiguration import RTCBundlePolicy
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
@@ -170,7 +171,7 @@ class Publication:
         """Route a (new) publish connection's receivers into this publication."""
         for kind, receiver in receivers.items():
             self._timelines[kind].rebase = True
-            install_packet_sink(receiver, functools.partial(self.feed, kind))
+            install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
         self._video_receiver = receivers.get("video")
 
     def add_track(self, track: PacketTrack) -> None:
@@ -326,10 +327,12 @@ class RelayRoom:
         previous = self._publish_pcs.pop(participant, None)
         if previous is not None:
             await previous.close()
+        kinds = _offered_kinds(offer_sdp, self.room_id, participant)
         pc = RTCPeerConnection(self.config.rtc_configuration())
         # Pre-created transceivers take the offer's first audio and video m-lines and
-        # restrict them to what we can forward as is.
-        for kind in KINDS:
+        # restrict them to what we can forward as is. (Only for kinds that are offered:
+        # aiortc 1.16 fails to answer with a transceiver that matched no m-line.)
+        for kind in kinds:
             _prefer_relay_codecs(pc.addTransceiver(kind, direction="recvonly"))
         try:
             await _set_remote(pc, offer_sdp, "offer", self.room_id, participant)
@@ -514,6 +517,24 @@ def _prefer_relay_codecs(transceiver: RTCRtpTransceiver) -> None:
     transceiver.setCodecPreferences(
         [c for c in capabilities.codecs if c.mimeType.lower() in wanted]
     )
+
+
+def _offered_kinds(sdp: str, room_id: str, participant: str) -> list[str]:
+    """Media kinds of an offer, in KINDS order; refuses anything that is not an A/V offer."""
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise BadSessionDescriptionError(f"room {room_id}: {participant} sent no SDP offer")
+    try:
+        description = aiortc_sdp.SessionDescription.parse(sdp)
+    except Exception as exc:  # the parser raises whatever a malformed line provokes
+        raise BadSessionDescriptionError(
+            f"room {room_id}: {participant}'s SDP offer does not parse: {exc}"
+        ) from exc
+    kinds = [k for k in KINDS if any(m.kind == k for m in description.media)]
+    if not kinds:
+        raise BadSessionDescriptionError(
+            f"room {room_id}: {participant}'s SDP offer has no audio or video"
+        )
+    return kinds
 
 
 async def _set_remote(
