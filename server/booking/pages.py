@@ -1,0 +1,7 @@
+"""Booking pages (filled in below)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+routes = web.RouteTableDef()
