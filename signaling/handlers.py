@@ -16,19 +16,21 @@ Routes:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import WSMsgType, web
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 
 from server.accounts.principal import Principal
 from server.appkeys import API_SPEC, BUS, DB, REDIS, SETTINGS
+from server.booking.links import BadManageToken, read_token
+from server.booking.models import Appointment
 from server.cases.access import readable_case
 from server.cases.models import Case
 from server.cases.timeline import append_event
@@ -191,27 +193,14 @@ async def _resolve_case(app: web.Application, room_id: str) -> int | None:
     kind, _, number = room_id.partition("-")
     if kind == "appt" and number.isdigit():
         found = await _appointment(app, int(number))
-        return found["case_id"] if found else None
+        return found.case_id if found else None
     return None
 
 
-async def _appointment(app: web.Application, appointment_id: int) -> dict[str, Any] | None:
-    """The one place that reads an appointment (booking's table) for live rooms.
-
-    Plain SQL so that this module does not import booking's models; switch to
-    ``server.booking.models.Appointment`` once both branches are merged.
-    """
-    query = text(
-        "SELECT id, case_id, applicant_id, applicant_name, staff_id, status "
-        "FROM appointments WHERE id = :id"
-    )
-    try:
-        async with app[DB]() as session:
-            row = (await session.execute(query, {"id": appointment_id})).mappings().first()
-    except DBAPIError:  # no booking tables in this deployment
-        log.warning("appointments table unavailable; appointment %s not found", appointment_id)
-        return None
-    return dict(row) if row is not None else None
+async def _appointment(app: web.Application, appointment_id: int) -> Appointment | None:
+    """The one place that reads an appointment (booking's table) for live rooms."""
+    async with app[DB]() as session:
+        return await session.get(Appointment, appointment_id)
 
 
 class _WsConnection:
@@ -275,6 +264,41 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@routes.get("/join/{id}")
+async def booking_join_link(request: web.Request) -> web.StreamResponse:
+    """The applicant's link from the booking confirmation: ``/join/<id>?token=…``.
+
+    Booking signs its own join token (appointment id + expiry); here it becomes a live
+    join token for the appointment's room, valid as long as booking's, and the browser
+    goes on to the applicant page.
+    """
+    settings = request.app[SETTINGS]
+    appointment_id = int_param(request, "id")
+    try:
+        claim = read_token(
+            settings.secret_key,
+            request.query.get("token", ""),
+            dt.datetime.now(dt.UTC),
+            purpose="join",
+        )
+    except BadManageToken:
+        claim = None
+    appt = await _appointment(request.app, appointment_id)
+    if claim is None or claim.appointment_id != appointment_id or appt is None:
+        return aiohttp_jinja2.render_template(
+            "live/refused.html", request, {"code": "bad_token"}, status=403
+        )
+    if appt.status in ("cancelled", "completed", "no_show"):
+        return aiohttp_jinja2.render_template(
+            "live/refused.html", request, {"code": "room_closed"}, status=410
+        )
+    who = f"applicant-{appt.applicant_id}" if appt.applicant_id else f"appt-{appt.id}-applicant"
+    grant = JoinGrant(appointment_room(appt.id), who, "applicant", appt.applicant_name)
+    ttl = max(60, claim.expires - int(time.time()))
+    token = request.app[SIGNER].issue(grant, ttl=ttl)
+    raise web.HTTPFound(f"/live/j/{token}")
+
+
 JOIN_RESPONSE = {
     "type": "object",
     "required": ["url", "token", "ws", "role", "room"],
@@ -325,7 +349,7 @@ async def appointment_join(request: web.Request) -> web.Response:
     found = await _appointment(request.app, appointment_id)
     if found is None:
         raise NotFoundError()
-    if not principal.is_staff and found["applicant_id"] != principal.id:
+    if not principal.is_staff and found.applicant_id != principal.id:
         raise PermissionDeniedError()
     grant = JoinGrant(
         room=appointment_room(appointment_id),
