@@ -136,3 +136,28 @@ async def test_a_participant_gone_longer_than_the_grace_period_leaves(live: Live
         lambda: all(p["id"] != "applicant-2" for p in inspector.presence), what="departure"
     )
     assert "applicant-2" not in live.app[RELAY].get(live.room).publishers  # type: ignore[union-attr]
+
+
+async def test_four_participants_each_publishing_audio_and_video(live: LiveServer) -> None:
+    from signaling.client import MediaClient
+
+    people = [
+        ("staff-1", "inspector"),
+        ("applicant-2", "applicant"),
+        ("staff-3", "expert"),
+        ("staff-4", "expert"),
+    ]
+    clients = []
+    for pid, role in people:
+        client = live.client(pid, role, auto_admit=role == "inspector")  # type: ignore[arg-type]
+        # count packets without decoding: 12 decoders would measure the test machine
+        client.media = MediaClient(host_addresses=LOOPBACK, decode=False)
+        await client.connect()
+        clients.append(client)
+    for client in clients:
+        for other, _ in people:
+            if other != client.participant:
+                await client.media.wait_for_video(other, frames=30, within=20)
+                got = client.media.received[other]
+                assert got.audio_frames > 0 and got.width == 640
+    assert len(live.app[RELAY].get(live.room).subscriptions()) == 12  # type: ignore[union-attr]
