@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from server.errors import NotFoundError, PermissionDeniedError
 from server.http.requests import int_param, require_principal
 from server.openapi import ApiRoutes
 from server.settings import Settings
+from signaling.archive import RoomRecording
 from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
 from signaling.errors import TokenError
 from signaling.hub import Hub, Link, MediaRoom
@@ -48,6 +50,7 @@ from signaling.rooms import Room
 from signaling.tokens import JoinGrant, Role, TokenSigner
 
 log = logging.getLogger(__name__)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,10 +144,44 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     sessions = app[DB]
     bus = app[BUS]
     case_ids: dict[str, int | None] = {}
+    tapes: dict[str, RoomRecording] = {}
 
     async def media(room_id: str) -> MediaRoom:
         case_ids[room_id] = await _resolve_case(app, room_id)
-        return relay.room(room_id)
+        if not options.recording:
+            return relay.room(room_id)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        tape = tapes[room_id] = RoomRecording(
+            settings.data_dir / "recordings" / _SAFE_NAME.sub("_", room_id) / stamp
+        )
+        return relay.room(room_id, on_packet=tape.feed)
+
+    async def close_media(room_id: str) -> None:
+        await relay.close_room(room_id)
+        tape = tapes.pop(room_id, None)
+        case_id = case_ids.pop(room_id, None)
+        if tape is None:
+            return
+        results = tape.close()
+        if case_id is None or not results:
+            return
+        async with sessions() as session, session.begin():
+            for participant, result in results:
+                await append_event(
+                    session,
+                    case_id,
+                    kind="live.recording",
+                    data={
+                        "room": room_id,
+                        "participant": participant,
+                        "path": str(result.path.relative_to(settings.data_dir)),
+                        "size": result.size,
+                        "sha256": result.sha256,
+                        "duration": round(result.duration, 3),
+                        "video_packets": result.video_packets,
+                        "audio_packets": result.audio_packets,
+                    },
+                )
 
     async def record(room: Room, kind: str, actor: str | None, data: dict[str, Any]) -> None:
         case_id = case_ids.get(room.id)
@@ -174,7 +211,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         notify=notify,
         grace=options.grace,
         recording=options.recording,
-        close_media=relay.close_room,
+        close_media=close_media,
     )
     app[HUB], app[RELAY], app[SIGNER] = hub, relay, signer
     await hub.start()

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from server.appkeys import BUS, DB
+from server.appkeys import BUS, DB, SETTINGS
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import verify_case
 from signaling.handlers import HUB, RELAY, LiveOptions
@@ -161,3 +161,29 @@ async def test_four_participants_each_publishing_audio_and_video(live: LiveServe
                 got = client.media.received[other]
                 assert got.audio_frames > 0 and got.width == 640
     assert len(live.app[RELAY].get(live.room).subscriptions()) == 12  # type: ignore[union-attr]
+
+
+async def test_session_is_recorded_per_participant_and_filed_in_the_case(
+    live: LiveServer,
+) -> None:
+    import av
+
+    inspector = live.client("staff-1", "inspector", auto_admit=True, source=None)
+    await inspector.connect()
+    applicant = live.client("applicant-2", "applicant")
+    await applicant.connect()
+    await inspector.media.wait_for_video("applicant-2", frames=45, within=15)
+    await inspector.send({"type": "end"})
+    await applicant.wait_state("ended")
+    await inspector.wait_state("ended")
+
+    recorded = [e for e in await _events(live) if e.kind == "live.recording"]
+    assert [e.data["participant"] for e in recorded] == ["applicant-2"]
+    info = recorded[0].data
+    path = live.app[SETTINGS].data_dir / info["path"]
+    assert path.stat().st_size == info["size"] and info["duration"] > 1.0
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (640, 480)
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames >= 30
