@@ -11,10 +11,13 @@ Ordering that matters:
 * The token is verified, and the directory consulted, before a room or any media exists.
 * Messages of one connection are handled one at a time (the handler awaits each), so the
   ``Sequencer`` sees them in order; different connections interleave freely.
-* A drop keeps the participant's place for ``grace`` seconds; a rejoin with the session id
-  within that time resumes (admitted stays admitted) with a *new* peer connection, because
-  aiortc has no ICE restart. The old media is removed as soon as the socket drops so
-  subscribers do not stare at a frozen frame.
+* A drop keeps the participant's place *and their publication* for ``grace`` seconds: a
+  rejoin with the session id within that time resumes (admitted stays admitted) with
+  *new* peer connections, because aiortc has no ICE restart; the others keep their
+  downstream connections and see video again as soon as the new upstream is up. After the
+  grace period the participant has left and everyone gets ``unpublished``.
+* Subscription offers go out one at a time per room (``fan_lock``): an admit and a publish
+  may both want to offer the same pair, and a pair must be offered once per connection.
 """
 
 from __future__ import annotations
