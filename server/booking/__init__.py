@@ -16,5 +16,5 @@ def setup(app: web.Application) -> None:
     for table in (handlers.routes, queue_handlers.routes, admin.routes):
         app.router.add_routes(table)
         app[API_SPEC].include(table)
-    app.router.add_routes(pages.routes)
+    pages.setup_pages(app)
     app.cleanup_ctx.append(scheduler_ctx)

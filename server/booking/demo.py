@@ -151,20 +151,21 @@ async def seed(session: AsyncSession, settings: object | None = None) -> None:
     for spec in MATTERS:
         existing = await session.scalar(select(m.Matter).where(m.Matter.code == spec["code"]))
         if existing is None:
+            defaults: dict[str, Any] = {
+                "description": "",
+                "materials": [],
+                "checklist": [],
+                "joint_departments": [],
+                "buffer_min": 0,
+                "notice_min": 60,
+                "horizon_days": 14,
+                "retention_days": 3 * 365,
+                "allows_video_now": False,
+                "active": True,
+            }
             values = {k: v for k, v in spec.items() if k != "department"}
             existing = m.Matter(
-                department_id=departments[spec["department"]],
-                description="",
-                materials=[],
-                checklist=[],
-                joint_departments=[],
-                buffer_min=0,
-                notice_min=60,
-                horizon_days=14,
-                retention_days=3 * 365,
-                allows_video_now=False,
-                active=True,
-                **values,
+                department_id=departments[spec["department"]], **{**defaults, **values}
             )
             session.add(existing)
         matters[spec["code"]] = existing

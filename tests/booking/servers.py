@@ -28,18 +28,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+def _tail(log: Path) -> str:
+    return log.read_text(errors="replace")[-3000:]
+
+
+async def _wait_healthy(url: str, proc: asyncio.subprocess.Process, log: Path) -> None:
     deadline = time.monotonic() + 60
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(f"server exited ({proc.returncode}):\n{log.read_text()[-3000:]}")
+            if proc.returncode is not None:
+                raise RuntimeError(f"server exited ({proc.returncode}):\n{_tail(log)}")
             with contextlib.suppress(aiohttp.ClientError, OSError):
                 async with http.get(f"{url}/healthz") as response:
                     if response.status == 200:
                         return
             await asyncio.sleep(0.2)
-    raise RuntimeError(f"server at {url} did not become healthy:\n{log.read_text()[-3000:]}")
+    raise RuntimeError(f"server at {url} did not become healthy:\n{_tail(log)}")
 
 
 @contextlib.asynccontextmanager
@@ -50,7 +54,7 @@ async def running_servers(
     env: Mapping[str, str] | None = None,
 ) -> AsyncIterator[list[str]]:
     """Start ``count`` servers on free ports; yield their base URLs; stop them all."""
-    procs: list[subprocess.Popen[bytes]] = []
+    procs: list[asyncio.subprocess.Process] = []
     logs: list[Path] = []
     urls: list[str] = []
     base_env = {
@@ -73,9 +77,19 @@ async def running_servers(
             logs.append(log)
             with log.open("wb") as out:
                 procs.append(
-                    subprocess.Popen(
-                        [sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1",
-                         "--port", str(port), "--data-dir", str(node_dir)],
+                    await asyncio.create_subprocess_exec(
+                        *[
+                            sys.executable,
+                            "-m",
+                            "server.cli",
+                            "serve",
+                            "--host",
+                            "127.0.0.1",
+                            "--port",
+                            str(port),
+                            "--data-dir",
+                            str(node_dir),
+                        ],
                         cwd=ROOT,
                         env={**base_env, "YUNKAN_NODE_ID": f"node{i}"},
                         stdout=out,
@@ -88,10 +102,11 @@ async def running_servers(
         yield urls
     finally:
         for proc in procs:
-            proc.terminate()
+            if proc.returncode is None:
+                proc.terminate()
         for proc in procs:
             try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
                 proc.kill()
-                proc.wait()
+                await proc.wait()

@@ -31,40 +31,47 @@ async def test_two_processes_never_sell_a_seat_twice(pg_database: str, tmp_path:
     db = session_factory(engine)
     try:
         async with db.begin() as session:
-            await add_user(session, username="clerk", password="correct-horse-1",
-                           role="inspector", display_name="clerk")
+            await add_user(
+                session,
+                username="clerk",
+                password="correct-horse-1",
+                role="inspector",
+                display_name="clerk",
+            )
         cat = await seed_catalog(db, seats=SEATS)
-        async with running_servers(pg_database, tmp_path) as urls:
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+        async with (
+            running_servers(pg_database, tmp_path) as urls,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+        ):
+            async with http.post(
+                f"{urls[0]}/api/v1/auth/login",
+                json={"username": "clerk", "password": "correct-horse-1"},
+            ) as response:
+                assert response.status == 200, await response.text()
+                token = (await response.json())["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+            start = cat.iso("14:00")
+
+            async def attempt(i: int) -> tuple[int, Any]:
+                url = urls[i % len(urls)]
+                body = {"matter_id": cat.matter_id, "start": start, "applicant": person(i)}
                 async with http.post(
-                    f"{urls[0]}/api/v1/auth/login",
-                    json={"username": "clerk", "password": "correct-horse-1"},
+                    f"{url}/api/v1/appointments", json=body, headers=headers
                 ) as response:
-                    assert response.status == 200, await response.text()
-                    token = (await response.json())["token"]
-                headers = {"Authorization": f"Bearer {token}"}
-                start = cat.iso("14:00")
+                    return response.status, await response.json()
 
-                async def attempt(i: int) -> tuple[int, Any]:
-                    url = urls[i % len(urls)]
-                    body = {"matter_id": cat.matter_id, "start": start, "applicant": person(i)}
-                    async with http.post(
-                        f"{url}/api/v1/appointments", json=body, headers=headers
-                    ) as response:
-                        return response.status, await response.json()
-
-                results = await asyncio.gather(*(attempt(i) for i in range(ATTEMPTS)))
+            results = await asyncio.gather(*(attempt(i) for i in range(ATTEMPTS)))
         statuses = collections.Counter(status for status, _ in results)
         assert statuses == {201: SEATS, 409: ATTEMPTS - SEATS}, statuses
         assert {b["error"]["code"] for s, b in results if s == 409} == {"slot_full"}
         async with db() as session:
             booked = await session.scalar(
-                select(func.count()).select_from(m.Appointment).where(m.Appointment.status == "booked")
+                select(func.count())
+                .select_from(m.Appointment)
+                .where(m.Appointment.status == "booked")
             )
             taken = await session.scalar(select(func.sum(m.SlotSeat.taken)))
-            cases = await session.scalar(
-                select(func.count(func.distinct(m.Appointment.case_id)))
-            )
+            cases = await session.scalar(select(func.count(func.distinct(m.Appointment.case_id))))
         assert booked == taken == cases == SEATS
     finally:
         await engine.dispose()

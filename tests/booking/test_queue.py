@@ -1,4 +1,4 @@
-""""Video now" queue: positions, live updates over SSE, fair order, admin editors."""
+""" "Video now" queue: positions, live updates over SSE, fair order, admin editors."""
 
 from __future__ import annotations
 
@@ -101,9 +101,7 @@ async def test_due_booked_appointment_is_served_before_walk_ins(client: Client) 
         row = await session.get(m.Appointment, appt["id"])
         assert row is not None and row.status == "in_session" and row.staff_id == staff_id
     async with client.app[DB].begin() as session:
-        late = await queue.take_next(
-            session, clerk, zone=zone, now=at_ten + timedelta(minutes=1)
-        )
+        late = await queue.take_next(session, clerk, zone=zone, now=at_ten + timedelta(minutes=1))
     assert late is not None and late.kind == "ticket"
 
 
@@ -113,10 +111,18 @@ async def test_admin_edits_catalogue_and_schedule(client: Client) -> None:
     cat = await seed_app(client.app)
     async with client.app[DB]() as session:
         dept = (await session.get(m.Matter, cat.matter_id)).department_id  # type: ignore[union-attr]
-    new = {"code": "new", "department_id": dept, "name": "新事项", "zone": "enterprise",
-           "kind": "joint_inspection", "duration_min": 60, "seats": 2, "notice_min": 0,
-           "window_ids": [cat.window_id],
-           "checklist": [{"key": "a", "text": "一"}, {"key": "b", "text": "二"}]}
+    new = {
+        "code": "new",
+        "department_id": dept,
+        "name": "新事项",
+        "zone": "enterprise",
+        "kind": "joint_inspection",
+        "duration_min": 60,
+        "seats": 2,
+        "notice_min": 0,
+        "window_ids": [cat.window_id],
+        "checklist": [{"key": "a", "text": "一"}, {"key": "b", "text": "二"}],
+    }
     assert (await client.post("/api/v1/admin/matters", json=new, headers=clerk)).status == 403
     r = await client.post("/api/v1/admin/matters", json=new, headers=admin)
     assert r.status == 201, await r.text()
@@ -133,7 +139,8 @@ async def test_admin_edits_catalogue_and_schedule(client: Client) -> None:
     )
     assert bad.status == 422
     w = await client.post(
-        "/api/v1/admin/windows", json={"code": "w2", "department_id": dept, "name": "窗口2"},
+        "/api/v1/admin/windows",
+        json={"code": "w2", "department_id": dept, "name": "窗口2"},
         headers=admin,
     )
     assert w.status == 201
@@ -145,9 +152,7 @@ async def test_admin_edits_catalogue_and_schedule(client: Client) -> None:
         f"/api/v1/admin/windows/{cat.window_id}/plans", json=backwards, headers=admin
     )
     assert r.status == 422
-    slots = await (
-        await client.get(f"/api/v1/matters/{matter['id']}/slots?date={cat.day}")
-    ).json()
+    slots = await (await client.get(f"/api/v1/matters/{matter['id']}/slots?date={cat.day}")).json()
     assert [s["start"] for s in slots["slots"]] == [cat.iso("09:00"), cat.iso("10:00")]
     r = await client.post(
         "/api/v1/admin/exceptions",
@@ -156,18 +161,14 @@ async def test_admin_edits_catalogue_and_schedule(client: Client) -> None:
     )
     assert r.status == 201
     exc_id = (await r.json())["id"]
-    slots = await (
-        await client.get(f"/api/v1/matters/{matter['id']}/slots?date={cat.day}")
-    ).json()
+    slots = await (await client.get(f"/api/v1/matters/{matter['id']}/slots?date={cat.day}")).json()
     assert [s["start"] for s in slots["slots"]] == [cat.iso("09:00")]
     assert (await client.delete(f"/api/v1/admin/exceptions/{exc_id}", headers=admin)).status == 200
     r = await client.put(
         f"/api/v1/admin/holidays/{cat.day}", json={"working": False, "note": "停电"}, headers=admin
     )
     assert r.status == 200
-    slots = await (
-        await client.get(f"/api/v1/matters/{matter['id']}/slots?date={cat.day}")
-    ).json()
+    slots = await (await client.get(f"/api/v1/matters/{matter['id']}/slots?date={cat.day}")).json()
     assert slots["slots"] == [] and slots["working_day"] is False
     windows = await (await client.get("/api/v1/admin/windows", headers=admin)).json()
     assert {w["code"] for w in windows["windows"]} == {"w1", "w2"}

@@ -94,15 +94,21 @@ async def test_two_schedulers_send_each_reminder_once(client: Client) -> None:
         assert unsent == 0
         assert sum(c for _, c in sent) == rows
         per_mobile = rows // 6
-        assert {mobile: c for mobile, c in sent} == {p["mobile"]: per_mobile for p in map(person, range(6))}
+        assert {mobile: c for mobile, c in sent} == {
+            p["mobile"]: per_mobile for p in map(person, range(6))
+        }
     finally:
         await second_engine.dispose()
 
 
-async def test_cancelled_appointments_get_no_reminder_and_no_shows_are_marked(client: Client) -> None:
+async def test_cancelled_appointments_get_no_reminder_and_no_shows_are_marked(
+    client: Client,
+) -> None:
     booked = await _book(client, 3)
     headers = await staff_headers(client, "sup", "supervisor")
-    cancel = await client.post(f"/api/v1/appointments/{booked[0]['id']}/cancel", json={}, headers=headers)
+    cancel = await client.post(
+        f"/api/v1/appointments/{booked[0]['id']}/cancel", json={}, headers=headers
+    )
     assert cancel.status == 200
     check = await client.post(
         f"/api/v1/appointments/{booked[1]['id']}/check-in", json={}, headers=headers
@@ -123,7 +129,9 @@ async def test_cancelled_appointments_get_no_reminder_and_no_shows_are_marked(cl
     )
     async with client.app[DB]() as session:
         mobiles = set(
-            await session.scalars(select(SmsMessage.mobile).where(SmsMessage.kind == "booking.reminder"))
+            await session.scalars(
+                select(SmsMessage.mobile).where(SmsMessage.kind == "booking.reminder")
+            )
         )
     assert person(0)["mobile"] not in mobiles
     assert person(2)["mobile"] in mobiles
