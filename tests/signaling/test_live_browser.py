@@ -15,22 +15,10 @@ import pytest
 
 from server.settings import Settings
 from signaling.handlers import LiveOptions
+from tests.browser import chromium
 from tests.signaling.conftest import LiveServer, start_live
 
-CHROMIUM = "/usr/bin/chromium"
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs /usr/bin/chromium"),
-]
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
+pytestmark = pytest.mark.browser
 
 GRAB = """async (selector) => {
   const video = document.querySelector(selector);
@@ -75,76 +63,70 @@ def shots(tmp_path: Path) -> Path:
 async def test_applicant_page_and_console_show_moving_video(
     sqlite_settings: Settings, shots: Path
 ) -> None:
-    from playwright.async_api import async_playwright
-
     server, case_id = await start_live(sqlite_settings, LiveOptions(grace=5.0))
     live = LiveServer(server, case_id, [])
     base = str(server.make_url("/"))
     try:
-        async with async_playwright() as pw:
-            browser = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-            try:
-                staff_ctx = await browser.new_context(
-                    viewport={"width": 1280, "height": 900}, locale="zh-CN"
-                )
-                phone_ctx = await browser.new_context(
-                    viewport={"width": 390, "height": 844},
-                    is_mobile=True,
-                    has_touch=True,
-                    locale="zh-CN",
-                )
-                console = await staff_ctx.new_page()
-                phone = await phone_ctx.new_page()
-                errors: list[str] = []
-                for page in (console, phone):
-                    page.on("pageerror", lambda exc: errors.append(str(exc)))
+        async with chromium() as browser:
+            staff_ctx = await browser.new_context(
+                viewport={"width": 1280, "height": 900}, locale="zh-CN"
+            )
+            phone_ctx = await browser.new_context(
+                viewport={"width": 390, "height": 844},
+                is_mobile=True,
+                has_touch=True,
+                locale="zh-CN",
+            )
+            console = await staff_ctx.new_page()
+            phone = await phone_ctx.new_page()
+            errors: list[str] = []
+            for page in (console, phone):
+                page.on("pageerror", lambda exc: errors.append(str(exc)))
 
-                await console.goto(base + "live/j/" + live.token("staff-1", "inspector", "王科员"))
-                await phone.goto(base + "live/j/" + live.token("applicant-2", "applicant", "张三"))
-                await phone.wait_for_selector("#chk-camera.ok", timeout=15000)
-                await phone.screenshot(path=str(shots / "applicant-check.png"))
-                await phone.click("#btn-join")
-                await phone.wait_for_selector("#waiting:not([hidden])", timeout=10000)
+            await console.goto(base + "live/j/" + live.token("staff-1", "inspector", "王科员"))
+            await phone.goto(base + "live/j/" + live.token("applicant-2", "applicant", "张三"))
+            await phone.wait_for_selector("#chk-camera.ok", timeout=15000)
+            await phone.screenshot(path=str(shots / "applicant-check.png"))
+            await phone.click("#btn-join")
+            await phone.wait_for_selector("#waiting:not([hidden])", timeout=10000)
 
-                admit = console.locator("#waiting-list li[data-participant='applicant-2'] .admit")
-                await admit.wait_for(timeout=10000)
-                await console.screenshot(path=str(shots / "console-waiting.png"))
-                await admit.click()
+            admit = console.locator("#waiting-list li[data-participant='applicant-2'] .admit")
+            await admit.wait_for(timeout=10000)
+            await console.screenshot(path=str(shots / "console-waiting.png"))
+            await admit.click()
 
-                await phone.wait_for_selector("#call:not([hidden])", timeout=10000)
-                on_console = await _moving(console, "#tile-applicant-2 video")
-                on_phone = await _moving(phone, "#tile-staff-1 video")
-                await console.screenshot(path=str(shots / "console-call.png"))
-                await phone.screenshot(path=str(shots / "applicant-call.png"))
+            await phone.wait_for_selector("#call:not([hidden])", timeout=10000)
+            on_console = await _moving(console, "#tile-applicant-2 video")
+            on_phone = await _moving(phone, "#tile-staff-1 video")
+            await console.screenshot(path=str(shots / "console-call.png"))
+            await phone.screenshot(path=str(shots / "applicant-call.png"))
 
-                # The phone loses its connection: banner, automatic rejoin with the session
-                # id and NEW peer connections, video again on both sides.
-                old_pc = await phone.evaluate("window.ykLive.publishPc !== null")
-                await phone.evaluate("window.ykLive.ws.close()")
-                await phone.wait_for_selector("#banner:not([hidden])", timeout=5000)
-                await phone.screenshot(path=str(shots / "applicant-reconnecting.png"))
-                await phone.wait_for_selector("#banner[hidden]", state="attached", timeout=10000)
-                await phone.wait_for_function(
-                    "() => window.ykLive.publishPc && "
-                    "window.ykLive.publishPc.connectionState === 'connected'",
-                    timeout=10000,
-                )
-                after_console = await _moving(console, "#tile-applicant-2 video")
-                after_phone = await _moving(phone, "#tile-staff-1 video")
-                await console.screenshot(path=str(shots / "console-after-reconnect.png"))
-                assert old_pc
+            # The phone loses its connection: banner, automatic rejoin with the session
+            # id and NEW peer connections, video again on both sides.
+            old_pc = await phone.evaluate("window.ykLive.publishPc !== null")
+            await phone.evaluate("window.ykLive.ws.close()")
+            await phone.wait_for_selector("#banner:not([hidden])", timeout=5000)
+            await phone.screenshot(path=str(shots / "applicant-reconnecting.png"))
+            await phone.wait_for_selector("#banner[hidden]", state="attached", timeout=10000)
+            await phone.wait_for_function(
+                "() => window.ykLive.publishPc && "
+                "window.ykLive.publishPc.connectionState === 'connected'",
+                timeout=10000,
+            )
+            after_console = await _moving(console, "#tile-applicant-2 video")
+            after_phone = await _moving(phone, "#tile-staff-1 video")
+            await console.screenshot(path=str(shots / "console-after-reconnect.png"))
+            assert old_pc
 
-                # An in-call request: the phone shows a prompt, carries it out, answers.
-                await console.click(
-                    "#people li[data-participant='applicant-2'] [data-request='rear_camera']"
-                )
-                await phone.wait_for_selector("#ask[open]", timeout=5000)
-                await phone.screenshot(path=str(shots / "applicant-request.png"))
-                await phone.click("#ask-yes")
-                await console.wait_for_selector("#answers li.ok", timeout=10000)
-                assert errors == []
-            finally:
-                await browser.close()
+            # An in-call request: the phone shows a prompt, carries it out, answers.
+            await console.click(
+                "#people li[data-participant='applicant-2'] [data-request='rear_camera']"
+            )
+            await phone.wait_for_selector("#ask[open]", timeout=5000)
+            await phone.screenshot(path=str(shots / "applicant-request.png"))
+            await phone.click("#ask-yes")
+            await console.wait_for_selector("#answers li.ok", timeout=10000)
+            assert errors == []
     finally:
         await server.close()
 
