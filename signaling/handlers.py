@@ -224,13 +224,17 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _resolve_case(app: web.Application, room_id: str) -> int | None:
+    """The case whose timeline gets this room's events (None: the call is not filed)."""
     case_id = _case_of_room(room_id)
-    if case_id is not None:
-        return case_id
     kind, _, number = room_id.partition("-")
-    if kind == "appt" and number.isdigit():
+    if case_id is None and kind == "appt" and number.isdigit():
         found = await _appointment(app, int(number))
-        return found.case_id if found else None
+        case_id = found.case_id if found else None
+    if case_id is not None:
+        async with app[DB]() as session:
+            if await session.get(Case, case_id) is not None:
+                return case_id
+    log.warning("room %s belongs to no case; its events and recordings are not filed", room_id)
     return None
 
 
