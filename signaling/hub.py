@@ -147,6 +147,7 @@ class Hub:
         self.rooms: dict[str, LiveRoom] = {}
         self.closed_rooms: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self._opening = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -309,7 +310,9 @@ class Hub:
             raise WrongNodeError(f"room {grant.room} is hosted on node {holder.id}", url=holder.url)
         live = self.rooms.get(grant.room)
         if live is None:
-            live = await self._open_room(grant)
+            # Opening awaits (relay, case lookup): two first arrivals must not open two rooms.
+            async with self._opening:
+                live = self.rooms.get(grant.room) or await self._open_room(grant)
         try:
             result = live.room.join(grant, session=msg.data.get("session"))
         except ForbiddenError as err:

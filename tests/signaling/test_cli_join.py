@@ -51,7 +51,8 @@ async def test_cli_joins_publishes_saves_and_prints(
         insecure=False,
         wait=10.0,
     )
-    assert await cli_join.join(args) == 0
+    code = await cli_join.join(args)
+    assert code == 0, (inspector.errors, [m["type"] for m in inspector.messages])
     out = capsys.readouterr().out
     summary = json.loads(out.strip().splitlines()[-2 if "saved" in out else -1])
     got = summary["received"]["staff-1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -150,3 +151,12 @@ async def test_declined_applicant_is_told_why_and_cannot_return(live: LiveServer
     await again.connect()
     await again.wait_for(lambda: again.close_code is not None, what="close")
     assert again.close_code == 4403
+
+
+async def test_simultaneous_first_arrivals_share_one_room(live: LiveServer) -> None:
+    first = live.client("staff-1", "inspector", source=None)
+    second = live.client("staff-2", "expert", source=None)
+    await asyncio.gather(first.connect(), second.connect())  # both joins before any welcome
+    for client in (first, second):
+        await client.wait_for(lambda c=client: len(c.presence) == 2, what="both in presence")
+    assert len(live.app[HUB].rooms) == 1
