@@ -143,23 +143,31 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     signer = TokenSigner(settings.secret_key)
     sessions = app[DB]
     bus = app[BUS]
+    # Keyed by room id: a room id always belongs to the same case (a few ints per room).
     case_ids: dict[str, int | None] = {}
-    tapes: dict[str, RoomRecording] = {}
+    # Keyed by the relay room itself: a room may reopen under the same id while the old
+    # one is still closing, and each must close its own media and recording.
+    tapes: dict[MediaRoom, RoomRecording] = {}
 
     async def media(room_id: str) -> MediaRoom:
         case_ids[room_id] = await _resolve_case(app, room_id)
         if not options.recording:
             return relay.room(room_id)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        tape = tapes[room_id] = RoomRecording(
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        tape = RoomRecording(
             settings.data_dir / "recordings" / _SAFE_NAME.sub("_", room_id) / stamp
         )
-        return relay.room(room_id, on_packet=tape.feed)
+        opened = relay.room(room_id, on_packet=tape.feed)
+        tapes[opened] = tape
+        return opened
 
-    async def close_media(room_id: str) -> None:
-        await relay.close_room(room_id)
-        tape = tapes.pop(room_id, None)
-        case_id = case_ids.pop(room_id, None)
+    async def close_media(room_id: str, opened: MediaRoom) -> None:
+        if relay.get(room_id) is opened:
+            await relay.close_room(room_id)
+        else:
+            await opened.close()
+        tape = tapes.pop(opened, None)
+        case_id = case_ids.get(room_id)
         if tape is None:
             return
         results = tape.close()

@@ -131,7 +131,7 @@ class Hub:
         notify: Notifier | None = None,
         grace: float = 60.0,
         recording: bool = True,
-        close_media: Callable[[str], Awaitable[None]] | None = None,
+        close_media: Callable[[str, MediaRoom], Awaitable[None]] | None = None,
     ) -> None:
         self.signer = signer
         self.media_factory = media
@@ -148,6 +148,7 @@ class Hub:
         self.closed_rooms: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
+        self._closing: dict[str, asyncio.Event] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -312,6 +313,9 @@ class Hub:
         if live is None:
             # Opening awaits (relay, case lookup): two first arrivals must not open two rooms.
             async with self._opening:
+                closing = self._closing.get(grant.room)
+                if closing is not None:  # the last one out is still tearing the room down
+                    await closing.wait()
                 live = self.rooms.get(grant.room) or await self._open_room(grant)
         try:
             result = live.room.join(grant, session=msg.data.get("session"))
@@ -495,8 +499,18 @@ class Hub:
             await self._close_link(link, code, str(message["type"]))
 
     async def _close_room(self, live: LiveRoom, *, notify: bool, final: bool = True) -> None:
-        if self.rooms.get(live.room.id) is live:
-            del self.rooms[live.room.id]
+        if self.rooms.get(live.room.id) is not live:
+            return  # already closing or closed
+        del self.rooms[live.room.id]
+        done = self._closing[live.room.id] = asyncio.Event()
+        try:
+            await self._tear_down(live, notify=notify, final=final)
+        finally:
+            done.set()
+            if self._closing.get(live.room.id) is done:
+                del self._closing[live.room.id]
+
+    async def _tear_down(self, live: LiveRoom, *, notify: bool, final: bool) -> None:
         if final:
             live.room.state = RoomState.CLOSED
             self.closed_rooms.add(live.room.id)
@@ -510,7 +524,7 @@ class Hub:
         # Media first: once a participant hears "ended", nothing is forwarded any more.
         try:
             if self.close_media is not None:
-                await self.close_media(live.room.id)
+                await self.close_media(live.room.id, live.media)
             else:
                 await live.media.close()
         finally:
