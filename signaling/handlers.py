@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -36,8 +37,8 @@ from server.cases.access import readable_case
 from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.errors import NotFoundError, PermissionDeniedError
-from server.http.requests import int_param, require_principal
-from server.openapi import ApiRoutes
+from server.http.requests import int_param, require_principal, require_staff
+from server.openapi import ApiRoutes, read_json
 from server.settings import Settings
 from signaling.archive import RoomRecording
 from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
@@ -433,7 +434,61 @@ async def case_join(request: web.Request) -> web.Response:
     return _grant_response(request, grant)
 
 
+INVITE_REQUEST = {
+    "type": "object",
+    "required": ["role", "name"],
+    "additionalProperties": False,
+    "properties": {
+        "role": {"enum": ["expert", "observer"]},
+        "name": {"type": "string", "minLength": 1, "maxLength": 60},
+    },
+}
+
+
+@routes.post(
+    "/api/v1/live/rooms/{room}/invite",
+    summary="A join URL for an invited expert or observer (joint inspection, remote review)",
+    request=INVITE_REQUEST,
+    responses={200: JOIN_RESPONSE, 403: "error", 404: "error", 422: "error"},
+)
+async def invite(request: web.Request) -> web.Response:
+    principal = require_staff(request, "inspector", "supervisor", "admin")
+    body = await read_json(request, INVITE_REQUEST)
+    room = request.match_info["room"]
+    case_id = await _resolve_case(request.app, room)
+    if case_id is None:
+        raise NotFoundError("Room not found")
+    grant = JoinGrant(
+        room=room,
+        participant=f"guest-{secrets.token_hex(4)}",
+        role=body["role"],
+        name=body["name"],
+    )
+    async with request.app[DB]() as session, session.begin():
+        await append_event(
+            session,
+            case_id,
+            kind="live.invited",
+            actor=principal,
+            data={
+                "room": room,
+                "participant": grant.participant,
+                "role": grant.role,
+                "name": grant.name,
+            },
+        )
+    return _grant_response(request, grant)
+
+
+async def _end_rooms(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for open handlers: ending the rooms here closes
+    # every WebSocket, so shutdown does not sit out the timeout on live calls.
+    if HUB in app:
+        await app[HUB].close()
+
+
 def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
     app[API_SPEC].include(routes)
     app.cleanup_ctx.append(_live)
+    app.on_shutdown.append(_end_rooms)
