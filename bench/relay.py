@@ -6,16 +6,17 @@ The server runs in a child process (``--serve relay|standard``) speaking JSON li
 loopback TCP socket; its CPU is read from ``/proc/<pid>/stat`` (all threads). The load
 generator (this process) publishes pre-encoded 640x480 VP8 (~1 Mbit/s, 30 fps, a key frame
 every 10 s or on request) and Opus packets, and counts received frames without decoding, so
-that its own CPU does not limit the figures. "standard" is aiortc's usual forwarding:
+that its own CPU does not limit the figures (subscribers count RTP marker bits instead of
+running aiortc's receive pipeline). "standard" is aiortc's usual forwarding:
 ``MediaRelay`` proxies of the decoded remote track feeding senders that re-encode.
 
 Phases: (1) CPU per forwarded A+V stream, 2 publisher->subscriber pairs, both servers,
 normalised to 30 delivered fps (the standard pipeline often cannot keep 30 fps, and a
-starved pipeline spends less CPU per stream); (2) pairs carried at 25+ fps: rooms of 4
-participants (12 pairs each) added until a level fails (a level passes when 95 % of pairs
-get 25+ fps over 5 s); (3) join-to-first-decoded-frame through the relay vs a direct
-aiortc connection (median of ``--trials``). The machine's load average is printed because
-other processes on a 2-core box lower the fps. The last line is JSON.
+starved pipeline spends less CPU per stream); (2) pairs carried at 25+ fps: rooms of 3
+participants (6 pairs each) added until a level fails (a level passes when 95 % of pairs
+get 25+ fps over 5 s; a failed level is measured once more); (3) join-to-first-decoded-frame
+through the relay vs a direct aiortc connection (median of ``--trials``). The load average
+is printed because other processes on a 2-core box lower the fps. The last line is JSON.
 """
 
 from __future__ import annotations
@@ -327,27 +328,36 @@ async def cpu_per_stream(mode: str, media: Any) -> tuple[float, float]:
         await server.stop()
 
 
-async def capacity(media: Any, max_rooms: int, budget: float) -> list[dict[str, Any]]:
+async def capacity(media: Any, max_pairs: int, budget: float) -> list[dict[str, Any]]:
+    """Add rooms of 3 participants (6 A+V pairs each) until a level fails."""
     server = Server("relay")
     await server.connect()
     clients: dict[str, MediaClient] = {}
     levels: list[dict[str, Any]] = []
     deadline = time.monotonic() + budget
     try:
-        for rooms in range(1, max_rooms + 1):
-            people = [f"r{rooms}p{i}" for i in range(4)]
-            await join(server, f"room{rooms}", people, media, clients)
+        for room in range(1, max_pairs // 6 + 1):
+            await join(server, f"room{room}", [f"r{room}p{i}" for i in range(3)], media, clients)
+            if room < 2:
+                continue
             await asyncio.sleep(3)
-            cpu, fps, aps = await measure(server, clients, 5)
-            ok = sum(f >= 25 for f in fps) >= 0.95 * len(fps)
+            attempts = 0
+            while attempts < 2:  # one re-measurement, against a busy neighbour's spike
+                attempts += 1
+                cpu, fps, aps = await measure(server, clients, 5)
+                ok = sum(f >= 25 for f in fps) >= 0.95 * len(fps)
+                if ok:
+                    break
             levels.append(
                 {
                     "pairs": len(fps),
                     "server_cpu": round(cpu, 3),
+                    "server_cpu_per_pair": round(cpu / len(fps), 4),
                     "fps_median": round(statistics.median(fps), 1),
                     "fps_min": round(min(fps), 1),
                     "audio_pps_median": round(statistics.median(aps), 1),
                     "load_generator_cpu": round(measure.load_cpu, 3),  # type: ignore[attr-defined]
+                    "attempts": attempts,
                     "ok": ok,
                 }
             )
@@ -428,7 +438,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         f"ratio {standard_30 / relay_30:.1f}x",
         flush=True,
     )
-    levels = await capacity(media, args.max_rooms, args.capacity_budget)
+    levels = await capacity(media, args.max_pairs, args.capacity_budget)
     passing = [level["pairs"] for level in levels if level["ok"]]
     via_relay = await first_frame_via_relay(args.trials)
     direct = await first_frame_direct(args.trials)
@@ -456,8 +466,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serve", choices=["relay", "standard"], help=argparse.SUPPRESS)
-    parser.add_argument("--max-rooms", type=int, default=5, help="rooms of 4 (12 pairs each)")
-    parser.add_argument("--capacity-budget", type=float, default=90.0, help="seconds")
+    parser.add_argument("--max-pairs", type=int, default=60, help="capacity ramp limit")
+    parser.add_argument("--capacity-budget", type=float, default=120.0, help="seconds")
     parser.add_argument("--trials", type=int, default=5)
     arguments = parser.parse_args()
     if arguments.serve:
