@@ -204,6 +204,28 @@ async def test_subscriber_pli_reaches_publisher(
     assert room.publication("pub").stats.keyframes > before
 
 
+async def test_snapshot_packets_decode_to_the_pattern(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    publisher = new_client(clients)
+    await publish(room, publisher, "applicant")
+    with pytest.raises(asyncio.TimeoutError):
+        await room.fresh_video_packets("applicant", within=0.05)  # not connected yet
+    packets = await room.fresh_video_packets("applicant", within=5)
+    assert packets[0].is_keyframe
+    decoder = av.CodecContext.create("libvpx", "r")
+    frames = [f for p in packets[:1] for f in decoder.decode(p)]
+    assert isinstance(frames[0], av.VideoFrame)
+    assert (frames[0].width, frames[0].height) == (640, 480)
+    image = frames[0].to_image()  # type: ignore[no-untyped-call]
+    pixel = image.getpixel((5 * 80 + 10, 20))
+    assert isinstance(pixel, tuple)
+    assert all(abs(a - b) < 40 for a, b in zip(pixel, PATTERN_BARS[5], strict=False))
+    assert room.latest_video_packets("applicant")[0].is_keyframe
+    with pytest.raises(UnknownParticipantError):
+        room.latest_video_packets("nobody")
+
+
 async def test_four_participants_receive_each_other(clients: list[MediaClient]) -> None:
     events: list[RelayEvent] = []
     room = RelayRoom("four", RelayConfig(host_addresses=LOOPBACK), on_event=events.append)
