@@ -195,7 +195,9 @@ async def test_subscriber_pli_reaches_publisher(
     receiver = next(
         t.receiver for t in viewer.subscriptions["pub"].getTransceivers() if t.kind == "video"
     )
-    ssrc = receiver.getSynchronizationSources()[0].source
+    subscription = room.subscription("viewer", "pub")
+    assert subscription is not None
+    ssrc = next(t.sender._ssrc for t in subscription.pc.getTransceivers() if t.kind == "video")
     await receiver._send_rtcp_pli(ssrc)
     for _ in range(100):
         if room.publication("pub").stats.keyframes > before:
