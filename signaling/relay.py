@@ -60,6 +60,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from signaling.candidates import gather_on, pin_candidates
 from signaling.packets import (
+    PacketSink,
     PacketTrack,
     check_aiortc,
     install_packet_sink,
@@ -161,7 +162,7 @@ class Publication:
         self._timelines = {k: _Timeline() for k in KINDS}
         self._gop: list[av.Packet[Any]] = []
         self._gop_bytes = 0
-        self._video_receiver: RTCRtpReceiver | None = None
+        self._video_source: tuple[RTCRtpReceiver, PacketSink] | None = None
         self._last_request = 0.0
         self._pending_request: asyncio.TimerHandle | None = None
         self._keyframe_waiters: list[asyncio.Future[None]] = []
@@ -169,10 +170,12 @@ class Publication:
     # -- wiring -------------------------------------------------------------------------
     def attach_source(self, receivers: dict[str, RTCRtpReceiver]) -> None:
         """Route a (new) publish connection's receivers into this publication."""
+        self._video_source = None
         for kind, receiver in receivers.items():
             self._timelines[kind].rebase = True
-            install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
-        self._video_receiver = receivers.get("video")
+            sink = install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
+            if kind == "video":
+                self._video_source = (receiver, sink)
 
     def add_track(self, track: PacketTrack) -> None:
         self._tracks[track.kind].add(track)
@@ -214,7 +217,8 @@ class Publication:
                 self.request_keyframe()
 
     def latest_video_packets(self) -> list[av.Packet[Any]]:
-        return list(self._gop)
+        """Copies (safe to decode or mux) of the last key frame and the deltas after it."""
+        return [_copy(p) for p in self._gop]
 
     async def wait_keyframe(self, within: float) -> list[av.Packet[Any]]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -240,10 +244,9 @@ class Publication:
         self._send_pli()
 
     def _send_pli(self) -> None:
-        receiver = self._video_receiver
-        if receiver is not None:
+        if self._video_source is not None:
             self.stats.keyframe_requests += 1
-            self.room.spawn(request_keyframe(receiver))
+            self.room.spawn(request_keyframe(*self._video_source))
 
     def close(self) -> None:
         if self._pending_request is not None:
@@ -254,7 +257,7 @@ class Publication:
             tracks.clear()
         for waiter in self._keyframe_waiters:
             waiter.cancel()
-        self._video_receiver = None
+        self._video_source = None
 
 
 class Subscription:
@@ -507,6 +510,14 @@ class Relay:
     async def close(self) -> None:
         for room_id in list(self._rooms):
             await self.close_room(room_id)
+
+
+def _copy(packet: av.Packet[Any]) -> av.Packet[Any]:
+    copy = av.Packet(bytes(packet))
+    copy.pts = copy.dts = packet.pts
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
 
 
 def _prefer_relay_codecs(transceiver: RTCRtpTransceiver) -> None:
