@@ -1,7 +1,7 @@
 """The media relay: forwards every participant's encoded VP8/Opus to every other one.
 
 The server never decodes or re-encodes media (see ``docs/relay.md``): received frames become
-``av.Packet[Any]`` s (:mod:`signaling.packets`) that are fanned out to per-subscriber queues and
+``av.Packet`` s (:mod:`signaling.packets`) that are fanned out to per-subscriber queues and
 packetised again by aiortc senders, and offered to an ``on_packet`` callback for the recorder.
 
 Connections (chosen because aiortc is half-trickle, has no ICE restart, and renegotiating
@@ -26,9 +26,16 @@ Usage (the signaling layer moves SDP strings; every call is a coroutine on one l
     offer = await room.subscribe("applicant-3", "inspector-7")      # -> send offer to applicant
     await room.accept_answer("applicant-3", "inspector-7", answer_sdp)
     await room.request_keyframe("applicant-3")      # e.g. before a snapshot
-    packets = room.latest_video_packets("applicant-3")  # key frame + deltas, decode for a still
-    await room.remove_participant("applicant-3")
-    await relay.close()
+    packets = room.latest_video_packets("applicant-3")  # key frame + deltas (copies)
+    packets = await room.fresh_video_packets("applicant-3", within=2.0)  # new key frame
+    await room.unsubscribe("applicant-3", "inspector-7")
+    await room.remove_participant("applicant-3")     # everything to and from it
+    await relay.close_room("appt-42"); await relay.close()
+
+Errors (all :class:`RelayError`): :class:`BadSessionDescriptionError` (not SDP, no audio or
+video, no VP8/Opus, refused by aiortc), :class:`UnknownParticipantError`,
+:class:`RoomClosedError`. Figures for dashboards: ``room.publication(pid).stats`` and each
+``room.subscription(sub, pub).tracks[kind]`` (forwarded, dropped, overflows).
 
 ``on_packet(participant_id, kind, packet)`` is called on the event loop for every received
 frame (``kind`` is ``"audio"`` or ``"video"``); it must not block and must not mutate the
