@@ -291,8 +291,8 @@ class Subscription:
             for track in self.tracks.values():
                 track.activate()
         self.room.emit(self.subscriber, self.publication.participant, state)
-        if state == "failed":
-            self.room.spawn(self.room.unsubscribe(self.subscriber, self.publication.participant))
+        if state in ("failed", "closed"):
+            self.room.spawn(self.room.forget(self))
 
     async def create_offer(self) -> str:
         await _set_local(self.pc, await self.pc.createOffer(), self.room.config)
@@ -413,6 +413,13 @@ class RelayRoom:
         subscription = self._subscriptions.pop((subscriber, publisher), None)
         if subscription is not None:
             await subscription.close()
+
+    async def forget(self, subscription: Subscription) -> None:
+        """Drop a subscription whose connection failed or closed, unless already replaced."""
+        key = (subscription.subscriber, subscription.publication.participant)
+        if self._subscriptions.get(key) is subscription:
+            del self._subscriptions[key]
+        await subscription.close()
 
     # -- evidence -----------------------------------------------------------------------
     async def request_keyframe(self, participant: str) -> None:
