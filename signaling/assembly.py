@@ -51,10 +51,11 @@ class VideoAssembler:
         self.gaps = 0
         self.ssrc: int | None = None
         """Media SSRC of the last packet (RTX already unwrapped): where a PLI must go."""
+        self.last_seq: int | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number
-        self.ssrc = packet.ssrc
+        self.ssrc, self.last_seq = packet.ssrc, seq
         if self._origin is None:
             # Joined mid-frame (or after giving up): keep packets until a frame starts.
             self._packets[seq] = packet
