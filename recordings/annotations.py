@@ -82,11 +82,15 @@ def _point(
         or len(value) != 2
         or not all(isinstance(v, int | float) and math.isfinite(v) for v in value)
     ):
-        raise InvalidAnnotationError(message=f"Shape {index}: '{key}' must be a point [x, y]")
+        raise InvalidAnnotationError(
+            message="Shape %(index)s: '%(key)s' must be a point [x, y]",
+            params={"index": index, "key": key},
+        )
     x, y = float(value[0]), float(value[1])
     if not (0 <= x <= size[0] and 0 <= y <= size[1]):
         raise InvalidAnnotationError(
-            message=f"Shape {index}: '{key}' lies outside the {size[0]}x{size[1]} image"
+            message="Shape %(index)s: '%(key)s' lies outside the %(width)sx%(height)s image",
+            params={"index": index, "key": key, "width": size[0], "height": size[1]},
         )
     return x, y
 
@@ -95,7 +99,9 @@ def _colour(shape: Mapping[str, Any], index: int) -> tuple[int, int, int]:
     try:
         rgb = ImageColor.getrgb(str(shape.get("color", DEFAULT_COLOR)))
     except ValueError:
-        raise InvalidAnnotationError(message=f"Shape {index}: unknown colour") from None
+        raise InvalidAnnotationError(
+            message="Shape %(index)s: unknown colour", params={"index": index}
+        ) from None
     return rgb[0], rgb[1], rgb[2]
 
 
@@ -119,7 +125,9 @@ def annotate(
 ) -> Image.Image:
     """Return a new image with ``shapes`` drawn; ``image`` is left as it was."""
     if len(shapes) > MAX_SHAPES:
-        raise InvalidAnnotationError(message=f"At most {MAX_SHAPES} shapes per annotation")
+        raise InvalidAnnotationError(
+            message="At most %(max)s shapes per annotation", params={"max": MAX_SHAPES}
+        )
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     size = out.size
@@ -149,14 +157,18 @@ def annotate(
             cx, cy = _point(shape, "center", index, size)
             radius = shape.get("radius")
             if not isinstance(radius, int | float) or not 0 < radius <= max(size):
-                raise InvalidAnnotationError(message=f"Shape {index}: radius must be positive")
+                raise InvalidAnnotationError(
+                    message="Shape %(index)s: radius must be positive", params={"index": index}
+                )
             draw.ellipse(
                 (cx - radius, cy - radius, cx + radius, cy + radius), outline=colour, width=width
             )
         elif kind == "text":
             text = shape.get("text")
             if not isinstance(text, str) or not text.strip():
-                raise InvalidAnnotationError(message=f"Shape {index}: text is empty")
+                raise InvalidAnnotationError(
+                    message="Shape %(index)s: text is empty", params={"index": index}
+                )
             face = face or find_cjk_font()
             px = int(shape.get("size", max(14, round(min(size) / 20))))
             typeface = ImageFont.truetype(str(face.path), size=px, index=face.index)
@@ -169,7 +181,10 @@ def annotate(
                 stroke_fill=(0, 0, 0),
             )
         else:
-            raise InvalidAnnotationError(message=f"Shape {index}: unknown type {kind!r}")
+            raise InvalidAnnotationError(
+                message="Shape %(index)s: unknown type %(kind)s",
+                params={"index": index, "kind": repr(kind)},
+            )
     return out
 
 

@@ -135,7 +135,8 @@ def write_bundle(
             sha = digest.hexdigest()
             if item.sha256 is not None and item.sha256 != sha:
                 raise BundleError(
-                    message=f"{item.name}: stored file does not match its recorded SHA-256"
+                    message="%(name)s: stored file does not match its recorded SHA-256",
+                    params={"name": item.name},
                 )
             entries.append({"name": item.name, "kind": item.kind, "sha256": sha, "size": size})
         manifest = {
@@ -174,16 +175,18 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise BundleError(message=f"Not a ZIP file: {exc}") from None
+        raise BundleError(message="Not a ZIP file") from exc
     with zf:
         try:
             manifest = json.loads(zf.read(MANIFEST))
         except KeyError:
             raise BundleError(message="The bundle has no manifest.json") from None
         except (ValueError, zipfile.BadZipFile) as exc:
-            raise BundleError(message=f"manifest.json is unreadable: {exc}") from None
+            raise BundleError(message="manifest.json is unreadable") from exc
         if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise BundleError(message=f"Unknown bundle format (expected {FORMAT})")
+            raise BundleError(
+                message="Unknown bundle format (expected %(format)s)", params={"format": FORMAT}
+            )
         report.case_number = str(manifest.get("case", {}).get("number") or "") or None
         present = {i.filename for i in zf.infolist() if not i.is_dir()}
         listed: set[str] = set()
