@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import column, inspect, select, table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.blobs import BlobStore
 from recordings.bundle import BundleFile, write_bundle
+from recordings.errors import BundleError
 from recordings.integrity import export_event
 from recordings.models import ChecklistResult, Decision, Location, Recording, Snapshot
 from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
@@ -277,13 +279,16 @@ async def _report_data(
         if shot is None:
             continue
         key = shot.annotated_key or shot.watermarked_key
-        shots.append(
-            ReportSnapshot(
-                caption=f"#{shot.id} {shot.checklist_item or ''} {shot.taken_by_name}",
-                jpeg=await blobs.read(key),
-                sha256=shot.annotated_sha256 or shot.watermarked_sha256,
+        sha = shot.annotated_sha256 or shot.watermarked_sha256
+        jpeg = await blobs.read(key)
+        if hashlib.sha256(jpeg).hexdigest() != sha:
+            # Never print a tampered picture into the report; the bundle would refuse it too.
+            raise BundleError(
+                message="%(name)s: stored file does not match its recorded SHA-256",
+                params={"name": key},
             )
-        )
+        caption = f"#{shot.id} {shot.checklist_item or ''} {shot.taken_by_name}"
+        shots.append(ReportSnapshot(caption=caption, jpeg=jpeg, sha256=sha))
     loc = view["locations"][-1] if view["locations"] else None
     location = None
     if loc:
@@ -297,7 +302,7 @@ async def _report_data(
     return ReportData(
         case_number=case.number,
         title=case.title,
-        matter=str(case.matter_id or "—"),
+        matter=await matter_name(session, case),
         applicant=applicant,
         exported_at=f"{local_now:%Y-%m-%d %H:%M}",
         inspectors=sorted(
@@ -335,3 +340,18 @@ def mask_name(name: str) -> str:
     if len(name) <= 2:
         return name[:1] + "*"
     return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+# The matters table belongs to booking; a lightweight clause reads the name only.
+_matters = table("matters", column("id"), column("name"))
+
+
+async def matter_name(session: AsyncSession, case: Case) -> str:
+    """The matter's name for watermarks and reports, or the case title without one."""
+    if case.matter_id is None:
+        return case.title
+    exists = await session.run_sync(lambda sync: inspect(sync.connection()).has_table("matters"))
+    if not exists:
+        return case.title
+    name = await session.scalar(select(_matters.c.name).where(_matters.c.id == case.matter_id))
+    return str(name) if name else case.title

@@ -1,0 +1,61 @@
+"""Where a snapshot's packets come from: the one seam between evidence and live video.
+
+The snapshot handler asks :func:`session_video` for a session's video; everything it needs
+to know about rooms is behind that call. The live domain registers a resolver under
+:data:`VIDEO_RESOLVER` in its ``setup(app)``: given the session (room) id from the URL it
+answers which case the session belongs to and, for a participant, the VP8 packets since
+the last keyframe (the relay's ``fresh_video_packets``: it asks the publisher for a
+keyframe first, because aiortc's encoder sends one only every 100 s and decoding from a
+stale keyframe costs a frame per 33 ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import av
+from aiohttp import web
+
+from recordings.errors import NoVideoError
+from server.errors import NotFoundError
+
+
+class SessionVideo(Protocol):
+    """A live session as the snapshot handler sees it."""
+
+    @property
+    def case_id(self) -> int: ...
+
+    def default_participant(self) -> str | None:
+        """The participant to snapshot when the inspector names none (the applicant)."""
+
+    async def video_packets(self, participant: str) -> Sequence[av.Packet[Any]]:
+        """Packets from the newest keyframe on; empty when no video is flowing."""
+
+
+Resolver = Callable[[web.Application, str], Awaitable[SessionVideo | None]]
+VIDEO_RESOLVER = web.AppKey[Resolver]("evidence_video_resolver")
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    case_id: int
+    participant: str
+    packets: Sequence[av.Packet[Any]]
+
+
+async def session_video(app: web.Application, session_id: str, participant: str | None) -> Capture:
+    """The packets to snapshot, or a domain error that says what is missing."""
+    resolver = app.get(VIDEO_RESOLVER)
+    live = await resolver(app, session_id) if resolver is not None else None
+    if live is None:
+        raise NotFoundError("No live session with this id")
+    who = participant or live.default_participant()
+    if who is None:
+        raise NoVideoError()
+    packets = await live.video_packets(who)
+    if not packets:
+        raise NoVideoError()
+    return Capture(live.case_id, who, packets)
