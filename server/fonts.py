@@ -58,7 +58,9 @@ def _fc_match() -> FontFile | None:
     font = _parse(out)
     # fontconfig answers *something* even without CJK fonts (DejaVu); only trust CJK families.
     lowered = font.path.name.lower()
-    if not any(tag in lowered for tag in ("cjk", "wqy", "ming", "hei", "song", "kai", "droidsansfallback")):
+    if not any(
+        tag in lowered for tag in ("cjk", "wqy", "ming", "hei", "song", "kai", "droidsansfallback")
+    ):
         return None
     return font
 
@@ -74,9 +76,9 @@ def find_cjk_font(configured: str | None = None) -> FontFile:
     for path, index in _KNOWN:
         if Path(path).is_file():
             return FontFile(Path(path), index)
-    font = _fc_match()
-    if font is not None and font.path.is_file():
-        return font
+    matched = _fc_match()
+    if matched is not None and matched.path.is_file():
+        return matched
     raise FontNotFoundError(
         "no CJK font found: install fonts-noto-cjk (Debian) or set YUNKAN_CJK_FONT=/path/font.ttc"
     )

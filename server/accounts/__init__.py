@@ -1,0 +1,1 @@
+"""Accounts: staff with passwords, applicants with SMS codes, sessions and tokens."""

@@ -1,0 +1,30 @@
+"""Typed application keys: every live object the app owns, in one place."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from recordings.blobs import BlobStore
+from server.accounts.sms import SmsSender
+from server.i18n import Catalogs
+from server.metrics import Metrics
+from server.openapi import ApiSpec
+from server.ratelimit import RateLimiter
+from server.settings import Settings
+from signaling.bus import Bus
+
+SETTINGS = web.AppKey("settings", Settings)
+ENGINE = web.AppKey("engine", AsyncEngine)
+DB = web.AppKey("db", async_sessionmaker[AsyncSession])
+REDIS: web.AppKey[Redis | None] = web.AppKey("redis")
+BUS = web.AppKey("bus", Bus)
+BLOBS = web.AppKey("blobs", BlobStore)
+LIMITER = web.AppKey("limiter", RateLimiter)
+SMS = web.AppKey("sms", SmsSender)
+CATALOGS = web.AppKey("catalogs", Catalogs)
+API_SPEC = web.AppKey("api_spec", ApiSpec)
+METRICS = web.AppKey("metrics", Metrics)
+REGISTRY = web.AppKey("registry", CollectorRegistry)

@@ -1,0 +1,1 @@
+"""Cases (办件): the record every appointment, session, snapshot and letter attaches to."""

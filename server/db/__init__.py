@@ -1,0 +1,1 @@
+"""Database: SQLAlchemy 2 async engine, declarative base, Alembic migrations."""

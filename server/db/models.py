@@ -1,0 +1,6 @@
+"""Imports every domain's models so that ``Base.metadata`` knows all tables."""
+
+from server.accounts import models as accounts_models
+from server.cases import models as cases_models
+
+__all__ = ["accounts_models", "cases_models"]

@@ -1,0 +1,59 @@
+"""Demo data: staff of every role and an applicant, so a fresh install can be tried at once.
+
+Idempotent: running it again changes nothing. Domains add their own seeds to ``SEEDS``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from server.accounts.models import Applicant, User
+from server.accounts.service import add_user
+from server.settings import Settings
+
+# (username, password, role, display name): printed on start in demo mode.
+DEMO_STAFF = (
+    ("admin", "yunkan-admin", "admin", "系统管理员"),
+    ("supervisor", "yunkan-super", "supervisor", "督查 周敏"),
+    ("inspector", "yunkan-demo", "inspector", "勘验员 李明"),
+    ("inspector2", "yunkan-demo", "inspector", "勘验员 王芳"),
+    ("expert", "yunkan-demo", "inspector", "专家 陈工"),
+)
+DEMO_APPLICANT_MOBILE = "13800138000"
+
+Seed = Callable[[AsyncSession, Settings], Awaitable[None]]
+SEEDS: list[Seed] = []
+
+
+async def _seed_accounts(session: AsyncSession, settings: Settings) -> None:
+    for username, password, role, name in DEMO_STAFF:
+        if await session.scalar(select(User.id).where(User.username == username)) is None:
+            await add_user(
+                session, username=username, password=password, role=role, display_name=name
+            )
+    if (
+        await session.scalar(select(Applicant.id).where(Applicant.mobile == DEMO_APPLICANT_MOBILE))
+        is None
+    ):
+        session.add(Applicant(mobile=DEMO_APPLICANT_MOBILE, name="张三"))
+
+
+async def seed(db: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    async with db.begin() as session:
+        await _seed_accounts(session, settings)
+    for domain_seed in SEEDS:
+        async with db.begin() as session:
+            await domain_seed(session, settings)
+
+
+def logins_text(settings: Settings) -> str:
+    lines = [f"Yunkan: {settings.effective_public_url}/", "Demo logins (staff: /login?tab=staff):"]
+    lines += [f"  {role:<10} {username} / {password}" for username, password, role, _ in DEMO_STAFF]
+    lines.append(
+        f"  applicant  mobile {DEMO_APPLICANT_MOBILE}; the SMS code is in the outbox "
+        f"({settings.effective_public_url}/staff/outbox, log in as staff)"
+    )
+    return "\n".join(lines)

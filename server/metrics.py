@@ -1,0 +1,33 @@
+"""Prometheus metrics. Each app has its own registry, so tests can build many apps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+
+@dataclass(slots=True)
+class Metrics:
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+
+    @classmethod
+    def create(cls) -> Metrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            requests=Counter(
+                "yunkan_http_requests",
+                "HTTP requests handled",
+                ["method", "route", "status"],
+                registry=registry,
+            ),
+            latency=Histogram(
+                "yunkan_http_request_seconds",
+                "HTTP request latency",
+                ["method", "route"],
+                registry=registry,
+            ),
+        )
