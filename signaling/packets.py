@@ -1,0 +1,213 @@
+"""Encoded-packet plumbing for aiortc: receive without decoding, send without encoding.
+
+aiortc (pinned: 1.16.0) is built around decoded frames, but two of its internals let a
+server forward media as it arrives:
+
+* ``RTCRtpReceiver`` hands every re-assembled encoded frame to
+  ``self.__decoder_queue.put((codec, JitterFrame))`` on the event loop, and a decoder
+  thread reads that queue. :func:`install_packet_sink` replaces that queue, *on one receiver
+  instance only*, by a :class:`PacketSink` that turns the frame into an ``av.Packet[Any]`` right
+  there and hands it to a callback. Nothing is decoded, no thread hop happens, and every
+  other receiver in the process (e.g. a Python client in the same test) decodes normally.
+* ``RTCRtpSender._next_encoded_frame`` packs an ``av.Packet[Any]`` coming out of a track with
+  ``encoder.pack()`` instead of encoding it. :class:`PacketTrack` is such a track, with a
+  bounded queue that drops rather than grows.
+* A subscriber's PLI/FIR ends in ``RTCRtpSender._send_keyframe()``, which for packets would
+  only set an encoder flag nobody reads. :func:`route_keyframe_requests` overrides it on one
+  sender instance so the request travels to the publisher instead.
+
+These hooks are private aiortc API, so :func:`check_aiortc` refuses any other version and
+``tests/signaling/test_relay.py`` exercises each of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from fractions import Fraction
+from typing import Any
+
+import aiortc
+import av
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
+
+PINNED_AIORTC = "1.16.0"
+
+# Name-mangled private attributes of aiortc 1.16.0 that the hooks rely on.
+_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
+_DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_SEND_KEYFRAME = "_send_keyframe"
+
+PacketHandler = Callable[["av.Packet[Any]"], None]
+
+
+def check_aiortc() -> None:
+    """Refuse to run the private hooks against an aiortc they were not written for."""
+    if aiortc.__version__ != PINNED_AIORTC:
+        raise RuntimeError(
+            f"signaling.packets needs aiortc {PINNED_AIORTC} (private hooks), "
+            f"found {aiortc.__version__}"
+        )
+
+
+def vp8_is_keyframe(data: bytes) -> bool:
+    """RFC 6386 §9.1: bit 0 of the frame tag is 0 for a key frame."""
+    return bool(data) and not data[0] & 0x01
+
+
+def vp8_dimensions(data: bytes) -> tuple[int, int] | None:
+    """Width and height from a VP8 key frame header (start code 9d 01 2a at offset 3)."""
+    if len(data) < 10 or not vp8_is_keyframe(data) or data[3:6] != b"\x9d\x01\x2a":
+        return None
+    width = int.from_bytes(data[6:8], "little") & 0x3FFF
+    height = int.from_bytes(data[8:10], "little") & 0x3FFF
+    return width, height
+
+
+class PacketSink:
+    """Stands in for a receiver's decoder input queue (a ``queue.Queue``).
+
+    ``put`` is called on the event loop for each re-assembled frame and for the final
+    ``None``; ``get`` is called by aiortc's (now idle) decoder thread, which we keep
+    parked until the receiver stops so that aiortc's shutdown path runs unchanged.
+    """
+
+    def __init__(self, kind: str, deliver: PacketHandler) -> None:
+        self.kind = kind
+        self._deliver = deliver
+        self._stopped = threading.Event()
+        self.frames = 0
+        self.bytes = 0
+        self.skipped = 0
+
+    def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
+        if item is None:
+            self._stopped.set()
+            return
+        codec, frame = item
+        name = codec.name.lower()
+        if name not in ("vp8", "opus") or not frame.data:
+            self.skipped += 1
+            return
+        packet = av.Packet(frame.data)
+        packet.pts = frame.timestamp
+        packet.dts = frame.timestamp
+        packet.time_base = Fraction(1, codec.clockRate)
+        packet.is_keyframe = name == "opus" or vp8_is_keyframe(frame.data)
+        self.frames += 1
+        self.bytes += len(frame.data)
+        self._deliver(packet)
+
+    def get(self) -> None:
+        self._stopped.wait()
+        return None
+
+
+def install_packet_sink(receiver: RTCRtpReceiver, deliver: PacketHandler) -> PacketSink:
+    """Make ``receiver`` deliver encoded packets to ``deliver`` instead of decoding.
+
+    Must be called before the receiver starts (i.e. right after ``setRemoteDescription``
+    or ``addTransceiver``, before the connection is up).
+    """
+    check_aiortc()
+    if not hasattr(receiver, _DECODER_QUEUE):
+        raise RuntimeError("aiortc RTCRtpReceiver has no decoder queue to replace")
+    if getattr(receiver, _DECODER_THREAD, None) is not None:
+        raise RuntimeError("install_packet_sink() called on a receiver that already runs")
+    kind = receiver.track.kind if receiver.track is not None else "unknown"
+    sink = PacketSink(kind, deliver)
+    setattr(receiver, _DECODER_QUEUE, sink)
+    return sink
+
+
+def route_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
+    """Send a subscriber's PLI/FIR for this sender to ``request`` (the publisher)."""
+    check_aiortc()
+    if not callable(getattr(sender, _SEND_KEYFRAME, None)):
+        raise RuntimeError("aiortc RTCRtpSender has no _send_keyframe to override")
+    setattr(sender, _SEND_KEYFRAME, request)
+
+
+async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
+    """Send a PLI for the most recent SSRC seen on ``receiver``; False if none yet."""
+    sources = receiver.getSynchronizationSources()
+    if not sources:
+        return False
+    newest = max(sources, key=lambda s: s.timestamp)
+    await receiver._send_rtcp_pli(newest.source)
+    return True
+
+
+class PacketTrack(MediaStreamTrack):
+    """A track that yields forwarded ``av.Packet[Any]`` s to one subscriber's sender.
+
+    It stays *inactive* (drops everything) until :meth:`activate` is called when the
+    subscriber's connection is up: before that nobody drains the queue. Video then starts
+    on a key frame. When the queue is full the packet is dropped, and for video the track
+    waits for the next key frame (asking for one) so the subscriber never decodes garbage.
+    """
+
+    def __init__(self, kind: str, maxsize: int, on_keyframe_needed: Callable[[], None]) -> None:
+        super().__init__()
+        self.kind = kind
+        self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(maxsize)
+        self._on_keyframe_needed = on_keyframe_needed
+        self._active = False
+        self._need_keyframe = kind == "video"
+        self.offered = 0
+        self.dropped = 0
+        self.forwarded_packets = 0
+        self.forwarded_bytes = 0
+
+    @property
+    def active(self) -> bool:
+        return self._active
+
+    def activate(self) -> None:
+        if self._active:
+            return
+        self._active = True
+        if self.kind == "video":
+            self._need_keyframe = True
+            self._on_keyframe_needed()
+
+    def offer(self, packet: av.Packet[Any]) -> None:
+        """Queue ``packet`` for the subscriber; never blocks, never grows past maxsize."""
+        if not self._active or self.readyState != "live":
+            return
+        self.offered += 1
+        if self._need_keyframe:
+            if not packet.is_keyframe:
+                self.dropped += 1
+                self._on_keyframe_needed()
+                return
+            self._need_keyframe = False
+        try:
+            self._queue.put_nowait(packet)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.kind == "video":
+                self._need_keyframe = True
+                self._on_keyframe_needed()
+
+    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        packet = await self._queue.get()
+        if packet is None:
+            raise MediaStreamError
+        self.forwarded_packets += 1
+        self.forwarded_bytes += packet.size
+        return packet
+
+    def stop(self) -> None:
+        if self.readyState == "live":
+            while not self._queue.empty():
+                self._queue.get_nowait()
+            self._queue.put_nowait(None)
+        super().stop()

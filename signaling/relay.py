@@ -1,0 +1,564 @@
+"""The media relay: forwards every participant's encoded VP8/Opus to every other one.
+
+The server never decodes or re-encodes media (see ``docs/relay.md``): received frames become
+``av.Packet[Any]`` s (:mod:`signaling.packets`) that are fanned out to per-subscriber queues and
+packetised again by aiortc senders, and offered to an ``on_packet`` callback for the recorder.
+
+Connections (chosen because aiortc is half-trickle, has no ICE restart, and renegotiating
+a live aiortc connection is fragile):
+
+* **publish**: each participant has one upstream peer connection. The *client* offers
+  (``sendonly`` or ``sendrecv``, at most one audio and one video m-line), the server answers.
+  Only VP8 and Opus are accepted.
+* **subscribe**: for every (subscriber, publisher) pair the *server* offers one connection
+  carrying that publisher's audio + video (``sendonly``), the subscriber answers. Joining and
+  leaving never renegotiate anything: they only create or close connections.
+* **reconnect**: calling :meth:`RelayRoom.add_participant` again for the same id replaces the
+  publish connection; the publisher's :class:`Publication` (and so every subscription to it)
+  survives, timestamps continue monotonically and a key frame is requested at once. A
+  subscriber that lost its connection calls :meth:`RelayRoom.subscribe` again.
+
+Usage (the signaling layer moves SDP strings; every call is a coroutine on one loop)::
+
+    relay = Relay(RelayConfig(ice_servers=(RTCIceServer("stun:…"),), public_address=None))
+    room = relay.room("appt-42", on_packet=recorders.feed)  # get or create
+    answer = await room.add_participant("inspector-7", offer_sdp)   # -> send answer back
+    offer = await room.subscribe("applicant-3", "inspector-7")      # -> send offer to applicant
+    await room.accept_answer("applicant-3", "inspector-7", answer_sdp)
+    await room.request_keyframe("applicant-3")      # e.g. before a snapshot
+    packets = room.latest_video_packets("applicant-3")  # key frame + deltas, decode for a still
+    await room.remove_participant("applicant-3")
+    await relay.close()
+
+``on_packet(participant_id, kind, packet)`` is called on the event loop for every received
+frame (``kind`` is ``"audio"`` or ``"video"``); it must not block and must not mutate the
+packet (mux a copy). ``on_event(RelayEvent)`` reports connection states so the signaling
+layer can show "reconnecting…".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCSessionDescription,
+)
+from aiortc import sdp as aiortc_sdp
+from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from signaling.candidates import gather_on, pin_candidates
+from signaling.packets import (
+    PacketTrack,
+    check_aiortc,
+    install_packet_sink,
+    request_keyframe,
+    route_keyframe_requests,
+)
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("audio", "video")
+PacketCallback = Callable[[str, str, "av.Packet[Any]"], None]
+EventCallback = Callable[["RelayEvent"], None]
+
+
+class RelayError(Exception):
+    """Base of the relay's errors; the message names the room and participant."""
+
+
+class UnknownParticipantError(RelayError):
+    pass
+
+
+class RoomClosedError(RelayError):
+    pass
+
+
+class BadSessionDescriptionError(RelayError):
+    pass
+
+
+@dataclass(frozen=True)
+class RelayConfig:
+    ice_servers: tuple[RTCIceServer, ...] = ()
+    """STUN/TURN for the server's peers; aiortc uses the first STUN and first TURN only."""
+    host_addresses: tuple[str, ...] | None = None
+    """Gather host candidates only on these local addresses (None: every interface)."""
+    public_address: str | None = None
+    """Announce host candidates on this address (1:1 NAT); None announces them as they are."""
+    queue_packets: int = 96
+    """Per subscriber and kind; when full, packets are dropped (video resumes on a key frame)."""
+    keyframe_interval: float = 0.3
+    """Minimum seconds between two key frame requests sent to one publisher."""
+    gop_max_bytes: int = 8_000_000
+    """Bound on the packets kept since the last key frame; beyond it a key frame is asked."""
+
+    def rtc_configuration(self) -> RTCConfiguration:
+        # An explicit empty list: aiortc's default is a public Google STUN server.
+        return RTCConfiguration(
+            iceServers=list(self.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
+
+
+@dataclass(frozen=True)
+class RelayEvent:
+    room_id: str
+    participant: str
+    publisher: str | None
+    """None for the participant's own publish connection, else the publisher subscribed to."""
+    state: str
+    """aiortc connection state: new, connecting, connected, failed, closed."""
+
+
+_FRAME_STEP = {"audio": 960, "video": 3000}  # one 20 ms Opus frame / one 30 fps frame
+
+
+@dataclass
+class _Timeline:
+    """Keeps forwarded timestamps monotonic when a publisher reconnects (new RTP origin)."""
+
+    offset: int = 0
+    last: int | None = None
+    rebase: bool = False
+
+    def map(self, kind: str, pts: int) -> int:
+        if self.rebase and self.last is not None:
+            self.offset = self.last + _FRAME_STEP[kind] - pts
+        self.rebase = False
+        out = pts + self.offset
+        self.last = out
+        return out
+
+
+@dataclass
+class PublicationStats:
+    packets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    keyframes: int = 0
+    keyframe_requests: int = 0
+
+
+class Publication:
+    """One participant's media as seen by the relay, stable across its reconnects."""
+
+    def __init__(self, room: RelayRoom, participant: str) -> None:
+        self.room = room
+        self.participant = participant
+        self.stats = PublicationStats()
+        self._tracks: dict[str, set[PacketTrack]] = {k: set() for k in KINDS}
+        self._timelines = {k: _Timeline() for k in KINDS}
+        self._gop: list[av.Packet[Any]] = []
+        self._gop_bytes = 0
+        self._video_receiver: RTCRtpReceiver | None = None
+        self._last_request = 0.0
+        self._pending_request: asyncio.TimerHandle | None = None
+        self._keyframe_waiters: list[asyncio.Future[None]] = []
+
+    # -- wiring -------------------------------------------------------------------------
+    def attach_source(self, receivers: dict[str, RTCRtpReceiver]) -> None:
+        """Route a (new) publish connection's receivers into this publication."""
+        for kind, receiver in receivers.items():
+            self._timelines[kind].rebase = True
+            install_packet_sink(receiver, functools.partial(self.feed, kind))
+        self._video_receiver = receivers.get("video")
+
+    def add_track(self, track: PacketTrack) -> None:
+        self._tracks[track.kind].add(track)
+
+    def remove_track(self, track: PacketTrack) -> None:
+        self._tracks[track.kind].discard(track)
+
+    # -- data path ----------------------------------------------------------------------
+    def feed(self, kind: str, packet: av.Packet[Any]) -> None:
+        assert packet.pts is not None
+        packet.pts = packet.dts = self._timelines[kind].map(kind, packet.pts)
+        self.stats.packets[kind] += 1
+        self.stats.bytes[kind] += packet.size
+        if kind == "video":
+            self._remember(packet)
+        for track in self._tracks[kind]:
+            track.offer(packet)
+        if self.room.on_packet is not None:
+            try:
+                self.room.on_packet(self.participant, kind, packet)
+            except Exception:
+                logger.exception("on_packet failed for %s/%s", self.room.room_id, kind)
+
+    def _remember(self, packet: av.Packet[Any]) -> None:
+        if packet.is_keyframe:
+            self.stats.keyframes += 1
+            self._gop = [packet]
+            self._gop_bytes = packet.size
+            for waiter in self._keyframe_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._keyframe_waiters.clear()
+        elif self._gop:
+            self._gop.append(packet)
+            self._gop_bytes += packet.size
+            if self._gop_bytes > self.room.config.gop_max_bytes:
+                self._gop = []
+                self._gop_bytes = 0
+                self.request_keyframe()
+
+    def latest_video_packets(self) -> list[av.Packet[Any]]:
+        return list(self._gop)
+
+    async def wait_keyframe(self, within: float) -> list[av.Packet[Any]]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._keyframe_waiters.append(waiter)
+        self.request_keyframe()
+        await asyncio.wait_for(waiter, within)
+        return self.latest_video_packets()
+
+    # -- key frames ---------------------------------------------------------------------
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a key frame, at most once per ``keyframe_interval``."""
+        now = time.monotonic()
+        wait = self._last_request + self.room.config.keyframe_interval - now
+        if wait <= 0:
+            self._last_request = now
+            self._send_pli()
+        elif self._pending_request is None:
+            self._pending_request = asyncio.get_running_loop().call_later(wait, self._deferred)
+
+    def _deferred(self) -> None:
+        self._pending_request = None
+        self._last_request = time.monotonic()
+        self._send_pli()
+
+    def _send_pli(self) -> None:
+        receiver = self._video_receiver
+        if receiver is not None:
+            self.stats.keyframe_requests += 1
+            self.room.spawn(request_keyframe(receiver))
+
+    def close(self) -> None:
+        if self._pending_request is not None:
+            self._pending_request.cancel()
+        for tracks in self._tracks.values():
+            for track in list(tracks):
+                track.stop()
+            tracks.clear()
+        for waiter in self._keyframe_waiters:
+            waiter.cancel()
+        self._video_receiver = None
+
+
+class Subscription:
+    """Server-offered connection carrying one publisher's audio and video to one subscriber."""
+
+    def __init__(self, room: RelayRoom, subscriber: str, publication: Publication) -> None:
+        self.room = room
+        self.subscriber = subscriber
+        self.publication = publication
+        self.pc = RTCPeerConnection(room.config.rtc_configuration())
+        self.tracks: dict[str, PacketTrack] = {}
+        for kind in KINDS:
+            track = PacketTrack(kind, room.config.queue_packets, publication.request_keyframe)
+            transceiver = self.pc.addTransceiver(track, direction="sendonly")
+            _prefer_relay_codecs(transceiver)
+            route_keyframe_requests(transceiver.sender, publication.request_keyframe)
+            publication.add_track(track)
+            self.tracks[kind] = track
+        self.pc.on("connectionstatechange", self._state_changed)
+
+    def _state_changed(self) -> None:
+        state = self.pc.connectionState
+        if state == "connected":
+            for track in self.tracks.values():
+                track.activate()
+        self.room.emit(self.subscriber, self.publication.participant, state)
+        if state == "failed":
+            self.room.spawn(self.room.unsubscribe(self.subscriber, self.publication.participant))
+
+    async def create_offer(self) -> str:
+        await _set_local(self.pc, await self.pc.createOffer(), self.room.config)
+        return pin_candidates(self.pc.localDescription.sdp, self.room.config.public_address)
+
+    async def accept_answer(self, sdp: str) -> None:
+        await _set_remote(self.pc, sdp, "answer", self.room.room_id, self.subscriber)
+
+    async def close(self) -> None:
+        for track in self.tracks.values():
+            self.publication.remove_track(track)
+            track.stop()
+        await self.pc.close()
+
+
+class RelayRoom:
+    """All publish and subscribe connections of one room; see the module docstring."""
+
+    def __init__(
+        self,
+        room_id: str,
+        config: RelayConfig | None = None,
+        *,
+        on_packet: PacketCallback | None = None,
+        on_event: EventCallback | None = None,
+    ) -> None:
+        check_aiortc()
+        self.room_id = room_id
+        self.config = config or RelayConfig()
+        self.on_packet = on_packet
+        self.on_event = on_event
+        self.closed = False
+        self._publications: dict[str, Publication] = {}
+        self._publish_pcs: dict[str, RTCPeerConnection] = {}
+        self._subscriptions: dict[tuple[str, str], Subscription] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- publishing ---------------------------------------------------------------------
+    async def add_participant(self, participant: str, offer_sdp: str) -> str:
+        """Accept ``participant``'s upstream offer (first join or reconnect); return the answer."""
+        self._check_open()
+        previous = self._publish_pcs.pop(participant, None)
+        if previous is not None:
+            await previous.close()
+        kinds = _offered_kinds(offer_sdp, self.room_id, participant)
+        pc = RTCPeerConnection(self.config.rtc_configuration())
+        # Pre-created transceivers take the offer's first audio and video m-lines and
+        # restrict them to what we can forward as is. (Only for kinds that are offered:
+        # aiortc 1.16 fails to answer with a transceiver that matched no m-line.)
+        for kind in kinds:
+            _prefer_relay_codecs(pc.addTransceiver(kind, direction="recvonly"))
+        try:
+            await _set_remote(pc, offer_sdp, "offer", self.room_id, participant)
+            receivers: dict[str, RTCRtpReceiver] = {}
+            for transceiver in pc.getTransceivers():
+                kind = transceiver.kind
+                if transceiver.mid is None or kind in receivers:
+                    continue
+                receivers[kind] = transceiver.receiver
+            publication = self._publications.get(participant)
+            if publication is None:
+                publication = self._publications[participant] = Publication(self, participant)
+            publication.attach_source(receivers)
+            await _set_local(pc, await pc.createAnswer(), self.config)
+        except Exception:
+            await pc.close()
+            raise
+        self._publish_pcs[participant] = pc
+
+        def state_changed() -> None:
+            self.emit(participant, None, pc.connectionState)
+            if pc.connectionState == "connected":
+                publication.request_keyframe()
+            elif pc.connectionState == "failed" and self._publish_pcs.get(participant) is pc:
+                del self._publish_pcs[participant]
+                self.spawn(pc.close())
+
+        pc.on("connectionstatechange", state_changed)
+        return pin_candidates(pc.localDescription.sdp, self.config.public_address)
+
+    async def remove_participant(self, participant: str) -> None:
+        """Close everything to and from ``participant``; unknown ids are ignored."""
+        pc = self._publish_pcs.pop(participant, None)
+        publication = self._publications.pop(participant, None)
+        pairs = [key for key in self._subscriptions if participant in key]
+        closing: list[Coroutine[Any, Any, None]] = [self.unsubscribe(*k) for k in pairs]
+        if pc is not None:
+            closing.append(pc.close())
+        await asyncio.gather(*closing)
+        if publication is not None:
+            publication.close()
+
+    # -- subscribing --------------------------------------------------------------------
+    async def subscribe(self, subscriber: str, publisher: str) -> str:
+        """Create (or re-create) the server's offer carrying ``publisher`` to ``subscriber``."""
+        self._check_open()
+        publication = self._publication(publisher)
+        if subscriber == publisher:
+            raise RelayError(f"room {self.room_id}: {subscriber} cannot subscribe to itself")
+        await self.unsubscribe(subscriber, publisher)
+        subscription = Subscription(self, subscriber, publication)
+        self._subscriptions[(subscriber, publisher)] = subscription
+        try:
+            return await subscription.create_offer()
+        except Exception:
+            await self.unsubscribe(subscriber, publisher)
+            raise
+
+    async def accept_answer(self, subscriber: str, publisher: str, answer_sdp: str) -> None:
+        subscription = self._subscriptions.get((subscriber, publisher))
+        if subscription is None:
+            raise UnknownParticipantError(
+                f"room {self.room_id}: no pending subscription of {subscriber} to {publisher}"
+            )
+        await subscription.accept_answer(answer_sdp)
+
+    async def unsubscribe(self, subscriber: str, publisher: str) -> None:
+        subscription = self._subscriptions.pop((subscriber, publisher), None)
+        if subscription is not None:
+            await subscription.close()
+
+    # -- evidence -----------------------------------------------------------------------
+    async def request_keyframe(self, participant: str) -> None:
+        self._publication(participant).request_keyframe()
+
+    def latest_video_packets(self, participant: str) -> list[av.Packet[Any]]:
+        """The last key frame and the deltas after it (empty until one arrived)."""
+        return self._publication(participant).latest_video_packets()
+
+    async def fresh_video_packets(
+        self, participant: str, within: float = 2.0
+    ) -> list[av.Packet[Any]]:
+        """Ask for a key frame and return it once it arrives (TimeoutError otherwise)."""
+        return await self._publication(participant).wait_keyframe(within)
+
+    # -- introspection ------------------------------------------------------------------
+    @property
+    def publishers(self) -> list[str]:
+        return list(self._publications)
+
+    def subscriptions(self) -> list[tuple[str, str]]:
+        return list(self._subscriptions)
+
+    def publication(self, participant: str) -> Publication:
+        return self._publication(participant)
+
+    def subscription(self, subscriber: str, publisher: str) -> Subscription | None:
+        return self._subscriptions.get((subscriber, publisher))
+
+    def publish_connection(self, participant: str) -> RTCPeerConnection | None:
+        return self._publish_pcs.get(participant)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    async def close(self) -> None:
+        self.closed = True
+        for participant in set(self._publications) | {s for s, _ in self._subscriptions}:
+            await self.remove_participant(participant)
+        for pc in list(self._publish_pcs.values()):
+            await pc.close()
+        self._publish_pcs.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def emit(self, participant: str, publisher: str | None, state: str) -> None:
+        if self.on_event is not None:
+            self.on_event(RelayEvent(self.room_id, participant, publisher, state))
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.warning("relay task failed in room %s", self.room_id, exc_info=task.exception())
+
+    def _publication(self, participant: str) -> Publication:
+        publication = self._publications.get(participant)
+        if publication is None:
+            raise UnknownParticipantError(
+                f"room {self.room_id}: {participant} does not publish here"
+            )
+        return publication
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RoomClosedError(f"room {self.room_id} is closed")
+
+
+class Relay:
+    """The rooms of one server process (one per node; see DESIGN.md "One machine")."""
+
+    def __init__(self, config: RelayConfig | None = None) -> None:
+        check_aiortc()
+        self.config = config or RelayConfig()
+        self._rooms: dict[str, RelayRoom] = {}
+
+    def room(
+        self,
+        room_id: str,
+        *,
+        on_packet: PacketCallback | None = None,
+        on_event: EventCallback | None = None,
+    ) -> RelayRoom:
+        """The open room ``room_id``, created on first use (callbacks apply on creation)."""
+        room = self._rooms.get(room_id)
+        if room is None or room.closed:
+            room = RelayRoom(room_id, self.config, on_packet=on_packet, on_event=on_event)
+            self._rooms[room_id] = room
+        return room
+
+    def get(self, room_id: str) -> RelayRoom | None:
+        return self._rooms.get(room_id)
+
+    async def close_room(self, room_id: str) -> None:
+        room = self._rooms.pop(room_id, None)
+        if room is not None:
+            await room.close()
+
+    async def close(self) -> None:
+        for room_id in list(self._rooms):
+            await self.close_room(room_id)
+
+
+def _prefer_relay_codecs(transceiver: RTCRtpTransceiver) -> None:
+    """VP8 (+RTX) for video and Opus for audio: the only codecs forwarded and recorded."""
+    wanted = {"video": ("video/vp8", "video/rtx"), "audio": ("audio/opus",)}[transceiver.kind]
+    capabilities = RTCRtpReceiver.getCapabilities(transceiver.kind)
+    assert capabilities is not None
+    transceiver.setCodecPreferences(
+        [c for c in capabilities.codecs if c.mimeType.lower() in wanted]
+    )
+
+
+def _offered_kinds(sdp: str, room_id: str, participant: str) -> list[str]:
+    """Media kinds of an offer, in KINDS order; refuses anything that is not an A/V offer."""
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise BadSessionDescriptionError(f"room {room_id}: {participant} sent no SDP offer")
+    try:
+        description = aiortc_sdp.SessionDescription.parse(sdp)
+    except Exception as exc:  # the parser raises whatever a malformed line provokes
+        raise BadSessionDescriptionError(
+            f"room {room_id}: {participant}'s SDP offer does not parse: {exc}"
+        ) from exc
+    kinds = [k for k in KINDS if any(m.kind == k for m in description.media)]
+    if not kinds:
+        raise BadSessionDescriptionError(
+            f"room {room_id}: {participant}'s SDP offer has no audio or video"
+        )
+    return kinds
+
+
+async def _set_remote(
+    pc: RTCPeerConnection, sdp: str, kind: str, room_id: str, participant: str
+) -> None:
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise BadSessionDescriptionError(f"room {room_id}: {participant} sent no SDP {kind}")
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+    except (ValueError, LookupError, TypeError) as exc:
+        raise BadSessionDescriptionError(
+            f"room {room_id}: {participant}'s SDP {kind} was refused: {exc}"
+        ) from exc
+    except Exception as exc:  # aiortc raises its own InvalidStateError/OperationError
+        if type(exc).__module__.startswith("aiortc"):
+            raise BadSessionDescriptionError(
+                f"room {room_id}: {participant}'s SDP {kind} was refused: {exc}"
+            ) from exc
+        raise
+
+
+async def _set_local(
+    pc: RTCPeerConnection, description: RTCSessionDescription, config: RelayConfig
+) -> None:
+    # aiortc gathers candidates inside setLocalDescription (half-trickle).
+    with gather_on(config.host_addresses):
+        await pc.setLocalDescription(description)

@@ -1,0 +1,276 @@
+"""The relay with real aiortc peers over loopback: forwarding, key frames, no transcoding."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from fractions import Fraction
+from typing import Any
+
+import aiortc
+import av
+import pytest
+from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpsender import RTCRtpSender
+
+from signaling.candidates import pin_candidates
+from signaling.client import PATTERN_BARS, MediaClient
+from signaling.packets import (
+    PINNED_AIORTC,
+    PacketSink,
+    PacketTrack,
+    check_aiortc,
+    vp8_dimensions,
+    vp8_is_keyframe,
+)
+from signaling.relay import (
+    BadSessionDescriptionError,
+    RelayConfig,
+    RelayEvent,
+    RelayRoom,
+    UnknownParticipantError,
+)
+
+LOOPBACK = ("127.0.0.1",)
+
+
+@pytest.fixture
+async def room() -> AsyncIterator[RelayRoom]:
+    room = RelayRoom("test-room", RelayConfig(host_addresses=LOOPBACK))
+    yield room
+    await room.close()
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[list[MediaClient]]:
+    made: list[MediaClient] = []
+    yield made
+    for client in made:
+        await client.close()
+
+
+def new_client(clients: list[MediaClient], *, keep_last_frame: bool = False) -> MediaClient:
+    client = MediaClient(host_addresses=LOOPBACK, keep_last_frame=keep_last_frame)
+    clients.append(client)
+    return client
+
+
+async def publish(room: RelayRoom, client: MediaClient, pid: str) -> None:
+    answer = await room.add_participant(pid, await client.publish_offer("testsrc"))
+    await client.accept_publish_answer(answer)
+
+
+async def subscribe(room: RelayRoom, client: MediaClient, sub: str, pub: str) -> None:
+    offer = await room.subscribe(sub, pub)
+    await room.accept_answer(sub, pub, await client.accept_subscription(pub, offer))
+
+
+def test_hooks_match_pinned_aiortc() -> None:
+    assert aiortc.__version__ == PINNED_AIORTC
+    check_aiortc()
+    # The private names the hooks rely on (see signaling/packets.py).
+    assert callable(RTCRtpSender._send_keyframe)
+    assert callable(RTCRtpReceiver._send_rtcp_pli)
+    assert "pack" in vars(Vp8Encoder)
+
+
+def test_vp8_header_parsing() -> None:
+    key = bytes([0x50, 0x2A, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01])
+    assert vp8_is_keyframe(key)
+    assert vp8_dimensions(key) == (640, 480)
+    assert not vp8_is_keyframe(b"\x31\x00")
+    assert vp8_dimensions(b"\x31\x00\x00\x00") is None
+
+
+async def test_packet_track_gates_and_drops() -> None:
+    requests: list[int] = []
+    track = PacketTrack("video", 2, lambda: requests.append(1))
+
+    def packet(key: bool) -> av.Packet[Any]:
+        p = av.Packet(b"\x00" if key else b"\x01")
+        p.pts, p.time_base, p.is_keyframe = 0, Fraction(1, 90000), key
+        return p
+
+    track.offer(packet(True))
+    assert track.offered == 0  # inactive: nobody drains the queue yet
+    track.activate()
+    assert requests  # activation asks for a key frame
+    track.offer(packet(False))
+    assert track.dropped == 1  # a delta before the first key frame is useless
+    track.offer(packet(True))
+    track.offer(packet(False))
+    track.offer(packet(False))  # queue full (2): dropped, waits for a key frame again
+    assert track.dropped == 2
+    track.offer(packet(False))
+    assert track.dropped == 3
+    assert (await track.recv()).is_keyframe
+    track.stop()
+
+
+async def test_two_subscribers_decode_pattern_without_transcoding(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    publisher = new_client(clients)
+    await publish(room, publisher, "applicant")
+    subscribers = [new_client(clients, keep_last_frame=True) for _ in range(2)]
+    for i, client in enumerate(subscribers):
+        await subscribe(room, client, f"viewer{i}", "applicant")
+    for client in subscribers:
+        await client.wait_for_video("applicant", frames=30, within=10)
+    for client in subscribers:
+        media = client.received["applicant"]
+        assert (media.width, media.height) == (640, 480)
+        assert media.audio_frames > 20
+        frame = media.last_frame
+        assert frame is not None
+        image = frame.to_image()  # type: ignore[no-untyped-call]
+        for index, colour in enumerate(PATTERN_BARS):
+            pixel = image.getpixel((index * 80 + 10, 20))
+            assert isinstance(pixel, tuple)
+            assert all(abs(a - b) < 40 for a, b in zip(pixel, colour, strict=False))
+
+    # No transcoding: the publisher's receivers hand packets to sinks (no decoder), the
+    # subscribers' VP8 "encoders" were only ever asked to pack (libvpx never opened), and
+    # the bytes forwarded to each subscriber are the bytes received from the publisher.
+    pc = room.publish_connection("applicant")
+    assert pc is not None
+    for receiver in pc.getReceivers():
+        assert isinstance(receiver._RTCRtpReceiver__decoder_queue, PacketSink)  # type: ignore[attr-defined]
+    stats = room.publication("applicant").stats
+    for i in range(2):
+        subscription = room.subscription(f"viewer{i}", "applicant")
+        assert subscription is not None
+        for transceiver in subscription.pc.getTransceivers():
+            encoder = transceiver.sender._RTCRtpSender__encoder  # type: ignore[attr-defined]
+            if isinstance(encoder, Vp8Encoder):
+                assert encoder.codec is None
+        video = subscription.tracks["video"]
+        assert video.dropped == 0
+        assert 0 < video.forwarded_bytes <= stats.bytes["video"]
+    # Same stream, same bytes: compare what both subscribers were sent.
+    a, b = (room.subscription(f"viewer{i}", "applicant") for i in range(2))
+    assert a is not None and b is not None
+    assert abs(a.tracks["video"].forwarded_packets - b.tracks["video"].forwarded_packets) < 5
+
+
+async def test_late_joiner_sees_video_within_a_second(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    publisher = new_client(clients)
+    await publish(room, publisher, "inspector")
+    early = new_client(clients)
+    await subscribe(room, early, "early", "inspector")
+    await early.wait_for_video("inspector", frames=20, within=10)
+    # aiortc's encoder makes a key frame only every 100 s: the late joiner relies on the
+    # relay asking the publisher for one.
+    late = new_client(clients)
+    started = time.monotonic()
+    await subscribe(room, late, "late", "inspector")
+    await late.wait_for_video("inspector", frames=1, within=3)
+    assert time.monotonic() - started < 1.0
+    assert room.publication("inspector").stats.keyframes >= 2
+
+
+async def test_subscriber_pli_reaches_publisher(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    publisher = new_client(clients)
+    await publish(room, publisher, "pub")
+    viewer = new_client(clients)
+    await subscribe(room, viewer, "viewer", "pub")
+    await viewer.wait_for_video("pub", frames=10, within=10)
+    await asyncio.sleep(0.4)  # past the key frame throttle
+    before = room.publication("pub").stats.keyframes
+    receiver = next(
+        t.receiver for t in viewer.subscriptions["pub"].getTransceivers() if t.kind == "video"
+    )
+    ssrc = receiver.getSynchronizationSources()[0].source
+    await receiver._send_rtcp_pli(ssrc)
+    for _ in range(100):
+        if room.publication("pub").stats.keyframes > before:
+            break
+        await asyncio.sleep(0.01)
+    assert room.publication("pub").stats.keyframes > before
+
+
+async def test_four_participants_receive_each_other(clients: list[MediaClient]) -> None:
+    events: list[RelayEvent] = []
+    room = RelayRoom("four", RelayConfig(host_addresses=LOOPBACK), on_event=events.append)
+    try:
+        names = ["applicant", "inspector", "expert", "observer"]
+        people = {name: new_client(clients) for name in names}
+        for name, client in people.items():
+            await publish(room, client, name)
+        for sub in names:
+            for pub in names:
+                if sub != pub:
+                    await subscribe(room, people[sub], sub, pub)
+        for sub in names:
+            for pub in names:
+                if sub != pub:
+                    await people[sub].wait_for_video(pub, frames=5, within=15)
+        await asyncio.sleep(0.5)
+        for sub in names:
+            received = people[sub].received
+            assert set(received) == set(names) - {sub}
+            for media in received.values():
+                assert (media.width, media.height) == (640, 480)
+                assert media.audio_frames > 0
+        assert len(room.subscriptions()) == 12
+        connected = {(e.participant, e.publisher) for e in events if e.state == "connected"}
+        assert len(connected) == 16  # 4 publish + 12 subscribe connections
+        await room.remove_participant("expert")
+        assert all("expert" not in pair for pair in room.subscriptions())
+        assert "expert" not in room.publishers
+    finally:
+        await room.close()
+
+
+async def test_publisher_reconnect_keeps_subscriptions(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    first = new_client(clients)
+    await publish(room, first, "phone")
+    viewer = new_client(clients)
+    await subscribe(room, viewer, "desk", "phone")
+    await viewer.wait_for_video("phone", frames=10, within=10)
+    await first.close()  # the phone drops; its page builds a new peer connection
+    second = new_client(clients)
+    await publish(room, second, "phone")
+    frames = viewer.received["phone"].video_frames
+    await viewer.wait_for_video("phone", frames=frames + 15, within=5)
+
+
+async def test_bad_sdp_is_refused_and_room_carries_on(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    with pytest.raises(BadSessionDescriptionError):
+        await room.add_participant("mallory", "not an sdp")
+    with pytest.raises(BadSessionDescriptionError):
+        await room.add_participant("mallory", "v=0\r\nthis is not sdp\r\n")
+    with pytest.raises(UnknownParticipantError):
+        await room.subscribe("mallory", "nobody")
+    publisher = new_client(clients)
+    await publish(room, publisher, "ok")
+    viewer = new_client(clients)
+    await subscribe(room, viewer, "v", "ok")
+    await viewer.wait_for_video("ok", frames=5, within=10)
+
+
+async def test_public_address_is_announced(room: RelayRoom) -> None:
+    pinned = RelayRoom("pinned", RelayConfig(host_addresses=LOOPBACK, public_address="203.0.113.7"))
+    client = MediaClient(host_addresses=LOOPBACK)
+    try:
+        answer = await pinned.add_participant("p", await client.publish_offer("testsrc"))
+        candidates = [line for line in answer.splitlines() if line.startswith("a=candidate:")]
+        assert candidates
+        assert all(" 203.0.113.7 " in line for line in candidates)
+        assert "c=IN IP4 203.0.113.7" in answer
+    finally:
+        await client.close()
+        await pinned.close()
+    sdp = "v=0\r\nc=IN IP4 10.0.0.2\r\na=candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host\r\n"
+    assert "198.51.100.1 5000 typ host" in pin_candidates(sdp, "198.51.100.1")
+    assert pin_candidates(sdp, None) == sdp
