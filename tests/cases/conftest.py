@@ -48,7 +48,7 @@ class EncodedSession:
         return self.packets.get(participant, [])
 
 
-SESSIONS_KEY = web.AppKey[dict[str, EncodedSession]]("test_sessions")
+SESSIONS_KEY = web.AppKey[dict[str, SessionVideo]]("test_sessions")
 
 
 async def _resolve(app: web.Application, session_id: str) -> SessionVideo | None:
