@@ -37,13 +37,16 @@ from server.metrics import Metrics
 from server.openapi import ApiSpec
 from server.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from server.settings import Settings
+from signaling import handlers as live_handlers
 from signaling.bus import InProcessBus, RedisBus
 
 log = logging.getLogger("yunkan.app")
 WEB = Path(__file__).resolve().parent.parent / "web"
 
 # Domains plug in here: each exposes ``setup(app)`` that adds routes, API docs and contexts.
-DOMAINS: list[Callable[[web.Application], None]] = []
+DOMAINS: list[Callable[[web.Application], None]] = [
+    live_handlers.setup,
+]
 
 
 async def _database(app: web.Application) -> AsyncIterator[None]:

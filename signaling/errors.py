@@ -1,0 +1,108 @@
+"""Exceptions of the live-video package, one tree with stable codes.
+
+Every error that can reach a participant carries a stable ``code`` (clients switch on it,
+``docs/signaling.md`` lists them), an English ``message`` (translated at the edge) and the
+WebSocket close code to use when the error ends the connection::
+
+    SignalingError
+    ├── ProtocolError        malformed, too_large, unknown_type, bad_field, bad_sdp, out_of_order
+    │   └── FloodError       flood (always closes)
+    ├── TokenError           bad_token, expired_token, wrong_room (always closes)
+    ├── RoomError            room_closed, not_admitted, forbidden, no_such_participant, …
+    └── WrongNodeError       wrong_node (closes, ``details["url"]`` says where to go)
+
+Domain modules raise them; ``signaling.handlers`` turns them into ``error`` messages or
+WebSocket closes. Nothing here imports aiohttp.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+# WebSocket close codes (4000-4999 are free for applications).
+CLOSE_BAD_INPUT = 4400
+CLOSE_BAD_TOKEN = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_WRONG_NODE = 4409
+CLOSE_ENDED = 4410
+CLOSE_REMOVED = 4411
+CLOSE_DECLINED = 4412
+CLOSE_REPLACED = 4413
+CLOSE_FLOOD = 4429
+
+
+class SignalingError(Exception):
+    """Base of the tree; ``fatal`` errors close the WebSocket after the error message."""
+
+    code: ClassVar[str] = "signaling_error"
+    message: str = "Signaling error"
+    status: ClassVar[int] = 400
+    fatal: ClassVar[bool] = False
+    close_code: ClassVar[int] = CLOSE_BAD_INPUT
+
+    def __init__(
+        self, message: str | None = None, *, code: str | None = None, **details: Any
+    ) -> None:
+        self.message = message or type(self).message
+        self.error_code = code or type(self).code
+        self.details = details
+        super().__init__(self.message)
+
+    def as_message(self) -> dict[str, Any]:
+        """The ``error`` message sent to the client."""
+        body: dict[str, Any] = {"type": "error", "code": self.error_code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class ProtocolError(SignalingError):
+    code = "malformed"
+    message = "Malformed message"
+
+
+class FloodError(ProtocolError):
+    code = "flood"
+    message = "Too many messages; connection closed"
+    fatal = True
+    close_code = CLOSE_FLOOD
+
+
+class TokenError(SignalingError):
+    code = "bad_token"
+    message = "Join token is invalid"
+    status = 401
+    fatal = True
+    close_code = CLOSE_BAD_TOKEN
+
+
+class RoomError(SignalingError):
+    code = "room_error"
+    message = "Room error"
+    status = 409
+
+
+class RoomClosedError(RoomError):
+    code = "room_closed"
+    fatal = True
+    close_code = CLOSE_ENDED
+
+
+class ForbiddenError(RoomError):
+    code = "forbidden"
+    status = 403
+
+
+class WrongNodeError(SignalingError):
+    code = "wrong_node"
+    message = "This room is hosted on another node"
+    status = 307
+    fatal = True
+    close_code = CLOSE_WRONG_NODE
+
+
+class RefusedError(ForbiddenError):
+    """A declined or removed participant tries to join again."""
+
+    fatal = True
+    close_code = CLOSE_FORBIDDEN

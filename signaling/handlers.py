@@ -1,0 +1,364 @@
+"""HTTP side of the live video window: the WebSocket endpoint, join pages and join API.
+
+``setup(app)`` (called by ``server.app.create_app``) adds the routes and one
+``cleanup_ctx`` that owns the relay, the room directory and the ``Hub``; on shutdown every
+room is ended and every peer connection closed. Handlers stay thin: the hub applies the
+protocol, the rooms module the rules.
+
+Routes:
+
+* ``GET /live/ws`` — the signaling WebSocket (``docs/signaling.md``);
+* ``GET /live/j/{token}`` — the page for a join link: applicant page or inspector console
+  by the token's role;
+* ``POST /api/v1/appointments/{id}/join`` and ``POST /api/v1/cases/{id}/live/join`` — the
+  caller's own join URL for that appointment / case, for the caller's role.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp_jinja2
+from aiohttp import WSMsgType, web
+from sqlalchemy import text
+
+from server.accounts.principal import Principal
+from server.appkeys import API_SPEC, BUS, DB, REDIS, SETTINGS
+from server.cases.access import readable_case
+from server.cases.models import Case
+from server.cases.timeline import append_event
+from server.errors import NotFoundError, PermissionDeniedError
+from server.http.requests import int_param, require_principal
+from server.openapi import ApiRoutes
+from server.settings import Settings
+from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
+from signaling.errors import TokenError
+from signaling.hub import Hub, Link, MediaRoom
+from signaling.ice import IceConfig
+from signaling.protocol import MAX_MESSAGE_BYTES, dumps
+from signaling.relay import Relay, RelayConfig
+from signaling.rooms import Room
+from signaling.tokens import JoinGrant, Role, TokenSigner
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveOptions:
+    """Knobs tests and deployments may set on the app before it starts."""
+
+    grace: float = 60.0
+    """Seconds a dropped participant keeps their place."""
+    host_addresses: tuple[str, ...] | None = None
+    """Gather the relay's host candidates only on these addresses (tests: 127.0.0.1)."""
+    recording: bool = True
+    directory_ttl: float = 30.0
+    token_ttl: int = 4 * 3600
+
+
+HUB = web.AppKey[Hub]("live_hub")
+RELAY = web.AppKey[Relay]("live_relay")
+SIGNER = web.AppKey[TokenSigner]("live_signer")
+LIVE_OPTIONS = web.AppKey[LiveOptions]("live_options")
+
+routes = ApiRoutes(tag="live")
+
+
+def ice_config(settings: Settings) -> IceConfig:
+    urls = [u.strip() for u in settings.ice_servers.split(",") if u.strip()]
+    return IceConfig(
+        stun_urls=tuple(u for u in urls if u.startswith(("stun:", "stuns:"))),
+        turn_urls=tuple(u for u in urls if u.startswith(("turn:", "turns:"))),
+        turn_secret=settings.turn_secret or None,
+        public_ip=settings.ice_public_ip or None,
+    )
+
+
+def this_node(settings: Settings) -> Node:
+    return Node(settings.effective_node_id, settings.advertise_url or settings.effective_public_url)
+
+
+def participant_id(principal: Principal) -> str:
+    return f"{principal.kind}-{principal.id}"
+
+
+def principal_of(participant: str, role: str, name: str) -> Principal | None:
+    """The case-event actor for a participant id made by ``participant_id``."""
+    kind, _, number = participant.partition("-")
+    if kind not in ("staff", "applicant") or not number.isdigit():
+        return None
+    return Principal(kind=kind, id=int(number), role=role, name=name)  # type: ignore[arg-type]
+
+
+def join_url(settings: Settings, signer: TokenSigner, grant: JoinGrant, ttl: int) -> str:
+    """The link a participant opens (booking puts the applicant's in its confirmation)."""
+    return f"{settings.effective_public_url.rstrip('/')}/live/j/{signer.issue(grant, ttl=ttl)}"
+
+
+def case_room(case_id: int) -> str:
+    return f"case-{case_id}"
+
+
+def appointment_room(appointment_id: int) -> str:
+    return f"appt-{appointment_id}"
+
+
+def _case_of_room(room_id: str) -> int | None:
+    """Rooms are named after what they belong to; appointments map to their case id."""
+    kind, _, number = room_id.partition("-")
+    if kind == "case" and number.isdigit():
+        return int(number)
+    return None
+
+
+async def _live(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    options = app.get(LIVE_OPTIONS) or LiveOptions()
+    ice = ice_config(settings)
+    relay = Relay(
+        RelayConfig(
+            ice_servers=tuple(ice.rtc_servers()),
+            host_addresses=options.host_addresses,
+            public_address=ice.public_ip,
+        )
+    )
+    redis = app[REDIS]
+    directory: Directory
+    if redis is not None:
+        directory = RedisDirectory(
+            redis, ttl=options.directory_ttl, prefix=settings.redis_prefix, owns=False
+        )
+    else:
+        directory = MemoryDirectory(ttl=options.directory_ttl)
+    signer = TokenSigner(settings.secret_key)
+    sessions = app[DB]
+    bus = app[BUS]
+    case_ids: dict[str, int | None] = {}
+
+    async def media(room_id: str) -> MediaRoom:
+        case_ids[room_id] = await _resolve_case(app, room_id)
+        return relay.room(room_id)
+
+    async def record(room: Room, kind: str, actor: str | None, data: dict[str, Any]) -> None:
+        case_id = case_ids.get(room.id)
+        if case_id is None:
+            return
+        who = room.participants.get(actor or "")
+        principal = principal_of(who.id, who.role, who.name) if who else None
+        async with sessions() as session, session.begin():
+            await append_event(
+                session,
+                case_id,
+                kind=kind,
+                actor=principal,
+                data={"room": room.id, "participant": actor, **data},
+            )
+
+    async def notify(message: dict[str, Any]) -> None:
+        await bus.publish("live:arrivals", message)
+
+    hub = Hub(
+        signer=signer,
+        media=media,
+        node=this_node(settings),
+        directory=directory,
+        ice=ice,
+        record=record,
+        notify=notify,
+        grace=options.grace,
+        recording=options.recording,
+    )
+    app[HUB], app[RELAY], app[SIGNER] = hub, relay, signer
+    await hub.start()
+    try:
+        yield
+    finally:
+        await hub.close()
+        await relay.close()
+        await directory.close()
+
+
+async def _resolve_case(app: web.Application, room_id: str) -> int | None:
+    case_id = _case_of_room(room_id)
+    if case_id is not None:
+        return case_id
+    kind, _, number = room_id.partition("-")
+    if kind == "appt" and number.isdigit():
+        found = await _appointment(app, int(number))
+        return found["case_id"] if found else None
+    return None
+
+
+async def _appointment(app: web.Application, appointment_id: int) -> dict[str, Any] | None:
+    """The one place that reads an appointment (booking's table) for live rooms."""
+    async with app[DB]() as session:
+        row = (
+            (
+                await session.execute(
+                    text(
+                        "SELECT id, case_id, applicant_id, applicant_name, staff_id, status "
+                        "FROM appointments WHERE id = :id"
+                    ),
+                    {"id": appointment_id},
+                )
+            )
+            .mappings()
+            .first()
+        )
+    return dict(row) if row is not None else None
+
+
+class _WsConnection:
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, message: dict[str, Any]) -> None:
+        await self.ws.send_str(dumps(message))
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.ws.close(code=code, message=reason.encode()[:120])
+
+
+@routes.get("/live/ws")
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    # Larger than the protocol's cap so an oversized message still gets a readable
+    # "too_large" error; beyond this aiohttp closes with 1009.
+    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4 * MAX_MESSAGE_BYTES)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    link = Link(_WsConnection(ws))
+    try:
+        async for msg in ws:
+            if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                await hub.receive(link, msg.data)
+            if link.closed:
+                break
+    finally:
+        await hub.disconnected(link)
+        if not ws.closed:
+            await ws.close()
+    return ws
+
+
+@routes.get("/live/j/{token}")
+async def join_page(request: web.Request) -> web.StreamResponse:
+    try:
+        grant = request.app[SIGNER].verify(request.match_info["token"])
+    except TokenError as err:
+        response = aiohttp_jinja2.render_template(
+            "live/refused.html", request, {"code": err.error_code}, status=403
+        )
+        return response
+    template = "live/applicant.html" if grant.role == "applicant" else "live/console.html"
+    context = {
+        "grant": grant,
+        "config": json.dumps(
+            {
+                "token": request.match_info["token"],
+                "ws": "/live/ws",
+                "role": grant.role,
+                "participant": grant.participant,
+                "name": grant.name,
+            },
+            ensure_ascii=False,
+        ),
+    }
+    response = aiohttp_jinja2.render_template(template, request, context)
+    # Camera and microphone for this page only; nothing else may be embedded.
+    response.headers["Permissions-Policy"] = "camera=(self), microphone=(self), geolocation=(self)"
+    return response
+
+
+JOIN_RESPONSE = {
+    "type": "object",
+    "required": ["url", "token", "ws", "role", "room"],
+    "properties": {
+        "url": {"type": "string"},
+        "token": {"type": "string"},
+        "ws": {"type": "string"},
+        "role": {"type": "string"},
+        "room": {"type": "string"},
+        "expires": {"type": "integer"},
+    },
+}
+
+
+def _grant_response(request: web.Request, grant: JoinGrant) -> web.Response:
+    settings = request.app[SETTINGS]
+    signer = request.app[SIGNER]
+    ttl = (request.app.get(LIVE_OPTIONS) or LiveOptions()).token_ttl
+    token = signer.issue(grant, ttl=ttl)
+    base = settings.effective_public_url.rstrip("/")
+    ws_base = "wss" + base[5:] if base.startswith("https") else "ws" + base[4:]
+    return web.json_response(
+        {
+            "url": f"{base}/live/j/{token}",
+            "token": token,
+            "ws": f"{ws_base}/live/ws",
+            "role": grant.role,
+            "room": grant.room,
+            "expires": signer.verify(token).expires,
+        }
+    )
+
+
+def _role_for(principal: Principal) -> Role:
+    if not principal.is_staff:
+        return "applicant"
+    return "inspector" if principal.role in ("inspector", "supervisor", "admin") else "observer"
+
+
+@routes.post(
+    "/api/v1/appointments/{id}/join",
+    summary="The caller's join URL for an appointment's video room, for the caller's role",
+    responses={200: JOIN_RESPONSE, 403: "error", 404: "error"},
+)
+async def appointment_join(request: web.Request) -> web.Response:
+    principal = require_principal(request)
+    appointment_id = int_param(request, "id")
+    found = await _appointment(request.app, appointment_id)
+    if found is None:
+        raise NotFoundError()
+    if not principal.is_staff and found["applicant_id"] != principal.id:
+        raise PermissionDeniedError()
+    grant = JoinGrant(
+        room=appointment_room(appointment_id),
+        participant=participant_id(principal),
+        role=_role_for(principal),
+        name=principal.name,
+    )
+    return _grant_response(request, grant)
+
+
+@routes.post(
+    "/api/v1/cases/{id}/live/join",
+    summary="The caller's join URL for a case's video room (rooms without an appointment)",
+    responses={200: JOIN_RESPONSE, 403: "error", 404: "error"},
+)
+async def case_join(request: web.Request) -> web.Response:
+    principal = require_principal(request)
+    case_id = int_param(request, "id")
+    async with request.app[DB]() as session:
+        # Staff serve whoever is in the queue; applicants only their own cases.
+        if principal.is_staff:
+            if await session.get(Case, case_id) is None:
+                raise NotFoundError("Case not found")
+        else:
+            await readable_case(session, principal, case_id)
+    grant = JoinGrant(
+        room=case_room(case_id),
+        participant=participant_id(principal),
+        role=_role_for(principal),
+        name=principal.name,
+    )
+    return _grant_response(request, grant)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_routes(routes)
+    app[API_SPEC].include(routes)
+    app.cleanup_ctx.append(_live)

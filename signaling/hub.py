@@ -1,0 +1,536 @@
+"""The live rooms of one node: connections, room state, relay and directory together.
+
+``Hub`` is what the WebSocket handler talks to. It owns, per room, the ``Room`` state
+machine, the media room of the relay and the open connections, and it applies the protocol
+rules of ``signaling.protocol`` to every message. It does no socket I/O itself: a
+connection is anything with ``send`` and ``close`` (``signaling.handlers`` adapts aiohttp's
+``WebSocketResponse``; tests can use real sockets too), so this module never imports aiohttp.
+
+Ordering that matters:
+
+* The token is verified, and the directory consulted, before a room or any media exists.
+* Messages of one connection are handled one at a time (the handler awaits each), so the
+  ``Sequencer`` sees them in order; different connections interleave freely.
+* A drop keeps the participant's place for ``grace`` seconds; a rejoin with the session id
+  within that time resumes (admitted stays admitted) with a *new* peer connection, because
+  aiortc has no ICE restart. The old media is removed as soon as the socket drops so
+  subscribers do not stare at a frozen frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from signaling.directory import Directory, MemoryDirectory, Node
+from signaling.errors import (
+    CLOSE_DECLINED,
+    CLOSE_ENDED,
+    CLOSE_REMOVED,
+    CLOSE_REPLACED,
+    ForbiddenError,
+    ProtocolError,
+    RefusedError,
+    RoomClosedError,
+    SignalingError,
+    WrongNodeError,
+)
+from signaling.ice import IceConfig
+from signaling.protocol import ClientMessage, FloodLimiter, Sequencer, parse
+from signaling.rooms import ParticipantState, Room, RoomState
+from signaling.tokens import JoinGrant, TokenSigner
+
+log = logging.getLogger(__name__)
+
+
+class Connection(Protocol):
+    async def send(self, message: dict[str, Any]) -> None: ...
+
+    async def close(self, code: int, reason: str) -> None: ...
+
+
+class MediaRoom(Protocol):
+    """What the hub uses of ``signaling.relay.RelayRoom`` (one room of the relay)."""
+
+    async def add_participant(self, participant: str, offer_sdp: str) -> str: ...
+
+    async def remove_participant(self, participant: str) -> None: ...
+
+    async def subscribe(self, subscriber: str, publisher: str) -> str: ...
+
+    async def accept_answer(self, subscriber: str, publisher: str, answer_sdp: str) -> None: ...
+
+    async def unsubscribe(self, subscriber: str, publisher: str) -> None: ...
+
+    @property
+    def publishers(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+MediaFactory = Callable[[str], Awaitable[MediaRoom]]
+"""Opens the relay room for a room id; ``MediaRoom.close`` closes it."""
+Recorder = Callable[[Room, str, str | None, dict[str, Any]], Awaitable[None]]
+"""``(room, kind, actor participant id, data)``: write a case event."""
+Notifier = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class Link:
+    """One open connection and its per-connection protocol state."""
+
+    conn: Connection
+    limiter: FloodLimiter = field(default_factory=FloodLimiter)
+    seq: Sequencer = field(default_factory=Sequencer)
+    room: str | None = None
+    participant: str | None = None
+    closed: bool = False
+
+
+@dataclass(slots=True)
+class LiveRoom:
+    room: Room
+    media: MediaRoom
+    links: dict[str, Link] = field(default_factory=dict)
+    pending: dict[str, tuple[str, str, str]] = field(default_factory=dict)
+    """request id -> (kind, from, to)"""
+    timers: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    """participant -> task that lets them go after the grace period"""
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    subscribed: set[tuple[str, str]] = field(default_factory=set)
+    """(subscriber, publisher) pairs with a subscription offered on the current links"""
+    fan_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Serialises subscription offers: an admit and a publish can race for the same pair."""
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return task
+
+
+class Hub:
+    def __init__(
+        self,
+        *,
+        signer: TokenSigner,
+        media: MediaFactory,
+        node: Node,
+        directory: Directory | None = None,
+        ice: IceConfig | None = None,
+        record: Recorder | None = None,
+        notify: Notifier | None = None,
+        grace: float = 60.0,
+        recording: bool = True,
+    ) -> None:
+        self.signer = signer
+        self.media_factory = media
+        self.node = node
+        self.directory: Directory = directory or MemoryDirectory()
+        self.ice = ice or IceConfig()
+        self.record = record
+        self.notify = notify
+        self.grace = grace
+        self.recording = recording
+        self.rooms: dict[str, LiveRoom] = {}
+        self.closed_rooms: set[str] = set()
+        self._refresher: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------
+    async def start(self) -> None:
+        self._refresher = asyncio.create_task(self._refresh_claims())
+
+    async def close(self) -> None:
+        """Close every room (shutdown): sockets get 'ended', relays are torn down."""
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        for live in list(self.rooms.values()):
+            await self._close_room(live, notify=True)
+
+    async def _refresh_claims(self) -> None:
+        interval = max(getattr(self.directory, "ttl", 30.0) / 3, 0.05)
+        while True:
+            await asyncio.sleep(interval)
+            for room_id in list(self.rooms):
+                try:
+                    await self.directory.refresh(room_id, self.node)
+                except Exception:  # keep refreshing the others; Redis may blip
+                    log.exception("refreshing the directory claim of room %s failed", room_id)
+
+    # -- entry point ------------------------------------------------------------------
+    async def receive(self, link: Link, raw: str | bytes) -> None:
+        """Handle one raw message; errors become ``error`` messages or a close."""
+        try:
+            link.limiter.hit()
+            msg = parse(raw)
+            link.seq.check(msg)
+            # Recorded before the (awaiting) dispatch: the relay may send its own offer
+            # while our answer to the client's offer is being made.
+            link.seq.accepted(msg)
+            await self._dispatch(link, msg)
+        except SignalingError as err:
+            await self._safe_send(link, err.as_message())
+            if err.fatal:
+                await self._close_link(link, err.close_code, err.error_code)
+
+    async def disconnected(self, link: Link) -> None:
+        """The socket is gone (always called, from the handler's ``finally``)."""
+        link.closed = True
+        live = self.rooms.get(link.room or "")
+        if live is None or link.participant is None:
+            return
+        if live.links.get(link.participant) is not link:
+            return  # replaced by a newer connection
+        del live.links[link.participant]
+        pid = link.participant
+        live.room.disconnect(pid)
+        # The publication stays: if the participant comes back within the grace period,
+        # subscribers keep their connections and simply see video again.
+        await self._presence(live)
+        live.timers[pid] = live.spawn(self._expire(live, pid))
+
+    async def _expire(self, live: LiveRoom, pid: str) -> None:
+        await asyncio.sleep(self.grace)
+        live.timers.pop(pid, None)
+        if pid in live.links or self.rooms.get(live.room.id) is not live:
+            return
+        live.room.leave(pid)
+        await self._unpublish(live, pid)
+        await self._presence(live)
+        if not live.links:
+            await self._close_room(live, notify=False, final=False)
+
+    # -- dispatch ---------------------------------------------------------------------
+    async def _dispatch(self, link: Link, msg: ClientMessage) -> None:
+        if msg.type == "ping":
+            await link.conn.send({"type": "pong"})
+            return
+        if msg.type == "join":
+            await self._join(link, msg)
+            return
+        live = self.rooms.get(link.room or "")
+        pid = link.participant
+        if live is None or pid is None:
+            raise RoomClosedError("the room has ended")
+        room = live.room
+        if msg.type == "candidate":
+            return
+        if msg.type == "offer":
+            room.require_admitted(pid)
+            try:
+                sdp = await live.media.add_participant(pid, msg.data["sdp"])
+            except Exception as exc:
+                log.warning("relay refused the offer of %s in %s: %s", pid, room.id, exc)
+                raise SignalingError(
+                    "The media server could not use this offer", code="media_failed"
+                ) from None
+            finally:
+                link.seq.server_answered()
+            await link.conn.send({"type": "answer", "sdp": sdp})
+            live.spawn(self._fan_out(live, pid))
+            return
+        if msg.type == "answer":
+            room.require_admitted(pid)
+            try:
+                await live.media.accept_answer(pid, msg.data["publisher"], msg.data["sdp"])
+            except Exception as exc:
+                log.warning("relay refused the answer of %s in %s: %s", pid, room.id, exc)
+                raise SignalingError(
+                    "The media server could not use this answer", code="media_failed"
+                ) from None
+        elif msg.type == "chat":
+            who = room.require_admitted(pid)
+            out = {
+                "type": "chat",
+                "from": pid,
+                "name": who.name,
+                "text": msg.data["text"],
+                "at": time.time(),
+            }
+            await self._broadcast(live, out)
+            await self._record(live, "live.chat", pid, {"text": msg.data["text"]})
+        elif msg.type == "request":
+            await self._request(live, pid, msg)
+        elif msg.type == "response":
+            await self._response(live, pid, msg)
+        elif msg.type == "admit":
+            who = room.admit(pid, msg.data["participant"])
+            await self._send_to(live, who.id, {"type": "admitted"})
+            if who.id in live.links:
+                live.spawn(self._subscribe_all(live, who.id))
+            await self._record(live, "live.admitted", pid, {"participant": who.id})
+            await self._presence(live)
+        elif msg.type == "decline":
+            reason = msg.text("reason")
+            who = room.decline(pid, msg.data["participant"], reason)
+            await self._record(
+                live, "live.declined", pid, {"participant": who.id, "reason": reason}
+            )
+            await self._kick(live, who.id, {"type": "declined", "reason": reason}, CLOSE_DECLINED)
+            await self._presence(live)
+        elif msg.type == "remove":
+            who = room.remove(pid, msg.data["participant"])
+            await self._record(live, "live.removed", pid, {"participant": who.id})
+            await self._kick(live, who.id, {"type": "removed"}, CLOSE_REMOVED)
+            await self._unpublish(live, who.id)
+            await self._presence(live)
+        elif msg.type == "end":
+            room.end(pid)
+            await self._record(live, "live.ended", pid, {})
+            await self._close_room(live, notify=True)
+        elif msg.type == "leave":
+            room.leave(pid)
+            live.links.pop(pid, None)
+            await self._unpublish(live, pid)
+            await self._presence(live)
+            await self._close_link(link, 1000, "left")
+
+    # -- join -------------------------------------------------------------------------
+    async def _join(self, link: Link, msg: ClientMessage) -> None:
+        grant = self.signer.verify(msg.data["token"])
+        if grant.room in self.closed_rooms:
+            raise RoomClosedError(f"room {grant.room} is closed")
+        holder = await self.directory.claim(grant.room, self.node)
+        if holder.id != self.node.id:
+            raise WrongNodeError(f"room {grant.room} is hosted on node {holder.id}", url=holder.url)
+        live = self.rooms.get(grant.room)
+        if live is None:
+            live = await self._open_room(grant)
+        try:
+            result = live.room.join(grant, session=msg.data.get("session"))
+        except ForbiddenError as err:
+            raise RefusedError(err.message) from None
+        who = result.participant
+        timer = live.timers.pop(who.id, None)
+        if timer is not None:
+            timer.cancel()
+        old = live.links.get(who.id)
+        if old is not None and old is not link:
+            await self._close_link(old, CLOSE_REPLACED, "replaced by a newer connection")
+        live.links[who.id] = link
+        link.room, link.participant = grant.room, who.id
+        # A new connection has no peer connections yet: everything is offered afresh.
+        live.subscribed = {pair for pair in live.subscribed if pair[0] != who.id}
+        await link.conn.send(
+            {
+                "type": "welcome",
+                "room": grant.room,
+                "participant": who.id,
+                "role": who.role,
+                "name": who.name,
+                "session": who.session,
+                "state": who.state.value,
+                "resumed": result.resumed,
+                "ice_servers": self.ice.servers_for(who.id),
+                "recording": self.recording,
+            }
+        )
+        await link.conn.send({"type": who.state.value})
+        if not result.resumed:
+            await self._record(
+                live, "live.joined", who.id, {"role": who.role, "state": who.state.value}
+            )
+        await self._presence(live)
+        if who.state is ParticipantState.ADMITTED:
+            # New connection, new peer connections: offer every publisher again.
+            live.spawn(self._subscribe_all(live, who.id))
+        if who.state is ParticipantState.WAITING and self.notify is not None:
+            await self.notify(
+                {
+                    "type": "waiting",
+                    "room": grant.room,
+                    "participant": who.id,
+                    "name": who.name,
+                    "node": self.node.id,
+                }
+            )
+
+    async def _open_room(self, grant: JoinGrant) -> LiveRoom:
+        live = LiveRoom(Room(grant.room), await self.media_factory(grant.room))
+        self.rooms[grant.room] = live
+        return live
+
+    # -- media fan-out ----------------------------------------------------------------
+    async def _fan_out(self, live: LiveRoom, publisher: str) -> None:
+        """Offer a (re)published stream to every admitted, connected participant."""
+        for pid in list(live.links):
+            if pid != publisher:
+                await self._subscribe(live, pid, publisher)
+
+    async def _subscribe_all(self, live: LiveRoom, subscriber: str) -> None:
+        for publisher in list(live.media.publishers):
+            if publisher != subscriber:
+                await self._subscribe(live, subscriber, publisher)
+
+    async def _subscribe(self, live: LiveRoom, subscriber: str, publisher: str) -> None:
+        async with live.fan_lock:
+            await self._subscribe_locked(live, subscriber, publisher)
+
+    async def _subscribe_locked(self, live: LiveRoom, subscriber: str, publisher: str) -> None:
+        link = live.links.get(subscriber)
+        who = live.room.participants.get(subscriber)
+        if link is None or who is None or who.state is not ParticipantState.ADMITTED:
+            return
+        if (subscriber, publisher) in live.subscribed:
+            return
+        try:
+            sdp = await live.media.subscribe(subscriber, publisher)
+        except Exception as exc:  # the publisher left meanwhile
+            log.info(
+                "no subscription of %s to %s in %s: %s", subscriber, publisher, live.room.id, exc
+            )
+            return
+        live.subscribed.add((subscriber, publisher))
+        link.seq.server_offered(publisher)
+        await self._safe_send(link, {"type": "offer", "publisher": publisher, "sdp": sdp})
+
+    async def _unpublish(self, live: LiveRoom, pid: str) -> None:
+        await live.media.remove_participant(pid)
+        live.subscribed = {pair for pair in live.subscribed if pid not in pair}
+        for other, link in list(live.links.items()):
+            if other != pid:
+                link.seq.server_withdrew(pid)
+                await self._safe_send(link, {"type": "unpublished", "publisher": pid})
+
+    # -- requests ---------------------------------------------------------------------
+    async def _request(self, live: LiveRoom, pid: str, msg: ClientMessage) -> None:
+        live.room.require_staff(pid)
+        target = live.room.require_admitted(msg.data["to"])
+        rid = secrets.token_hex(6)
+        kind = msg.data["kind"]
+        live.pending[rid] = (kind, pid, target.id)
+        await self._send_to(
+            live,
+            target.id,
+            {
+                "type": "request",
+                "id": rid,
+                "kind": kind,
+                "value": msg.data.get("value"),
+                "from": pid,
+            },
+        )
+        await self._record(
+            live,
+            "live.request",
+            pid,
+            {"id": rid, "kind": kind, "to": target.id, "value": msg.data.get("value")},
+        )
+
+    async def _response(self, live: LiveRoom, pid: str, msg: ClientMessage) -> None:
+        live.room.require_admitted(pid)
+        entry = live.pending.get(msg.data["id"])
+        if entry is None or entry[2] != pid:
+            raise ProtocolError("response to an unknown request", code="out_of_order")
+        del live.pending[msg.data["id"]]
+        kind, asker, _ = entry
+        out = {
+            "type": "response",
+            "id": msg.data["id"],
+            "kind": kind,
+            "ok": msg.data["ok"],
+            "data": msg.data.get("data"),
+            "from": pid,
+        }
+        await self._send_to(live, asker, out)
+        await self._record(
+            live,
+            "live.response",
+            pid,
+            {
+                "id": msg.data["id"],
+                "kind": kind,
+                "ok": msg.data["ok"],
+                "data": msg.data.get("data"),
+            },
+        )
+
+    # -- helpers ----------------------------------------------------------------------
+    async def _presence(self, live: LiveRoom) -> None:
+        await self._broadcast(
+            live, {"type": "presence", "participants": live.room.presence()}, admitted_only=False
+        )
+
+    async def _broadcast(
+        self, live: LiveRoom, message: dict[str, Any], *, admitted_only: bool = True
+    ) -> None:
+        for pid, link in list(live.links.items()):
+            who = live.room.participants.get(pid)
+            if who is None:
+                continue
+            if admitted_only and who.state is not ParticipantState.ADMITTED:
+                continue
+            out = message
+            if who.state is ParticipantState.WAITING and message["type"] == "presence":
+                # the waiting room shows nobody else (the inspector may still be busy)
+                out = {"type": "presence", "participants": [who.public()]}
+            await self._safe_send(link, out)
+
+    async def _send_to(self, live: LiveRoom, pid: str, message: dict[str, Any]) -> None:
+        link = live.links.get(pid)
+        if link is not None:
+            await self._safe_send(link, message)
+
+    async def _kick(self, live: LiveRoom, pid: str, message: dict[str, Any], code: int) -> None:
+        link = live.links.pop(pid, None)
+        if link is not None:
+            await self._safe_send(link, message)
+            await self._close_link(link, code, str(message["type"]))
+
+    async def _close_room(self, live: LiveRoom, *, notify: bool, final: bool = True) -> None:
+        if self.rooms.get(live.room.id) is live:
+            del self.rooms[live.room.id]
+        if final:
+            live.room.state = RoomState.CLOSED
+            self.closed_rooms.add(live.room.id)
+        others = [t for t in live.tasks if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
+        live.timers.clear()
+        links = list(live.links.values())
+        live.links.clear()
+        for link in links:
+            if notify:
+                await self._safe_send(link, {"type": "ended"})
+            await self._close_link(link, CLOSE_ENDED, "ended")
+        try:
+            await live.media.close()
+        finally:
+            with contextlib.suppress(Exception):
+                await self.directory.release(live.room.id, self.node)
+
+    async def _record(
+        self, live: LiveRoom, kind: str, actor: str | None, data: dict[str, Any]
+    ) -> None:
+        if self.record is None:
+            return
+        try:
+            await self.record(live.room, kind, actor, data)
+        except Exception:  # the call goes on; the log says which event is missing
+            log.exception("could not record %s in room %s", kind, live.room.id)
+
+    @staticmethod
+    async def _safe_send(link: Link, message: dict[str, Any]) -> None:
+        if link.closed:
+            return
+        try:
+            await link.conn.send(message)
+        except (ConnectionError, RuntimeError):
+            link.closed = True
+
+    @staticmethod
+    async def _close_link(link: Link, code: int, reason: str) -> None:
+        if link.closed:
+            return
+        link.closed = True
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            await link.conn.close(code, reason)

@@ -1,0 +1,122 @@
+"""ICE server configuration and per-participant TURN credentials.
+
+Phones on 4G sit behind carrier NAT, so production needs TURN. We use coturn's
+shared-secret ("TURN REST API") scheme: the server and coturn share ``turn_secret``; each
+participant gets a username ``"<expiry-unix-seconds>:<participant>"`` and the password
+``base64(HMAC-SHA1(secret, username))``; coturn recomputes it and refuses it after expiry.
+No credential is stored anywhere.
+
+aiortc uses only the first STUN and the first TURN server it is given, so put the best one
+first. The server's own candidates can be pinned to a public address (``public_ip``) when
+the node sits behind 1:1 NAT (cloud VMs); ``signaling.relay`` applies that.
+
+Configuration comes from the environment (the lead may move these into ``Settings``):
+``YUNKAN_STUN_URLS`` and ``YUNKAN_TURN_URLS`` (comma-separated), ``YUNKAN_TURN_SECRET``,
+``YUNKAN_TURN_TTL`` (seconds, default 3600), ``YUNKAN_PUBLIC_IP``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class TurnCredential:
+    username: str
+    password: str
+    expires: int
+
+
+def turn_credential(
+    secret: str, user: str, *, ttl: int, now: float | None = None
+) -> TurnCredential:
+    """coturn ``use-auth-secret`` credentials for ``user``, valid for ``ttl`` seconds."""
+    expires = int(time.time() if now is None else now) + ttl
+    username = f"{expires}:{user}"
+    digest = hmac.new(secret.encode(), username.encode(), hashlib.sha1).digest()
+    return TurnCredential(username, base64.b64encode(digest).decode("ascii"), expires)
+
+
+@dataclass(frozen=True, slots=True)
+class IceConfig:
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: int = 3600
+    public_ip: str | None = None
+    """Address the relay advertises in its own candidates instead of its local one."""
+    extra: tuple[Mapping[str, Any], ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        for url in self.stun_urls:
+            if not url.startswith(("stun:", "stuns:")):
+                raise ValueError(f"YUNKAN_STUN_URLS: {url!r} must start with stun: or stuns:")
+        for url in self.turn_urls:
+            if not url.startswith(("turn:", "turns:")):
+                raise ValueError(f"YUNKAN_TURN_URLS: {url!r} must start with turn: or turns:")
+        if self.turn_urls and not self.turn_secret:
+            raise ValueError("YUNKAN_TURN_SECRET is required when YUNKAN_TURN_URLS is set")
+        if self.turn_ttl <= 0:
+            raise ValueError("YUNKAN_TURN_TTL must be a positive number of seconds")
+        if self.public_ip is not None:
+            try:
+                ipaddress.ip_address(self.public_ip)
+            except ValueError:
+                raise ValueError(
+                    f"YUNKAN_PUBLIC_IP: {self.public_ip!r} is not an IP address"
+                ) from None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> IceConfig:
+        env = os.environ if env is None else env
+
+        def urls(name: str) -> tuple[str, ...]:
+            return tuple(u.strip() for u in env.get(name, "").split(",") if u.strip())
+
+        ttl_text = env.get("YUNKAN_TURN_TTL", "3600")
+        try:
+            ttl = int(ttl_text)
+        except ValueError:
+            raise ValueError(f"YUNKAN_TURN_TTL: {ttl_text!r} is not a whole number") from None
+        return cls(
+            stun_urls=urls("YUNKAN_STUN_URLS"),
+            turn_urls=urls("YUNKAN_TURN_URLS"),
+            turn_secret=env.get("YUNKAN_TURN_SECRET") or None,
+            turn_ttl=ttl,
+            public_ip=env.get("YUNKAN_PUBLIC_IP") or None,
+        )
+
+    def rtc_servers(self, user: str = "relay") -> list[Any]:
+        """``aiortc.RTCIceServer`` objects for the server's own peer connections."""
+        from aiortc import RTCIceServer
+
+        out: list[Any] = [RTCIceServer(urls=list(self.stun_urls))] if self.stun_urls else []
+        if self.turn_urls and self.turn_secret:
+            cred = turn_credential(self.turn_secret, user, ttl=self.turn_ttl)
+            out.append(RTCIceServer(list(self.turn_urls), cred.username, cred.password))
+        return out
+
+    def servers_for(self, participant: str, *, now: float | None = None) -> list[dict[str, Any]]:
+        """``RTCConfiguration.iceServers`` for one participant (browser JSON shape)."""
+        servers: list[dict[str, Any]] = []
+        if self.stun_urls:
+            servers.append({"urls": list(self.stun_urls)})
+        if self.turn_urls and self.turn_secret:
+            cred = turn_credential(self.turn_secret, participant, ttl=self.turn_ttl, now=now)
+            servers.append(
+                {
+                    "urls": list(self.turn_urls),
+                    "username": cred.username,
+                    "credential": cred.password,
+                }
+            )
+        servers.extend(dict(s) for s in self.extra)
+        return servers

@@ -1,0 +1,222 @@
+"""Rooms and their waiting rooms, as a state machine without any I/O.
+
+A room belongs to one appointment (or queue ticket) and its case. It is ``open`` from the
+first join until an inspector ends it, then ``closed`` for good. Each participant moves
+through::
+
+    (token checked) ──join──▶ waiting ──admit──▶ admitted ──remove──▶ removed
+                               │                  │ ▲
+                               └─decline─▶ declined│ └─ rejoin (resume after a drop)
+                                                   └─leave──▶ left
+
+Staff (``inspector``) and invited experts/observers are admitted on arrival; applicants
+wait until an inspector admits them. ``connected`` is separate from the state: a phone that
+drops stays ``admitted`` but disconnected, and its rejoin resumes the same session
+(``session`` id), so the inspector sees "reconnecting…" rather than a new arrival.
+
+Guard methods raise ``RoomError`` whose message names the state ("room case-42 is closed",
+"participant a-7 is declined"), so logs and clients say exactly why something was refused.
+``signaling.handlers`` wires this to WebSockets and the relay.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from signaling.errors import ForbiddenError, RoomClosedError, RoomError
+from signaling.tokens import STAFF_ROLES, JoinGrant, Role
+
+WAITING_ROLES = frozenset({"applicant"})
+"""Roles that wait to be admitted; everyone else holds a token issued by staff."""
+
+
+class RoomState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class ParticipantState(StrEnum):
+    WAITING = "waiting"
+    ADMITTED = "admitted"
+    DECLINED = "declined"
+    REMOVED = "removed"
+    LEFT = "left"
+
+
+@dataclass(slots=True)
+class Participant:
+    id: str
+    role: Role
+    name: str
+    state: ParticipantState
+    session: str
+    """Opaque id the client keeps to resume after a drop; new on every fresh join."""
+    connected: bool = True
+    joined_at: float = field(default_factory=time.time)
+    reason: str = ""
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    def public(self) -> dict[str, Any]:
+        """What other participants see (presence); no session id."""
+        return {
+            "id": self.id,
+            "role": self.role,
+            "name": self.name,
+            "state": self.state.value,
+            "connected": self.connected,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class JoinResult:
+    participant: Participant
+    resumed: bool
+
+
+class Room:
+    """One room's state. Not thread-safe; it lives on one event loop on one node."""
+
+    def __init__(self, room_id: str, *, case_id: int | None = None) -> None:
+        self.id = room_id
+        self.case_id = case_id
+        self.state = RoomState.OPEN
+        self.participants: dict[str, Participant] = {}
+        self.created_at = time.time()
+
+    def __repr__(self) -> str:
+        return f"<Room {self.id} {self.state} {len(self.participants)} participants>"
+
+    # -- guards -----------------------------------------------------------------------
+    def require_open(self) -> None:
+        if self.state is not RoomState.OPEN:
+            raise RoomClosedError(f"room {self.id} is {self.state}")
+
+    def get(self, participant_id: str) -> Participant:
+        try:
+            return self.participants[participant_id]
+        except KeyError:
+            raise RoomError(
+                f"participant {participant_id} is not in room {self.id}",
+                code="no_such_participant",
+            ) from None
+
+    def require_staff(self, participant_id: str) -> Participant:
+        actor = self.require_admitted(participant_id)
+        if not actor.is_staff:
+            raise ForbiddenError(f"participant {actor.id} is {actor.role}, not staff")
+        return actor
+
+    def require_admitted(self, participant_id: str) -> Participant:
+        self.require_open()
+        who = self.get(participant_id)
+        if who.state is not ParticipantState.ADMITTED:
+            raise RoomError(f"participant {who.id} is {who.state}", code="not_admitted")
+        return who
+
+    # -- transitions ------------------------------------------------------------------
+    def join(self, grant: JoinGrant, *, session: str | None = None) -> JoinResult:
+        """Arrive with a verified grant; ``session`` resumes an earlier connection.
+
+        A resume needs the session id the server handed out, not just the token, so a
+        leaked link cannot take over a live participant's place silently.
+        """
+        self.require_open()
+        if grant.room != self.id:
+            raise RoomError(
+                f"token is for room {grant.room}, not room {self.id}", code="wrong_room"
+            )
+        known = self.participants.get(grant.participant)
+        if known is not None:
+            if known.state in (ParticipantState.DECLINED, ParticipantState.REMOVED):
+                raise ForbiddenError(f"participant {known.id} is {known.state}")
+            resumed = session is not None and secrets.compare_digest(session, known.session)
+            if not resumed:
+                known.session = secrets.token_urlsafe(16)
+                if known.state is ParticipantState.LEFT:
+                    known.state = self._arrival_state(grant.role)
+            known.connected = True
+            known.name = grant.name or known.name
+            return JoinResult(known, resumed)
+        who = Participant(
+            id=grant.participant,
+            role=grant.role,
+            name=grant.name or grant.participant,
+            state=self._arrival_state(grant.role),
+            session=secrets.token_urlsafe(16),
+        )
+        self.participants[who.id] = who
+        return JoinResult(who, resumed=False)
+
+    def admit(self, actor_id: str, participant_id: str) -> Participant:
+        self.require_staff(actor_id)
+        who = self.get(participant_id)
+        if who.state is not ParticipantState.WAITING:
+            raise RoomError(f"participant {who.id} is {who.state}, not waiting", code="not_waiting")
+        who.state = ParticipantState.ADMITTED
+        return who
+
+    def decline(self, actor_id: str, participant_id: str, reason: str) -> Participant:
+        self.require_staff(actor_id)
+        who = self.get(participant_id)
+        if who.state is not ParticipantState.WAITING:
+            raise RoomError(f"participant {who.id} is {who.state}, not waiting", code="not_waiting")
+        who.state = ParticipantState.DECLINED
+        who.reason = reason
+        return who
+
+    def remove(self, actor_id: str, participant_id: str) -> Participant:
+        actor = self.require_staff(actor_id)
+        who = self.get(participant_id)
+        if who.id == actor.id:
+            raise ForbiddenError(f"participant {who.id} cannot remove themselves; leave instead")
+        if who.state not in (ParticipantState.WAITING, ParticipantState.ADMITTED):
+            raise RoomError(f"participant {who.id} is {who.state}", code="not_present")
+        who.state = ParticipantState.REMOVED
+        who.connected = False
+        return who
+
+    def end(self, actor_id: str) -> None:
+        self.require_staff(actor_id)
+        self.state = RoomState.CLOSED
+        for who in self.participants.values():
+            who.connected = False
+
+    def disconnect(self, participant_id: str) -> Participant | None:
+        """The socket dropped: keep the place (the client may resume)."""
+        who = self.participants.get(participant_id)
+        if who is not None:
+            who.connected = False
+        return who
+
+    def leave(self, participant_id: str) -> Participant | None:
+        """Gone for good (left on purpose, or the resume grace period ran out)."""
+        who = self.participants.get(participant_id)
+        if who is not None and who.state in (ParticipantState.WAITING, ParticipantState.ADMITTED):
+            who.state = ParticipantState.LEFT
+            who.connected = False
+        return who
+
+    # -- views ------------------------------------------------------------------------
+    def presence(self) -> list[dict[str, Any]]:
+        present = (ParticipantState.WAITING, ParticipantState.ADMITTED)
+        return [p.public() for p in self.participants.values() if p.state in present]
+
+    def waiting(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.state is ParticipantState.WAITING]
+
+    def admitted(self) -> list[Participant]:
+        return [p for p in self.participants.values() if p.state is ParticipantState.ADMITTED]
+
+    def has_staff_connected(self) -> bool:
+        return any(p.is_staff and p.connected for p in self.admitted())
+
+    @staticmethod
+    def _arrival_state(role: str) -> ParticipantState:
+        return ParticipantState.WAITING if role in WAITING_ROLES else ParticipantState.ADMITTED

@@ -1,0 +1,201 @@
+"""A participant that speaks the signaling protocol: WebSocket + ``MediaClient``.
+
+Used by ``yunkan join`` (fixed site cameras, load), by the tests, and as the reference
+client next to ``docs/signaling.md``. It joins with a token, publishes once admitted,
+answers every subscription offer, and, when the connection drops, rejoins with its session
+id and a *new* publish connection (aiortc has no ICE restart)::
+
+    async with SignalingClient(ws_url, token, source="testsrc") as client:
+        await client.wait_state("admitted")
+        await client.media.wait_for_video("staff-1", frames=30)
+        print(client.media.summary())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import aiohttp
+
+from signaling.client import MediaClient
+
+log = logging.getLogger(__name__)
+
+
+class SignalingClient:
+    def __init__(
+        self,
+        ws_url: str,
+        token: str,
+        *,
+        source: str | None = "testsrc",
+        media: MediaClient | None = None,
+        auto_admit: bool = False,
+        on_message: Callable[[dict[str, Any]], None] | None = None,
+        ssl: bool = True,
+    ) -> None:
+        self.ws_url = ws_url
+        self.token = token
+        self.source = source
+        self.media = media or MediaClient()
+        self.auto_admit = auto_admit
+        self.on_message = on_message
+        self.ssl = ssl
+        self.session_id: str | None = None
+        self.participant: str | None = None
+        self.state = "connecting"
+        self.messages: list[dict[str, Any]] = []
+        self.presence: list[dict[str, Any]] = []
+        self.errors: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+
+    async def __aenter__(self) -> SignalingClient:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # -- connection ---------------------------------------------------------------------
+    async def connect(self) -> None:
+        """(Re)connect and join; a known session id resumes the same session."""
+        if self._http is None:
+            self._http = aiohttp.ClientSession()
+        self._ws = await self._http.ws_connect(self.ws_url, ssl=self.ssl, heartbeat=20)
+        join: dict[str, Any] = {"type": "join", "token": self.token}
+        if self.session_id:
+            join["session"] = self.session_id
+        await self.send(join)
+        self._reader = asyncio.create_task(self._read(self._ws))
+
+    async def drop(self) -> None:
+        """Simulate losing the network: close socket and peer connections without leaving."""
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        old = self.media
+        self.media = MediaClient(
+            host_addresses=old._host_addresses,
+            decode=old._decode,
+            keep_last_frame=old._keep_last_frame,
+        )
+        await old.close()
+        self.state = "dropped"
+
+    async def send(self, message: dict[str, Any]) -> None:
+        assert self._ws is not None, "connect() first"
+        await self._ws.send_str(json.dumps(message, ensure_ascii=False))
+
+    async def close(self) -> None:
+        if self._ws is not None and not self._ws.closed:
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await self.send({"type": "leave"})
+            await self._ws.close()
+        if self._reader is not None:
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.media.close()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
+
+    # -- waiting ------------------------------------------------------------------------
+    async def wait_for(
+        self, predicate: Callable[[], bool], *, within: float = 10.0, what: str = "condition"
+    ) -> None:
+        async def loop() -> None:
+            # Messages wake us at once; media counters are polled.
+            while not predicate():
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 0.05)
+
+        try:
+            await asyncio.wait_for(loop(), within)
+        except TimeoutError:
+            raise TimeoutError(
+                f"{self.participant or self.token[:8]}: no {what} "
+                f"within {within}s (state {self.state})"
+            ) from None
+
+    async def wait_state(self, state: str, within: float = 10.0) -> None:
+        await self.wait_for(lambda: self.state == state, within=within, what=state)
+
+    async def wait_message(self, kind: str, within: float = 10.0) -> dict[str, Any]:
+        seen = len(self.messages)
+        await self.wait_for(
+            lambda: any(m["type"] == kind for m in self.messages[seen:]),
+            within=within,
+            what=f"{kind} message",
+        )
+        return next(m for m in self.messages[seen:] if m["type"] == kind)
+
+    # -- protocol -----------------------------------------------------------------------
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        try:
+            async for msg in ws:
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    continue
+                message = json.loads(msg.data)
+                self.messages.append(message)
+                if self.on_message is not None:
+                    self.on_message(message)
+                try:
+                    await self._handle(message)
+                except Exception:
+                    log.exception("handling %s failed", message.get("type"))
+                self._changed.set()
+        finally:
+            self.close_code = ws.close_code
+            if self.state not in ("ended", "removed", "declined"):
+                self.state = "disconnected"
+            self._changed.set()
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "welcome":
+            self.session_id = message["session"]
+            self.participant = message["participant"]
+        elif kind in ("waiting", "declined", "removed", "ended"):
+            self.state = kind
+        elif kind == "admitted":
+            self.state = "admitted"
+            if self.source is not None:
+                await self.send(
+                    {"type": "offer", "sdp": await self.media.publish_offer(self.source)}
+                )
+        elif kind == "answer":
+            await self.media.accept_publish_answer(message["sdp"])
+        elif kind == "offer":
+            sdp = await self.media.accept_subscription(message["publisher"], message["sdp"])
+            await self.send({"type": "answer", "publisher": message["publisher"], "sdp": sdp})
+        elif kind == "presence":
+            self.presence = message["participants"]
+            if self.auto_admit:
+                for who in self.presence:
+                    if who["state"] == "waiting":
+                        await self.send({"type": "admit", "participant": who["id"]})
+        elif kind == "request":
+            # A camera cannot turn round; say so, as the protocol asks for an answer.
+            await self.send(
+                {
+                    "type": "response",
+                    "id": message["id"],
+                    "ok": False,
+                    "data": {"reason": "not supported by this client"},
+                }
+            )
+        elif kind == "error":
+            self.errors.append(message)

@@ -1,0 +1,165 @@
+/* Applicant page: device + network check, waiting room, call, in-call requests. */
+(function () {
+  "use strict";
+  var T = window.LIVE_TEXT, YK = window.YK;
+  var root = document.getElementById("live");
+  var config = JSON.parse(root.dataset.config);
+  var $ = function (id) { return document.getElementById(id); };
+  var stream = null, facing = "user", names = {};
+
+  function show(step) {
+    ["check", "waiting", "call", "over"].forEach(function (s) { $(s).hidden = s !== step; });
+  }
+  function mark(id, ok) { var li = $(id); li.className = ok ? "ok" : "bad"; }
+
+  function browserKind() {
+    var ua = navigator.userAgent;
+    if (!window.isSecureContext) return "insecure";
+    if (/MicroMessenger/i.test(ua)) return "wechat";
+    if (/iPhone|iPad|iPod/i.test(ua)) return "ios";
+    if (/Android/i.test(ua)) return "android";
+    return "desktop";
+  }
+
+  async function openCamera(deviceId) {
+    var video = deviceId ? {deviceId: {exact: deviceId}} : {facingMode: facing, width: {ideal: 640}, height: {ideal: 480}};
+    return navigator.mediaDevices.getUserMedia({video: video, audio: true});
+  }
+
+  async function check() {
+    $("perm-help").hidden = true;
+    $("btn-retry").hidden = true;
+    try {
+      if (!navigator.mediaDevices) throw new Error("insecure");
+      stream = await openCamera();
+      $("preview").srcObject = stream;
+      mark("chk-camera", stream.getVideoTracks().length > 0);
+      mark("chk-mic", stream.getAudioTracks().length > 0);
+      var devices = await navigator.mediaDevices.enumerateDevices();
+      var sel = $("cam-select"); sel.innerHTML = "";
+      devices.filter(function (d) { return d.kind === "videoinput"; }).forEach(function (d, i) {
+        sel.appendChild(YK.el("option", {value: d.deviceId}, d.label || ("Camera " + (i + 1))));
+      });
+    } catch (err) {
+      mark("chk-camera", false); mark("chk-mic", false);
+      var kind = browserKind();
+      $("perm-help").hidden = false;
+      $("perm-help").querySelectorAll("[data-browser]").forEach(function (p) { p.hidden = p.dataset.browser !== kind; });
+      $("btn-retry").hidden = false;
+    }
+    var t0 = performance.now();
+    try {
+      await fetch("/healthz", {cache: "no-store"});
+      var ms = performance.now() - t0;
+      mark("chk-net", ms < 1500);
+      $("chk-net").dataset.ms = Math.round(ms);
+    } catch (e) { mark("chk-net", false); }
+    $("btn-join").disabled = !stream;
+  }
+
+  $("cam-select").addEventListener("change", async function () {
+    if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+    stream = await openCamera(this.value);
+    $("preview").srcObject = stream;
+  });
+  $("btn-retry").addEventListener("click", check);
+
+  var live = new YK.LiveSession(config, {
+    welcome: function (msg) { $("banner").hidden = true; if (msg.state === "admitted") enterCall(); },
+    state: function (state, reason) {
+      if (state === "waiting") show("waiting");
+      else if (state === "admitted") enterCall();
+      else {
+        $("over-title").textContent = T[state] || T.ended;
+        $("over-reason").textContent = reason || "";
+        if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+        show("over");
+      }
+    },
+    reconnecting: function () { $("banner").hidden = false; },
+    closed: function () { if (live.state !== "declined" && live.state !== "removed") { $("over-title").textContent = T.ended; show("over"); } },
+    presence: function (list) { list.forEach(function (p) { names[p.id] = p.name; }); },
+    remote: function (publisher, s) { YK.tile($("tiles"), publisher, names[publisher] || T.inspector, s, false); },
+    remoteGone: function (publisher) { var t = $("tile-" + publisher); if (t) t.remove(); },
+    chat: function (m) { $("chat-log").appendChild(YK.el("li", {}, m.name + ": " + m.text)); },
+    request: onRequest
+  });
+
+  function enterCall() {
+    show("call");
+    $("self").srcObject = stream;
+  }
+
+  $("btn-join").addEventListener("click", function () {
+    $("btn-join").disabled = true;
+    live.start(stream);
+    live.connect();
+  });
+  $("btn-leave").addEventListener("click", function () { live.leave(); $("over-title").textContent = T.ended; show("over"); });
+  $("btn-mic").addEventListener("click", function () {
+    var a = stream.getAudioTracks()[0]; if (!a) return;
+    a.enabled = !a.enabled; this.textContent = a.enabled ? T.mute : T.unmute;
+  });
+  $("btn-flip").addEventListener("click", function () { switchCamera(facing === "user" ? "environment" : "user"); });
+  $("chat-form").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    var text = $("chat-text").value.trim();
+    if (text && live.send({type: "chat", text: text})) $("chat-text").value = "";
+  });
+
+  async function switchCamera(mode) {
+    var s = await navigator.mediaDevices.getUserMedia({video: {facingMode: {ideal: mode}, width: {ideal: 640}, height: {ideal: 480}}});
+    facing = mode;
+    await live.replaceVideo(s.getVideoTracks()[0]);
+    $("self").srcObject = stream;
+  }
+
+  function ask(text) {
+    return new Promise(function (resolve) {
+      var d = $("ask");
+      $("ask-text").textContent = text;
+      var done = function (v) { return function () { d.close(); $("ask-yes").onclick = $("ask-no").onclick = null; resolve(v); }; };
+      $("ask-yes").onclick = done(true); $("ask-no").onclick = done(false);
+      if (d.showModal) d.showModal(); else d.setAttribute("open", "");
+    });
+  }
+
+  async function onRequest(req) {
+    var text = req.kind === "torch" ? (req.value === false ? T.torch_off : T.torch_on) : T[req.kind];
+    var reply = function (ok, data) { live.send({type: "response", id: req.id, ok: ok, data: data || null}); };
+    if (!(await ask(text))) return reply(false, {reason: "declined"});
+    try {
+      var track = stream.getVideoTracks()[0];
+      var caps = track && track.getCapabilities ? track.getCapabilities() : {};
+      if (req.kind === "rear_camera" || req.kind === "front_camera") {
+        await switchCamera(req.kind === "rear_camera" ? "environment" : "user");
+        reply(true);
+      } else if (req.kind === "torch") {
+        if (!caps.torch) return reply(false, {reason: "unsupported"});
+        await track.applyConstraints({advanced: [{torch: req.value !== false}]});
+        reply(true);
+      } else if (req.kind === "zoom") {
+        if (!caps.zoom) return reply(false, {reason: "unsupported"});
+        var z = Math.min(Math.max(Number(req.value) || 2, caps.zoom.min), caps.zoom.max);
+        await track.applyConstraints({advanced: [{zoom: z}]});
+        reply(true, {zoom: z});
+      } else if (req.kind === "location") {
+        navigator.geolocation.getCurrentPosition(function (pos) {
+          reply(true, {lat: pos.coords.latitude, lon: pos.coords.longitude, accuracy: pos.coords.accuracy});
+        }, function (err) { reply(false, {reason: err.message}); }, {enableHighAccuracy: true, timeout: 15000});
+      }
+    } catch (err) { reply(false, {reason: String(err && err.message || err)}); }
+  }
+
+  setInterval(async function () {
+    var q = await live.quality();
+    var box = $("quality");
+    if (!q) return;
+    box.dataset.level = q.level;
+    box.querySelector("b").textContent = T[q.level] + (q.rtt != null ? " · " + Math.round(q.rtt * 1000) + " ms" : "");
+  }, 2000);
+
+  window.addEventListener("online", function () { if (live.state === "reconnecting") live.connect(); });
+  window.ykLive = live;
+  check();
+})();

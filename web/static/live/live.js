@@ -1,0 +1,256 @@
+/* Yunkan live session: the browser side of docs/signaling.md. No build step, no framework.
+ *
+ * One WebSocket; one upstream RTCPeerConnection that we offer; one downstream connection per
+ * remote publisher that the server offers. The server is aiortc (half-trickle), so every
+ * SDP is sent only after ICE gathering completed. On any drop we rejoin with the session id
+ * and NEW peer connections (aiortc has no ICE restart). */
+(function (global) {
+  "use strict";
+
+  function waitGathering(pc, timeoutMs) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise(function (resolve) {
+      var done = function () { pc.removeEventListener("icegatheringstatechange", check); resolve(); };
+      var check = function () { if (pc.iceGatheringState === "complete") done(); };
+      pc.addEventListener("icegatheringstatechange", check);
+      setTimeout(done, timeoutMs || 3000);
+    });
+  }
+
+  function LiveSession(config, handlers) {
+    this.config = config;             // {token, ws, role, participant, name}
+    this.h = handlers || {};
+    this.ws = null;
+    this.session = sessionStorage.getItem("yk-session:" + config.token) || null;
+    this.iceServers = [];
+    this.state = "connecting";
+    this.localStream = null;
+    this.publishPc = null;
+    this.subs = {};                   // publisher -> RTCPeerConnection
+    this.final = false;               // ended / removed / declined: never reconnect
+    this.attempt = 0;
+    this.reconnectTimer = null;
+  }
+
+  LiveSession.prototype.emit = function (name) {
+    var fn = this.h[name];
+    if (fn) fn.apply(null, Array.prototype.slice.call(arguments, 1));
+  };
+
+  LiveSession.prototype.wsUrl = function () {
+    var u = this.config.ws;
+    if (/^wss?:/.test(u)) return u;
+    return (location.protocol === "https:" ? "wss://" : "ws://") + location.host + u;
+  };
+
+  LiveSession.prototype.connect = function () {
+    var self = this;
+    var ws = this.ws = new WebSocket(this.wsUrl());
+    ws.onopen = function () {
+      var join = {type: "join", token: self.config.token};
+      if (self.session) join.session = self.session;
+      ws.send(JSON.stringify(join));
+    };
+    ws.onmessage = function (ev) {
+      var msg;
+      try { msg = JSON.parse(ev.data); } catch (e) { return; }
+      self.handle(msg).catch(function (err) { console.error("live:", msg.type, err); });
+    };
+    ws.onclose = function (ev) {
+      if (self.ws !== ws) return;
+      self.closeMedia();
+      if (self.final || ev.code === 4401 || ev.code === 4403 || ev.code >= 4410 && ev.code <= 4413) {
+        self.final = true;
+        self.emit("closed", ev.code, ev.reason);
+        return;
+      }
+      if (ev.code === 4409) return;     // wrong node: handle() already moved us
+      self.scheduleReconnect();
+    };
+  };
+
+  LiveSession.prototype.scheduleReconnect = function () {
+    var self = this;
+    this.state = "reconnecting";
+    this.emit("reconnecting", this.attempt);
+    var delay = Math.min(1000 * Math.pow(1.6, this.attempt++), 5000);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(function () { self.connect(); }, delay);
+  };
+
+  LiveSession.prototype.send = function (msg) {
+    if (this.ws && this.ws.readyState === WebSocket.OPEN) {
+      this.ws.send(JSON.stringify(msg));
+      return true;
+    }
+    return false;
+  };
+
+  LiveSession.prototype.handle = async function (msg) {
+    switch (msg.type) {
+      case "welcome":
+        this.session = msg.session;
+        sessionStorage.setItem("yk-session:" + this.config.token, msg.session);
+        this.iceServers = msg.ice_servers || [];
+        this.attempt = 0;
+        this.emit("welcome", msg);
+        break;
+      case "waiting":
+        this.state = "waiting"; this.emit("state", "waiting"); break;
+      case "admitted":
+        this.state = "admitted"; this.emit("state", "admitted");
+        if (this.localStream) await this.publish();
+        break;
+      case "declined": case "removed": case "ended":
+        this.final = true; this.state = msg.type;
+        sessionStorage.removeItem("yk-session:" + this.config.token);
+        this.emit("state", msg.type, msg.reason || "");
+        break;
+      case "answer":
+        if (this.publishPc) await this.publishPc.setRemoteDescription({type: "answer", sdp: msg.sdp});
+        break;
+      case "offer":
+        await this.subscribe(msg.publisher, msg.sdp); break;
+      case "unpublished":
+        this.dropSub(msg.publisher); break;
+      case "presence":
+        this.emit("presence", msg.participants); break;
+      case "chat":
+        this.emit("chat", msg); break;
+      case "request":
+        this.emit("request", msg); break;
+      case "response":
+        this.emit("response", msg); break;
+      case "error":
+        if (msg.code === "wrong_node" && msg.details && msg.details.url) {
+          this.config.ws = msg.details.url.replace(/^http/, "ws").replace(/\/$/, "") + "/live/ws";
+          this.connect();
+          return;
+        }
+        this.emit("error", msg);
+        break;
+    }
+  };
+
+  LiveSession.prototype.newPc = function () {
+    return new RTCPeerConnection({iceServers: this.iceServers, bundlePolicy: "max-bundle"});
+  };
+
+  LiveSession.prototype.publish = async function () {
+    if (this.publishPc) { this.publishPc.close(); }
+    var pc = this.publishPc = this.newPc();
+    var self = this;
+    this.localStream.getTracks().forEach(function (t) {
+      pc.addTransceiver(t, {direction: "sendonly", streams: [self.localStream]});
+    });
+    pc.onconnectionstatechange = function () {
+      self.emit("upstream", pc.connectionState);
+      if (pc === self.publishPc && pc.connectionState === "failed" && !self.final && self.ws) {
+        self.ws.close();                // rejoin with new connections
+      }
+    };
+    await pc.setLocalDescription(await pc.createOffer());
+    await waitGathering(pc);
+    this.send({type: "offer", sdp: pc.localDescription.sdp});
+  };
+
+  LiveSession.prototype.start = function (stream) {
+    this.localStream = stream;
+    if (this.state === "admitted") return this.publish();
+  };
+
+  /* Swap the camera (rear/front) without renegotiating: replaceTrack on the sender. */
+  LiveSession.prototype.replaceVideo = async function (track) {
+    var old = this.localStream.getVideoTracks()[0];
+    if (old) { this.localStream.removeTrack(old); old.stop(); }
+    this.localStream.addTrack(track);
+    if (!this.publishPc) return;
+    var sender = this.publishPc.getSenders().find(function (s) { return s.track === null || (s.track && s.track.kind === "video"); });
+    if (sender) await sender.replaceTrack(track);
+  };
+
+  LiveSession.prototype.subscribe = async function (publisher, sdp) {
+    this.dropSub(publisher);
+    var pc = this.subs[publisher] = this.newPc();
+    var self = this;
+    var stream = new MediaStream();
+    pc.ontrack = function (ev) {
+      stream.addTrack(ev.track);
+      self.emit("remote", publisher, stream);
+    };
+    await pc.setRemoteDescription({type: "offer", sdp: sdp});
+    await pc.setLocalDescription(await pc.createAnswer());
+    await waitGathering(pc);
+    this.send({type: "answer", publisher: publisher, sdp: pc.localDescription.sdp});
+  };
+
+  LiveSession.prototype.dropSub = function (publisher) {
+    var pc = this.subs[publisher];
+    if (pc) { pc.close(); delete this.subs[publisher]; this.emit("remoteGone", publisher); }
+  };
+
+  LiveSession.prototype.closeMedia = function () {
+    if (this.publishPc) { this.publishPc.close(); this.publishPc = null; }
+    for (var p in this.subs) this.dropSub(p);
+  };
+
+  LiveSession.prototype.leave = function () {
+    this.final = true;
+    this.send({type: "leave"});
+    this.closeMedia();
+    if (this.ws) this.ws.close();
+  };
+
+  /* Network quality from the upstream's stats: round trip and loss -> good / fair / poor. */
+  LiveSession.prototype.quality = async function () {
+    var pc = this.publishPc;
+    if (!pc || pc.connectionState !== "connected") return null;
+    var stats = await pc.getStats(), rtt = null, lost = 0, sent = 0;
+    stats.forEach(function (s) {
+      if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime != null) rtt = s.currentRoundTripTime;
+      if (s.type === "remote-inbound-rtp") { lost += s.packetsLost || 0; }
+      if (s.type === "outbound-rtp") { sent += s.packetsSent || 0; }
+    });
+    var loss = sent ? lost / sent : 0;
+    var level = (rtt === null || rtt < 0.25) && loss < 0.03 ? "good" : (rtt < 0.6 && loss < 0.1 ? "fair" : "poor");
+    return {level: level, rtt: rtt, loss: loss};
+  };
+
+  /* Beep for arrivals (console) without an audio file. */
+  function beep() {
+    try {
+      var ctx = beep.ctx || (beep.ctx = new (global.AudioContext || global.webkitAudioContext)());
+      var o = ctx.createOscillator(), g = ctx.createGain();
+      o.frequency.value = 880; g.gain.value = 0.15;
+      o.connect(g); g.connect(ctx.destination);
+      o.start(); o.stop(ctx.currentTime + 0.25);
+    } catch (e) { /* no audio: the list still shows the arrival */ }
+  }
+
+  function el(tag, attrs, text) {
+    var e = document.createElement(tag);
+    for (var k in attrs || {}) {
+      if (k === "class") e.className = attrs[k]; else if (k.slice(0, 2) === "on") e.addEventListener(k.slice(2), attrs[k]); else e.setAttribute(k, attrs[k]);
+    }
+    if (text != null) e.textContent = text;
+    return e;
+  }
+
+  function tile(container, id, label, stream, muted) {
+    var box = document.getElementById("tile-" + id);
+    if (!box) {
+      box = el("figure", {"class": "tile", id: "tile-" + id, "data-participant": id});
+      var v = el("video", {autoplay: "", playsinline: ""});
+      v.muted = !!muted;
+      box.appendChild(v);
+      box.appendChild(el("figcaption", {}, label));
+      container.appendChild(box);
+    }
+    var video = box.querySelector("video");
+    if (video.srcObject !== stream) video.srcObject = stream;
+    video.play().catch(function () {});
+    return box;
+  }
+
+  global.YK = {LiveSession: LiveSession, beep: beep, el: el, tile: tile, waitGathering: waitGathering};
+})(window);
