@@ -32,6 +32,7 @@ from server.cases.access import readable_case
 from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.errors import NotFoundError, PermissionDeniedError
+from server.evidence.recording import RECORDINGS, RecordedRoom
 from server.http.requests import int_param, require_principal
 from server.openapi import ApiRoutes
 from server.settings import Settings
@@ -141,7 +142,11 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
 
     async def media(room_id: str) -> MediaRoom:
         case_ids[room_id] = await _resolve_case(app, room_id)
-        return relay.room(room_id)
+        room = relay.room(room_id)
+        if options.recording and RECORDINGS in app:
+            # Every publisher is recorded; closing the room files the recordings on its case.
+            return RecordedRoom(app, room, case_ids[room_id])
+        return room
 
     async def record(room: Room, kind: str, actor: str | None, data: dict[str, Any]) -> None:
         case_id = case_ids.get(room.id)

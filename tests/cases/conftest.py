@@ -27,7 +27,6 @@ from server.cases.models import CaseParty
 from server.cases.numbers import open_case
 from server.db.base import Base
 from server.db.engine import create_engine
-from server.evidence import setup as evidence_setup
 from server.evidence.live import VIDEO_RESOLVER, SessionVideo
 from server.settings import Settings
 
@@ -69,7 +68,6 @@ async def evidence_settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 async def client(aiohttp_client: Any, evidence_settings: Settings) -> AsyncIterator[Client]:
     app = create_app(evidence_settings)
-    evidence_setup(app)
     app[SESSIONS_KEY] = {}
     app[VIDEO_RESOLVER] = _resolve
     yield await aiohttp_client(app, cookie_jar=DummyCookieJar())
