@@ -38,9 +38,7 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
     async def loop() -> None:
         while True:
             try:
-                report = await purge_recordings(
-                    app[DB], app[BLOBS], now=dt.datetime.now(dt.UTC)
-                )
+                report = await purge_recordings(app[DB], app[BLOBS], now=dt.datetime.now(dt.UTC))
                 if report.purged or report.held:
                     log.info("retention run", extra={"retention": report.as_dict()})
             except Exception:

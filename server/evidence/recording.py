@@ -35,8 +35,12 @@ async def file_recordings(
     ids: list[int] = []
     for item in finished:
         if case_id is None:
-            log.warning("recording %s of room %s has no case; kept at %s",
-                        item.participant, item.room, item.result.path)
+            log.warning(
+                "recording %s of room %s has no case; kept at %s",
+                item.participant,
+                item.room,
+                item.result.path,
+            )
             continue
         async with app[DB].begin() as session:
             row = await register_recording(
