@@ -78,7 +78,7 @@ class RelayRoomVideo:
     room: RelayRoom
     case_id: int
     applicant: str | None = None
-    keyframe_wait: float = 1.0
+    keyframe_wait: float = 0.5
 
     def default_participant(self) -> str | None:
         if self.applicant is not None:
