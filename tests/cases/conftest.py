@@ -1,12 +1,14 @@
 """The app with the evidence domain, on a real SQLite database.
 
-The tables are created from the models rather than by Alembic: the migration chain
+Each test runs on SQLite and on PostgreSQL. The tables are created from the models rather
+than by Alembic: the migration chain
 (0002–0004 from other branches before our 0005) is only complete once everything is merged,
 and these tests are about the evidence API, not about migrations.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +31,8 @@ from server.db.base import Base
 from server.db.engine import create_engine
 from server.evidence.live import VIDEO_RESOLVER, SessionVideo
 from server.settings import Settings
+from tests.conftest import PG_URL, _pg_exec, _unavailable
+from tests.support import pg_async_url, pg_reachable
 
 Client = TestClient[Any, Any]
 
@@ -54,15 +58,29 @@ async def _resolve(app: web.Application, session_id: str) -> SessionVideo | None
     return app[SESSIONS_KEY].get(session_id)
 
 
-@pytest.fixture
-async def evidence_settings(tmp_path: Path) -> Settings:
-    settings = Settings.for_tests(tmp_path / "var")
-    settings.data_dir.mkdir(parents=True)
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+async def evidence_settings(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Settings]:
+    """Runs each test on SQLite and on PostgreSQL (an empty database per test)."""
+    data = tmp_path / "var"
+    data.mkdir(parents=True)
+    pg_name = None
+    if request.param == "sqlite":
+        settings = Settings.for_tests(data)
+    else:
+        if not pg_reachable(PG_URL):
+            _unavailable("PostgreSQL", f"start it or set YUNKAN_TEST_POSTGRES (tried {PG_URL})")
+        pg_name = f"yk_ev_{uuid.uuid4().hex[:12]}"
+        await _pg_exec(PG_URL, f'CREATE DATABASE "{pg_name}"')
+        settings = Settings.for_tests(data, database_url=pg_async_url(PG_URL, pg_name))
     engine = create_engine(settings)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
     await engine.dispose()
-    return settings
+    yield settings
+    if pg_name is not None:
+        await _pg_exec(PG_URL, f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 @pytest.fixture
