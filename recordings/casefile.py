@@ -14,6 +14,7 @@ that records its files on the timeline is exported without this module knowing i
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import hashlib
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import column, inspect, select, table
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings.blobs import BlobStore
 from recordings.bundle import BundleFile, write_bundle
@@ -33,6 +34,7 @@ from server.accounts.models import Applicant
 from server.accounts.principal import Principal
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import Break, VerifyReport, load_events, verify_case
+from server.errors import NotFoundError
 
 # Timeline kinds an applicant does not see (internal assessments and housekeeping).
 STAFF_ONLY_KINDS = ("location.shared", "recording.", "site.", "case.hold")
@@ -221,39 +223,62 @@ def _folder(kind: str) -> str:
 
 
 async def export_case(
-    session: AsyncSession,
+    db: async_sessionmaker[AsyncSession],
     blobs: BlobStore,
-    case: Case,
+    case_id: int,
     *,
     target: Path,
     timezone: str,
     now: dt.datetime,
 ) -> dict[str, Any]:
-    """Write the case bundle to ``target`` and return its manifest."""
-    events = await load_events(session, case.id)
-    purged = {str(e.data.get("key")) for e in events if e.kind == "recording.purged"}
+    """Write the case bundle to ``target`` and return its manifest (access checked by caller).
+
+    The database is read in one short session and closed before any file is read or the
+    ZIP written: on SQLite every transaction holds the write lock, and an export of an hour
+    of recordings must not stop the service from booking or snapshotting meanwhile.
+    """
+    async with db() as session:
+        case = await session.get(Case, case_id)
+        if case is None:
+            raise NotFoundError()
+        events = await load_events(session, case.id)
+        view = await case_file(
+            session, case, Principal(kind="staff", id=0, role="admin", name="export")
+        )
+        report, shots = await _report_inputs(
+            session, case, view, now.astimezone(ZoneInfo(timezone))
+        )
+        case_info = {"number": case.number, "title": case.title, "status": case.status}
+        exported = [export_event(e) for e in events]
+    purged = {str(e["data"].get("key")) for e in exported if e["kind"] == "recording.purged"}
     files: list[BundleFile] = []
     seen: set[str] = set()
     letters: list[dict[str, Any]] = []
-    for event in events:
-        for ref in event.data.get("blobs", []):
+    for event in exported:
+        for ref in event["data"].get("blobs", []):
             key, sha = str(ref.get("key")), str(ref.get("sha256"))
             if key in seen or key in purged:
                 continue
             seen.add(key)
-            name = f"{_folder(event.kind)}/{key.rsplit('/', 1)[-1]}"
-            files.append(BundleFile(name, event.kind, blobs.path(key), sha))
-            if event.kind.startswith("letter."):
-                letters.append({"kind": event.kind, "seq": event.seq, "file": name, "sha256": sha})
-    zone = ZoneInfo(timezone)
-    view = await case_file(
-        session, case, Principal(kind="staff", id=0, role="admin", name="export")
-    )
-    data = await _report_data(session, blobs, case, view, now.astimezone(zone), files)
+            name = f"{_folder(event['kind'])}/{key.rsplit('/', 1)[-1]}"
+            files.append(BundleFile(name, event["kind"], blobs.path(key), sha))
+            if event["kind"].startswith("letter."):
+                letters.append(
+                    {"kind": event["kind"], "seq": event["seq"], "file": name, "sha256": sha}
+                )
+    snapshots = []
+    for key, sha, caption in shots:
+        jpeg = await blobs.read(key)
+        if hashlib.sha256(jpeg).hexdigest() != sha:
+            # Never print a tampered picture into the report; the bundle would refuse it too.
+            raise BundleError(
+                message="%(name)s: stored file does not match its recorded SHA-256",
+                params={"name": key},
+            )
+        snapshots.append(ReportSnapshot(caption=caption, jpeg=jpeg, sha256=sha))
+    data = dataclasses.replace(report, snapshots=snapshots, files=[f.name for f in files])
     pdf = await asyncio.to_thread(render_report, data)
     files.append(BundleFile("report.pdf", "report", pdf))
-    case_info = {"number": case.number, "title": case.title, "status": case.status}
-    exported = [export_event(e) for e in events]
     return await asyncio.to_thread(
         write_bundle,
         target,
@@ -265,30 +290,18 @@ async def export_case(
     )
 
 
-async def _report_data(
-    session: AsyncSession,
-    blobs: BlobStore,
-    case: Case,
-    view: dict[str, Any],
-    local_now: dt.datetime,
-    files: list[BundleFile],
-) -> ReportData:
-    shots = []
+async def _report_inputs(
+    session: AsyncSession, case: Case, view: dict[str, Any], local_now: dt.datetime
+) -> tuple[ReportData, list[tuple[str, str, str]]]:
+    """The report without pictures, and (blob key, sha256, caption) of the pictures."""
+    shots: list[tuple[str, str, str]] = []
     for item in view["snapshots"][:12]:  # a report is a summary; the bundle has them all
         shot = await session.get(Snapshot, item["id"])
         if shot is None:
             continue
         key = shot.annotated_key or shot.watermarked_key
         sha = shot.annotated_sha256 or shot.watermarked_sha256
-        jpeg = await blobs.read(key)
-        if hashlib.sha256(jpeg).hexdigest() != sha:
-            # Never print a tampered picture into the report; the bundle would refuse it too.
-            raise BundleError(
-                message="%(name)s: stored file does not match its recorded SHA-256",
-                params={"name": key},
-            )
-        caption = f"#{shot.id} {shot.checklist_item or ''} {shot.taken_by_name}"
-        shots.append(ReportSnapshot(caption=caption, jpeg=jpeg, sha256=sha))
+        shots.append((key, sha, f"#{shot.id} {shot.checklist_item or ''} {shot.taken_by_name}"))
     loc = view["locations"][-1] if view["locations"] else None
     location = None
     if loc:
@@ -298,16 +311,16 @@ async def _report_data(
         if loc.get("distance_m") is not None:
             location += f"，距现场 {loc['distance_m']:.0f} m"
     decision = view["decision"] or {}
-    applicant = await _applicant_name(session, case)
-    return ReportData(
+    inspectors = {s["taken_by"] for s in view["snapshots"]}
+    if decision:
+        inspectors.add(decision["by"])
+    report = ReportData(
         case_number=case.number,
         title=case.title,
         matter=await matter_name(session, case),
-        applicant=applicant,
+        applicant=await _applicant_name(session, case),
         exported_at=f"{local_now:%Y-%m-%d %H:%M}",
-        inspectors=sorted(
-            {s["taken_by"] for s in view["snapshots"]} | ({decision["by"]} if decision else set())
-        ),
+        inspectors=sorted(inspectors),
         location=location,
         location_flagged=bool(loc and loc.get("flagged")),
         checklist=[
@@ -316,7 +329,6 @@ async def _report_data(
         decision=decision.get("outcome"),
         requirements=decision.get("requirements") or "",
         deadline=decision.get("deadline"),
-        snapshots=shots,
         recordings=[
             f"#{r['id']} {r['participant']} {r['duration_s']:.0f}s SHA-256 {r['sha256']}"
             for r in view.get("recordings", [])
@@ -324,8 +336,8 @@ async def _report_data(
         ],
         head_hash=case.head_hash,
         events=case.head_seq,
-        files=[f.name for f in files],
     )
+    return report, shots
 
 
 async def _applicant_name(session: AsyncSession, case: Case) -> str:

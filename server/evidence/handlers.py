@@ -86,13 +86,12 @@ async def take(request: web.Request) -> web.Response:
     session_id = request.match_info["id"]
     capture = await session_video(request.app, session_id, body.get("participant"))
     settings = request.app[SETTINGS]
-    async with request.app[DB].begin() as session:
+    async with request.app[DB]() as session:
         case = await _case(session, principal, capture.case_id)
         loc = await latest_location(session, case.id)
         fix = GeoFix(loc.lat, loc.lon, loc.accuracy_m) if loc else None
-        taken_at = dt.datetime.now(dt.UTC)
         info = WatermarkInfo(
-            taken_at=taken_at,
+            taken_at=dt.datetime.now(dt.UTC),
             timezone=settings.timezone,
             case_number=case.number,
             matter=await matter_name(session, case),
@@ -100,8 +99,11 @@ async def take(request: web.Request) -> web.Response:
             location=fix,
             checklist_item=body.get("checklist_item"),
         )
-        # Decoding and JPEG encoding are CPU work: off the loop, so media keeps flowing.
-        images = await asyncio.to_thread(take_snapshot, capture.packets, info)
+    # Decoding and image encoding are CPU work: in a thread, so media keeps flowing, and
+    # outside any transaction (on SQLite a transaction holds the database's write lock).
+    images = await asyncio.to_thread(take_snapshot, capture.packets, info)
+    async with request.app[DB].begin() as session:
+        case = await _case(session, principal, capture.case_id)
         shot = await store_snapshot(
             session,
             request.app[BLOBS],
@@ -112,7 +114,7 @@ async def take(request: web.Request) -> web.Response:
             images=images,
             checklist_item=body.get("checklist_item"),
             location=fix,
-            taken_at=taken_at,
+            taken_at=info.taken_at,
         )
         out = _snapshot_json(shot)
     return web.json_response(out, status=201)
@@ -377,14 +379,14 @@ async def export(request: web.Request) -> web.StreamResponse:
     try:
         async with request.app[DB]() as session:
             case = await _case(session, principal, int_param(request, "id"))
-            await export_case(
-                session,
-                request.app[BLOBS],
-                case,
-                target=target,
-                timezone=settings.timezone,
-                now=dt.datetime.now(dt.UTC),
-            )
+        await export_case(
+            request.app[DB],
+            request.app[BLOBS],
+            case.id,
+            target=target,
+            timezone=settings.timezone,
+            now=dt.datetime.now(dt.UTC),
+        )
         response = web.StreamResponse(
             headers={
                 "Content-Type": "application/zip",

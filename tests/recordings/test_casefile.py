@@ -163,17 +163,14 @@ async def test_export_then_offline_verify(db: Db, blobs: BlobStore, tmp_path: Pa
             today=dt.date.today(),
         )
     target = tmp_path / "export.zip"
-    async with db() as session:
-        case = await session.get(Case, case_id)
-        assert case is not None
-        manifest = await export_case(
-            session,
-            blobs,
-            case,
-            target=target,
-            timezone="Asia/Shanghai",
-            now=dt.datetime.now(dt.UTC),
-        )
+    manifest = await export_case(
+        db,
+        blobs,
+        case_id,
+        target=target,
+        timezone="Asia/Shanghai",
+        now=dt.datetime.now(dt.UTC),
+    )
     kinds = sorted(f["kind"] for f in manifest["files"])
     assert kinds == [
         "recording.finished",
@@ -194,18 +191,17 @@ async def test_export_refuses_tampered_blob(db: Db, blobs: BlobStore, tmp_path: 
     shot_id = await snap(db, blobs, case_id)
     async with db() as session:
         shot = await session.get(Snapshot, shot_id)
-        case = await session.get(Case, case_id)
-        assert shot is not None and case is not None
-        blobs.path(shot.original_key).write_bytes(b"not the frame")
-        with pytest.raises(BundleError):
-            await export_case(
-                session,
-                blobs,
-                case,
-                target=tmp_path / "x.zip",
-                timezone="Asia/Shanghai",
-                now=dt.datetime.now(dt.UTC),
-            )
+        assert shot is not None
+    blobs.path(shot.original_key).write_bytes(b"not the frame")
+    with pytest.raises(BundleError):
+        await export_case(
+            db,
+            blobs,
+            case_id,
+            target=tmp_path / "x.zip",
+            timezone="Asia/Shanghai",
+            now=dt.datetime.now(dt.UTC),
+        )
 
 
 async def test_location_flag_and_applicant_view(db: Db, blobs: BlobStore) -> None:

@@ -13,7 +13,6 @@ from recordings import cli_verify
 from recordings.blobs import BlobStore
 from recordings.casefile import export_case
 from recordings.models import Snapshot
-from server.cases.models import Case
 from tests.recordings.conftest import new_case
 from tests.recordings.test_casefile import snap
 
@@ -40,17 +39,14 @@ async def test_verify_case_and_bundle(
     assert summary["ok"] is True and summary["events"] == 1 and summary["blobs"] == 2
 
     bundle = tmp_path / "b.zip"
-    async with db() as session:
-        case = await session.get(Case, case_id)
-        assert case is not None
-        await export_case(
-            session,
-            blobs,
-            case,
-            target=bundle,
-            timezone="Asia/Shanghai",
-            now=dt.datetime.now(dt.UTC),
-        )
+    await export_case(
+        db,
+        blobs,
+        case_id,
+        target=bundle,
+        timezone="Asia/Shanghai",
+        now=dt.datetime.now(dt.UTC),
+    )
     code, lines = run("verify", "bundle", str(bundle))
     assert code == 0 and json.loads(lines[-1])["case_number"] == "YK-20261122-0042"
 
