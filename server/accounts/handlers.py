@@ -67,6 +67,18 @@ OTP_VERIFY_SCHEMA = {
 }
 
 
+def login_context(request: web.Request) -> service.LoginContext:
+    app = request.app
+    return service.LoginContext(
+        app[DB],
+        app[LIMITER],
+        app[SMS],
+        app[SETTINGS],
+        client_ip(request),
+        request.headers.get("User-Agent"),
+    )
+
+
 def principal_json(principal: Principal, *, mask: bool = True) -> dict[str, object]:
     mobile = principal.mobile
     return {
@@ -111,15 +123,8 @@ def _token_response(
 )
 async def api_login(request: web.Request) -> web.Response:
     body = await read_json(request, LOGIN_SCHEMA)
-    app = request.app
     principal, token, expires = await service.login_staff(
-        app[DB],
-        app[LIMITER],
-        app[SETTINGS],
-        username=body["username"],
-        password=body["password"],
-        ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent"),
+        login_context(request), username=body["username"], password=body["password"]
     )
     return _token_response(request, principal, token, expires)
 
@@ -145,14 +150,7 @@ async def api_login(request: web.Request) -> web.Response:
 async def api_otp(request: web.Request) -> web.Response:
     body = await read_json(request, OTP_SCHEMA)
     app = request.app
-    mobile = await service.request_otp(
-        app[DB],
-        app[LIMITER],
-        app[SMS],
-        app[SETTINGS],
-        mobile_raw=body["mobile"],
-        ip=client_ip(request),
-    )
+    mobile = await service.request_otp(login_context(request), mobile_raw=body["mobile"])
     return json_response(
         {"sent": True, "expires_in": app[SETTINGS].otp_ttl_seconds, "mobile": mask_mobile(mobile)},
         status=202,
@@ -168,15 +166,8 @@ async def api_otp(request: web.Request) -> web.Response:
 )
 async def api_otp_verify(request: web.Request) -> web.Response:
     body = await read_json(request, OTP_VERIFY_SCHEMA)
-    app = request.app
     principal, token, expires = await service.verify_otp(
-        app[DB],
-        app[LIMITER],
-        app[SETTINGS],
-        mobile_raw=body["mobile"],
-        code=body["code"],
-        ip=client_ip(request),
-        user_agent=request.headers.get("User-Agent"),
+        login_context(request), mobile_raw=body["mobile"], code=body["code"]
     )
     return _token_response(request, principal, token, expires)
 
@@ -296,16 +287,11 @@ async def _form_error(
 @routes.post("/login/staff")
 async def login_staff_form(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
-    app = request.app
     try:
         _principal, token, expires = await service.login_staff(
-            app[DB],
-            app[LIMITER],
-            app[SETTINGS],
+            login_context(request),
             username=form.get("username", "")[:64],
             password=form.get("password", "")[:200],
-            ip=client_ip(request),
-            user_agent=request.headers.get("User-Agent"),
         )
     except YunkanError as exc:
         return await _form_error(
@@ -323,15 +309,9 @@ async def login_staff_form(request: web.Request) -> web.StreamResponse:
 @routes.post("/login/otp")
 async def otp_request_form(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
-    app = request.app
     try:
         mobile = await service.request_otp(
-            app[DB],
-            app[LIMITER],
-            app[SMS],
-            app[SETTINGS],
-            mobile_raw=form.get("mobile", ""),
-            ip=client_ip(request),
+            login_context(request), mobile_raw=form.get("mobile", "")
         )
     except YunkanError as exc:
         return await _form_error(
@@ -356,16 +336,11 @@ async def otp_request_form(request: web.Request) -> web.StreamResponse:
 @routes.post("/login/otp/verify")
 async def otp_verify_form(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
-    app = request.app
     try:
         _principal, token, expires = await service.verify_otp(
-            app[DB],
-            app[LIMITER],
-            app[SETTINGS],
+            login_context(request),
             mobile_raw=form.get("mobile", ""),
             code=form.get("code", "")[:12],
-            ip=client_ip(request),
-            user_agent=request.headers.get("User-Agent"),
         )
     except YunkanError as exc:
         return await _form_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,18 +21,24 @@ from server.ratelimit import RateLimiter, enforce
 from server.settings import Settings
 
 
+@dataclass(frozen=True, slots=True)
+class LoginContext:
+    """What every log-in flow needs from the app and the request."""
+
+    db: async_sessionmaker[AsyncSession]
+    limiter: RateLimiter
+    sms: SmsSender
+    settings: Settings
+    ip: str
+    user_agent: str | None
+
+
 async def login_staff(
-    db: async_sessionmaker[AsyncSession],
-    limiter: RateLimiter,
-    settings: Settings,
-    *,
-    username: str,
-    password: str,
-    ip: str,
-    user_agent: str | None,
+    ctx: LoginContext, *, username: str, password: str
 ) -> tuple[Principal, str, dt.datetime]:
-    await enforce(limiter, (limits.LOGIN_PER_USER, username.lower()), (limits.LOGIN_PER_IP, ip))
-    async with db.begin() as session:
+    settings, ip, user_agent = ctx.settings, ctx.ip, ctx.user_agent
+    await enforce(ctx.limiter, (limits.LOGIN_PER_USER, username.lower()), (limits.LOGIN_PER_IP, ip))
+    async with ctx.db.begin() as session:
         user = await session.scalar(select(User).where(User.username == username))
         ok = await verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.active:
@@ -43,28 +50,21 @@ async def login_staff(
     return principal, token, expires
 
 
-async def request_otp(
-    db: async_sessionmaker[AsyncSession],
-    limiter: RateLimiter,
-    sms: SmsSender,
-    settings: Settings,
-    *,
-    mobile_raw: object,
-    ip: str,
-) -> str:
+async def request_otp(ctx: LoginContext, *, mobile_raw: object) -> str:
+    settings, ip = ctx.settings, ctx.ip
     mobile = normalise_mobile(mobile_raw)
     await enforce(
-        limiter,
+        ctx.limiter,
         (limits.OTP_PER_MOBILE_MINUTE, mobile),
         (limits.OTP_PER_MOBILE_DAY, mobile),
         (limits.OTP_PER_IP_HOUR, ip),
     )
-    async with db.begin() as session:
+    async with ctx.db.begin() as session:
         code = await issue_code(
             session, mobile, secret_key=settings.secret_key, ttl=settings.otp_ttl_seconds
         )
     minutes = settings.otp_ttl_seconds // 60
-    await sms.send(
+    await ctx.sms.send(
         mobile,
         f"【云勘】您的验证码是 {code}，{minutes} 分钟内有效。请勿告诉他人。"
         f" Your Yunkan code is {code}, valid for {minutes} minutes.",
@@ -74,18 +74,12 @@ async def request_otp(
 
 
 async def verify_otp(
-    db: async_sessionmaker[AsyncSession],
-    limiter: RateLimiter,
-    settings: Settings,
-    *,
-    mobile_raw: object,
-    code: str,
-    ip: str,
-    user_agent: str | None,
+    ctx: LoginContext, *, mobile_raw: object, code: str
 ) -> tuple[Principal, str, dt.datetime]:
+    settings, ip, user_agent = ctx.settings, ctx.ip, ctx.user_agent
     mobile = normalise_mobile(mobile_raw)
-    await enforce(limiter, (limits.OTP_VERIFY_PER_MOBILE, mobile))
-    async with db() as session:
+    await enforce(ctx.limiter, (limits.OTP_VERIFY_PER_MOBILE, mobile))
+    async with ctx.db() as session:
         try:
             applicant = await consume_code(session, mobile, code, secret_key=settings.secret_key)
         except OtpInvalidError:

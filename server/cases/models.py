@@ -34,6 +34,15 @@ class Case(Base):
     head_hash: Mapped[str] = mapped_column(String(64), default=GENESIS_HASH)
 
 
+class CaseCounter(Base):
+    """The last case number handed out per day; bumped by one atomic upsert."""
+
+    __tablename__ = "case_counters"
+
+    day: Mapped[str] = mapped_column(String(8), primary_key=True)
+    last: Mapped[int] = mapped_column(Integer, default=0)
+
+
 class CaseParty(Base):
     """Who takes part in a case: the applicant, assigned staff, invited experts."""
 

@@ -2,17 +2,33 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import zoneinfo
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.principal import Principal
-from server.cases.models import Case, CaseParty
+from server.cases.models import Case, CaseCounter, CaseParty
 from server.cases.timeline import append_event
 from server.db.types import utcnow
+
+
+async def next_number(session: AsyncSession, zone: zoneinfo.ZoneInfo) -> str:
+    """One atomic upsert per number: concurrent callers (any process) queue on the day's
+    counter row instead of racing for the same number."""
+    day = utcnow().astimezone(zone).strftime("%Y%m%d")
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(CaseCounter)
+        .values(day=day, last=1)
+        .on_conflict_do_update(
+            index_elements=[CaseCounter.day], set_={"last": CaseCounter.last + 1}
+        )
+        .returning(CaseCounter.last)
+    )
+    last = (await session.execute(statement)).scalar_one()
+    return f"YK-{day}-{last:04d}"
 
 
 async def open_case(
@@ -26,33 +42,24 @@ async def open_case(
     data: dict[str, object] | None = None,
 ) -> Case:
     """Create a case with a fresh number and its first timeline event (caller commits)."""
-    day = utcnow().astimezone(zone).strftime("%Y%m%d")
-    prefix = f"YK-{day}-"
-    for _ in range(20):
-        count = await session.scalar(select(func.count()).where(Case.number.like(prefix + "%")))
-        number = f"{prefix}{(count or 0) + 1:04d}"
-        case = Case(number=number, title=title, applicant_id=applicant_id, matter_id=matter_id)
-        try:
-            async with session.begin_nested():
-                session.add(case)
-                await session.flush()
-        except IntegrityError:
-            continue  # another process took the number; count again
-        if applicant_id is not None:
-            session.add(
-                CaseParty(
-                    case_id=case.id,
-                    principal_kind="applicant",
-                    principal_id=applicant_id,
-                    role="applicant",
-                )
+    case = Case(
+        number=await next_number(session, zone),
+        title=title,
+        applicant_id=applicant_id,
+        matter_id=matter_id,
+    )
+    session.add(case)
+    await session.flush()
+    if applicant_id is not None:
+        session.add(
+            CaseParty(
+                case_id=case.id,
+                principal_kind="applicant",
+                principal_id=applicant_id,
+                role="applicant",
             )
-        await append_event(
-            session, case, kind="case.opened", actor=actor, data=data or {"title": title}
         )
-        return case
-    raise RuntimeError("could not allocate a case number")
-
-
-def today_in(zone: zoneinfo.ZoneInfo) -> dt.date:
-    return utcnow().astimezone(zone).date()
+    await append_event(
+        session, case, kind="case.opened", actor=actor, data=data or {"title": title}
+    )
+    return case

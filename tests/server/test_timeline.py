@@ -82,3 +82,16 @@ async def test_tampered_blob_is_located(client: Client) -> None:
     assert not report.ok
     assert report.first_break is not None and report.first_break.seq == 2
     assert "sha256 mismatch" in report.first_break.reason
+
+
+async def test_concurrent_cases_get_distinct_numbers(client: Client) -> None:
+    import asyncio
+
+    async def one() -> str:
+        async with client.app[DB].begin() as session:
+            case = await open_case(session, title="并发", zone=client.app[SETTINGS].zone)
+            return case.number
+
+    numbers = await asyncio.gather(*(one() for _ in range(30)))
+    assert len(set(numbers)) == 30
+    assert sorted(int(n.rsplit("-", 1)[1]) for n in numbers) == list(range(1, 31))
