@@ -14,7 +14,9 @@ one publish connection that *we* offer, and one connection per remote publisher 
     await client.close()
 
 With ``decode=False`` (load generation) received frames are counted as encoded packets
-without decoding, through the same hook the relay uses.
+without decoding, through the same hook the relay uses. With ``save_dir`` what arrives
+from each publisher is also written to ``<save_dir>/<publisher>.webm`` as it is (the
+relay's recorder; no transcoding), and video is decoded in-process for the figures.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import contextlib
 import fractions
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,10 +39,11 @@ from aiortc import (
     RTCRtpReceiver,
     RTCSessionDescription,
 )
-from aiortc.contrib.media import MediaPlayer, MediaRecorder, MediaRelay
+from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
+from recordings.recorder import Recorder, RecordingResult
 from signaling.candidates import gather_on
 from signaling.packets import install_packet_sink, vp8_dimensions
 
@@ -153,6 +157,8 @@ class ReceivedMedia:
 
     video_frames: int = 0
     audio_frames: int = 0
+    video_bytes: int = 0
+    """Encoded video bytes received (only counted when packets are taken, not decoded)."""
     width: int | None = None
     height: int | None = None
     subscribed_at: float = field(default_factory=time.monotonic)
@@ -214,7 +220,8 @@ class MediaClient:
         self._player: MediaPlayer | None = None
         self.subscriptions: dict[str, RTCPeerConnection] = {}
         self.received: dict[str, ReceivedMedia] = {}
-        self._recorders: list[MediaRecorder] = []
+        self._recorders: dict[str, Recorder] = {}
+        self.saved: dict[str, RecordingResult] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _new_pc(self) -> RTCPeerConnection:
@@ -230,17 +237,22 @@ class MediaClient:
         return str(pc.localDescription.sdp)
 
     # -- publishing ---------------------------------------------------------------------
-    async def publish_offer(self, source: str | None = "testsrc") -> str:
-        """Offer our upstream: ``"testsrc"`` (pattern + tone), a media file/URL, or None."""
+    async def publish_offer(
+        self, source: str | Sequence[MediaStreamTrack] | None = "testsrc"
+    ) -> str:
+        """Offer our upstream: ``"testsrc"`` (pattern + tone), a media file/URL (anything
+        FFmpeg opens, RTSP included), ready-made tracks, or None (receive only)."""
         if self.publish_pc is not None:
             await self.publish_pc.close()
         pc = self.publish_pc = self._new_pc()
         tracks: list[MediaStreamTrack] = []
         if source == "testsrc":
             tracks = [ToneTrack(), TestPatternTrack()]
-        elif source:
+        elif isinstance(source, str):
             self._player = MediaPlayer(source)
             tracks = [t for t in (self._player.audio, self._player.video) if t is not None]
+        elif source is not None:
+            tracks = list(source)
         for track in tracks:
             pc.addTransceiver(track, direction="sendonly")
         self.sent_tracks = tracks
@@ -268,32 +280,49 @@ class MediaClient:
         media = self.received.setdefault(publisher, ReceivedMedia())
         media.subscribed_at = time.monotonic()
         await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
-        relay = MediaRelay()
         for transceiver in pc.getTransceivers():
             track = transceiver.receiver.track
             if track is None:
                 continue
-            if not self._decode:
-                self._count_packets(transceiver.receiver, track.kind, media)
-                continue
-            if self._save_dir is not None:
-                recorder = MediaRecorder(str(self._save_dir / f"{publisher}.mkv"))
-                recorder.addTrack(relay.subscribe(track))
-                self._recorders.append(recorder)
-                self._spawn(recorder.start())
-                track = relay.subscribe(track)
-            self._spawn(self._consume(track, media))
+            if self._save_dir is not None or not self._decode:
+                self._take_packets(transceiver.receiver, track.kind, publisher, media)
+            else:
+                self._spawn(self._consume(track, media))
         return await self._set_local(pc, await pc.createAnswer())
 
-    def _count_packets(self, receiver: RTCRtpReceiver, kind: str, media: ReceivedMedia) -> None:
-        def count(packet: av.Packet[Any]) -> None:
+    def _take_packets(
+        self, receiver: RTCRtpReceiver, kind: str, publisher: str, media: ReceivedMedia
+    ) -> None:
+        """Receive encoded packets: count them, save them (WebM, no transcoding) and, when
+        decoding, decode video ourselves for the frame and resolution figures."""
+        recorder = self._recorders.get(publisher)
+        if recorder is None and self._save_dir is not None:
+            recorder = Recorder(self._save_dir / f"{publisher}.webm")
+            self._recorders[publisher] = recorder
+        decoder = av.CodecContext.create("libvpx", "r") if self._decode else None
+
+        def take(packet: av.Packet[Any]) -> None:
+            if recorder is not None:
+                recorder.write(kind, packet)
+            if kind == "video":
+                media.video_bytes += packet.size
             if kind == "audio":
                 media.audio_frames += 1
-                return
-            size = vp8_dimensions(bytes(packet)) if packet.is_keyframe else None
-            media.note_video(*(size or (None, None)))
+            elif decoder is not None:
+                try:
+                    frames = decoder.decode(packet)
+                except av.FFmpegError:
+                    return
+                for frame in frames:
+                    assert isinstance(frame, av.VideoFrame)
+                    media.note_video(frame.width, frame.height)
+                    if self._keep_last_frame:
+                        media.last_frame = frame
+            else:
+                size = vp8_dimensions(bytes(packet)) if packet.is_keyframe else None
+                media.note_video(*(size or (None, None)))
 
-        install_packet_sink(receiver, count)
+        install_packet_sink(receiver, kind, take)
 
     async def _consume(self, track: MediaStreamTrack, media: ReceivedMedia) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -329,11 +358,15 @@ class MediaClient:
                 "video_frames": self.sent_video_frames(),
             },
             "received": {p: m.as_dict() for p, m in self.received.items()},
+            "saved": {
+                p: {"path": str(r.path), "duration": r.duration, "size": r.size}
+                for p, r in self.saved.items()
+            },
         }
 
     async def close(self) -> None:
-        for recorder in self._recorders:
-            await recorder.stop()
+        for publisher, recorder in self._recorders.items():
+            self.saved[publisher] = recorder.close()
         pcs = [*self.subscriptions.values()]
         if self.publish_pc is not None:
             pcs.append(self.publish_pc)

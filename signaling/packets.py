@@ -9,6 +9,8 @@ server forward media as it arrives:
   instance only*, by a :class:`PacketSink` that turns the frame into an ``av.Packet[Any]`` right
   there and hands it to a callback. Nothing is decoded, no thread hop happens, and every
   other receiver in the process (e.g. a Python client in the same test) decodes normally.
+* The same receiver's jitter buffer is swapped for :mod:`signaling.assembly`, which
+  re-assembles frames in linear time and without aiortc's extra frame of delay.
 * ``RTCRtpSender._next_encoded_frame`` packs an ``av.Packet[Any]`` coming out of a track with
   ``encoder.pack()`` instead of encoding it. :class:`PacketTrack` is such a track, with a
   bounded queue that drops rather than grows.
@@ -36,11 +38,14 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
+from signaling.assembly import AudioAssembler, VideoAssembler
+
 PINNED_AIORTC = "1.16.0"
 
 # Name-mangled private attributes of aiortc 1.16.0 that the hooks rely on.
 _DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _DECODER_THREAD = "_RTCRtpReceiver__decoder_thread"
+_JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _SEND_KEYFRAME = "_send_keyframe"
 
 PacketHandler = Callable[["av.Packet[Any]"], None]
@@ -108,20 +113,23 @@ class PacketSink:
         return None
 
 
-def install_packet_sink(receiver: RTCRtpReceiver, deliver: PacketHandler) -> PacketSink:
-    """Make ``receiver`` deliver encoded packets to ``deliver`` instead of decoding.
+def install_packet_sink(receiver: RTCRtpReceiver, kind: str, deliver: PacketHandler) -> PacketSink:
+    """Make ``receiver`` (of media ``kind``) deliver encoded packets to ``deliver``.
 
-    Must be called before the receiver starts (i.e. right after ``setRemoteDescription``
-    or ``addTransceiver``, before the connection is up).
+    Also swaps aiortc's jitter buffer for the relay's frame assembler
+    (:mod:`signaling.assembly`). Must be called before the receiver starts, i.e. right
+    after ``setRemoteDescription``/``addTransceiver``, before the connection is up.
     """
     check_aiortc()
-    if not hasattr(receiver, _DECODER_QUEUE):
-        raise RuntimeError("aiortc RTCRtpReceiver has no decoder queue to replace")
+    for name in (_DECODER_QUEUE, _JITTER_BUFFER):
+        if not hasattr(receiver, name):
+            raise RuntimeError(f"aiortc RTCRtpReceiver has no {name} to replace")
     if getattr(receiver, _DECODER_THREAD, None) is not None:
         raise RuntimeError("install_packet_sink() called on a receiver that already runs")
-    kind = receiver.track.kind if receiver.track is not None else "unknown"
     sink = PacketSink(kind, deliver)
     setattr(receiver, _DECODER_QUEUE, sink)
+    assembler = VideoAssembler() if kind == "video" else AudioAssembler()
+    setattr(receiver, _JITTER_BUFFER, assembler)
     return sink
 
 
@@ -161,6 +169,7 @@ class PacketTrack(MediaStreamTrack):
         self._need_keyframe = kind == "video"
         self.offered = 0
         self.dropped = 0
+        self.overflows = 0
         self.forwarded_packets = 0
         self.forwarded_bytes = 0
 
@@ -191,6 +200,7 @@ class PacketTrack(MediaStreamTrack):
             self._queue.put_nowait(packet)
         except asyncio.QueueFull:
             self.dropped += 1
+            self.overflows += 1
             if self.kind == "video":
                 self._need_keyframe = True
                 self._on_keyframe_needed()

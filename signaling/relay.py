@@ -171,7 +171,7 @@ class Publication:
         """Route a (new) publish connection's receivers into this publication."""
         for kind, receiver in receivers.items():
             self._timelines[kind].rebase = True
-            install_packet_sink(receiver, functools.partial(self.feed, kind))
+            install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
         self._video_receiver = receivers.get("video")
 
     def add_track(self, track: PacketTrack) -> None:
@@ -214,7 +214,8 @@ class Publication:
                 self.request_keyframe()
 
     def latest_video_packets(self) -> list[av.Packet[Any]]:
-        return list(self._gop)
+        """Copies (safe to decode or mux) of the last key frame and the deltas after it."""
+        return [_copy(p) for p in self._gop]
 
     async def wait_keyframe(self, within: float) -> list[av.Packet[Any]]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -507,6 +508,14 @@ class Relay:
     async def close(self) -> None:
         for room_id in list(self._rooms):
             await self.close_room(room_id)
+
+
+def _copy(packet: av.Packet[Any]) -> av.Packet[Any]:
+    copy = av.Packet(bytes(packet))
+    copy.pts = copy.dts = packet.pts
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
 
 
 def _prefer_relay_codecs(transceiver: RTCRtpTransceiver) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import sys
 from pathlib import Path
+from typing import Any
+
+import av
 
 from recordings.recorder import Recorder
 from signaling.client import MediaClient
@@ -15,16 +18,18 @@ LOOPBACK = ("127.0.0.1",)
 
 async def main(path: Path) -> None:
     recorder = Recorder(path)
-    room = RelayRoom(
-        "killed",
-        RelayConfig(host_addresses=LOOPBACK),
-        on_packet=lambda _pid, kind, packet: recorder.write(kind, packet),
-    )
+    started = asyncio.Event()
+
+    def record(_pid: str, kind: str, packet: av.Packet[Any]) -> None:
+        recorder.write(kind, packet)
+        if recorder.started:
+            started.set()
+
+    room = RelayRoom("killed", RelayConfig(host_addresses=LOOPBACK), on_packet=record)
     client = MediaClient(host_addresses=LOOPBACK)
     answer = await room.add_participant("applicant", await client.publish_offer("testsrc"))
     await client.accept_publish_answer(answer)
-    while not recorder.started:
-        await asyncio.sleep(0.01)
+    await started.wait()
     print("recording", flush=True)
     await asyncio.sleep(60)  # the parent kills us long before
 

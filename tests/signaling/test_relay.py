@@ -105,6 +105,7 @@ async def test_packet_track_gates_and_drops() -> None:
     assert track.dropped == 2
     track.offer(packet(False))
     assert track.dropped == 3
+    assert track.overflows == 1
     assert (await track.recv()).is_keyframe
     track.stop()
 
@@ -147,12 +148,20 @@ async def test_two_subscribers_decode_pattern_without_transcoding(
             if isinstance(encoder, Vp8Encoder):
                 assert encoder.codec is None
         video = subscription.tracks["video"]
-        assert video.dropped == 0
+        assert video.overflows == 0  # (deltas before the first key frame are "dropped")
         assert 0 < video.forwarded_bytes <= stats.bytes["video"]
-    # Same stream, same bytes: compare what both subscribers were sent.
-    a, b = (room.subscription(f"viewer{i}", "applicant") for i in range(2))
-    assert a is not None and b is not None
-    assert abs(a.tracks["video"].forwarded_packets - b.tracks["video"].forwarded_packets) < 5
+
+    # Byte for byte: a third viewer takes the encoded frames without decoding; once the
+    # publisher stops, it holds exactly the bytes the relay sent it.
+    counter = MediaClient(host_addresses=LOOPBACK, decode=False)
+    clients.append(counter)
+    await subscribe(room, counter, "counter", "applicant")
+    await counter.wait_for_video("applicant", frames=10, within=10)
+    await publisher.close()
+    await asyncio.sleep(0.5)
+    sent = room.subscription("counter", "applicant")
+    assert sent is not None
+    assert counter.received["applicant"].video_bytes == sent.tracks["video"].forwarded_bytes
 
 
 async def test_late_joiner_sees_video_within_a_second(
@@ -193,6 +202,28 @@ async def test_subscriber_pli_reaches_publisher(
             break
         await asyncio.sleep(0.01)
     assert room.publication("pub").stats.keyframes > before
+
+
+async def test_snapshot_packets_decode_to_the_pattern(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    publisher = new_client(clients)
+    await publish(room, publisher, "applicant")
+    with pytest.raises(asyncio.TimeoutError):
+        await room.fresh_video_packets("applicant", within=0.05)  # not connected yet
+    packets = await room.fresh_video_packets("applicant", within=5)
+    assert packets[0].is_keyframe
+    decoder = av.CodecContext.create("libvpx", "r")
+    frames = [f for p in packets[:1] for f in decoder.decode(p)]
+    assert isinstance(frames[0], av.VideoFrame)
+    assert (frames[0].width, frames[0].height) == (640, 480)
+    image = frames[0].to_image()  # type: ignore[no-untyped-call]
+    pixel = image.getpixel((5 * 80 + 10, 20))
+    assert isinstance(pixel, tuple)
+    assert all(abs(a - b) < 40 for a, b in zip(pixel, PATTERN_BARS[5], strict=False))
+    assert room.latest_video_packets("applicant")[0].is_keyframe
+    with pytest.raises(UnknownParticipantError):
+        room.latest_video_packets("nobody")
 
 
 async def test_four_participants_receive_each_other(clients: list[MediaClient]) -> None:

@@ -1,0 +1,477 @@
+"""Relay benchmark: CPU per stream vs aiortc's standard pipeline, capacity, join time.
+
+    /work/venv/bin/python bench/relay.py            # about two minutes, 127.0.0.1 only
+
+The server runs in a child process (``--serve relay|standard``) speaking JSON lines over a
+loopback TCP socket; its CPU is read from ``/proc/<pid>/stat`` (all threads). The load
+generator (this process) publishes pre-encoded 640x480 VP8 (~1 Mbit/s, 30 fps, a key frame
+every 10 s or on request) and Opus packets, and counts received frames without decoding, so
+that its own CPU does not limit the figures (subscribers count RTP marker bits instead of
+running aiortc's receive pipeline). "standard" is aiortc's usual forwarding:
+``MediaRelay`` proxies of the decoded remote track feeding senders that re-encode.
+
+Phases: (1) CPU per forwarded A+V stream, 2 publisher->subscriber pairs, both servers,
+normalised to 30 delivered fps (the standard pipeline often cannot keep 30 fps, and a
+starved pipeline spends less CPU per stream); (2) pairs carried at 25+ fps: rooms of 3
+participants (6 pairs each) added until a level fails (a level passes when 95 % of pairs
+get 25+ fps over 5 s; a failed level is measured once more); (3) join-to-first-decoded-frame
+through the relay vs a direct aiortc connection (median of ``--trials``). The load average
+is printed because other processes on a 2-core box lower the fps. The last line is JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import av
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.rtp import RtpPacket
+from PIL import Image, ImageChops
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from signaling.candidates import gather_on  # noqa: E402
+from signaling.client import MediaClient, ToneTrack, pattern_frame  # noqa: E402
+from signaling.packets import route_keyframe_requests  # noqa: E402
+from signaling.relay import RelayConfig, RelayRoom, _prefer_relay_codecs  # noqa: E402
+
+LOOPBACK = ("127.0.0.1",)
+HANDLE_RTP = "_handle_rtp_packet"  # aiortc 1.16 RTCRtpReceiver, called per RTP packet
+TICK = os.sysconf("SC_CLK_TCK")
+
+# --------------------------------------------------------------------------- server side
+
+
+class StandardServer:
+    """aiortc's textbook SFU: decode each upstream once, re-encode per subscriber."""
+
+    def __init__(self) -> None:
+        self.tracks: dict[str, dict[str, MediaStreamTrack]] = {}
+        self.relays: dict[str, MediaRelay] = {}
+        self.pcs: dict[Any, RTCPeerConnection] = {}
+
+    async def add_participant(self, pid: str, sdp: str) -> str:
+        pc = RTCPeerConnection(RelayConfig().rtc_configuration())
+        self.pcs[pid] = pc
+        tracks = self.tracks.setdefault(pid, {})
+        self.relays[pid] = MediaRelay()
+        pc.on("track", lambda track: tracks.__setitem__(track.kind, track))
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        with gather_on(LOOPBACK):
+            await pc.setLocalDescription(await pc.createAnswer())
+        return str(pc.localDescription.sdp)
+
+    async def subscribe(self, sub: str, pub: str) -> str:
+        pc = RTCPeerConnection(RelayConfig().rtc_configuration())
+        self.pcs[(sub, pub)] = pc
+        for kind in ("audio", "video"):
+            transceiver = pc.addTransceiver(
+                self.relays[pub].subscribe(self.tracks[pub][kind]), direction="sendonly"
+            )
+            _prefer_relay_codecs(transceiver)
+        with gather_on(LOOPBACK):
+            await pc.setLocalDescription(await pc.createOffer())
+        return str(pc.localDescription.sdp)
+
+    async def accept_answer(self, sub: str, pub: str, sdp: str) -> None:
+        await self.pcs[(sub, pub)].setRemoteDescription(
+            RTCSessionDescription(sdp=sdp, type="answer")
+        )
+
+    async def close(self) -> None:
+        await asyncio.gather(*(pc.close() for pc in self.pcs.values()))
+
+
+async def serve(mode: str) -> None:
+    rooms: dict[str, Any] = {}
+
+    def room(name: str) -> Any:
+        if name not in rooms:
+            rooms[name] = (
+                RelayRoom(name, RelayConfig(host_addresses=LOOPBACK))
+                if mode == "relay"
+                else StandardServer()
+            )
+        return rooms[name]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while line := await reader.readline():
+            msg = json.loads(line)
+            r = room(msg["room"])
+            reply: dict[str, Any] = {}
+            if msg["op"] == "publish":
+                reply["sdp"] = await r.add_participant(msg["pid"], msg["sdp"])
+            elif msg["op"] == "subscribe":
+                reply["sdp"] = await r.subscribe(msg["sub"], msg["pub"])
+            elif msg["op"] == "answer":
+                await r.accept_answer(msg["sub"], msg["pub"], msg["sdp"])
+            elif msg["op"] == "stats" and isinstance(r, RelayRoom):
+                for sub, pub in r.subscriptions():
+                    subscription = r.subscription(sub, pub)
+                    assert subscription is not None
+                    reply[f"{sub}<-{pub}"] = {
+                        "state": subscription.pc.connectionState,
+                        **{
+                            kind: [t.active, t.offered, t.dropped, t.forwarded_packets]
+                            for kind, t in subscription.tracks.items()
+                        },
+                    }
+                for pub in r.publishers:
+                    st = r.publication(pub).stats
+                    reply[pub] = [st.packets, st.keyframes, st.keyframe_requests]
+            writer.write(json.dumps(reply).encode() + b"\n")
+            await writer.drain()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    print(server.sockets[0].getsockname()[1], flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+# --------------------------------------------------------------------------- load side
+
+
+class Server:
+    """The child process and a JSON-lines connection to it."""
+
+    def __init__(self, mode: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve", mode], stdout=subprocess.PIPE
+        )
+        assert self.proc.stdout is not None
+        self.port = int(self.proc.stdout.readline())
+        self._lock = asyncio.Lock()
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+
+    async def call(self, **msg: Any) -> dict[str, Any]:
+        async with self._lock:
+            self.writer.write(json.dumps(msg).encode() + b"\n")
+            await self.writer.drain()
+            reply: dict[str, Any] = json.loads(await self.reader.readline())
+            return reply
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    async def stop(self) -> None:
+        self.writer.close()
+        self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def encode_media() -> tuple[list[tuple[bytes, bool]], list[bytes]]:
+    """Ten seconds of camera-like 640x480 VP8 (one key frame) and one second of Opus."""
+    video = av.CodecContext.create("libvpx", "w")
+    video.width, video.height, video.pix_fmt = 640, 480, "yuv420p"
+    video.time_base = Fraction(1, 30)
+    video.bit_rate = 1_000_000
+    video.gop_size = 1000
+    video.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0"}
+    # Camera-like content: the colour bars under sensor-like noise, panning 6 px a frame.
+    # (The bare test pattern compresses to ~0.13 Mbit/s, far below what a phone sends.)
+    bars = pattern_frame(0).to_image()  # type: ignore[no-untyped-call]
+    noise = Image.effect_noise((640, 480), 40).convert("RGB")
+    dimmed = ImageChops.multiply(bars, Image.new("RGB", (640, 480), (200, 200, 200)))
+    scene = ImageChops.add(dimmed, noise, scale=1.0, offset=-40)
+    vp8: list[tuple[bytes, bool]] = []
+    for i in range(300):
+        image = ImageChops.offset(scene, i * 6, 0)
+        frame = av.VideoFrame.from_image(image).reformat(format="yuv420p")  # type: ignore[no-untyped-call]
+        frame.pts = i
+        vp8 += [(bytes(p), p.is_keyframe) for p in video.encode(frame)]
+    vp8 += [(bytes(p), p.is_keyframe) for p in video.encode(None)]
+    audio = av.CodecContext.create("libopus", "w")
+    audio.sample_rate, audio.layout, audio.format = 48000, "mono", "s16"
+    audio.bit_rate = 32000
+    tone = ToneTrack()
+    opus: list[bytes] = []
+    for i in range(50):
+        chunk = tone._chunks[i % len(tone._chunks)]
+        frame = av.AudioFrame(format="s16", layout="mono", samples=960)
+        frame.planes[0].update(chunk)
+        frame.sample_rate, frame.pts = 48000, i * 960
+        opus += [bytes(p) for p in audio.encode(frame)]
+    return vp8, opus
+
+
+class LoopTrack(MediaStreamTrack):
+    """Replays pre-encoded packets in real time; a key frame request restarts the loop."""
+
+    def __init__(self, kind: str, packets: list[tuple[bytes, bool]], rate: int, step: int):
+        super().__init__()
+        self.kind = kind
+        self._packets, self._rate, self._step = packets, rate, step
+        self._interval = step / rate
+        self._count = 0
+        self._pos = 0
+        self._t0: float | None = None
+
+    def restart(self) -> None:
+        self._pos = 0
+
+    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        await asyncio.sleep(max(0.0, self._t0 + self._count * self._interval - time.monotonic()))
+        data, key = self._packets[self._pos % len(self._packets)]
+        packet = av.Packet(data)
+        packet.pts = self._count * self._step
+        packet.time_base = Fraction(1, self._rate)
+        packet.is_keyframe = key
+        self._count += 1
+        self._pos += 1
+        return packet
+
+
+async def join(
+    server: Server, room: str, people: list[str], media: Any, clients: dict[str, MediaClient]
+) -> None:
+    """Each of ``people`` publishes looped A+V and subscribes to every other one."""
+    vp8, opus = media
+    for pid in people:
+        client = clients[pid] = MediaClient(host_addresses=LOOPBACK, decode=False)
+        video = LoopTrack("video", vp8, 90000, 3000)
+        audio = LoopTrack("audio", [(p, True) for p in opus], 48000, 960)
+        offer = await client.publish_offer([audio, video])
+        assert client.publish_pc is not None
+        for transceiver in client.publish_pc.getTransceivers():
+            if transceiver.sender.track is video:
+                route_keyframe_requests(transceiver.sender, video.restart)
+        reply = await server.call(op="publish", room=room, pid=pid, sdp=offer)
+        await client.accept_publish_answer(reply["sdp"])
+    for sub in people:
+        for pub in people:
+            if sub != pub:
+                offer = (await server.call(op="subscribe", room=room, sub=sub, pub=pub))["sdp"]
+                answer = await clients[sub].accept_subscription(pub, offer)
+                count_lightly(clients[sub], pub)
+                await server.call(op="answer", room=room, sub=sub, pub=pub, sdp=answer)
+
+
+def count_lightly(client: MediaClient, publisher: str) -> None:
+    """Count frames by RTP marker bit, skipping aiortc's receive pipeline (jitter buffer,
+    NACK, REMB). Load-generator only: it keeps this process from being the bottleneck."""
+    media = client.received[publisher]
+    for transceiver in client.subscriptions[publisher].getTransceivers():
+        kind = transceiver.kind
+
+        async def count(packet: RtpPacket, arrival_time_ms: int, kind: str = kind) -> None:
+            if kind == "audio":
+                media.audio_frames += 1
+            elif packet.marker:
+                media.note_video(640, 480)
+
+        setattr(transceiver.receiver, HANDLE_RTP, count)
+
+
+def snapshot(clients: dict[str, MediaClient]) -> dict[tuple[str, str], tuple[int, int]]:
+    return {
+        (sub, pub): (m.video_frames, m.audio_frames)
+        for sub, c in clients.items()
+        for pub, m in c.received.items()
+    }
+
+
+async def measure(
+    server: Server, clients: dict[str, MediaClient], seconds: float
+) -> tuple[float, list[float], list[float]]:
+    """Server CPU (fraction of a core) and per-pair video fps / audio packet rates."""
+    before, cpu0, t0 = snapshot(clients), server.cpu_seconds(), time.monotonic()
+    own0 = time.process_time()
+    await asyncio.sleep(seconds)
+    after, cpu1, t1 = snapshot(clients), server.cpu_seconds(), time.monotonic()
+    span = t1 - t0
+    measure.load_cpu = (time.process_time() - own0) / span  # type: ignore[attr-defined]
+    fps = [(after[k][0] - before.get(k, (0, 0))[0]) / span for k in after]
+    aps = [(after[k][1] - before.get(k, (0, 0))[1]) / span for k in after]
+    return (cpu1 - cpu0) / span, fps, aps
+
+
+async def close_all(clients: dict[str, MediaClient]) -> None:
+    await asyncio.gather(*(c.close() for c in clients.values()))
+    clients.clear()
+
+
+async def cpu_per_stream(mode: str, media: Any) -> tuple[float, float]:
+    server = Server(mode)
+    await server.connect()
+    clients: dict[str, MediaClient] = {}
+    try:
+        for i in range(2):  # two independent publisher -> subscriber pairs
+            await join(server, f"cpu{i}", [f"a{i}", f"b{i}"], media, clients)
+        await asyncio.sleep(3)
+        cpu, fps, _ = await measure(server, clients, 8)
+        streams = len(fps)
+        return cpu / streams, statistics.mean(fps)
+    finally:
+        await close_all(clients)
+        await server.stop()
+
+
+async def capacity(media: Any, max_pairs: int, budget: float) -> list[dict[str, Any]]:
+    """Add rooms of 3 participants (6 A+V pairs each) until a level fails."""
+    server = Server("relay")
+    await server.connect()
+    clients: dict[str, MediaClient] = {}
+    levels: list[dict[str, Any]] = []
+    deadline = time.monotonic() + budget
+    try:
+        for room in range(1, max_pairs // 6 + 1):
+            await join(server, f"room{room}", [f"r{room}p{i}" for i in range(3)], media, clients)
+            if room < 2:
+                continue
+            await asyncio.sleep(3)
+            attempts = 0
+            while attempts < 2:  # one re-measurement, against a busy neighbour's spike
+                attempts += 1
+                cpu, fps, aps = await measure(server, clients, 5)
+                ok = sum(f >= 25 for f in fps) >= 0.95 * len(fps)
+                if ok:
+                    break
+            levels.append(
+                {
+                    "pairs": len(fps),
+                    "server_cpu": round(cpu, 3),
+                    "server_cpu_per_pair": round(cpu / len(fps), 4),
+                    "fps_median": round(statistics.median(fps), 1),
+                    "fps_min": round(min(fps), 1),
+                    "audio_pps_median": round(statistics.median(aps), 1),
+                    "load_generator_cpu": round(measure.load_cpu, 3),  # type: ignore[attr-defined]
+                    "attempts": attempts,
+                    "ok": ok,
+                }
+            )
+            print(f"  capacity: {levels[-1]}", flush=True)
+            if not ok or time.monotonic() > deadline:
+                break
+    finally:
+        await close_all(clients)
+        await server.stop()
+    return levels
+
+
+async def first_frame_via_relay(trials: int) -> list[float]:
+    server = Server("relay")
+    await server.connect()
+    publisher = MediaClient(host_addresses=LOOPBACK)
+    reply = await server.call(
+        op="publish", room="join", pid="pub", sdp=await publisher.publish_offer("testsrc")
+    )
+    await publisher.accept_publish_answer(reply["sdp"])
+    times = []
+    try:
+        for i in range(trials):
+            viewer = MediaClient(host_addresses=LOOPBACK)
+            start = time.monotonic()
+            offer = (await server.call(op="subscribe", room="join", sub=f"v{i}", pub="pub"))["sdp"]
+            answer = await viewer.accept_subscription("pub", offer)
+            await server.call(op="answer", room="join", sub=f"v{i}", pub="pub", sdp=answer)
+            await viewer.wait_for_video("pub", within=10)
+            times.append(time.monotonic() - start)
+            await viewer.close()
+            await asyncio.sleep(0.5)
+    finally:
+        await publisher.close()
+        await server.stop()
+    return times
+
+
+async def first_frame_direct(trials: int) -> list[float]:
+    times = []
+    for _ in range(trials):
+        publisher = MediaClient(host_addresses=LOOPBACK)
+        viewer = MediaClient(host_addresses=LOOPBACK)
+        start = time.monotonic()
+        offer = await publisher.publish_offer("testsrc")
+        answer = await viewer.accept_subscription("pub", offer)
+        await publisher.accept_publish_answer(answer)
+        await viewer.wait_for_video("pub", within=10)
+        times.append(time.monotonic() - start)
+        await viewer.close()
+        await publisher.close()
+    return times
+
+
+def load_average() -> float:
+    """The machine is shared (2 cores): a busy neighbour lowers fps, so we print this."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
+
+
+async def main(args: argparse.Namespace) -> dict[str, Any]:
+    media = encode_media()
+    load_before = load_average()
+    print(
+        f"relay benchmark (127.0.0.1, 640x480 VP8 ~1 Mbit/s 30 fps + Opus), "
+        f"load average {load_before}",
+        flush=True,
+    )
+    relay_cpu, relay_fps = await cpu_per_stream("relay", media)
+    print(f"  relay:    {relay_cpu:.2%} of a core per A+V stream at {relay_fps:.1f} fps")
+    standard_cpu, standard_fps = await cpu_per_stream("standard", media)
+    print(f"  standard: {standard_cpu:.2%} of a core per A+V stream at {standard_fps:.1f} fps")
+    # Per delivered frame: a starved standard pipeline delivers fewer frames and so spends
+    # less CPU per stream; comparing CPU per frame keeps that from flattering it.
+    relay_30 = relay_cpu / relay_fps * 30
+    standard_30 = standard_cpu / standard_fps * 30
+    print(
+        f"  per 30 fps stream: relay {relay_30:.2%}, standard {standard_30:.2%}, "
+        f"ratio {standard_30 / relay_30:.1f}x",
+        flush=True,
+    )
+    levels = await capacity(media, args.max_pairs, args.capacity_budget)
+    passing = [level["pairs"] for level in levels if level["ok"]]
+    via_relay = await first_frame_via_relay(args.trials)
+    direct = await first_frame_direct(args.trials)
+    relay_join, direct_join = statistics.median(via_relay), statistics.median(direct)
+    print(
+        f"  join to first frame (median of {args.trials}): relay {relay_join:.3f} s, "
+        f"direct {direct_join:.3f} s"
+    )
+    return {
+        "cpu_per_stream_relay": round(relay_30, 4),
+        "cpu_per_stream_standard": round(standard_30, 4),
+        "cpu_per_stream_ratio": round(standard_30 / relay_30, 1),
+        "cpu_per_stream_ratio_raw": round(standard_cpu / relay_cpu, 1),
+        "fps_relay": round(relay_fps, 1),
+        "fps_standard": round(standard_fps, 1),
+        "pairs_at_25fps": max(passing, default=0),
+        "capacity_levels": levels,
+        "join_relay_s": round(relay_join, 3),
+        "join_direct_s": round(direct_join, 3),
+        "join_ratio": round(relay_join / direct_join, 2),
+        "load_average": [load_before, load_average()],
+    }
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--serve", choices=["relay", "standard"], help=argparse.SUPPRESS)
+    parser.add_argument("--max-pairs", type=int, default=60, help="capacity ramp limit")
+    parser.add_argument("--capacity-budget", type=float, default=120.0, help="seconds")
+    parser.add_argument("--trials", type=int, default=5)
+    arguments = parser.parse_args()
+    if arguments.serve:
+        asyncio.run(serve(arguments.serve))
+    else:
+        result = asyncio.run(asyncio.wait_for(main(arguments), 420))
+        print(json.dumps(result))
