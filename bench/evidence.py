@@ -1,12 +1,14 @@
 """Evidence benchmark: snapshot latency under load, and the recorder's CPU per stream.
 
-    /work/venv/bin/python bench/evidence.py          # about a minute, 127.0.0.1 only
+    /work/venv/bin/python bench/evidence.py          # about two minutes, 127.0.0.1 only
 
 The server runs in a child process (``--serve``) with the real ``RelayRoom``: 8 publishers
 (pre-encoded camera-like 640x480 VP8 ~1 Mbit/s 30 fps + Opus, a key frame only on request
-or every 10 s), each forwarded to one subscriber. It runs twice, without and with
-``SessionRecordings`` (one WebM per publisher); the difference in the child's CPU
-(``/proc/<pid>/stat``, all threads) divided by 8 is the recorder's CPU per stream.
+or every 10 s), each forwarded to one subscriber. It runs twice, without and with live's
+``signaling.archive.RoomRecording`` (one WebM per publisher, muxing the forwarded
+packets). The recorder's CPU per stream is the time spent in its packet callback (it runs
+on the loop), cross-checked against the difference of the child's CPU
+(``/proc/<pid>/stat``) between the two runs; both divided by 8.
 
 In the recording run the load side asks the server for snapshots, round-robin over the
 publishers, one at a time, 1.5 s apart. The server does exactly what the API handler does
@@ -43,9 +45,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from recordings.blobs import BlobStore  # noqa: E402
-from recordings.sessions import SessionRecordings  # noqa: E402
 from recordings.snapshots import WatermarkInfo, take_snapshot  # noqa: E402
 from server.evidence.live import RelayRoomVideo  # noqa: E402
+from signaling.archive import RoomRecording  # noqa: E402
 from signaling.candidates import gather_on  # noqa: E402
 from signaling.client import pattern_frame  # noqa: E402
 from signaling.packets import route_keyframe_requests  # noqa: E402
@@ -77,13 +79,13 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def serve(record: bool, data: Path) -> None:
-    recordings = SessionRecordings(data / "recordings") if record else None
+    recordings = RoomRecording(data / "recordings") if record else None
     spent = [0.0]  # seconds inside the recorder's packet callback (it runs on the loop)
 
     def timed(participant: str, kind: str, packet: av.Packet[Any]) -> None:
         start = time.perf_counter()
         assert recordings is not None
-        recordings.feed("bench", participant, kind, packet)
+        recordings.feed(participant, kind, packet)
         spent[0] += time.perf_counter() - start
 
     room = RelayRoom(
@@ -126,8 +128,8 @@ async def serve(record: bool, data: Path) -> None:
             elif msg["op"] == "spent":
                 reply = {"seconds": spent[0]}
             elif msg["op"] == "finish" and recordings is not None:
-                done = await recordings.finish("bench")
-                reply = {"files": len(done), "seconds": [round(f.result.duration, 1) for f in done]}
+                done = await asyncio.to_thread(recordings.close)
+                reply = {"files": len(done), "seconds": [round(r.duration, 1) for _, r in done]}
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from recordings.blobs import BlobStore
-from server import evidence, ops, pages
+from server import booking, evidence, ops, pages
 from server.accounts import handlers as account_handlers
 from server.accounts.sms import OutboxSender
 from server.appkeys import (
@@ -45,8 +45,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 
 # Domains plug in here: each exposes ``setup(app)`` that adds routes, API docs and contexts.
 DOMAINS: list[Callable[[web.Application], None]] = [
-    # Evidence before live: its recordings context must outlive the hub, whose shutdown
-    # closes the rooms and files their recordings (contexts are torn down in reverse).
+    booking.setup,
     evidence.setup,
     live_handlers.setup,
 ]

@@ -15,11 +15,14 @@ from aiohttp import web
 
 from server import logs
 from server.settings import Settings, SettingsError
+from signaling import cli_join
 
 log = logging.getLogger("yunkan.cli")
 
 # Domains add sub-commands here: each is ``add_parser(subparsers)`` and sets ``func``.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = []
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], object]] = [
+    cli_join.add_parser,
+]
 
 
 def _settings(args: argparse.Namespace, **extra: object) -> Settings:

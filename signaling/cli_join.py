@@ -22,11 +22,11 @@ import signal
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
-from signaling.client import MediaClient
-from signaling.wsclient import SignalingClient
+if TYPE_CHECKING:  # aiortc and PyAV load only when ``join`` runs, not for every command
+    from signaling.wsclient import SignalingClient
 
 
 def parse_join_url(url: str) -> tuple[str, str]:
@@ -84,6 +84,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def join(args: argparse.Namespace) -> int:
+    from signaling.client import MediaClient
+    from signaling.wsclient import SignalingClient
+
     try:
         ws_url, token = parse_join_url(args.url)
     except ValueError as err:

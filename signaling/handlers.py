@@ -16,26 +16,31 @@ Routes:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
+import re
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp_jinja2
 from aiohttp import WSMsgType, web
-from sqlalchemy import text
 
 from server.accounts.principal import Principal
 from server.appkeys import API_SPEC, BUS, DB, REDIS, SETTINGS
+from server.booking.links import BadManageToken, read_token
+from server.booking.models import Appointment
 from server.cases.access import readable_case
 from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.errors import NotFoundError, PermissionDeniedError
-from server.evidence.recording import RECORDINGS, RecordedRoom
+from server.evidence.recording import file_room_recordings
 from server.http.requests import int_param, require_principal
 from server.openapi import ApiRoutes
 from server.settings import Settings
+from signaling.archive import RoomRecording
 from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
 from signaling.errors import TokenError
 from signaling.hub import Hub, Link, MediaRoom
@@ -46,6 +51,7 @@ from signaling.rooms import Room
 from signaling.tokens import JoinGrant, Role, TokenSigner
 
 log = logging.getLogger(__name__)
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,14 +145,30 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     sessions = app[DB]
     bus = app[BUS]
     case_ids: dict[str, int | None] = {}
+    tapes: dict[str, RoomRecording] = {}
 
     async def media(room_id: str) -> MediaRoom:
         case_ids[room_id] = await _resolve_case(app, room_id)
-        room = relay.room(room_id)
-        if options.recording and RECORDINGS in app:
-            # Every publisher is recorded; closing the room files the recordings on its case.
-            return RecordedRoom(app, room, case_ids[room_id])
-        return room
+        if not options.recording:
+            return relay.room(room_id)
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+        tape = tapes[room_id] = RoomRecording(
+            settings.data_dir / "recordings" / _SAFE_NAME.sub("_", room_id) / stamp
+        )
+        return relay.room(room_id, on_packet=tape.feed)
+
+    async def close_media(room_id: str) -> None:
+        await relay.close_room(room_id)
+        tape = tapes.pop(room_id, None)
+        case_id = case_ids.pop(room_id, None)
+        if tape is None:
+            return
+        results = tape.close()
+        if case_id is None or not results:
+            return
+        # Filed as evidence: moved into the blob store, a recording row and a
+        # ``recording.finished`` event carrying the file's hash (verify and export see it).
+        await file_room_recordings(app, room_id, case_id, results)
 
     async def record(room: Room, kind: str, actor: str | None, data: dict[str, Any]) -> None:
         case_id = case_ids.get(room.id)
@@ -176,6 +198,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         notify=notify,
         grace=options.grace,
         recording=options.recording,
+        close_media=close_media,
     )
     app[HUB], app[RELAY], app[SIGNER] = hub, relay, signer
     await hub.start()
@@ -188,33 +211,24 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _resolve_case(app: web.Application, room_id: str) -> int | None:
+    """The case whose timeline gets this room's events (None: the call is not filed)."""
     case_id = _case_of_room(room_id)
-    if case_id is not None:
-        return case_id
     kind, _, number = room_id.partition("-")
-    if kind == "appt" and number.isdigit():
+    if case_id is None and kind == "appt" and number.isdigit():
         found = await _appointment(app, int(number))
-        return found["case_id"] if found else None
+        case_id = found.case_id if found else None
+    if case_id is not None:
+        async with app[DB]() as session:
+            if await session.get(Case, case_id) is not None:
+                return case_id
+    log.warning("room %s belongs to no case; its events and recordings are not filed", room_id)
     return None
 
 
-async def _appointment(app: web.Application, appointment_id: int) -> dict[str, Any] | None:
+async def _appointment(app: web.Application, appointment_id: int) -> Appointment | None:
     """The one place that reads an appointment (booking's table) for live rooms."""
     async with app[DB]() as session:
-        row = (
-            (
-                await session.execute(
-                    text(
-                        "SELECT id, case_id, applicant_id, applicant_name, staff_id, status "
-                        "FROM appointments WHERE id = :id"
-                    ),
-                    {"id": appointment_id},
-                )
-            )
-            .mappings()
-            .first()
-        )
-    return dict(row) if row is not None else None
+        return await session.get(Appointment, appointment_id)
 
 
 class _WsConnection:
@@ -278,6 +292,41 @@ async def join_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@routes.get("/join/{id}")
+async def booking_join_link(request: web.Request) -> web.StreamResponse:
+    """The applicant's link from the booking confirmation: ``/join/<id>?token=…``.
+
+    Booking signs its own join token (appointment id + expiry); here it becomes a live
+    join token for the appointment's room, valid as long as booking's, and the browser
+    goes on to the applicant page.
+    """
+    settings = request.app[SETTINGS]
+    appointment_id = int_param(request, "id")
+    try:
+        claim = read_token(
+            settings.secret_key,
+            request.query.get("token", ""),
+            dt.datetime.now(dt.UTC),
+            purpose="join",
+        )
+    except BadManageToken:
+        claim = None
+    appt = await _appointment(request.app, appointment_id)
+    if claim is None or claim.appointment_id != appointment_id or appt is None:
+        return aiohttp_jinja2.render_template(
+            "live/refused.html", request, {"code": "bad_token"}, status=403
+        )
+    if appt.status in ("cancelled", "completed", "no_show"):
+        return aiohttp_jinja2.render_template(
+            "live/refused.html", request, {"code": "room_closed"}, status=410
+        )
+    who = f"applicant-{appt.applicant_id}" if appt.applicant_id else f"appt-{appt.id}-applicant"
+    grant = JoinGrant(appointment_room(appt.id), who, "applicant", appt.applicant_name)
+    ttl = max(60, claim.expires - int(time.time()))
+    token = request.app[SIGNER].issue(grant, ttl=ttl)
+    raise web.HTTPFound(f"/live/j/{token}")
+
+
 JOIN_RESPONSE = {
     "type": "object",
     "required": ["url", "token", "ws", "role", "room"],
@@ -328,7 +377,7 @@ async def appointment_join(request: web.Request) -> web.Response:
     found = await _appointment(request.app, appointment_id)
     if found is None:
         raise NotFoundError()
-    if not principal.is_staff and found["applicant_id"] != principal.id:
+    if not principal.is_staff and found.applicant_id != principal.id:
         raise PermissionDeniedError()
     grant = JoinGrant(
         room=appointment_room(appointment_id),

@@ -11,10 +11,13 @@ Ordering that matters:
 * The token is verified, and the directory consulted, before a room or any media exists.
 * Messages of one connection are handled one at a time (the handler awaits each), so the
   ``Sequencer`` sees them in order; different connections interleave freely.
-* A drop keeps the participant's place for ``grace`` seconds; a rejoin with the session id
-  within that time resumes (admitted stays admitted) with a *new* peer connection, because
-  aiortc has no ICE restart. The old media is removed as soon as the socket drops so
-  subscribers do not stare at a frozen frame.
+* A drop keeps the participant's place *and their publication* for ``grace`` seconds: a
+  rejoin with the session id within that time resumes (admitted stays admitted) with
+  *new* peer connections, because aiortc has no ICE restart; the others keep their
+  downstream connections and see video again as soon as the new upstream is up. After the
+  grace period the participant has left and everyone gets ``unpublished``.
+* Subscription offers go out one at a time per room (``fan_lock``): an admit and a publish
+  may both want to offer the same pair, and a pair must be offered once per connection.
 """
 
 from __future__ import annotations
@@ -128,6 +131,7 @@ class Hub:
         notify: Notifier | None = None,
         grace: float = 60.0,
         recording: bool = True,
+        close_media: Callable[[str], Awaitable[None]] | None = None,
     ) -> None:
         self.signer = signer
         self.media_factory = media
@@ -138,9 +142,12 @@ class Hub:
         self.notify = notify
         self.grace = grace
         self.recording = recording
+        self.close_media = close_media
+        """Closes a room's media by room id (the relay forgets it); default ``media.close``."""
         self.rooms: dict[str, LiveRoom] = {}
         self.closed_rooms: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
+        self._opening = asyncio.Lock()
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
@@ -303,7 +310,9 @@ class Hub:
             raise WrongNodeError(f"room {grant.room} is hosted on node {holder.id}", url=holder.url)
         live = self.rooms.get(grant.room)
         if live is None:
-            live = await self._open_room(grant)
+            # Opening awaits (relay, case lookup): two first arrivals must not open two rooms.
+            async with self._opening:
+                live = self.rooms.get(grant.room) or await self._open_room(grant)
         try:
             result = live.room.join(grant, session=msg.data.get("session"))
         except ForbiddenError as err:
@@ -498,15 +507,19 @@ class Hub:
         live.timers.clear()
         links = list(live.links.values())
         live.links.clear()
-        for link in links:
-            if notify:
-                await self._safe_send(link, {"type": "ended"})
-            await self._close_link(link, CLOSE_ENDED, "ended")
+        # Media first: once a participant hears "ended", nothing is forwarded any more.
         try:
-            await live.media.close()
+            if self.close_media is not None:
+                await self.close_media(live.room.id)
+            else:
+                await live.media.close()
         finally:
             with contextlib.suppress(Exception):
                 await self.directory.release(live.room.id, self.node)
+            for link in links:
+                if notify:
+                    await self._safe_send(link, {"type": "ended"})
+                await self._close_link(link, CLOSE_ENDED, "ended")
 
     async def _record(
         self, live: LiveRoom, kind: str, actor: str | None, data: dict[str, Any]

@@ -58,6 +58,9 @@ class SignalingClient:
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
+        self._redirect: str | None = None
+        self.redirects = 0
+        self._follow: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> SignalingClient:
         await self.connect()
@@ -100,6 +103,8 @@ class SignalingClient:
         await self._ws.send_str(json.dumps(message, ensure_ascii=False))
 
     async def close(self) -> None:
+        if self._follow is not None:
+            await asyncio.gather(self._follow, return_exceptions=True)
         if self._ws is not None and not self._ws.closed:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await self.send({"type": "leave"})
@@ -162,6 +167,12 @@ class SignalingClient:
             if self.state not in ("ended", "removed", "declined"):
                 self.state = "disconnected"
             self._changed.set()
+            if self._redirect is not None and self.redirects < 3:
+                # The room lives on another node: go there (at most 3 hops, no loops).
+                self.ws_url, self._redirect = self._redirect, None
+                self.redirects += 1
+                self.state = "connecting"
+                self._follow = asyncio.create_task(self.connect())
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
@@ -199,3 +210,9 @@ class SignalingClient:
             )
         elif kind == "error":
             self.errors.append(message)
+            url = (message.get("details") or {}).get("url")
+            if message.get("code") == "wrong_node" and isinstance(url, str):
+                base = url.rstrip("/")
+                self._redirect = ("ws" + base[4:] if base.startswith("http") else base) + (
+                    "/live/ws"
+                )

@@ -1,5 +1,5 @@
-"""Evidence over HTTP: the API (``handlers``), the case pages (``pages``), session recording
-(``recording``) and the retention job.
+"""Evidence over HTTP: the API (``handlers``), the case pages (``pages``), filing live
+recordings on cases (``recording``) and the retention job.
 
 The domain lives in ``recordings/``; this package only adapts it to aiohttp.
 """
@@ -19,17 +19,6 @@ from server.appkeys import BLOBS, DB, SETTINGS
 log = logging.getLogger(__name__)
 
 PURGE_EVERY = 6 * 3600.0  # seconds; retention is counted in days, a few runs a day suffice
-
-
-async def _recordings(app: web.Application) -> AsyncIterator[None]:
-    from recordings.sessions import SessionRecordings
-    from server.evidence.recording import RECORDINGS
-
-    recordings = app[RECORDINGS] = SessionRecordings(app[SETTINGS].data_dir / "recordings")
-    yield
-    # Rooms are closed (and filed) by the hub's shutdown, which runs before this; whatever
-    # is left is closed here so the files at least get their cues and stay playable.
-    await recordings.close()
 
 
 async def _retention(app: web.Application) -> AsyncIterator[None]:
@@ -61,4 +50,4 @@ def setup(app: web.Application) -> None:
     handlers.setup(app)
     pages.setup(app)
     app[VIDEO_RESOLVER] = relay_resolver
-    app.cleanup_ctx.extend([_recordings, _retention])
+    app.cleanup_ctx.append(_retention)

@@ -9,7 +9,8 @@ from pathlib import Path
 import av
 import pytest
 
-from server.evidence.recording import RECORDINGS, RecordedRoom
+from server.evidence.recording import file_room_recordings
+from signaling.archive import RoomRecording
 from signaling.client import MediaClient
 from signaling.relay import RelayConfig, RelayRoom
 from tests.cases.conftest import Client, new_case
@@ -32,14 +33,17 @@ async def test_session_recording_is_filed_and_plays_with_ranges(
     inspector = await staff_headers(client, "inspector", "inspector")
     applicant = await applicant_headers(client, "13800138000")
     case_id = await new_case(client, applicant_mobile="13800138000", staff=["inspector"])
-    room = RecordedRoom(
-        client.app, RelayRoom(f"case-{case_id}", RelayConfig(host_addresses=LOOPBACK)), case_id
-    )
-    answer = await room.add_participant("applicant-1", await phone.publish_offer("testsrc"))
-    await phone.accept_publish_answer(answer)
-    await asyncio.sleep(SECONDS)
-    assert client.app[RECORDINGS].recording(f"case-{case_id}")
-    await room.close()
+    # What live's close_media does: record the relay room, close it, file the files.
+    tape = RoomRecording(tmp_path / "recordings")
+    room = RelayRoom(f"case-{case_id}", RelayConfig(host_addresses=LOOPBACK), on_packet=tape.feed)
+    try:
+        answer = await room.add_participant("applicant-1", await phone.publish_offer("testsrc"))
+        await phone.accept_publish_answer(answer)
+        await asyncio.sleep(SECONDS)
+    finally:
+        await room.close()
+    ids = await file_room_recordings(client.app, room.room_id, case_id, tape.close())
+    assert len(ids) == 1
 
     r = await client.get(f"/api/v1/cases/{case_id}", headers=inspector)
     case = await r.json()

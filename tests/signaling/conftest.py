@@ -55,10 +55,12 @@ class LiveServer:
         return client
 
 
-async def start_live(settings: Settings, options: LiveOptions) -> tuple[TestServer, int]:
+async def start_live(
+    settings: Settings, options: LiveOptions, port: int | None = None
+) -> tuple[TestServer, int]:
     app = create_app(settings)
     app[LIVE_OPTIONS] = options
-    server = TestServer(app, host="127.0.0.1")
+    server = TestServer(app, host="127.0.0.1", port=port)
     await server.start_server()
     async with app[DB]() as session, session.begin():
         case = await open_case(session, title="现场勘验", zone=app[SETTINGS].zone)

@@ -6,13 +6,14 @@ import asyncio
 import time
 
 import aiohttp
+import pytest
 from sqlalchemy import select
 
-from server.appkeys import DB
+from server.appkeys import BLOBS, BUS, DB
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import verify_case
-from signaling.handlers import HUB, RELAY
-from tests.signaling.conftest import LiveServer
+from signaling.handlers import HUB, RELAY, LiveOptions
+from tests.signaling.conftest import LOOPBACK, LiveServer
 
 
 async def _events(live: LiveServer) -> list[CaseEvent]:
@@ -109,3 +110,82 @@ async def test_forged_and_expired_tokens_are_refused_before_media(live: LiveServ
             assert ws.close_code == 4401
     assert live.app[RELAY].get(live.room) is None
     assert live.room not in live.app[HUB].rooms
+
+
+async def test_arrivals_are_announced_on_the_bus(live: LiveServer) -> None:
+    inspector = live.client("staff-1", "inspector", source=None)
+    await inspector.connect()
+    async with live.app[BUS].subscribe("live:arrivals") as messages:
+        applicant = live.client("applicant-2", "applicant", source=None)
+        await applicant.connect()
+        message = await asyncio.wait_for(anext(aiter(messages)), 5)
+    assert message["participant"] == "applicant-2" and message["room"] == live.room
+
+
+@pytest.mark.parametrize("live_options", [LiveOptions(grace=0.5, host_addresses=LOOPBACK)])
+async def test_a_participant_gone_longer_than_the_grace_period_leaves(live: LiveServer) -> None:
+    inspector = live.client("staff-1", "inspector", auto_admit=True, source=None)
+    await inspector.connect()
+    applicant = live.client("applicant-2", "applicant")
+    await applicant.connect()
+    await inspector.media.wait_for_video("applicant-2", frames=5, within=15)
+    await applicant.drop()
+    gone = await inspector.wait_message("unpublished", within=5)
+    assert gone["publisher"] == "applicant-2"
+    await inspector.wait_for(
+        lambda: all(p["id"] != "applicant-2" for p in inspector.presence), what="departure"
+    )
+    assert "applicant-2" not in live.app[RELAY].get(live.room).publishers  # type: ignore[union-attr]
+
+
+async def test_four_participants_each_publishing_audio_and_video(live: LiveServer) -> None:
+    from signaling.client import MediaClient
+
+    people = [
+        ("staff-1", "inspector"),
+        ("applicant-2", "applicant"),
+        ("staff-3", "expert"),
+        ("staff-4", "expert"),
+    ]
+    clients = []
+    for pid, role in people:
+        client = live.client(pid, role, auto_admit=role == "inspector")  # type: ignore[arg-type]
+        # count packets without decoding: 12 decoders would measure the test machine
+        client.media = MediaClient(host_addresses=LOOPBACK, decode=False)
+        await client.connect()
+        clients.append(client)
+    for client in clients:
+        for other, _ in people:
+            if other != client.participant:
+                await client.media.wait_for_video(other, frames=30, within=20)
+                got = client.media.received[other]
+                assert got.audio_frames > 0 and got.width == 640
+    assert len(live.app[RELAY].get(live.room).subscriptions()) == 12  # type: ignore[union-attr]
+
+
+async def test_session_is_recorded_per_participant_and_filed_in_the_case(
+    live: LiveServer,
+) -> None:
+    import av
+
+    inspector = live.client("staff-1", "inspector", auto_admit=True, source=None)
+    await inspector.connect()
+    applicant = live.client("applicant-2", "applicant")
+    await applicant.connect()
+    await inspector.media.wait_for_video("applicant-2", frames=45, within=15)
+    await inspector.send({"type": "end"})
+    await applicant.wait_state("ended")
+    await inspector.wait_state("ended")
+
+    # Filed as evidence (server.evidence.recording): in the blob store, hash on the event.
+    recorded = [e for e in await _events(live) if e.kind == "recording.finished"]
+    assert [e.data["participant"] for e in recorded] == ["applicant-2"]
+    info = recorded[0].data
+    (blob,) = info["blobs"]
+    path = live.app[BLOBS].path(blob["key"])
+    assert path.stat().st_size == info["size"] and info["duration_s"] > 1.0
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        assert (video.codec_context.width, video.codec_context.height) == (640, 480)
+        frames = sum(1 for _ in container.decode(video=0))
+    assert frames >= 30

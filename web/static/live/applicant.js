@@ -1,9 +1,10 @@
 /* Applicant page: device + network check, waiting room, call, in-call requests. */
 (function () {
   "use strict";
-  var T = window.LIVE_TEXT, YK = window.YK;
+  var YK = window.YK;
   var root = document.getElementById("live");
   var config = JSON.parse(root.dataset.config);
+  var T = JSON.parse(root.dataset.text);
   var $ = function (id) { return document.getElementById(id); };
   var stream = null, facing = "user", names = {};
 

@@ -1,9 +1,10 @@
 /* Inspector (and expert/observer) console: waiting list with sound, tiles, requests, chat. */
 (function () {
   "use strict";
-  var T = window.LIVE_TEXT, YK = window.YK, el = YK.el;
+  var YK = window.YK, el = YK.el;
   var root = document.getElementById("live");
   var config = JSON.parse(root.dataset.config);
+  var T = JSON.parse(root.dataset.text);
   var isStaff = config.role === "inspector";
   var $ = function (id) { return document.getElementById(id); };
   var names = {}, seenWaiting = {}, stream = null;
@@ -38,7 +39,7 @@
         if (!seenWaiting[p.id]) { seenWaiting[p.id] = true; arrived = true; }
         if (!waiting) return;
         var li = el("li", {"class": "waiting", "data-participant": p.id}, label + " ");
-        li.appendChild(el("button", {"class": "button admit", type: "button", onclick: function () { live.send({type: "admit", participant: p.id}); }}, T.admit));
+        li.appendChild(el("button", {"class": "button primary admit", type: "button", onclick: function () { live.send({type: "admit", participant: p.id}); }}, T.admit));
         li.appendChild(el("button", {"class": "button secondary decline", type: "button", onclick: function () {
           var reason = prompt(T.reason, ""); if (reason === null) return;
           live.send({type: "decline", participant: p.id, reason: reason});

@@ -1,0 +1,364 @@
+"""Booking, cancelling and rescheduling appointments (the domain; no HTTP here).
+
+Every function runs inside the caller's transaction and raises a :mod:`errors` class on
+a rule it breaks; the caller rolls back, so a refused booking changes nothing. Order in
+:func:`book` matters: the cheap checks come first, then :func:`seats.take`, and only the
+winners go on to create the applicant account, the case and the appointment. Under a
+rush on one slot the losers leave at the seat (one UPDATE), and the winners are already
+serialised by the seat's row lock, so they do not fight over the day's case numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.accounts.principal import Principal
+from server.booking import errors, seats
+from server.booking import models as m
+from server.booking.availability import rules_of, window_slots
+from server.booking.casework import applicant_account, open_case, record
+from server.booking.slots import bookable_window
+from server.booking.staffing import assign_staff, is_qualified
+from server.booking.validation import ApplicantInfo
+from server.cases.models import CaseParty
+
+DEFAULT_REMINDERS = (timedelta(hours=24), timedelta(minutes=30))
+
+
+@dataclass(frozen=True, slots=True)
+class BookingRequest:
+    matter_id: int
+    start: datetime
+    applicant: ApplicantInfo
+    actor: Principal | None  # None: an anonymous manage link or the system
+    site_address: str | None = None
+    site_lat: float | None = None
+    site_lon: float | None = None
+    staff_id: int | None = None  # chosen by hand; else assigned automatically
+
+
+async def get_matter(session: AsyncSession, matter_id: int) -> m.Matter:
+    matter = await session.get(m.Matter, matter_id)
+    if matter is None or not matter.active:
+        raise errors.MatterNotFound()
+    return matter
+
+
+def check_start(matter: m.Matter, start: datetime, zone: ZoneInfo, now: datetime) -> None:
+    """Timing rules that need no database; raise :class:`errors.SlotRuleError`."""
+    if start.tzinfo is None:
+        raise errors.SlotRuleError(errors.START_NAIVE)
+    if start < now:
+        raise errors.SlotRuleError(errors.START_PAST)
+    earliest, last_day = bookable_window(now, rules_of(matter), zone)
+    if start < earliest:
+        raise errors.SlotRuleError(errors.START_TOO_SOON)
+    if start.astimezone(zone).date() > last_day:
+        raise errors.SlotRuleError(errors.START_BEYOND_HORIZON)
+
+
+async def _claim_seat(
+    session: AsyncSession, matter: m.Matter, start: datetime, zone: ZoneInfo, now: datetime
+) -> tuple[int, int, datetime]:
+    """Take a seat at ``start`` in the emptiest window offering it: (window, seat id, end)."""
+    candidates = [
+        ws
+        for ws in await window_slots(session, matter, start.astimezone(zone).date(), zone, now)
+        if ws.slot.start == start
+    ]
+    if not candidates:
+        raise errors.SlotRuleError(errors.START_NOT_A_SLOT)
+    candidates.sort(key=lambda ws: (-ws.seats_left, ws.window_id))
+    for ws in candidates:
+        if ws.seats_left <= 0:
+            continue
+        seat_id = await seats.ensure_row(
+            session,
+            window_id=ws.window_id,
+            matter_id=matter.id,
+            start=ws.slot.start,
+            end=ws.slot.end,
+            seats=ws.seats,
+        )
+        if await seats.take(session, seat_id):
+            return ws.window_id, seat_id, ws.slot.end
+    raise errors.SlotFullError()
+
+
+async def _check_not_booked(
+    session: AsyncSession, matter_id: int, start: datetime, key: str
+) -> None:
+    existing = await session.scalar(
+        select(func.count())
+        .select_from(m.Appointment)
+        .where(
+            m.Appointment.matter_id == matter_id,
+            m.Appointment.starts_at == start,
+            m.Appointment.identity_key == key,
+            m.Appointment.status != "cancelled",
+        )
+    )
+    if existing:
+        raise errors.AlreadyBookedError()
+
+
+def _schedule_reminders(
+    session: AsyncSession, appt: m.Appointment, now: datetime, offsets: tuple[timedelta, ...]
+) -> None:
+    for offset in offsets:
+        due = appt.starts_at - offset
+        if due > now:
+            kind = f"{int(offset.total_seconds() // 60)}m"
+            session.add(m.Reminder(appointment_id=appt.id, kind=kind, due_at=due))
+
+
+async def book(
+    session: AsyncSession,
+    req: BookingRequest,
+    *,
+    zone: ZoneInfo,
+    now: datetime | None = None,
+    reminders: tuple[timedelta, ...] = DEFAULT_REMINDERS,
+) -> m.Appointment:
+    now = now or datetime.now(UTC)
+    matter = await get_matter(session, req.matter_id)
+    check_start(matter, req.start, zone, now)
+    start = req.start.astimezone(UTC)
+    if matter.kind != "consultation" and not req.site_address:
+        raise errors.SlotRuleError(errors.SITE_REQUIRED, field="site_address")
+    key = req.applicant.identity_key
+    await _check_not_booked(session, matter.id, start, key)
+    end = start + timedelta(minutes=matter.duration_min)
+    if req.staff_id is not None:
+        if not await is_qualified(session, req.staff_id, matter.id):
+            raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
+        staff_id: int | None = req.staff_id
+    else:
+        staff_id = await assign_staff(session, matter.id, start, end, zone)
+
+    window_id, seat_id, end = await _claim_seat(session, matter, start, zone, now)
+    on_behalf = req.actor is not None and req.actor.is_staff
+    applicant_id = await applicant_account(session, req.applicant)
+    case = await open_case(
+        session, matter, req.applicant, applicant_id, zone, req.actor, {"on_behalf": on_behalf}
+    )
+    if staff_id is not None:
+        session.add(
+            CaseParty(
+                case_id=case.id, principal_kind="staff", principal_id=staff_id, role="inspector"
+            )
+        )
+    appt = m.Appointment(
+        matter_id=matter.id,
+        window_id=window_id,
+        slot_id=seat_id,
+        starts_at=start,
+        ends_at=end,
+        staff_id=staff_id,
+        booked_by_staff_id=req.actor.id if on_behalf and req.actor else None,
+        applicant_id=applicant_id,
+        applicant_kind=req.applicant.kind,
+        applicant_name=req.applicant.name,
+        mobile=req.applicant.mobile,
+        id_number=req.applicant.id_number,
+        credit_code=req.applicant.credit_code,
+        contact_name=req.applicant.contact_name,
+        identity_key=key,
+        site_address=req.site_address,
+        site_lat=req.site_lat,
+        site_lon=req.site_lon,
+        status="booked",
+        case_id=case.id,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(appt)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # the partial unique index lost a race for this applicant
+        raise errors.AlreadyBookedError() from exc
+    _schedule_reminders(session, appt, now, reminders)
+    await record(
+        session,
+        case,
+        "appointment.booked",
+        req.actor,
+        {
+            "appointment_id": appt.id,
+            "start": start.isoformat(),
+            "window_id": window_id,
+            "staff_id": staff_id,
+            "on_behalf": on_behalf,
+        },
+    )
+    return appt
+
+
+async def get_appointment(session: AsyncSession, appointment_id: int) -> m.Appointment:
+    appt = await session.get(m.Appointment, appointment_id)
+    if appt is None:
+        raise errors.AppointmentNotFound()
+    return appt
+
+
+async def _bump(session: AsyncSession, appt: m.Appointment, **values: object) -> None:
+    """Change a live appointment only if nobody changed it since we read it."""
+    result = await session.execute(
+        update(m.Appointment)
+        .where(
+            m.Appointment.id == appt.id,
+            m.Appointment.version == appt.version,
+            m.Appointment.status.in_(m.LIVE_STATUSES if "status" not in values else ("booked",)),
+        )
+        .values(version=m.Appointment.version + 1, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise errors.AppointmentStateError()
+    await session.refresh(appt)
+
+
+async def cancel(
+    session: AsyncSession,
+    appt: m.Appointment,
+    actor: Principal | None,
+    *,
+    now: datetime | None = None,
+) -> m.Appointment:
+    now = now or datetime.now(UTC)
+    if appt.status != "booked":
+        raise errors.AppointmentStateError()
+    await _bump(session, appt, status="cancelled", updated_at=now)
+    await seats.give_back(session, appt.slot_id)
+    await session.execute(
+        update(m.Reminder)
+        .where(m.Reminder.appointment_id == appt.id, m.Reminder.sent_at.is_(None))
+        .values(skipped=True)
+        .execution_options(synchronize_session=False)
+    )
+    if appt.case_id is not None:
+        await record(
+            session, appt.case_id, "appointment.cancelled", actor, {"appointment_id": appt.id}
+        )
+    return appt
+
+
+async def reschedule(
+    session: AsyncSession,
+    appt: m.Appointment,
+    new_start: datetime,
+    actor: Principal | None,
+    *,
+    zone: ZoneInfo,
+    now: datetime | None = None,
+    reminders: tuple[timedelta, ...] = DEFAULT_REMINDERS,
+) -> m.Appointment:
+    now = now or datetime.now(UTC)
+    if appt.status != "booked":
+        raise errors.AppointmentStateError()
+    matter = await get_matter(session, appt.matter_id)
+    check_start(matter, new_start, zone, now)
+    start = new_start.astimezone(UTC)
+    if start == appt.starts_at:
+        return appt
+    await _check_not_booked(session, matter.id, start, appt.identity_key)
+    old_seat, old_start = appt.slot_id, appt.starts_at
+    end = start + timedelta(minutes=matter.duration_min)
+    staff_id = await assign_staff(session, matter.id, start, end, zone, exclude_appointment=appt.id)
+    window_id, seat_id, end = await _claim_seat(session, matter, start, zone, now)
+    try:
+        await _bump(
+            session,
+            appt,
+            slot_id=seat_id,
+            window_id=window_id,
+            starts_at=start,
+            ends_at=end,
+            staff_id=staff_id,
+            updated_at=now,
+        )
+    except IntegrityError as exc:
+        raise errors.AlreadyBookedError() from exc
+    await seats.give_back(session, old_seat)
+    await session.execute(
+        update(m.Reminder)
+        .where(m.Reminder.appointment_id == appt.id, m.Reminder.sent_at.is_(None))
+        .values(skipped=True)
+        .execution_options(synchronize_session=False)
+    )
+    for offset in reminders:
+        due = start - offset
+        kind = f"{int(offset.total_seconds() // 60)}m"
+        existing = await session.scalar(
+            select(m.Reminder).where(m.Reminder.appointment_id == appt.id, m.Reminder.kind == kind)
+        )
+        if due <= now:
+            continue
+        if existing is None:
+            session.add(m.Reminder(appointment_id=appt.id, kind=kind, due_at=due))
+        elif existing.sent_at is None:
+            existing.due_at, existing.skipped = due, False
+        else:  # already reminded for the old time: remind again for the new one
+            existing.due_at, existing.sent_at, existing.sent_by, existing.skipped = (
+                due,
+                None,
+                None,
+                False,
+            )
+    if appt.case_id is not None:
+        await record(
+            session,
+            appt.case_id,
+            "appointment.rescheduled",
+            actor,
+            {"appointment_id": appt.id, "from": old_start.isoformat(), "to": start.isoformat()},
+        )
+    return appt
+
+
+TRANSITIONS: dict[str, tuple[str, ...]] = {
+    "checked_in": ("booked",),
+    "in_session": ("booked", "checked_in"),
+    "completed": ("checked_in", "in_session"),
+    "no_show": ("booked", "checked_in"),
+}
+
+
+async def set_status(
+    session: AsyncSession,
+    appt: m.Appointment,
+    status: str,
+    actor: Principal | None,
+    *,
+    now: datetime | None = None,
+) -> m.Appointment:
+    """Move along the state machine; the WHERE on the old status makes racing moves safe.
+
+    These moves do not bump ``version``: the manage and join links stay valid through
+    check-in, and only cancel/reschedule retire a manage link.
+    """
+    now = now or datetime.now(UTC)
+    allowed = TRANSITIONS.get(status, ())
+    if appt.status == status and status == "checked_in":
+        return appt  # joining twice is harmless
+    result = await session.execute(
+        update(m.Appointment)
+        .where(m.Appointment.id == appt.id, m.Appointment.status.in_(allowed))
+        .values(status=status, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise errors.AppointmentStateError(details={"appointment": appt.id, "status": appt.status})
+    await session.refresh(appt)
+    if appt.case_id is not None:
+        await record(
+            session, appt.case_id, f"appointment.{status}", actor, {"appointment_id": appt.id}
+        )
+    return appt

@@ -1,0 +1,150 @@
+"""Slots of a matter on a date, with the seats left, read from the database.
+
+A matter's slots are the union over the windows serving it: each window's plan is cut
+with the matter's rules, and windows offering the same start add up their seats. The
+seats taken come from ``slot_seats`` rows, which exist only once somebody booked.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.booking import models as m
+from server.booking.calendar import HolidayCalendar
+from server.booking.slots import (
+    PlanException,
+    Slot,
+    SlotRules,
+    TimeRange,
+    WeeklyPlan,
+    generate_slots,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowSlot:
+    window_id: int
+    slot: Slot
+    seats: int
+    taken: int
+
+    @property
+    def seats_left(self) -> int:
+        return max(self.seats - self.taken, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenSlot:
+    """One start time of a matter, summed over its windows."""
+
+    start: datetime
+    end: datetime
+    seats: int
+    seats_left: int
+
+
+def rules_of(matter: m.Matter) -> SlotRules:
+    return SlotRules(
+        duration=timedelta(minutes=matter.duration_min),
+        buffer=timedelta(minutes=matter.buffer_min),
+        notice=timedelta(minutes=matter.notice_min),
+        horizon_days=matter.horizon_days,
+    )
+
+
+async def load_calendar(session: AsyncSession) -> HolidayCalendar:
+    rows = (await session.scalars(select(m.HolidayOverride))).all()
+    return HolidayCalendar({r.day: (r.working, r.note or None) for r in rows})
+
+
+async def window_plans(
+    session: AsyncSession, window_ids: list[int]
+) -> dict[int, tuple[WeeklyPlan, list[PlanException]]]:
+    plans: dict[int, dict[int, list[TimeRange]]] = {w: defaultdict(list) for w in window_ids}
+    for p in await session.scalars(
+        select(m.WorkingPlan).where(m.WorkingPlan.window_id.in_(window_ids))
+    ):
+        plans[p.window_id][p.weekday].append(TimeRange(p.start_min, p.end_min))
+    exceptions: dict[int, list[PlanException]] = {w: [] for w in window_ids}
+    rows = await session.scalars(
+        select(m.PlanException).where(
+            (m.PlanException.window_id.in_(window_ids)) | (m.PlanException.window_id.is_(None))
+        )
+    )
+    for e in rows:
+        span = None
+        if e.start_min is not None and e.end_min is not None:
+            span = TimeRange(e.start_min, e.end_min)
+        targets = window_ids if e.window_id is None else [e.window_id]
+        for w in targets:
+            exceptions[w].append(PlanException(e.day, e.closed, span))
+    return {w: (WeeklyPlan(dict(plans[w])), exceptions[w]) for w in window_ids}
+
+
+async def matter_windows(session: AsyncSession, matter_id: int) -> list[int]:
+    rows = await session.scalars(
+        select(m.WindowMatter.window_id)
+        .join(m.Window, m.Window.id == m.WindowMatter.window_id)
+        .where(m.WindowMatter.matter_id == matter_id, m.Window.active.is_(True))
+        .order_by(m.WindowMatter.window_id)
+    )
+    return list(rows)
+
+
+async def window_slots(
+    session: AsyncSession, matter: m.Matter, day: date, zone: ZoneInfo, now: datetime
+) -> list[WindowSlot]:
+    """Every (window, slot) of ``matter`` on local ``day`` with its seats taken."""
+    windows = await matter_windows(session, matter.id)
+    if not windows:
+        return []
+    calendar = await load_calendar(session)
+    plans = await window_plans(session, windows)
+    rules = rules_of(matter)
+    generated: list[tuple[int, Slot]] = []
+    for w in windows:
+        plan, exceptions = plans[w]
+        generated += [
+            (w, s) for s in generate_slots(day, plan, exceptions, calendar, rules, zone, now)
+        ]
+    if not generated:
+        return []
+    starts = [s.start for _, s in generated]
+    taken = {
+        (row.window_id, row.starts_at): (row.seats, row.taken)
+        for row in await session.scalars(
+            select(m.SlotSeat).where(
+                m.SlotSeat.matter_id == matter.id,
+                m.SlotSeat.starts_at >= min(starts),
+                m.SlotSeat.starts_at <= max(starts),
+            )
+        )
+    }
+    out = []
+    for w, s in generated:
+        seats, used = taken.get((w, s.start), (matter.seats, 0))
+        out.append(WindowSlot(w, s, seats, used))
+    return out
+
+
+async def open_slots(
+    session: AsyncSession, matter: m.Matter, day: date, zone: ZoneInfo, now: datetime
+) -> list[OpenSlot]:
+    by_start: dict[datetime, list[WindowSlot]] = defaultdict(list)
+    for ws in await window_slots(session, matter, day, zone, now):
+        by_start[ws.slot.start].append(ws)
+    return [
+        OpenSlot(
+            start=start,
+            end=group[0].slot.end,
+            seats=sum(g.seats for g in group),
+            seats_left=sum(g.seats_left for g in group),
+        )
+        for start, group in sorted(by_start.items())
+    ]

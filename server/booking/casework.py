@@ -1,0 +1,64 @@
+"""How bookings touch cases (办件): every appointment or served walk-in opens one.
+
+The applicant becomes a case party through their account (found or created by mobile
+number, so that a booking made by staff on someone's behalf shows up under "my
+appointments" once that person logs in by SMS).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.accounts.models import Applicant
+from server.accounts.principal import Principal
+from server.booking import models as m
+from server.booking.validation import ApplicantInfo
+from server.cases.models import Case
+from server.cases.numbers import open_case as _open_case
+from server.cases.timeline import append_event
+
+
+async def applicant_account(session: AsyncSession, info: ApplicantInfo) -> int:
+    """The applicant account for ``info.mobile``, created if missing (racing creators ok)."""
+    values = {"mobile": info.mobile, "name": info.contact_name or info.name}
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    await session.execute(insert(Applicant).values(**values).on_conflict_do_nothing())
+    applicant_id = await session.scalar(select(Applicant.id).where(Applicant.mobile == info.mobile))
+    assert applicant_id is not None
+    return applicant_id
+
+
+async def open_case(
+    session: AsyncSession,
+    matter: m.Matter,
+    info: ApplicantInfo,
+    applicant_id: int,
+    zone: ZoneInfo,
+    actor: Principal | None,
+    data: Mapping[str, object],
+) -> Case:
+    title = f"{matter.name}（{info.display_name}）"[:200]
+    return await _open_case(
+        session,
+        title=title,
+        zone=zone,
+        applicant_id=applicant_id,
+        matter_id=matter.id,
+        actor=actor,
+        data={"title": title, "matter": matter.code, **data},
+    )
+
+
+async def record(
+    session: AsyncSession,
+    case: Case | int,
+    kind: str,
+    actor: Principal | None,
+    data: Mapping[str, object],
+) -> None:
+    await append_event(session, case, kind=kind, actor=actor, data=dict(data))

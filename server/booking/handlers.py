@@ -1,0 +1,481 @@
+"""Booking JSON API: catalogue, slots, appointments, manage links, calendar and QR.
+
+Handlers parse, check who may act, call :mod:`appointments` inside one transaction and
+shape the answer; side effects that must not undo a booking (SMS, bus messages) happen
+after the commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.accounts.principal import Principal
+from server.appkeys import BUS, DB, SETTINGS, SMS
+from server.booking import appointments as svc
+from server.booking import errors, idempotency, schemas
+from server.booking import models as m
+from server.booking.availability import load_calendar, open_slots
+from server.booking.invites import ics_invite, qr_svg
+from server.booking.links import BadManageToken, read_token
+from server.booking.present import (
+    appointment_dict,
+    confirmation_sms,
+    links_for,
+    matter_dict,
+    utcnow,
+)
+from server.booking.scheduler import parse_offsets
+from server.booking.staffday import day_appointments
+from server.booking.validation import validate_applicant
+from server.errors import NotFoundError, PermissionDeniedError, ValidationError
+from server.http.requests import int_param, optional_principal, require_principal, require_staff
+from server.http.responses import json_response
+from server.openapi import ApiRoutes, read_json
+
+log = logging.getLogger("yunkan.booking")
+routes = ApiRoutes(tag="booking")
+
+STAFF_CHANNEL = "booking.staff"
+DATE_FORMAT = "Enter a date like 2026-12-01"
+
+
+async def publish(request: web.Request, channel: str, message: dict[str, Any]) -> None:
+    """Best effort: a missed live update is repaired by the next one or a reload."""
+    try:
+        await request.app[BUS].publish(channel, message)
+    except Exception:
+        log.exception("could not publish to %s", channel)
+
+
+def parse_start(value: str, field: str = "start") -> datetime:
+    try:
+        start = datetime.fromisoformat(value)
+    except ValueError:
+        raise errors.SlotRuleError(errors.START_NAIVE, field=field) from None
+    if start.tzinfo is None:
+        raise errors.SlotRuleError(errors.START_NAIVE, field=field)
+    return start
+
+
+def parse_day(value: str | None, field: str = "date") -> date:
+    try:
+        return date.fromisoformat(value or "")
+    except ValueError:
+        raise ValidationError(fields={field: DATE_FORMAT}) from None
+
+
+@routes.get(
+    "/api/v1/matters",
+    summary="Bookable matters, optionally of one zone (?zone=citizen|enterprise)",
+    responses={200: schemas.MATTERS_OUT},
+    auth="none",
+)
+async def list_matters(request: web.Request) -> web.Response:
+    zone = request.query.get("zone")
+    query = select(m.Matter).where(m.Matter.active.is_(True)).order_by(m.Matter.id)
+    if zone:
+        if zone not in m.ZONES:
+            raise ValidationError(fields={"zone": "This value is not one of the allowed choices"})
+        query = query.where(m.Matter.zone == zone)
+    async with request.app[DB]() as session:
+        matters = (await session.scalars(query)).all()
+    return json_response({"matters": [matter_dict(x) for x in matters]})
+
+
+@routes.get(
+    "/api/v1/matters/{id}",
+    summary="One matter with its materials and checklist",
+    responses={200: schemas.MATTER_OUT, 404: "error"},
+    auth="none",
+)
+async def get_matter(request: web.Request) -> web.Response:
+    async with request.app[DB]() as session:
+        matter = await svc.get_matter(session, int_param(request, "id"))
+    return json_response(matter_dict(matter))
+
+
+@routes.get(
+    "/api/v1/matters/{id}/slots",
+    summary="Slots of a matter on a local date (?date=YYYY-MM-DD) with the seats left",
+    responses={200: schemas.SLOTS_OUT, 404: "error", 422: "error"},
+    auth="none",
+)
+async def list_slots(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    day = parse_day(request.query.get("date"))
+    async with request.app[DB]() as session:
+        matter = await svc.get_matter(session, int_param(request, "id"))
+        slots = await open_slots(session, matter, day, settings.zone, utcnow())
+        kind = (await load_calendar(session)).day_kind(day)
+    return json_response(
+        {
+            "matter_id": matter.id,
+            "date": day.isoformat(),
+            "timezone": settings.timezone,
+            "working_day": kind.working,
+            "day_kind": kind.reason,
+            "slots": [
+                {
+                    "start": s.start.astimezone(settings.zone).isoformat(),
+                    "end": s.end.astimezone(settings.zone).isoformat(),
+                    "seats": s.seats,
+                    "seats_left": s.seats_left,
+                }
+                for s in slots
+            ],
+        }
+    )
+
+
+def booking_request(body: dict[str, Any], principal: Principal) -> svc.BookingRequest:
+    """Turn a validated body into a domain request; collects every field error at once."""
+    info, fields = validate_applicant(body["applicant"])
+    start: datetime | None = None
+    try:
+        start = parse_start(body["start"])
+    except errors.SlotRuleError as exc:
+        fields.update(exc.fields)
+    if (
+        info is not None
+        and principal.kind == "applicant"
+        and principal.mobile
+        and info.mobile != principal.mobile
+    ):
+        fields["applicant.mobile"] = "Use the mobile number you logged in with"
+    if fields or info is None or start is None:
+        raise ValidationError(fields=fields)
+    if principal.kind == "applicant" and body.get("staff_id"):
+        raise PermissionDeniedError()
+    return svc.BookingRequest(
+        matter_id=body["matter_id"],
+        start=start,
+        applicant=info,
+        actor=principal,
+        site_address=(body.get("site_address") or "").strip() or None,
+        site_lat=body.get("site_lat"),
+        site_lon=body.get("site_lon"),
+        staff_id=body.get("staff_id"),
+    )
+
+
+async def _book_once(
+    request: web.Request, req: svc.BookingRequest, key: tuple[str, str, str] | None
+) -> tuple[int, dict[str, Any], m.Appointment | None]:
+    settings = request.app[SETTINGS]
+    now = utcnow()
+    async with request.app[DB]() as session, session.begin():
+        record = await idempotency.reserve(session, *key, now) if key else None
+        appt = await svc.book(
+            session, req, zone=settings.zone, now=now, reminders=reminder_offsets(request)
+        )
+        matter = await svc.get_matter(session, appt.matter_id)
+        body = appointment_dict(appt, matter, settings.zone, links=links_for(settings, appt))
+        if record is not None:
+            idempotency.finish(record, 201, body)
+    return 201, body, appt
+
+
+@routes.post(
+    "/api/v1/appointments",
+    summary="Book a slot (applicant for themselves, or staff on an applicant's behalf); "
+    "honours Idempotency-Key",
+    request=schemas.BOOK,
+    responses={
+        201: schemas.APPOINTMENT_OUT,
+        401: "error",
+        404: "error",
+        409: "error",
+        422: "error",
+    },
+    auth="any",
+)
+async def create_appointment(request: web.Request) -> web.Response:
+    principal = require_principal(request)
+    body = await read_json(request, schemas.BOOK)
+    req = booking_request(body, principal)
+    raw_key = request.headers.get("Idempotency-Key", "").strip()[:200]
+    key = None
+    if raw_key:
+        key = (f"{principal.kind}:{principal.id}", raw_key, idempotency.request_hash(body))
+        async with request.app[DB]() as session:
+            replay = await idempotency.stored(session, *key)
+        if replay is not None:
+            return json_response(replay[1], status=replay[0], headers={"Idempotent-Replay": "true"})
+    try:
+        status, out, appt = await _book_once(request, req, key)
+    except idempotency.KeyInFlight:
+        assert key is not None
+        async with request.app[DB]() as session:
+            replay = await idempotency.stored(session, *key)
+        if replay is None:  # the twin failed and rolled back: try ourselves
+            status, out, appt = await _book_once(request, req, key)
+        else:
+            return json_response(replay[1], status=replay[0], headers={"Idempotent-Replay": "true"})
+    if appt is not None:
+        await after_change(request, appt, "booked")
+    return json_response(out, status=status)
+
+
+def reminder_offsets(request: web.Request) -> tuple[timedelta, ...]:
+    return parse_offsets(request.app[SETTINGS].reminder_offsets)
+
+
+async def after_change(request: web.Request, appt: m.Appointment, what: str) -> None:
+    """SMS and live updates once the change is committed."""
+    settings = request.app[SETTINGS]
+    if what in ("booked", "rescheduled"):
+        async with request.app[DB]() as session:
+            matter = await svc.get_matter(session, appt.matter_id)
+        text = confirmation_sms(appt, matter, settings.zone, links_for(settings, appt))
+        try:
+            await request.app[SMS].send(appt.mobile, text, kind=f"booking.{what}")
+        except Exception:
+            log.exception("confirmation SMS for appointment %d failed", appt.id)
+    await publish(
+        request,
+        STAFF_CHANNEL,
+        {"type": "appointment", "event": what, "id": appt.id, "status": appt.status},
+    )
+
+
+async def load_for(
+    session: AsyncSession, request: web.Request, token: str | None, *, manage: bool = False
+) -> tuple[m.Appointment, bool]:
+    """The appointment if the caller may see it: (appointment, caller is staff).
+
+    Staff may see any; an applicant their own; anyone holding a valid manage token (a
+    join token only for reading). Everybody else gets 404, not 403: an appointment id
+    says nothing about whether it exists.
+    """
+    appt_id = int_param(request, "id")
+    appt = await session.get(m.Appointment, appt_id)
+    if appt is None:
+        raise errors.AppointmentNotFound()
+    principal = optional_principal(request)
+    if principal is not None and principal.is_staff:
+        return appt, True
+    if (
+        principal is not None
+        and principal.kind == "applicant"
+        and appt.applicant_id == principal.id
+    ):
+        return appt, False
+    if token:
+        secret = request.app[SETTINGS].secret_key
+        purposes = ("manage",) if manage else ("manage", "join")
+        for purpose in purposes:
+            try:
+                claim = read_token(secret, token, utcnow(), purpose)
+            except BadManageToken:
+                continue
+            if claim.appointment_id != appt.id:
+                break
+            if purpose == "manage" and claim.version != appt.version:
+                raise errors.ManageLinkError()
+            return appt, False
+        if manage:
+            raise errors.ManageLinkError()
+    raise errors.AppointmentNotFound()
+
+
+@routes.get(
+    "/api/v1/appointments/{id}",
+    summary="One appointment (its applicant, staff, or ?token= from the manage link)",
+    responses={200: schemas.APPOINTMENT_OUT, 403: "error", 404: "error"},
+    auth="none",
+)
+async def get_appointment(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    async with request.app[DB]() as session:
+        appt, staff = await load_for(session, request, request.query.get("token"))
+        matter = await svc.get_matter(session, appt.matter_id)
+    links = links_for(settings, appt) if appt.status == "booked" else None
+    return json_response(
+        appointment_dict(appt, matter, settings.zone, links=links, full_identity=staff)
+    )
+
+
+@routes.post(
+    "/api/v1/appointments/{id}/cancel",
+    summary="Cancel (applicant, staff, or {token} from the manage link); frees the seat",
+    request=schemas.MANAGE,
+    responses={200: schemas.APPOINTMENT_OUT, 403: "error", 404: "error", 409: "error"},
+    auth="none",
+)
+async def cancel_appointment(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    body = await read_json(request, schemas.MANAGE)
+    async with request.app[DB]() as session, session.begin():
+        appt, staff = await load_for(session, request, body.get("token"), manage=True)
+        await svc.cancel(session, appt, optional_principal(request))
+        matter = await svc.get_matter(session, appt.matter_id)
+        out = appointment_dict(appt, matter, settings.zone, full_identity=staff)
+    await after_change(request, appt, "cancelled")
+    return json_response(out)
+
+
+@routes.post(
+    "/api/v1/appointments/{id}/reschedule",
+    summary="Move to another slot of the same matter; the old manage link stops working",
+    request=schemas.RESCHEDULE,
+    responses={
+        200: schemas.APPOINTMENT_OUT,
+        403: "error",
+        404: "error",
+        409: "error",
+        422: "error",
+    },
+    auth="none",
+)
+async def reschedule_appointment(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    body = await read_json(request, schemas.RESCHEDULE)
+    start = parse_start(body["start"])
+    async with request.app[DB]() as session, session.begin():
+        appt, staff = await load_for(session, request, body.get("token"), manage=True)
+        await svc.reschedule(
+            session,
+            appt,
+            start,
+            optional_principal(request),
+            zone=settings.zone,
+            reminders=reminder_offsets(request),
+        )
+        matter = await svc.get_matter(session, appt.matter_id)
+        out = appointment_dict(
+            appt, matter, settings.zone, links=links_for(settings, appt), full_identity=staff
+        )
+    await after_change(request, appt, "rescheduled")
+    return json_response(out)
+
+
+@routes.get(
+    "/api/v1/appointments/{id}/calendar.ics",
+    summary="Calendar invite (iCalendar) for the appointment",
+    responses={200: "text/calendar", 404: "error"},
+    auth="none",
+)
+async def calendar_invite(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    async with request.app[DB]() as session:
+        appt, _ = await load_for(session, request, request.query.get("token"))
+        matter = await svc.get_matter(session, appt.matter_id)
+    links = links_for(settings, appt)
+    data = ics_invite(
+        uid=f"appointment-{appt.id}@yunkan",
+        title=f"云勘视频窗口：{matter.name}",
+        start=appt.starts_at,
+        end=appt.ends_at,
+        join_url=links.join_url,
+        description=f"改期或取消：{links.manage_url}",
+        location=appt.site_address,
+        sequence=appt.version,
+        cancelled=appt.status == "cancelled",
+    )
+    return web.Response(
+        body=data,
+        content_type="text/calendar",
+        charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="yunkan-{appt.id}.ics"'},
+    )
+
+
+@routes.get(
+    "/api/v1/appointments/{id}/qr.svg",
+    summary="QR code (SVG) of the join link",
+    responses={200: "image/svg+xml", 404: "error"},
+    auth="none",
+)
+async def join_qr(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    async with request.app[DB]() as session:
+        appt, _ = await load_for(session, request, request.query.get("token"))
+    return web.Response(
+        text=qr_svg(links_for(settings, appt).join_url), content_type="image/svg+xml"
+    )
+
+
+@routes.get(
+    "/api/v1/appointments",
+    summary="My appointments (applicant), or a day's appointments (staff, ?date=)",
+    responses={200: schemas.APPOINTMENTS_OUT, 401: "error"},
+    auth="any",
+)
+async def list_appointments(request: web.Request) -> web.Response:
+    principal = require_principal(request)
+    settings = request.app[SETTINGS]
+    async with request.app[DB]() as session:
+        if principal.is_staff:
+            day = parse_day(
+                request.query.get("date") or utcnow().astimezone(settings.zone).date().isoformat()
+            )
+            rows = await day_appointments(session, day, settings.zone)
+        else:
+            result = await session.execute(
+                select(m.Appointment, m.Matter)
+                .join(m.Matter, m.Matter.id == m.Appointment.matter_id)
+                .where(m.Appointment.applicant_id == principal.id)
+                .order_by(m.Appointment.starts_at.desc())
+                .limit(200)
+            )
+            rows = [(a, mt) for a, mt in result]
+    items = [
+        appointment_dict(
+            a,
+            mt,
+            settings.zone,
+            links=links_for(settings, a)
+            if a.status == "booked" and not principal.is_staff
+            else None,
+            full_identity=principal.is_staff,
+        )
+        for a, mt in rows
+    ]
+    return json_response({"appointments": items})
+
+
+@routes.post(
+    "/api/v1/appointments/{id}/check-in",
+    summary="The applicant is here (joined the waiting room): booked → checked_in",
+    request=schemas.MANAGE,
+    responses={200: schemas.APPOINTMENT_OUT, 404: "error", 409: "error"},
+    auth="none",
+)
+async def check_in(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    body = await read_json(request, schemas.MANAGE)
+    async with request.app[DB]() as session, session.begin():
+        appt, staff = await load_for(session, request, body.get("token"))
+        await svc.set_status(session, appt, "checked_in", optional_principal(request))
+        matter = await svc.get_matter(session, appt.matter_id)
+        out = appointment_dict(appt, matter, settings.zone, full_identity=staff)
+    await after_change(request, appt, "checked_in")
+    return json_response(out)
+
+
+@routes.post(
+    "/api/v1/appointments/{id}/status",
+    summary="Staff move an appointment along: in_session, completed or no_show",
+    request=schemas.STATUS,
+    responses={200: schemas.APPOINTMENT_OUT, 403: "error", 404: "error", 409: "error"},
+    auth="staff",
+)
+async def set_status(request: web.Request) -> web.Response:
+    principal = require_staff(request)
+    settings = request.app[SETTINGS]
+    body = await read_json(request, schemas.STATUS)
+    async with request.app[DB]() as session, session.begin():
+        appt = await session.get(m.Appointment, int_param(request, "id"))
+        if appt is None:
+            raise NotFoundError()
+        await svc.set_status(session, appt, body["status"], principal)
+        matter = await svc.get_matter(session, appt.matter_id)
+        out = appointment_dict(appt, matter, settings.zone, full_identity=True)
+    await after_change(request, appt, body["status"])
+    return json_response(out)

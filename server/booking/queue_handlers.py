@@ -1,0 +1,203 @@
+""" "Video now" API and the live streams (Server-Sent Events fed by the bus).
+
+SSE rather than WebSocket: the streams only flow server → browser, survive proxies as
+plain HTTP, and ``EventSource`` reconnects by itself on a flaky 4G link. Each stream
+subscribes to a bus channel, so an update published by any process reaches a browser
+connected to any other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from aiohttp import web
+
+from server.appkeys import BUS, DB, SETTINGS
+from server.booking import models as m
+from server.booking import queue, schemas
+from server.booking.handlers import STAFF_CHANNEL, publish
+from server.booking.validation import validate_applicant
+from server.errors import ValidationError
+from server.http.requests import optional_principal, require_staff
+from server.http.responses import json_response
+from server.openapi import ApiRoutes, read_json
+
+routes = ApiRoutes(tag="queue")
+KEEPALIVE_SECONDS = 15.0
+
+
+def queue_channel(matter_id: int) -> str:
+    return f"booking.queue.{matter_id}"
+
+
+def ticket_dict(ticket: m.QueueTicket, pos: queue.Position, *, secret: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": ticket.id,
+        "matter_id": ticket.matter_id,
+        "status": pos.status,
+        "position": pos.position,
+        "eta_minutes": pos.eta_minutes,
+        "case_id": ticket.case_id,
+    }
+    if secret:
+        out["ticket"] = ticket.token
+    return out
+
+
+async def announce(request: web.Request, matter_id: int) -> None:
+    """Push every waiting ticket's new position to whoever listens, on any process."""
+    async with request.app[DB]() as session:
+        positions = await queue.positions(session, matter_id)
+    await publish(
+        request,
+        queue_channel(matter_id),
+        {
+            "type": "positions",
+            "positions": [
+                {"id": p.ticket_id, "position": p.position, "eta_minutes": p.eta_minutes}
+                for p in positions
+            ],
+        },
+    )
+    await publish(request, STAFF_CHANNEL, {"type": "queue", "matter_id": matter_id})
+
+
+@routes.post(
+    "/api/v1/queue",
+    summary='Join the "video now" queue of a matter; keep the returned ticket token',
+    request=schemas.QUEUE_JOIN,
+    responses={201: schemas.TICKET_OUT, 404: "error", 422: "error"},
+    auth="none",
+)
+async def join_queue(request: web.Request) -> web.Response:
+    body = await read_json(request, schemas.QUEUE_JOIN)
+    info, fields = validate_applicant(body["applicant"])
+    if info is None:
+        raise ValidationError(fields=fields)
+    principal = optional_principal(request)
+    account = principal.id if principal is not None and principal.kind == "applicant" else None
+    async with request.app[DB]() as session, session.begin():
+        ticket = await queue.join(session, body["matter_id"], info, applicant_account_id=account)
+    async with request.app[DB]() as session:
+        pos = await queue.position_of(session, ticket)
+    await announce(request, ticket.matter_id)
+    return json_response(ticket_dict(ticket, pos, secret=True), status=201)
+
+
+@routes.get(
+    "/api/v1/queue/{ticket}",
+    summary="A ticket's position and estimated wait",
+    responses={200: schemas.TICKET_OUT, 404: "error"},
+    auth="none",
+)
+async def get_ticket(request: web.Request) -> web.Response:
+    async with request.app[DB]() as session:
+        ticket = await queue.get_ticket(session, request.match_info["ticket"])
+        pos = await queue.position_of(session, ticket)
+    return json_response(ticket_dict(ticket, pos, secret=False))
+
+
+@routes.post(
+    "/api/v1/queue/{ticket}/leave",
+    summary="Leave the queue",
+    responses={200: schemas.TICKET_OUT, 404: "error"},
+    auth="none",
+)
+async def leave_queue(request: web.Request) -> web.Response:
+    async with request.app[DB]() as session, session.begin():
+        ticket = await queue.get_ticket(session, request.match_info["ticket"])
+        await queue.leave(session, ticket)
+        await session.refresh(ticket)
+        pos = await queue.position_of(session, ticket)
+    await announce(request, ticket.matter_id)
+    return json_response(ticket_dict(ticket, pos, secret=False))
+
+
+@routes.post(
+    "/api/v1/queue/next",
+    summary="Staff: take the next applicant (due booked appointments before walk-ins)",
+    responses={200: schemas.SERVED_OUT, 403: "error"},
+    auth="staff",
+)
+async def take_next(request: web.Request) -> web.Response:
+    staff = require_staff(request)
+    async with request.app[DB]() as session, session.begin():
+        served = await queue.take_next(session, staff, zone=request.app[SETTINGS].zone)
+    if served is None:
+        return json_response({"kind": "none", "id": None, "case_id": None})
+    await announce(request, served.matter_id)
+    return json_response({"kind": served.kind, "id": served.id, "case_id": served.case_id})
+
+
+async def _sse(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+        }
+    )
+    await response.prepare(request)
+    return response
+
+
+async def _send(response: web.StreamResponse, data: dict[str, Any]) -> None:
+    await response.write(f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
+
+
+@routes.get(
+    "/api/v1/queue/{ticket}/events",
+    summary="Server-Sent Events: the ticket's position whenever the queue moves",
+    responses={200: "text/event-stream", 404: "error"},
+    auth="none",
+)
+async def ticket_events(request: web.Request) -> web.StreamResponse:
+    async with request.app[DB]() as session:
+        ticket = await queue.get_ticket(session, request.match_info["ticket"])
+        pos = await queue.position_of(session, ticket)
+    response = await _sse(request)
+    await _send(response, ticket_dict(ticket, pos, secret=False))
+    async with request.app[BUS].subscribe(queue_channel(ticket.matter_id)) as messages:
+        iterator = messages.__aiter__()
+        while pos.status == "waiting":
+            try:
+                message = await asyncio.wait_for(iterator.__anext__(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            except StopAsyncIteration:
+                break
+            mine = [p for p in message.get("positions", []) if p.get("id") == ticket.id]
+            if mine:
+                pos = queue.Position(
+                    ticket.id, "waiting", mine[0]["position"], mine[0]["eta_minutes"]
+                )
+            else:  # not waiting any more: read what happened
+                async with request.app[DB]() as session:
+                    fresh = await session.get(m.QueueTicket, ticket.id)
+                    assert fresh is not None
+                    pos = await queue.position_of(session, fresh)
+                    ticket = fresh
+            await _send(response, ticket_dict(ticket, pos, secret=False))
+    return response
+
+
+async def staff_events(request: web.Request) -> web.StreamResponse:
+    """Staff day view stream: every booking change and queue move, from any process."""
+    require_staff(request)
+    response = await _sse(request)
+    await _send(response, {"type": "hello"})
+    async with request.app[BUS].subscribe(STAFF_CHANNEL) as messages:
+        iterator = messages.__aiter__()
+        while True:
+            try:
+                message = await asyncio.wait_for(iterator.__anext__(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            except StopAsyncIteration:
+                break
+            await _send(response, message)
+    return response

@@ -1,0 +1,83 @@
+"""Join API and join pages through the real app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import DummyCookieJar
+from aiohttp.test_utils import TestClient
+
+from signaling.handlers import SIGNER
+from tests.signaling.conftest import LiveServer
+from tests.support import applicant_headers, staff_headers
+
+
+async def test_staff_and_applicant_get_their_own_join_links(live: LiveServer) -> None:
+    async with TestClient(live.server, cookie_jar=DummyCookieJar()) as client:
+        staff: dict[str, Any] = await staff_headers(client)
+        response = await client.post(f"/api/v1/cases/{live.case_id}/live/join", headers=staff)
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        assert body["role"] == "inspector" and body["room"] == live.room
+        assert body["url"].endswith("/live/j/" + body["token"])
+        grant = live.app[SIGNER].verify(body["token"], room=live.room)
+        assert grant.participant.startswith("staff-")
+
+        page = await client.get("/live/j/" + body["token"])
+        html = await page.text()
+        assert page.status == 200 and "live/console.js" in html
+        assert "camera=(self)" in page.headers["Permissions-Policy"]
+
+        # an applicant who is not a party of the case gets 404, not a link
+        applicant = await applicant_headers(client)
+        response = await client.post(f"/api/v1/cases/{live.case_id}/live/join", headers=applicant)
+        assert response.status == 404
+        response = await client.post("/api/v1/cases/999/live/join", headers=staff)
+        assert response.status == 404
+        response = await client.post(f"/api/v1/cases/{live.case_id}/live/join")
+        assert response.status == 401
+        response = await client.post("/api/v1/appointments/5/join", headers=staff)
+        assert response.status == 404
+
+        applicant_page = await client.get("/live/j/" + live.token("applicant-9", "applicant"))
+        html = await applicant_page.text()
+        assert "live/applicant.js" in html and "live.js" in html
+
+        forged = await client.get("/live/j/" + body["token"][:-4] + "AAAA")
+        assert forged.status == 403
+
+
+async def test_booking_join_link_leads_to_the_appointment_room(live: LiveServer) -> None:
+    from urllib.parse import urlsplit
+
+    from tests.booking.support import ENTERPRISE, seed_app
+
+    async with TestClient(live.server, cookie_jar=DummyCookieJar()) as client:
+        staff: dict[str, Any] = await staff_headers(client)
+        cat = await seed_app(client.app)
+        body = {
+            "matter_id": cat.small_matter_id,
+            "start": cat.iso("11:00"),
+            "applicant": ENTERPRISE,
+            "site_address": "某县工业园 3 号",
+        }
+        booked = await client.post("/api/v1/appointments", json=body, headers=staff)
+        assert booked.status == 201, await booked.text()
+        appt = await booked.json()
+        link = urlsplit(appt["join_url"])
+
+        page = await client.get(f"{link.path}?{link.query}", allow_redirects=False)
+        assert page.status == 302
+        token = page.headers["Location"].removeprefix("/live/j/")
+        grant = live.app[SIGNER].verify(token, room=f"appt-{appt['id']}")
+        assert grant.role == "applicant" and grant.name == ENTERPRISE["name"]
+        assert (await client.get(page.headers["Location"])).status == 200
+
+        bad = await client.get(f"{link.path}?token=1.0.9999999999.forged", allow_redirects=False)
+        assert bad.status == 403
+        other = await client.get(f"/join/{appt['id'] + 1}?{link.query}", allow_redirects=False)
+        assert other.status == 403
+
+        mine = await client.post(f"/api/v1/appointments/{appt['id']}/join", headers=staff)
+        assert mine.status == 200
+        assert (await mine.json())["room"] == grant.room

@@ -1,0 +1,36 @@
+// Live booking views: the applicant's queue ticket and the staff day view.
+// Both listen to Server-Sent Events (EventSource reconnects by itself on a flaky link).
+"use strict";
+(function () {
+  const ticket = document.getElementById("ticket");
+  if (ticket) {
+    const position = ticket.querySelector(".position");
+    const eta = ticket.querySelector(".eta");
+    const source = new EventSource(ticket.dataset.events);
+    source.onmessage = (event) => {
+      const data = JSON.parse(event.data);
+      if (data.status === "waiting") {
+        position.textContent = position.dataset.waiting.replace("{n}", data.position);
+        eta.textContent = eta.dataset.template.replace("{n}", data.eta_minutes);
+      } else {
+        position.textContent = data.status === "serving" ? position.dataset.served : position.dataset.left;
+        eta.textContent = "";
+        source.close();
+      }
+    };
+  }
+  const live = document.getElementById("staff-live");
+  if (live) {
+    let pending = null;
+    const refresh = async () => {
+      pending = null;
+      const response = await fetch(live.dataset.partial, { credentials: "same-origin" });
+      if (response.ok) live.innerHTML = await response.text();
+    };
+    const source = new EventSource(live.dataset.events);
+    source.onmessage = (event) => {
+      if (JSON.parse(event.data).type === "hello") return;
+      if (!pending) pending = setTimeout(refresh, 300); // coalesce bursts of updates
+    };
+  }
+})();
