@@ -70,6 +70,14 @@ def info(number: str) -> WatermarkInfo:
     )
 
 
+def video_seconds(path: Path) -> float:
+    """First to last video timestamp actually in the file (what a player will show)."""
+    with av.open(str(path)) as container:
+        stream = container.streams.video[0]
+        times = [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None]
+    return max(times) - min(times) if times else 0.0
+
+
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -129,7 +137,11 @@ async def serve(record: bool, data: Path) -> None:
                 reply = {"seconds": spent[0]}
             elif msg["op"] == "finish" and recordings is not None:
                 done = await asyncio.to_thread(recordings.close)
-                reply = {"files": len(done), "seconds": [round(r.duration, 1) for _, r in done]}
+                reply = {
+                    "files": len(done),
+                    "reported_s": [round(r.duration, 1) for _, r in done],
+                    "demuxed_video_s": [round(video_seconds(r.path), 1) for _, r in done],
+                }
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
 

@@ -12,12 +12,14 @@ finished file on the room's case: moved into the blob store under its SHA-256, a
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 
 from aiohttp import web
 
 from recordings.evidence import register_recording
+from recordings.probe import media_seconds
 from recordings.recorder import RecordingResult
 from server.appkeys import BLOBS, DB
 from server.evidence.live import RelayRoomVideo, SessionVideo
@@ -45,10 +47,12 @@ async def file_room_recordings(
     ended = ended_at or dt.datetime.now(dt.UTC)
     ids: list[int] = []
     for participant, result in results:
+        # The duration is read back from the file (see recordings.probe for why).
+        duration = await asyncio.to_thread(media_seconds, result.path)
         started = (
             dt.datetime.fromtimestamp(result.started_at, dt.UTC)
             if result.started_at is not None
-            else ended - dt.timedelta(seconds=result.duration)
+            else ended - dt.timedelta(seconds=duration)
         )
         try:
             async with app[DB].begin() as session:
@@ -62,7 +66,7 @@ async def file_room_recordings(
                     path=result.path,
                     started_at=started,
                     ended_at=ended,
-                    duration_s=result.duration,
+                    duration_s=duration,
                 )
                 ids.append(row.id)
         except Exception:
