@@ -62,9 +62,12 @@ async def session_video(app: web.Application, session_id: str, participant: str 
     return Capture(live.case_id, who, packets)
 
 
-# Decoding one 640x480 VP8 inter frame costs ~1–2 ms here; beyond this many packets since
-# the keyframe it is cheaper to ask the publisher for a fresh keyframe (answered in 35–66 ms).
+# Decoding one 640x480 VP8 inter frame costs ~1.5 ms on an idle core and 4 ms or more on a
+# busy one; beyond this many packets since the key frame it is cheaper to ask the publisher
+# for a fresh key frame (answered in 35–66 ms idle, a few hundred ms on a loaded machine).
 SHORT_GOP = 45
+DECODE_S_PER_PACKET = 0.004
+MIN_KEYFRAME_WAIT, MAX_KEYFRAME_WAIT = 0.3, 1.5
 
 
 @dataclass(slots=True)
@@ -78,7 +81,13 @@ class RelayRoomVideo:
     room: RelayRoom
     case_id: int
     applicant: str | None = None
-    keyframe_wait: float = 0.5
+    keyframe_wait: float | None = None  # None: as long as decoding the GOP would take
+
+    def _wait(self, gop: int) -> float:
+        """Wait for a key frame about as long as decoding what we have would take."""
+        if self.keyframe_wait is not None:
+            return self.keyframe_wait
+        return min(MAX_KEYFRAME_WAIT, max(MIN_KEYFRAME_WAIT, gop * DECODE_S_PER_PACKET))
 
     def default_participant(self) -> str | None:
         if self.applicant is not None:
@@ -94,7 +103,7 @@ class RelayRoomVideo:
         if packets and len(packets) <= SHORT_GOP:
             return packets
         try:
-            return await self.room.fresh_video_packets(participant, self.keyframe_wait)
+            return await self.room.fresh_video_packets(participant, self._wait(len(packets)))
         except (TimeoutError, UnknownParticipantError):
             # No new keyframe in time (a stalled phone): the long GOP still decodes.
             return packets
