@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings import cli_verify
@@ -70,3 +71,12 @@ async def test_unknown_case(db: async_sessionmaker[AsyncSession], tmp_path: Path
         run, "verify", "case", "YK-00000000-0000", "--data-dir", str(tmp_path)
     )
     assert code == 2
+
+
+def test_wired_into_yunkan(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from server.cli import main
+
+    junk = tmp_path / "junk.zip"
+    junk.write_bytes(b"no zip")
+    assert main(["verify", "bundle", str(junk)]) == 2
+    assert "junk.zip" in capsys.readouterr().err
