@@ -36,7 +36,7 @@ from server.cases.access import readable_case
 from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.errors import NotFoundError, PermissionDeniedError
-from server.evidence.recording import file_room_recordings
+from server.evidence.recording import file_live_location, file_room_recordings
 from server.http.requests import int_param, require_principal
 from server.openapi import ApiRoutes
 from server.settings import Settings
@@ -184,6 +184,10 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
                 actor=principal,
                 data={"room": room.id, "participant": actor, **data},
             )
+        if kind == "live.response" and data.get("kind") == "location" and principal is not None:
+            # The applicant's answer to "share location" goes on the case's location record
+            # too, where the distance from the site is computed and flagged.
+            await file_live_location(app, case_id, principal, actor or "", data)
 
     async def notify(message: dict[str, Any]) -> None:
         await bus.publish("live:arrivals", message)

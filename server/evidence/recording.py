@@ -7,7 +7,8 @@ finished file on the room's case: moved into the blob store under its SHA-256, a
 ``verify_case`` re-hash the file and the export include it.
 
 :func:`relay_resolver` is the snapshot side: it finds a session's relay room and case for
-``server.evidence.live.session_video``.
+``server.evidence.live.session_video``; :func:`file_live_location` puts an applicant's
+answer to the console's "share location" request on the case's location record.
 """
 
 from __future__ import annotations
@@ -15,13 +16,18 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from typing import Any
 
 from aiohttp import web
 
-from recordings.evidence import register_recording
+from recordings.errors import InvalidLocationError
+from recordings.evidence import record_location, register_recording
+from recordings.location import GeoFix
 from recordings.probe import media_seconds
 from recordings.recorder import RecordingResult
+from server.accounts.principal import Principal
 from server.appkeys import BLOBS, DB
+from server.cases.models import Case
 from server.evidence.live import RelayRoomVideo, SessionVideo
 
 log = logging.getLogger(__name__)
@@ -77,6 +83,32 @@ async def file_room_recordings(
                 result.path,
             )
     return ids
+
+
+async def file_live_location(
+    app: web.Application,
+    case_id: int,
+    principal: Principal,
+    participant: str,
+    response: dict[str, Any],
+) -> int | None:
+    """Record a live "share location" answer (``{"ok", "data": {lat, lon, accuracy}}``)."""
+    payload = response.get("data")
+    if not response.get("ok") or not isinstance(payload, dict):
+        return None
+    try:
+        lat, lon = float(payload["lat"]), float(payload["lon"])
+        accuracy = payload.get("accuracy")
+        fix = GeoFix(lat, lon, float(accuracy) if accuracy is not None else None)
+    except (KeyError, TypeError, ValueError, InvalidLocationError):
+        log.warning("location answer of %s in case %s is not a position", participant, case_id)
+        return None
+    async with app[DB].begin() as session:
+        case = await session.get(Case, case_id)
+        if case is None or case.status != "open":
+            return None
+        row = await record_location(session, case, by=principal, participant=participant, fix=fix)
+        return row.id
 
 
 async def relay_resolver(app: web.Application, session_id: str) -> SessionVideo | None:
