@@ -202,3 +202,18 @@ async def test_case_pages_by_role(client: Client) -> None:
     assert "/original" not in html
     r = await client.get(f"/me/cases/{case_id}", headers=await applicant_headers(client, OTHER))
     assert r.status == 404
+
+
+async def test_console_has_the_evidence_panel_for_inspectors_only(client: Client) -> None:
+    from signaling.handlers import SIGNER
+    from signaling.tokens import JoinGrant
+
+    signer = client.app[SIGNER]
+    inspector = signer.issue(JoinGrant("case-1", "staff-1", "inspector", "王勘验"), ttl=600)
+    r = await client.get(f"/live/j/{inspector}")
+    html = await r.text()
+    assert r.status == 200 and 'id="evidence"' in html and "evidence/console.js" in html
+    assert "截图取证" in html or "Take snapshot" in html
+    expert = signer.issue(JoinGrant("case-1", "staff-2", "expert", "专家"), ttl=600)
+    r = await client.get(f"/live/j/{expert}")
+    assert r.status == 200 and 'id="evidence"' not in await r.text()
