@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.accounts.models import Applicant, User
 from server.accounts.service import add_user
+from server.booking.demo import seed as booking_seed
 from server.settings import Settings
 
 # (username, password, role, display name): printed on start in demo mode.
@@ -25,7 +26,7 @@ DEMO_STAFF = (
 DEMO_APPLICANT_MOBILE = "13800138000"
 
 Seed = Callable[[AsyncSession, Settings], Awaitable[None]]
-SEEDS: list[Seed] = []
+SEEDS: list[Seed] = [booking_seed]
 
 
 async def _seed_accounts(session: AsyncSession, settings: Settings) -> None:

@@ -11,6 +11,7 @@ from aiohttp import web
 def setup(app: web.Application) -> None:
     from server.appkeys import API_SPEC
     from server.booking import admin, handlers, pages, queue_handlers
+    from server.booking.queue_handlers import STREAMS, close_streams
     from server.booking.scheduler import scheduler_ctx
 
     for table in (handlers.routes, queue_handlers.routes, admin.routes):
@@ -18,3 +19,5 @@ def setup(app: web.Application) -> None:
         app[API_SPEC].include(table)
     pages.setup_pages(app)
     app.cleanup_ctx.append(scheduler_ctx)
+    app[STREAMS] = set()
+    app.on_shutdown.append(close_streams)

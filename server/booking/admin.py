@@ -15,6 +15,7 @@ from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
+from server.accounts.models import User
 from server.appkeys import DB
 from server.booking import models as m
 from server.booking import schemas
@@ -309,8 +310,6 @@ async def delete_holiday(request: web.Request) -> web.Response:
     auth="admin,supervisor",
 )
 async def put_qualifications(request: web.Request) -> web.Response:
-    from server.accounts.models import User
-
     require_staff(request, *ADMINS)
     body = await read_json(request, schemas.QUALIFICATIONS_IN)
     user_id = int_param(request, "id")

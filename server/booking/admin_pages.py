@@ -20,7 +20,7 @@ from server.appkeys import DB
 from server.booking import models as m
 from server.booking.present import KIND_LABELS
 from server.booking.slots import TimeRange
-from server.errors import NotFoundError, ValidationError
+from server.errors import NotFoundError, PermissionDeniedError, ValidationError
 from server.http.requests import int_param, optional_principal
 
 routes = web.RouteTableDef()
@@ -32,8 +32,6 @@ def _require_admin(request: web.Request) -> None:
     if principal is None or not principal.is_staff:
         raise web.HTTPSeeOther(f"/login?tab=staff&next={request.path}")
     if principal.role not in ("admin", "supervisor"):
-        from server.errors import PermissionDeniedError
-
         raise PermissionDeniedError()
 
 
@@ -166,6 +164,27 @@ async def admin_update_matter(request: web.Request) -> web.StreamResponse:
         template = str(form.get("letter_template", "")).strip()
         matter.letter_template = template or None
     raise web.HTTPSeeOther("/admin/matters")
+
+
+@routes.post("/admin/windows")
+async def admin_create_window(request: web.Request) -> web.StreamResponse:
+    _require_admin(request)
+    form = await request.post()
+    code, name = str(form.get("code", "")).strip(), str(form.get("name", "")).strip()
+    if not code:
+        raise ValidationError(fields={"code": "This field is required"})
+    if not name:
+        raise ValidationError(fields={"name": "This field is required"})
+    async with request.app[DB]() as session, session.begin():
+        if await session.scalar(select(m.Window.id).where(m.Window.code == code)) is not None:
+            raise ValidationError(fields={"code": "This code is already in use"})
+        department_id = _int(form, "department_id", 1, 10**9)
+        if await session.get(m.Department, department_id) is None:
+            raise ValidationError(fields={"department_id": "No such department"})
+        session.add(
+            m.Window(code=code[:40], name=name[:100], department_id=department_id, active=True)
+        )
+    raise web.HTTPSeeOther("/admin/matters#windows")
 
 
 @routes.post("/admin/windows/{id}/plans")

@@ -2,10 +2,10 @@
 
 Every function runs inside the caller's transaction and raises a :mod:`errors` class on
 a rule it breaks; the caller rolls back, so a refused booking changes nothing. Order in
-:func:`book` matters: the cheap checks come first, then :func:`seats.take`, and only the
-winners go on to create the applicant account, the case and the appointment. Under a
-rush on one slot the losers leave at the seat (one UPDATE), and the winners are already
-serialised by the seat's row lock, so they do not fight over the day's case numbers.
+:func:`book` matters: the cheap checks come first (a slot already full when read is refused
+before any write), then :func:`seats.take`, and only the winners go on to create the
+applicant account, the appointment and, last, the case (whose number locks a per-day
+counter row until commit).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.principal import Principal
 from server.booking import errors, seats
 from server.booking import models as m
-from server.booking.availability import rules_of, window_slots
+from server.booking.availability import WindowSlot, matter_windows, rules_of, window_slots
 from server.booking.casework import applicant_account, open_case, record
 from server.booking.slots import bookable_window
 from server.booking.staffing import assign_staff, is_qualified
@@ -63,10 +63,28 @@ def check_start(matter: m.Matter, start: datetime, zone: ZoneInfo, now: datetime
         raise errors.SlotRuleError(errors.START_BEYOND_HORIZON)
 
 
-async def _claim_seat(
+async def _candidates(
     session: AsyncSession, matter: m.Matter, start: datetime, zone: ZoneInfo, now: datetime
-) -> tuple[int, int, datetime]:
-    """Take a seat at ``start`` in the emptiest window offering it: (window, seat id, end)."""
+) -> list[WindowSlot]:
+    """Windows offering ``start`` with seats left as last read, emptiest first.
+
+    A slot already full when read is refused here, before any lock or write: under a rush
+    most attempts end at this point. Fast path first: when every window serving the
+    matter already has a full capacity row for this start (rows exist only for starts
+    that were valid slots when first booked), answer 409 without rebuilding the plans.
+    """
+    windows = await matter_windows(session, matter.id)
+    rows = (
+        await session.execute(
+            select(m.SlotSeat.seats, m.SlotSeat.taken).where(
+                m.SlotSeat.matter_id == matter.id,
+                m.SlotSeat.starts_at == start,
+                m.SlotSeat.window_id.in_(windows),
+            )
+        )
+    ).all()
+    if windows and len(rows) == len(windows) and all(taken >= seats for seats, taken in rows):
+        raise errors.SlotFullError()
     candidates = [
         ws
         for ws in await window_slots(session, matter, start.astimezone(zone).date(), zone, now)
@@ -74,18 +92,30 @@ async def _claim_seat(
     ]
     if not candidates:
         raise errors.SlotRuleError(errors.START_NOT_A_SLOT)
-    candidates.sort(key=lambda ws: (-ws.seats_left, ws.window_id))
+    free = sorted(
+        (ws for ws in candidates if ws.seats_left > 0),
+        key=lambda ws: (-ws.seats_left, ws.window_id),
+    )
+    if not free:
+        raise errors.SlotFullError()
+    return free
+
+
+async def _take_seat(
+    session: AsyncSession, matter: m.Matter, candidates: list[WindowSlot]
+) -> tuple[int, int, datetime]:
+    """Take a seat in the first candidate that still has one: (window, seat id, end)."""
     for ws in candidates:
-        if ws.seats_left <= 0:
-            continue
-        seat_id = await seats.ensure_row(
-            session,
-            window_id=ws.window_id,
-            matter_id=matter.id,
-            start=ws.slot.start,
-            end=ws.slot.end,
-            seats=ws.seats,
-        )
+        seat_id = ws.seat_id
+        if seat_id is None:
+            seat_id = await seats.ensure_row(
+                session,
+                window_id=ws.window_id,
+                matter_id=matter.id,
+                start=ws.slot.start,
+                end=ws.slot.end,
+                seats=ws.seats,
+            )
         if await seats.take(session, seat_id):
             return ws.window_id, seat_id, ws.slot.end
     raise errors.SlotFullError()
@@ -133,7 +163,8 @@ async def book(
     if matter.kind != "consultation" and not req.site_address:
         raise errors.SlotRuleError(errors.SITE_REQUIRED, field="site_address")
     key = req.applicant.identity_key
-    await _check_not_booked(session, matter.id, start, key)
+    await _check_not_booked(session, matter.id, start, key)  # the clearer answer goes first
+    candidates = await _candidates(session, matter, start, zone, now)
     end = start + timedelta(minutes=matter.duration_min)
     if req.staff_id is not None:
         if not await is_qualified(session, req.staff_id, matter.id):
@@ -142,18 +173,9 @@ async def book(
     else:
         staff_id = await assign_staff(session, matter.id, start, end, zone)
 
-    window_id, seat_id, end = await _claim_seat(session, matter, start, zone, now)
+    window_id, seat_id, end = await _take_seat(session, matter, candidates)
     on_behalf = req.actor is not None and req.actor.is_staff
     applicant_id = await applicant_account(session, req.applicant)
-    case = await open_case(
-        session, matter, req.applicant, applicant_id, zone, req.actor, {"on_behalf": on_behalf}
-    )
-    if staff_id is not None:
-        session.add(
-            CaseParty(
-                case_id=case.id, principal_kind="staff", principal_id=staff_id, role="inspector"
-            )
-        )
     appt = m.Appointment(
         matter_id=matter.id,
         window_id=window_id,
@@ -174,7 +196,7 @@ async def book(
         site_lat=req.site_lat,
         site_lon=req.site_lon,
         status="booked",
-        case_id=case.id,
+        case_id=None,
         version=1,
         created_at=now,
         updated_at=now,
@@ -185,6 +207,18 @@ async def book(
     except IntegrityError as exc:  # the partial unique index lost a race for this applicant
         raise errors.AlreadyBookedError() from exc
     _schedule_reminders(session, appt, now, reminders)
+    # The case comes last: numbering locks the day's counter row until commit, so the
+    # less happens after it, the shorter every other booking of the day waits.
+    case = await open_case(
+        session, matter, req.applicant, applicant_id, zone, req.actor, {"on_behalf": on_behalf}
+    )
+    appt.case_id = case.id
+    if staff_id is not None:
+        session.add(
+            CaseParty(
+                case_id=case.id, principal_kind="staff", principal_id=staff_id, role="inspector"
+            )
+        )
     await record(
         session,
         case,
@@ -268,11 +302,12 @@ async def reschedule(
     start = new_start.astimezone(UTC)
     if start == appt.starts_at:
         return appt
+    candidates = await _candidates(session, matter, start, zone, now)
     await _check_not_booked(session, matter.id, start, appt.identity_key)
     old_seat, old_start = appt.slot_id, appt.starts_at
     end = start + timedelta(minutes=matter.duration_min)
     staff_id = await assign_staff(session, matter.id, start, end, zone, exclude_appointment=appt.id)
-    window_id, seat_id, end = await _claim_seat(session, matter, start, zone, now)
+    window_id, seat_id, end = await _take_seat(session, matter, candidates)
     try:
         await _bump(
             session,
@@ -360,5 +395,50 @@ async def set_status(
     if appt.case_id is not None:
         await record(
             session, appt.case_id, f"appointment.{status}", actor, {"appointment_id": appt.id}
+        )
+    return appt
+
+
+async def assign(
+    session: AsyncSession,
+    appt: m.Appointment,
+    staff_id: int | None,
+    actor: Principal | None,
+    *,
+    now: datetime | None = None,
+) -> m.Appointment:
+    """Hand assignment by a supervisor (``None`` unassigns); only qualified staff."""
+    if appt.status not in m.LIVE_STATUSES:
+        raise errors.AppointmentStateError()
+    if staff_id is not None and not await is_qualified(session, staff_id, appt.matter_id):
+        raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
+    appt.staff_id = staff_id
+    appt.updated_at = now or datetime.now(UTC)
+    if appt.case_id is not None:
+        if staff_id is not None:
+            exists = await session.scalar(
+                select(func.count())
+                .select_from(CaseParty)
+                .where(
+                    CaseParty.case_id == appt.case_id,
+                    CaseParty.principal_kind == "staff",
+                    CaseParty.principal_id == staff_id,
+                )
+            )
+            if not exists:
+                session.add(
+                    CaseParty(
+                        case_id=appt.case_id,
+                        principal_kind="staff",
+                        principal_id=staff_id,
+                        role="inspector",
+                    )
+                )
+        await record(
+            session,
+            appt.case_id,
+            "appointment.assigned",
+            actor,
+            {"appointment_id": appt.id, "staff_id": staff_id},
         )
     return appt

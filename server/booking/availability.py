@@ -33,6 +33,7 @@ class WindowSlot:
     slot: Slot
     seats: int
     taken: int
+    seat_id: int | None = None  # the slot_seats row, once somebody booked this slot
 
     @property
     def seats_left(self) -> int:
@@ -117,7 +118,7 @@ async def window_slots(
         return []
     starts = [s.start for _, s in generated]
     taken = {
-        (row.window_id, row.starts_at): (row.seats, row.taken)
+        (row.window_id, row.starts_at): (row.seats, row.taken, row.id)
         for row in await session.scalars(
             select(m.SlotSeat).where(
                 m.SlotSeat.matter_id == matter.id,
@@ -128,8 +129,8 @@ async def window_slots(
     }
     out = []
     for w, s in generated:
-        seats, used = taken.get((w, s.start), (matter.seats, 0))
-        out.append(WindowSlot(w, s, seats, used))
+        seats, used, seat_id = taken.get((w, s.start), (matter.seats, 0, None))
+        out.append(WindowSlot(w, s, seats, used, seat_id))
     return out
 
 

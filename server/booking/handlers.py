@@ -479,3 +479,31 @@ async def set_status(request: web.Request) -> web.Response:
         out = appointment_dict(appt, matter, settings.zone, full_identity=True)
     await after_change(request, appt, body["status"])
     return json_response(out)
+
+
+@routes.post(
+    "/api/v1/appointments/{id}/assign",
+    summary="Supervisor: assign (or unassign with null) the member of staff by hand",
+    request=schemas.ASSIGN,
+    responses={
+        200: schemas.APPOINTMENT_OUT,
+        403: "error",
+        404: "error",
+        409: "error",
+        422: "error",
+    },
+    auth="supervisor,admin",
+)
+async def assign_staff_by_hand(request: web.Request) -> web.Response:
+    principal = require_staff(request, "supervisor", "admin")
+    settings = request.app[SETTINGS]
+    body = await read_json(request, schemas.ASSIGN)
+    async with request.app[DB]() as session, session.begin():
+        appt = await session.get(m.Appointment, int_param(request, "id"))
+        if appt is None:
+            raise NotFoundError()
+        await svc.assign(session, appt, body["staff_id"], principal)
+        matter = await svc.get_matter(session, appt.matter_id)
+        out = appointment_dict(appt, matter, settings.zone, full_identity=True)
+    await after_change(request, appt, "assigned")
+    return json_response(out)

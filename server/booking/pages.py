@@ -14,10 +14,12 @@ from urllib.parse import quote
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy import select
 
+from server.accounts.models import User
 from server.appkeys import DB, SETTINGS
+from server.booking import admin_pages, errors, queue
 from server.booking import appointments as svc
-from server.booking import errors, queue
 from server.booking import models as m
 from server.booking.availability import load_calendar, open_slots
 from server.booking.handlers import after_change, load_for, reminder_offsets
@@ -29,6 +31,7 @@ from server.booking.present import (
     links_for,
     utcnow,
 )
+from server.booking.queue_handlers import announce, staff_events
 from server.booking.staffday import day_appointments, waiting_tickets
 from server.booking.validation import validate_applicant
 from server.errors import NotFoundError, YunkanError
@@ -53,8 +56,6 @@ def _labels() -> dict[str, Any]:
 async def zone_page(request: web.Request) -> dict[str, Any]:
     zone = request.match_info["zone"]
     async with request.app[DB]() as session:
-        from sqlalchemy import select
-
         matters = (
             await session.scalars(
                 select(m.Matter)
@@ -268,8 +269,6 @@ async def mine_page(request: web.Request) -> web.StreamResponse:
     if principal is None or principal.kind != "applicant":
         raise _login(request)
     settings = request.app[SETTINGS]
-    from sqlalchemy import select
-
     async with request.app[DB]() as session:
         result = await session.execute(
             select(m.Appointment, m.Matter)
@@ -308,12 +307,14 @@ async def staff_day_page(request: web.Request) -> web.StreamResponse:
         for matter_id in {t.matter_id for t, _ in tickets}:
             for p in await queue.positions(session, matter_id):
                 positions[p.ticket_id] = p
+        staff_names = dict((await session.execute(select(User.id, User.display_name))).all())
     appts = [appointment_dict(a, mt, settings.zone, full_identity=True) for a, mt in rows]
     context = {
         "day": day,
         "appointments": appts,
         "tickets": [(t, mt, positions.get(t.id)) for t, mt in tickets],
         "mine": principal.id,
+        "staff_names": staff_names,
         **_labels(),
     }
     if request.query.get("partial") == "1":  # the live view re-renders just the lists
@@ -329,8 +330,6 @@ async def staff_take_next(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as session, session.begin():
         served = await queue.take_next(session, principal, zone=request.app[SETTINGS].zone)
     if served is not None:
-        from server.booking.queue_handlers import announce
-
         await announce(request, served.matter_id)
     raise web.HTTPSeeOther("/staff/day")
 
@@ -365,8 +364,6 @@ async def video_now_submit(request: web.Request) -> web.StreamResponse:
         except errors.SlotRuleError as exc:
             fields = dict(exc.fields)
         else:
-            from server.booking.queue_handlers import announce
-
             await announce(request, matter_id)
             raise web.HTTPSeeOther(f"/book/queue/{ticket.token}")
     async with request.app[DB]() as session:
@@ -395,10 +392,6 @@ async def ticket_page(request: web.Request) -> dict[str, Any]:
 
 
 def setup_pages(app: web.Application) -> None:
-    from server.booking.queue_handlers import staff_events
-
     app.router.add_get("/staff/day/events", staff_events)
     app.router.add_routes(routes)
-    from server.booking import admin_pages
-
     app.router.add_routes(admin_pages.routes)

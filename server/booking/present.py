@@ -93,12 +93,11 @@ def appointment_dict(
     full_identity: bool = False,
 ) -> dict[str, Any]:
     """``links`` only for someone entitled to manage; ``full_identity`` only for staff."""
-    show = (lambda v: v) if full_identity else None
     applicant = {
         "kind": appt.applicant_kind,
         "name": appt.applicant_name,
-        "mobile": show(appt.mobile) if show else mask_mobile(appt.mobile),
-        "id_number": show(appt.id_number) if show else mask_id(appt.id_number),
+        "mobile": appt.mobile if full_identity else mask_mobile(appt.mobile),
+        "id_number": appt.id_number if full_identity else mask_id(appt.id_number),
         "credit_code": appt.credit_code,
         "contact_name": appt.contact_name,
     }

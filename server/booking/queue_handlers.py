@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -131,6 +132,15 @@ async def take_next(request: web.Request) -> web.Response:
     return json_response({"kind": served.kind, "id": served.id, "case_id": served.case_id})
 
 
+STREAMS = web.AppKey["set[asyncio.Task[Any]]"]("booking_streams")
+
+
+async def close_streams(app: web.Application) -> None:
+    """``on_shutdown``: end open event streams now rather than after the shutdown timeout."""
+    for task in list(app.get(STREAMS, ())):
+        task.cancel()
+
+
 async def _sse(request: web.Request) -> web.StreamResponse:
     response = web.StreamResponse(
         headers={
@@ -147,6 +157,56 @@ async def _send(response: web.StreamResponse, data: dict[str, Any]) -> None:
     await response.write(f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
 
 
+Relay = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
+
+
+async def _stream(
+    request: web.Request,
+    channel: str,
+    first: dict[str, Any],
+    relay: Relay,
+) -> web.StreamResponse:
+    """Send ``first``, then whatever ``relay`` makes of each bus message (None ends it).
+
+    The pending ``__anext__`` is kept across keep-alive timeouts instead of being
+    cancelled: cancelling it would close the bus subscription's generator and silently
+    end the stream after the first quiet period.
+    """
+    response = await _sse(request)
+    streams = request.app[STREAMS]
+    task = asyncio.current_task()
+    assert task is not None
+    streams.add(task)
+    pending: asyncio.Future[dict[str, Any]] | None = None
+    try:
+        await _send(response, first)
+        async with request.app[BUS].subscribe(channel) as messages:
+            iterator = messages.__aiter__()
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(iterator.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
+                if not done:
+                    await response.write(b": keepalive\n\n")
+                    continue
+                try:
+                    message = pending.result()
+                except StopAsyncIteration:
+                    break
+                pending = None
+                out = await relay(message)
+                if out is None:
+                    break
+                await _send(response, out)
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass  # the browser went away, or the server is shutting down
+    finally:
+        streams.discard(task)
+        if pending is not None:
+            pending.cancel()
+    return response
+
+
 @routes.get(
     "/api/v1/queue/{ticket}/events",
     summary="Server-Sent Events: the ticket's position whenever the queue moves",
@@ -157,47 +217,34 @@ async def ticket_events(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as session:
         ticket = await queue.get_ticket(session, request.match_info["ticket"])
         pos = await queue.position_of(session, ticket)
-    response = await _sse(request)
-    await _send(response, ticket_dict(ticket, pos, secret=False))
-    async with request.app[BUS].subscribe(queue_channel(ticket.matter_id)) as messages:
-        iterator = messages.__aiter__()
-        while pos.status == "waiting":
-            try:
-                message = await asyncio.wait_for(iterator.__anext__(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
-            except StopAsyncIteration:
-                break
-            mine = [p for p in message.get("positions", []) if p.get("id") == ticket.id]
-            if mine:
-                pos = queue.Position(
-                    ticket.id, "waiting", mine[0]["position"], mine[0]["eta_minutes"]
-                )
-            else:  # not waiting any more: read what happened
-                async with request.app[DB]() as session:
-                    fresh = await session.get(m.QueueTicket, ticket.id)
-                    assert fresh is not None
-                    pos = await queue.position_of(session, fresh)
-                    ticket = fresh
-            await _send(response, ticket_dict(ticket, pos, secret=False))
-    return response
+    state = {"ticket": ticket, "done": pos.status != "waiting"}
+
+    async def relay(message: dict[str, Any]) -> dict[str, Any] | None:
+        if state["done"]:
+            return None
+        current: m.QueueTicket = state["ticket"]  # type: ignore[assignment]
+        mine = [p for p in message.get("positions", []) if p.get("id") == current.id]
+        if mine:
+            new = queue.Position(current.id, "waiting", mine[0]["position"], mine[0]["eta_minutes"])
+        else:  # not waiting any more: read what happened, tell, then end the stream
+            async with request.app[DB]() as session:
+                fresh = await session.get(m.QueueTicket, current.id)
+                assert fresh is not None
+                new = await queue.position_of(session, fresh)
+            state["ticket"] = current = fresh
+            state["done"] = new.status != "waiting"
+        return ticket_dict(current, new, secret=False)
+
+    return await _stream(
+        request, queue_channel(ticket.matter_id), ticket_dict(ticket, pos, secret=False), relay
+    )
 
 
 async def staff_events(request: web.Request) -> web.StreamResponse:
     """Staff day view stream: every booking change and queue move, from any process."""
     require_staff(request)
-    response = await _sse(request)
-    await _send(response, {"type": "hello"})
-    async with request.app[BUS].subscribe(STAFF_CHANNEL) as messages:
-        iterator = messages.__aiter__()
-        while True:
-            try:
-                message = await asyncio.wait_for(iterator.__anext__(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                await response.write(b": keepalive\n\n")
-                continue
-            except StopAsyncIteration:
-                break
-            await _send(response, message)
-    return response
+
+    async def relay(message: dict[str, Any]) -> dict[str, Any] | None:
+        return message
+
+    return await _stream(request, STAFF_CHANNEL, {"type": "hello"}, relay)

@@ -63,6 +63,13 @@ STATUS: Schema = {
     "properties": {"status": {"enum": ["checked_in", "in_session", "completed", "no_show"]}},
 }
 
+ASSIGN: Schema = {
+    "type": "object",
+    "required": ["staff_id"],
+    "additionalProperties": False,
+    "properties": {"staff_id": {"type": ["integer", "null"], "minimum": 1}},
+}
+
 QUEUE_JOIN: Schema = {
     "type": "object",
     "required": ["matter_id", "applicant"],

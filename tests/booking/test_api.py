@@ -181,6 +181,15 @@ async def test_time_rules(client: Client) -> None:
     assert "UTC offset" in (await fields_for("soon"))["start"]
     site = await fields_for(cat.iso("10:00"), cat.small_matter_id)
     assert site == {"site_address": "Give the site address for an inspection"}
+    async with client.app[DB].begin() as session:
+        matter = await session.get(m.Matter, cat.matter_id)
+        assert matter is not None
+        matter.notice_min = 3 * 24 * 60  # three days' notice: tomorrow is too soon
+    assert await fields_for(cat.iso("10:00")) == {
+        "start": "This time is too soon: book further ahead"
+    }
+    slots = await (await client.get(f"/api/v1/matters/{cat.matter_id}/slots?date={cat.day}")).json()
+    assert slots["slots"] == []
     unauth = await client.post(
         "/api/v1/appointments",
         json={"matter_id": cat.matter_id, "start": cat.iso("10:00"), "applicant": PERSON},
@@ -340,3 +349,29 @@ async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -
         headers=headers,
     )
     assert bad.status == 422
+    aid = (await r.json())["id"]
+    url = f"/api/v1/appointments/{aid}/assign"
+    by_hand = await client.post(url, json={"staff_id": a}, headers=headers)
+    assert by_hand.status == 200 and (await by_hand.json())["staff_id"] == a
+    wrong = await client.post(url, json={"staff_id": 424242}, headers=headers)
+    assert wrong.status == 422
+    inspector = await staff_headers(client, "insp", "inspector")
+    denied = await client.post(url, json={"staff_id": b}, headers=inspector)
+    assert denied.status == 403
+
+
+async def test_concurrent_bookings_in_one_process(client: Client) -> None:
+    """The embedded default (SQLite) and PostgreSQL both answer a rush cleanly."""
+    headers = await staff_headers(client)
+    cat = await seed_app(client.app)
+
+    async def attempt(i: int) -> int:
+        r = await client.post(
+            "/api/v1/appointments",
+            json={"matter_id": cat.matter_id, "start": cat.iso("12:00"), "applicant": person(i)},
+            headers=headers,
+        )
+        return r.status
+
+    statuses = await asyncio.gather(*(attempt(i) for i in range(40)))
+    assert sorted(statuses) == [201] * 10 + [409] * 30

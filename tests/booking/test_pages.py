@@ -164,6 +164,21 @@ async def test_admin_editor_pages(client: Client) -> None:
     )
     assert r.status == 303
     async with client.app[DB]() as session:
+        dept = (await session.get(m.Matter, cat.matter_id)).department_id  # type: ignore[union-attr]
+    r = await client.post(
+        "/admin/windows",
+        data={"code": "w9", "name": "窗口9", "department_id": str(dept)},
+        headers=admin,
+        allow_redirects=False,
+    )
+    assert r.status == 303
+    dup = await client.post(
+        "/admin/windows",
+        data={"code": "w9", "name": "x", "department_id": str(dept)},
+        headers=admin,
+    )
+    assert dup.status == 422
+    async with client.app[DB]() as session:
         matter = await session.get(m.Matter, cat.matter_id)
         assert matter is not None and matter.seats == 4
         assert [c["text"] for c in matter.checklist] == ["一", "二"]

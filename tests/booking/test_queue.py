@@ -7,13 +7,16 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from server.accounts.principal import Principal
+from server.app import create_app
 from server.appkeys import DB, SETTINGS
 from server.booking import models as m
 from server.booking import queue
 from server.booking.validation import validate_applicant
+from server.settings import Settings
 from tests.booking.support import PERSON, person, seed_app
 from tests.support import create_staff, staff_headers
 
@@ -176,3 +179,62 @@ async def test_admin_edits_catalogue_and_schedule(client: Client) -> None:
         "/api/v1/admin/staff/1/qualifications", json={"matter_ids": [matter["id"]]}, headers=admin
     )
     assert r.status == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+async def test_queue_positions_cross_processes_through_redis(
+    aiohttp_client: Any, scaleout_settings: Settings
+) -> None:
+    """Two app instances (two workers) on PostgreSQL + Redis: the ticket's stream is on
+    one, the queue moves on the other, and the new position still arrives."""
+    first = await aiohttp_client(create_app(scaleout_settings))
+    second = await aiohttp_client(create_app(scaleout_settings))
+    staff_id = await create_staff(first, "clerk")
+    cat = await seed_app(first.app, staff_ids=(staff_id,))
+    login = await second.post(
+        "/api/v1/auth/login", json={"username": "clerk", "password": "correct-horse-1"}
+    )
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    tickets = []
+    for i in range(2):
+        r = await first.post(
+            "/api/v1/queue", json={"matter_id": cat.queue_matter_id, "applicant": person(i)}
+        )
+        tickets.append(await r.json())
+    stream = await first.get(f"/api/v1/queue/{tickets[1]['ticket']}/events")
+    assert (await _next_event(stream))["position"] == 2
+    served = await second.post("/api/v1/queue/next", headers=headers)
+    assert (await served.json())["id"] == tickets[0]["id"]
+    assert (await _next_event(stream))["position"] == 1  # published on `second`, via Redis
+    stream.close()
+
+
+async def test_stream_survives_quiet_periods(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Keep-alives while nothing happens must not end the subscription."""
+    from server.booking import queue_handlers
+
+    monkeypatch.setattr(queue_handlers, "KEEPALIVE_SECONDS", 0.1)
+    staff_id = await create_staff(client, "clerk")
+    cat = await seed_app(client.app, staff_ids=(staff_id,))
+    login = await client.post(
+        "/api/v1/auth/login", json={"username": "clerk", "password": "correct-horse-1"}
+    )
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    tickets = []
+    for i in range(2):
+        r = await client.post(
+            "/api/v1/queue", json={"matter_id": cat.queue_matter_id, "applicant": person(i)}
+        )
+        tickets.append(await r.json())
+    stream = await client.get(f"/api/v1/queue/{tickets[1]['ticket']}/events")
+    assert (await _next_event(stream))["position"] == 2
+    keepalives = 0
+    while keepalives < 3:
+        line = await asyncio.wait_for(stream.content.readline(), 5)
+        keepalives += line.startswith(b": keepalive")
+    await client.post("/api/v1/queue/next", headers=headers)
+    assert (await _next_event(stream))["position"] == 1
+    stream.close()

@@ -1,0 +1,89 @@
+"""The booking flow and the live queue in headless Chromium, on the demo catalogue."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from server.app import create_app
+from server.appkeys import DB
+from server.booking.demo import seed as booking_seed
+from server.demo import DEMO_APPLICANT_MOBILE, seed
+from server.settings import Settings
+from tests.browser import chromium
+from tests.support import latest_code
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "locale": "zh-CN"}
+
+
+class _Client:  # latest_code reads the outbox through the app's database
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+
+async def test_book_on_a_phone_and_staff_see_the_queue_live(
+    aiohttp_server: Any, sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    app = create_app(sqlite_settings)
+    server = await aiohttp_server(app, host="127.0.0.1")
+    await seed(app[DB], sqlite_settings)
+    async with app[DB].begin() as session:
+        await booking_seed(session, sqlite_settings)
+    base = f"http://127.0.0.1:{server.port}"
+
+    async with chromium() as browser:
+        phone = await browser.new_page(**PHONE)
+        await phone.goto(base + "/login")
+        await phone.fill("input[name=mobile]", DEMO_APPLICANT_MOBILE)
+        await phone.click("#otp-request button[type=submit]")
+        await phone.wait_for_selector("#otp-verify")
+        code = await latest_code(_Client(app), DEMO_APPLICANT_MOBILE)  # type: ignore[arg-type]
+        await phone.fill("input[name=code]", code)
+        await phone.click("#otp-verify button[type=submit]")
+        await phone.wait_for_url(re.compile(r".*/me$"))
+
+        # zone → matter → day → slot → details → confirmation
+        await phone.goto(base + "/")
+        await phone.click(".zone-citizen")
+        await phone.click(".matter >> nth=0 >> a.button.primary")
+        await phone.click("a.slot >> nth=0")
+        await phone.fill("input[name=name]", "张三")
+        await phone.fill("input[name=id_number]", "110105194912310021")  # wrong check digit
+        await phone.click("button.primary.big")
+        error = await phone.inner_text(".field-error[data-field=id_number]")
+        assert error == "身份证号码无效：校验码不符"
+        await phone.fill("input[name=id_number]", "11010519491231002X")
+        await phone.click("button.primary.big")
+        await phone.wait_for_url(re.compile(r".*/book/done/\d+\?token=.+"))
+        assert await phone.locator(".qr svg").count() == 1
+        assert "视频窗口预约成功" in await phone.inner_text("main")
+        await phone.screenshot(path=str(tmp_path / "confirmation.png"))
+        await phone.goto(base + "/book/mine")
+        assert await phone.locator("article.appointment").count() == 1
+
+        # staff day view open; a walk-in joins "video now"; the list grows without reload
+        staff = await browser.new_page(locale="zh-CN")
+        await staff.goto(base + "/login?tab=staff")
+        await staff.fill("input[name=username]", "inspector")
+        await staff.fill("input[name=password]", "yunkan-demo")
+        await staff.click("#staff-login button[type=submit]")
+        await staff.wait_for_url(base + "/staff")
+        await staff.goto(base + "/staff/day")
+        assert await staff.locator("tr[data-ticket]").count() == 0
+        walk_in = await browser.new_page(**PHONE)
+        await walk_in.goto(base + "/book/citizen")
+        await walk_in.click("text=即时视频 >> nth=0")
+        await walk_in.fill("input[name=name]", "王五")
+        await walk_in.fill("input[name=mobile]", "13600136000")
+        await walk_in.fill("input[name=id_number]", "11010519491231002X")
+        await walk_in.click("button.primary.big")
+        await walk_in.wait_for_url(re.compile(r".*/book/queue/.+"))
+        assert "您排在第 1 位" in await walk_in.inner_text(".position")
+        await staff.wait_for_selector("tr[data-ticket]", timeout=10_000)  # pushed, not reloaded
+        await staff.click("text=呼叫下一位")
+        await walk_in.wait_for_selector("text=轮到您了", timeout=10_000)
