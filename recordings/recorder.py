@@ -60,8 +60,9 @@ class RecordingResult:
 class _Anchor:
     first_pts: int
     time_base: Fraction
-    first_offset: float  # seconds since the recording started
+    first_offset: float  # seconds since the recording started (moves on re-anchoring)
     last_ms: int = -1
+    start_ms: int = -1  # the stream's first muxed timestamp
 
 
 class Recorder:
@@ -112,6 +113,8 @@ class Recorder:
             self.dropped += 1
             return
         anchor.last_ms = ms
+        if anchor.start_ms < 0:
+            anchor.start_ms = ms
         copy = av.Packet(bytes(packet))
         copy.pts = copy.dts = ms
         copy.time_base = MS
@@ -157,7 +160,7 @@ class Recorder:
             if self._container is not None:
                 self._container.close()
         last = max((a.last_ms for a in self._anchors.values()), default=-1)
-        first = min((round(a.first_offset * 1000) for a in self._anchors.values()), default=0)
+        first = min((a.start_ms for a in self._anchors.values() if a.start_ms >= 0), default=0)
         size, digest = 0, hashlib.sha256()
         if self.path.exists():
             with self.path.open("rb") as handle:

@@ -49,9 +49,13 @@ class VideoAssembler:
         self._ready: deque[JitterFrame] = deque()
         self.frames = 0
         self.gaps = 0
+        self.ssrc: int | None = None
+        """Media SSRC of the last packet (RTX already unwrapped): where a PLI must go."""
+        self.last_seq: int | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number
+        self.ssrc, self.last_seq = packet.ssrc, seq
         if self._origin is None:
             # Joined mid-frame (or after giving up): keep packets until a frame starts.
             self._packets[seq] = packet
@@ -132,9 +136,11 @@ class AudioAssembler:
     def __init__(self) -> None:
         self._last: int | None = None
         self.frames = 0
+        self.ssrc: int | None = None
 
     def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
         seq = packet.sequence_number
+        self.ssrc = packet.ssrc
         if self._last is not None and not uint16_gt(seq, self._last):
             return False, None
         self._last = seq

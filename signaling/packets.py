@@ -85,6 +85,9 @@ class PacketSink:
     def __init__(self, kind: str, deliver: PacketHandler) -> None:
         self.kind = kind
         self._deliver = deliver
+        self.assembler: VideoAssembler | AudioAssembler = (
+            VideoAssembler() if kind == "video" else AudioAssembler()
+        )
         self._stopped = threading.Event()
         self.frames = 0
         self.bytes = 0
@@ -128,8 +131,7 @@ def install_packet_sink(receiver: RTCRtpReceiver, kind: str, deliver: PacketHand
         raise RuntimeError("install_packet_sink() called on a receiver that already runs")
     sink = PacketSink(kind, deliver)
     setattr(receiver, _DECODER_QUEUE, sink)
-    assembler = VideoAssembler() if kind == "video" else AudioAssembler()
-    setattr(receiver, _JITTER_BUFFER, assembler)
+    setattr(receiver, _JITTER_BUFFER, sink.assembler)
     return sink
 
 
@@ -141,13 +143,16 @@ def route_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -
     setattr(sender, _SEND_KEYFRAME, request)
 
 
-async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
-    """Send a PLI for the most recent SSRC seen on ``receiver``; False if none yet."""
-    sources = receiver.getSynchronizationSources()
-    if not sources:
+async def request_keyframe(receiver: RTCRtpReceiver, sink: PacketSink) -> bool:
+    """Send a PLI for the media SSRC ``sink`` last saw; False if nothing arrived yet.
+
+    Not ``getSynchronizationSources()``: it also lists the RTX SSRC once a retransmission
+    arrived, and a PLI addressed to that SSRC is ignored by the publisher.
+    """
+    ssrc = sink.assembler.ssrc
+    if ssrc is None:
         return False
-    newest = max(sources, key=lambda s: s.timestamp)
-    await receiver._send_rtcp_pli(newest.source)
+    await receiver._send_rtcp_pli(ssrc)
     return True
 
 

@@ -1,7 +1,7 @@
 """The media relay: forwards every participant's encoded VP8/Opus to every other one.
 
 The server never decodes or re-encodes media (see ``docs/relay.md``): received frames become
-``av.Packet[Any]`` s (:mod:`signaling.packets`) that are fanned out to per-subscriber queues and
+``av.Packet`` s (:mod:`signaling.packets`) that are fanned out to per-subscriber queues and
 packetised again by aiortc senders, and offered to an ``on_packet`` callback for the recorder.
 
 Connections (chosen because aiortc is half-trickle, has no ICE restart, and renegotiating
@@ -26,9 +26,16 @@ Usage (the signaling layer moves SDP strings; every call is a coroutine on one l
     offer = await room.subscribe("applicant-3", "inspector-7")      # -> send offer to applicant
     await room.accept_answer("applicant-3", "inspector-7", answer_sdp)
     await room.request_keyframe("applicant-3")      # e.g. before a snapshot
-    packets = room.latest_video_packets("applicant-3")  # key frame + deltas, decode for a still
-    await room.remove_participant("applicant-3")
-    await relay.close()
+    packets = room.latest_video_packets("applicant-3")  # key frame + deltas (copies)
+    packets = await room.fresh_video_packets("applicant-3", within=2.0)  # new key frame
+    await room.unsubscribe("applicant-3", "inspector-7")
+    await room.remove_participant("applicant-3")     # everything to and from it
+    await relay.close_room("appt-42"); await relay.close()
+
+Errors (all :class:`RelayError`): :class:`BadSessionDescriptionError` (not SDP, no audio or
+video, no VP8/Opus, refused by aiortc), :class:`UnknownParticipantError`,
+:class:`RoomClosedError`. Figures for dashboards: ``room.publication(pid).stats`` and each
+``room.subscription(sub, pub).tracks[kind]`` (forwarded, dropped, overflows).
 
 ``on_packet(participant_id, kind, packet)`` is called on the event loop for every received
 frame (``kind`` is ``"audio"`` or ``"video"``); it must not block and must not mutate the
@@ -60,6 +67,7 @@ from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from signaling.candidates import gather_on, pin_candidates
 from signaling.packets import (
+    PacketSink,
     PacketTrack,
     check_aiortc,
     install_packet_sink,
@@ -161,7 +169,7 @@ class Publication:
         self._timelines = {k: _Timeline() for k in KINDS}
         self._gop: list[av.Packet[Any]] = []
         self._gop_bytes = 0
-        self._video_receiver: RTCRtpReceiver | None = None
+        self._video_source: tuple[RTCRtpReceiver, PacketSink] | None = None
         self._last_request = 0.0
         self._pending_request: asyncio.TimerHandle | None = None
         self._keyframe_waiters: list[asyncio.Future[None]] = []
@@ -169,10 +177,12 @@ class Publication:
     # -- wiring -------------------------------------------------------------------------
     def attach_source(self, receivers: dict[str, RTCRtpReceiver]) -> None:
         """Route a (new) publish connection's receivers into this publication."""
+        self._video_source = None
         for kind, receiver in receivers.items():
             self._timelines[kind].rebase = True
-            install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
-        self._video_receiver = receivers.get("video")
+            sink = install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
+            if kind == "video":
+                self._video_source = (receiver, sink)
 
     def add_track(self, track: PacketTrack) -> None:
         self._tracks[track.kind].add(track)
@@ -241,10 +251,9 @@ class Publication:
         self._send_pli()
 
     def _send_pli(self) -> None:
-        receiver = self._video_receiver
-        if receiver is not None:
+        if self._video_source is not None:
             self.stats.keyframe_requests += 1
-            self.room.spawn(request_keyframe(receiver))
+            self.room.spawn(request_keyframe(*self._video_source))
 
     def close(self) -> None:
         if self._pending_request is not None:
@@ -255,7 +264,7 @@ class Publication:
             tracks.clear()
         for waiter in self._keyframe_waiters:
             waiter.cancel()
-        self._video_receiver = None
+        self._video_source = None
 
 
 class Subscription:

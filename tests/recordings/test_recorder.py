@@ -140,3 +140,17 @@ def test_sigkilled_recording_keeps_all_but_the_last_seconds(tmp_path: Path) -> N
         assert container.streams.video[0].width == 640
         decoded = sum(1 for _ in container.decode(video=0))
     assert decoded > (recorded - 2.0) * 25
+
+
+def test_outage_keeps_wall_clock_time(tmp_path: Path) -> None:
+    """After a 10 s outage (a reconnect rebases RTP time to continue seamlessly) the file
+    shows the gap instead of squeezing it out."""
+    recorder = Recorder(tmp_path / "gap.webm", audio=False)
+    key = bytes([0x50, 0x2A, 0x00, 0x9D, 0x01, 0x2A, 0x80, 0x02, 0xE0, 0x01]) + bytes(20)
+    for i in range(30):
+        recorder.write("video", make_packet(key, i * 3000, 90000, True), arrival=10 + i / 30)
+    for i in range(30, 60):  # RTP time continues, the wall clock jumped by 10 s
+        recorder.write("video", make_packet(key, i * 3000, 90000, True), arrival=20 + i / 30)
+    result = recorder.close()
+    assert 11.9 < result.duration < 12.0  # 0-0.97 s, then 11-11.97 s
+    assert media_durations(result.path)["video"] > 11.9

@@ -195,7 +195,9 @@ async def test_subscriber_pli_reaches_publisher(
     receiver = next(
         t.receiver for t in viewer.subscriptions["pub"].getTransceivers() if t.kind == "video"
     )
-    ssrc = receiver.getSynchronizationSources()[0].source
+    subscription = room.subscription("viewer", "pub")
+    assert subscription is not None
+    ssrc = next(t.sender._ssrc for t in subscription.pc.getTransceivers() if t.kind == "video")
     await receiver._send_rtcp_pli(ssrc)
     for _ in range(100):
         if room.publication("pub").stats.keyframes > before:
@@ -305,3 +307,46 @@ async def test_public_address_is_announced(room: RelayRoom) -> None:
     sdp = "v=0\r\nc=IN IP4 10.0.0.2\r\na=candidate:1 1 udp 2130706431 10.0.0.2 5000 typ host\r\n"
     assert "198.51.100.1 5000 typ host" in pin_candidates(sdp, "198.51.100.1")
     assert pin_candidates(sdp, None) == sdp
+
+
+async def test_keyframe_request_after_a_retransmission(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    """Once RTX packets arrived the receiver also knows the RTX SSRC; key frame requests
+    must still go to the media SSRC (a PLI to the RTX SSRC is ignored by the publisher)."""
+    publisher = new_client(clients)
+    await publish(room, publisher, "phone")
+    viewer = new_client(clients)
+    await subscribe(room, viewer, "desk", "phone")
+    await viewer.wait_for_video("phone", frames=10, within=10)
+    pc = room.publish_connection("phone")
+    assert pc is not None
+    receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
+    sink = receiver._RTCRtpReceiver__decoder_queue  # type: ignore[attr-defined]
+    assert isinstance(sink, PacketSink) and sink.assembler.ssrc is not None
+    before = room.publication("phone").stats.keyframes
+    media_ssrc = sink.assembler.ssrc
+    for _ in range(3):
+        await asyncio.sleep(0.35)  # past the key frame throttle
+        # Ask the publisher to retransmit recent packets: they come back on the RTX SSRC,
+        # which then is the SSRC most recently seen by the receiver.
+        for _attempt in range(5):
+            last_seq = getattr(sink.assembler, "last_seq", None)
+            assert last_seq is not None
+            lost = [last_seq - i for i in range(4, -1, -1)]
+            await receiver._send_rtcp_nack(media_ssrc, lost)
+            for _ in range(100):
+                sources = receiver.getSynchronizationSources()
+                newest = max(sources, key=lambda s: s.timestamp)
+                if newest.source != media_ssrc:
+                    break
+                await asyncio.sleep(0.002)
+            if newest.source != media_ssrc:
+                break
+        assert newest.source != media_ssrc  # an RTX packet was the last to arrive
+        await room.request_keyframe("phone")
+    for _ in range(150):
+        if room.publication("phone").stats.keyframes >= before + 3:
+            break
+        await asyncio.sleep(0.01)
+    assert room.publication("phone").stats.keyframes >= before + 3
