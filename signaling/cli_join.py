@@ -56,7 +56,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         metavar="testsrc|FILE|RTSP-URL|none",
         help="what to send (default: testsrc, a 640x480 test pattern with a tone)",
     )
-    p.add_argument("--save", metavar="FILE", help="save the first remote participant's media")
+    p.add_argument(
+        "--save",
+        metavar="FILE",
+        help="save the first remote participant's media (WebM, as received)",
+    )
     p.add_argument(
         "--duration",
         type=float,
@@ -130,10 +134,12 @@ async def join(args: argparse.Namespace) -> int:
         await client.close()
     _print_summary(summary)
     if args.save and save_dir is not None:
-        saved = sorted(save_dir.glob("*.mkv"))
+        # The client writes one WebM per remote publisher, packets as they came (no
+        # transcoding); the first publisher's file becomes FILE.
+        saved = [r for _, r in sorted(media.saved.items()) if r.size]
         if saved:
-            shutil.move(str(saved[0]), args.save)
-            print(f"saved {saved[0].stem} to {args.save}")
+            shutil.move(str(saved[0].path), args.save)
+            print(f"saved {saved[0].path.stem} ({saved[0].duration:.1f} s) to {args.save}")
         shutil.rmtree(save_dir, ignore_errors=True)
     return code
 

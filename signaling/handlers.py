@@ -20,6 +20,7 @@ import datetime as dt
 import json
 import logging
 import re
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -37,8 +38,8 @@ from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.errors import NotFoundError, PermissionDeniedError
 from server.evidence.recording import file_live_location, file_room_recordings
-from server.http.requests import int_param, require_principal
-from server.openapi import ApiRoutes
+from server.http.requests import int_param, require_principal, require_staff
+from server.openapi import ApiRoutes, read_json
 from server.settings import Settings
 from signaling.archive import RoomRecording
 from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
@@ -144,23 +145,31 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     signer = TokenSigner(settings.secret_key)
     sessions = app[DB]
     bus = app[BUS]
+    # Keyed by room id: a room id always belongs to the same case (a few ints per room).
     case_ids: dict[str, int | None] = {}
-    tapes: dict[str, RoomRecording] = {}
+    # Keyed by the relay room itself: a room may reopen under the same id while the old
+    # one is still closing, and each must close its own media and recording.
+    tapes: dict[MediaRoom, RoomRecording] = {}
 
     async def media(room_id: str) -> MediaRoom:
         case_ids[room_id] = await _resolve_case(app, room_id)
         if not options.recording:
             return relay.room(room_id)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        tape = tapes[room_id] = RoomRecording(
+        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        tape = RoomRecording(
             settings.data_dir / "recordings" / _SAFE_NAME.sub("_", room_id) / stamp
         )
-        return relay.room(room_id, on_packet=tape.feed)
+        opened = relay.room(room_id, on_packet=tape.feed)
+        tapes[opened] = tape
+        return opened
 
-    async def close_media(room_id: str) -> None:
-        await relay.close_room(room_id)
-        tape = tapes.pop(room_id, None)
-        case_id = case_ids.pop(room_id, None)
+    async def close_media(room_id: str, opened: MediaRoom) -> None:
+        if relay.get(room_id) is opened:
+            await relay.close_room(room_id)
+        else:
+            await opened.close()
+        tape = tapes.pop(opened, None)
+        case_id = case_ids.get(room_id)
         if tape is None:
             return
         results = tape.close()
@@ -416,7 +425,61 @@ async def case_join(request: web.Request) -> web.Response:
     return _grant_response(request, grant)
 
 
+INVITE_REQUEST = {
+    "type": "object",
+    "required": ["role", "name"],
+    "additionalProperties": False,
+    "properties": {
+        "role": {"enum": ["expert", "observer"]},
+        "name": {"type": "string", "minLength": 1, "maxLength": 60},
+    },
+}
+
+
+@routes.post(
+    "/api/v1/live/rooms/{room}/invite",
+    summary="A join URL for an invited expert or observer (joint inspection, remote review)",
+    request=INVITE_REQUEST,
+    responses={200: JOIN_RESPONSE, 403: "error", 404: "error", 422: "error"},
+)
+async def invite(request: web.Request) -> web.Response:
+    principal = require_staff(request, "inspector", "supervisor", "admin")
+    body = await read_json(request, INVITE_REQUEST)
+    room = request.match_info["room"]
+    case_id = await _resolve_case(request.app, room)
+    if case_id is None:
+        raise NotFoundError("Room not found")
+    grant = JoinGrant(
+        room=room,
+        participant=f"guest-{secrets.token_hex(4)}",
+        role=body["role"],
+        name=body["name"],
+    )
+    async with request.app[DB]() as session, session.begin():
+        await append_event(
+            session,
+            case_id,
+            kind="live.invited",
+            actor=principal,
+            data={
+                "room": room,
+                "participant": grant.participant,
+                "role": grant.role,
+                "name": grant.name,
+            },
+        )
+    return _grant_response(request, grant)
+
+
+async def _end_rooms(app: web.Application) -> None:
+    # on_shutdown runs before aiohttp waits for open handlers: ending the rooms here closes
+    # every WebSocket, so shutdown does not sit out the timeout on live calls.
+    if HUB in app:
+        await app[HUB].close()
+
+
 def setup(app: web.Application) -> None:
     app.router.add_routes(routes)
     app[API_SPEC].include(routes)
     app.cleanup_ctx.append(_live)
+    app.on_shutdown.append(_end_rooms)

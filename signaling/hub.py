@@ -50,6 +50,7 @@ from signaling.rooms import ParticipantState, Room, RoomState
 from signaling.tokens import JoinGrant, TokenSigner
 
 log = logging.getLogger(__name__)
+CLOSE_GOING_AWAY = 1001
 
 
 class Connection(Protocol):
@@ -131,7 +132,7 @@ class Hub:
         notify: Notifier | None = None,
         grace: float = 60.0,
         recording: bool = True,
-        close_media: Callable[[str], Awaitable[None]] | None = None,
+        close_media: Callable[[str, MediaRoom], Awaitable[None]] | None = None,
     ) -> None:
         self.signer = signer
         self.media_factory = media
@@ -148,19 +149,25 @@ class Hub:
         self.closed_rooms: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
         self._opening = asyncio.Lock()
+        self._closing: dict[str, asyncio.Event] = {}
 
     # -- lifecycle --------------------------------------------------------------------
     async def start(self) -> None:
         self._refresher = asyncio.create_task(self._refresh_claims())
 
     async def close(self) -> None:
-        """Close every room (shutdown): sockets get 'ended', relays are torn down."""
+        """Shutdown: tear every room down and release its directory claim.
+
+        Sockets close with 1001 ("going away") and no ``ended``: the session itself is not
+        over, so clients reconnect, reach another node (or this one, restarted) and carry on.
+        """
         if self._refresher is not None:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+            self._refresher = None
         for live in list(self.rooms.values()):
-            await self._close_room(live, notify=True)
+            await self._close_room(live, notify=False, final=False, code=CLOSE_GOING_AWAY)
 
     async def _refresh_claims(self) -> None:
         interval = max(getattr(self.directory, "ttl", 30.0) / 3, 0.05)
@@ -312,6 +319,9 @@ class Hub:
         if live is None:
             # Opening awaits (relay, case lookup): two first arrivals must not open two rooms.
             async with self._opening:
+                closing = self._closing.get(grant.room)
+                if closing is not None:  # the last one out is still tearing the room down
+                    await closing.wait()
                 live = self.rooms.get(grant.room) or await self._open_room(grant)
         try:
             result = live.room.join(grant, session=msg.data.get("session"))
@@ -494,9 +504,21 @@ class Hub:
             await self._safe_send(link, message)
             await self._close_link(link, code, str(message["type"]))
 
-    async def _close_room(self, live: LiveRoom, *, notify: bool, final: bool = True) -> None:
-        if self.rooms.get(live.room.id) is live:
-            del self.rooms[live.room.id]
+    async def _close_room(
+        self, live: LiveRoom, *, notify: bool, final: bool = True, code: int = CLOSE_ENDED
+    ) -> None:
+        if self.rooms.get(live.room.id) is not live:
+            return  # already closing or closed
+        del self.rooms[live.room.id]
+        done = self._closing[live.room.id] = asyncio.Event()
+        try:
+            await self._tear_down(live, notify=notify, final=final, code=code)
+        finally:
+            done.set()
+            if self._closing.get(live.room.id) is done:
+                del self._closing[live.room.id]
+
+    async def _tear_down(self, live: LiveRoom, *, notify: bool, final: bool, code: int) -> None:
         if final:
             live.room.state = RoomState.CLOSED
             self.closed_rooms.add(live.room.id)
@@ -510,7 +532,7 @@ class Hub:
         # Media first: once a participant hears "ended", nothing is forwarded any more.
         try:
             if self.close_media is not None:
-                await self.close_media(live.room.id)
+                await self.close_media(live.room.id, live.media)
             else:
                 await live.media.close()
         finally:
@@ -519,7 +541,7 @@ class Hub:
             for link in links:
                 if notify:
                     await self._safe_send(link, {"type": "ended"})
-                await self._close_link(link, CLOSE_ENDED, "ended")
+                await self._close_link(link, code, "ended" if notify else "going away")
 
     async def _record(
         self, live: LiveRoom, kind: str, actor: str | None, data: dict[str, Any]

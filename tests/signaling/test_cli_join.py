@@ -41,7 +41,7 @@ async def test_cli_joins_publishes_saves_and_prints(
     inspector = live.client("staff-1", "inspector", auto_admit=True)
     await inspector.connect()
     url = str(live.server.make_url("/live/j/" + live.token("applicant-2", "applicant")))
-    saved = tmp_path / "inspector.mkv"
+    saved = tmp_path / "inspector.webm"
     args = argparse.Namespace(
         url=url,
         publish="testsrc",

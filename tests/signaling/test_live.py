@@ -12,8 +12,9 @@ from sqlalchemy import select
 from server.appkeys import BLOBS, BUS, DB
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import verify_case
+from server.settings import Settings
 from signaling.handlers import HUB, RELAY, LiveOptions
-from tests.signaling.conftest import LOOPBACK, LiveServer
+from tests.signaling.conftest import LOOPBACK, LiveServer, start_live
 
 
 async def _events(live: LiveServer) -> list[CaseEvent]:
@@ -154,9 +155,9 @@ async def test_four_participants_each_publishing_audio_and_video(live: LiveServe
         client.media = MediaClient(host_addresses=LOOPBACK, decode=False)
         await client.connect()
         clients.append(client)
-    for client in clients:
+    for client, (me, _) in zip(clients, people, strict=True):
         for other, _ in people:
-            if other != client.participant:
+            if other != me:  # not client.participant: its welcome may still be on the way
                 await client.media.wait_for_video(other, frames=30, within=20)
                 got = client.media.received[other]
                 assert got.audio_frames > 0 and got.width == 640
@@ -189,3 +190,21 @@ async def test_session_is_recorded_per_participant_and_filed_in_the_case(
         assert (video.codec_context.width, video.codec_context.height) == (640, 480)
         frames = sum(1 for _ in container.decode(video=0))
     assert frames >= 30
+
+
+async def test_shutdown_closes_live_sockets_quickly_without_ending_the_session(
+    sqlite_settings: Settings,
+) -> None:
+    server, case_id = await start_live(sqlite_settings, LiveOptions(host_addresses=LOOPBACK))
+    live = LiveServer(server, case_id, [])
+    client = live.client("staff-1", "inspector")
+    try:
+        await client.connect()
+        await client.wait_message("answer")
+        started = time.monotonic()
+        await server.close()
+        assert time.monotonic() - started < 5
+        await client.wait_for(lambda: client.close_code is not None, what="close")
+        assert client.close_code == 1001 and client.state == "disconnected"
+    finally:
+        await client.close()

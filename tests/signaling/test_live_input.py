@@ -158,5 +158,8 @@ async def test_simultaneous_first_arrivals_share_one_room(live: LiveServer) -> N
     second = live.client("staff-2", "expert", source=None)
     await asyncio.gather(first.connect(), second.connect())  # both joins before any welcome
     for client in (first, second):
-        await client.wait_for(lambda c=client: len(c.presence) == 2, what="both in presence")
+        await client.wait_for(
+            lambda c=client: len(c.presence) == 2,  # type: ignore[misc]
+            what="both in presence",
+        )
     assert len(live.app[HUB].rooms) == 1

@@ -81,3 +81,38 @@ async def test_booking_join_link_leads_to_the_appointment_room(live: LiveServer)
         mine = await client.post(f"/api/v1/appointments/{appt['id']}/join", headers=staff)
         assert mine.status == 200
         assert (await mine.json())["room"] == grant.room
+
+
+async def test_inspector_invites_an_expert_who_joins_without_waiting(live: LiveServer) -> None:
+    async with TestClient(live.server, cookie_jar=DummyCookieJar()) as client:
+        staff: dict[str, Any] = await staff_headers(client)
+        url = f"/api/v1/live/rooms/{live.room}/invite"
+        response = await client.post(
+            url, json={"role": "expert", "name": "省厅专家"}, headers=staff
+        )
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        assert body["role"] == "expert"
+        bad = await client.post(url, json={"role": "inspector", "name": "x"}, headers=staff)
+        assert bad.status == 422
+        missing = await client.post(
+            "/api/v1/live/rooms/case-999/invite",
+            json={"role": "observer", "name": "x"},
+            headers=staff,
+        )
+        assert missing.status == 404
+        applicant = await applicant_headers(client)
+        forbidden = await client.post(url, json={"role": "expert", "name": "x"}, headers=applicant)
+        assert forbidden.status == 403
+
+        from signaling.client import MediaClient
+        from signaling.wsclient import SignalingClient
+        from tests.signaling.conftest import LOOPBACK
+
+        expert = SignalingClient(
+            live.ws_url, body["token"], source=None, media=MediaClient(host_addresses=LOOPBACK)
+        )
+        live.clients.append(expert)
+        await expert.connect()
+        await expert.wait_state("admitted")
+        assert expert.participant is not None and expert.participant.startswith("guest-")
