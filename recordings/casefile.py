@@ -17,6 +17,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -32,6 +33,7 @@ from recordings.models import ChecklistResult, Decision, Location, Recording, Sn
 from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
 from server.accounts.models import Applicant
 from server.accounts.principal import Principal
+from server.booking.models import Appointment
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import Break, VerifyReport, load_events, verify_case
 from server.errors import NotFoundError
@@ -89,6 +91,17 @@ def _location(row: Location, staff: bool) -> dict[str, Any]:
     return out
 
 
+def _sessions(events: Sequence[CaseEvent]) -> set[str]:
+    """Live sessions (rooms) the timeline mentions: recordings and live events carry them."""
+    found: set[str] = set()
+    for event in events:
+        for key in ("session", "room"):
+            value = event.data.get(key)
+            if isinstance(value, str) and value:
+                found.add(value)
+    return found
+
+
 def visible_event(kind: str, staff: bool) -> bool:
     return staff or not kind.startswith(STAFF_ONLY_KINDS)
 
@@ -133,6 +146,13 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         )
     locations = (await session.scalars(loc_query)).all()
     events = await load_events(session, case.id)
+    appointments = (
+        await session.scalars(
+            select(Appointment)
+            .where(Appointment.case_id == case.id)
+            .order_by(Appointment.starts_at)
+        )
+    ).all()
     out: dict[str, Any] = {
         "id": case.id,
         "number": case.number,
@@ -140,6 +160,17 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         "status": case.status,
         "matter_id": case.matter_id,
         "created_at": _iso(case.created_at),
+        "appointments": [
+            {
+                "id": a.id,
+                "starts_at": _iso(a.starts_at),
+                "ends_at": _iso(a.ends_at),
+                "status": a.status,
+                "site_address": a.site_address,
+            }
+            for a in appointments
+        ],
+        "sessions": sorted({s.session_ref for s in shots} | _sessions(events)),
         "snapshots": [_snapshot(s, staff) for s in shots],
         "checklist": [
             {

@@ -31,6 +31,7 @@ from recordings.models import (
 )
 from recordings.snapshots import ORIGINAL_SUFFIX, WATERMARKED_SUFFIX, SnapshotImages
 from server.accounts.principal import Principal
+from server.booking.models import Appointment
 from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.db.types import utcnow
@@ -57,6 +58,25 @@ async def latest_location(session: AsyncSession, case_id: int) -> Location | Non
 
 async def site_of(session: AsyncSession, case_id: int) -> CaseSite | None:
     return await session.scalar(select(CaseSite).where(CaseSite.case_id == case_id))
+
+
+async def appointment_site(session: AsyncSession, case_id: int) -> GeoFix | None:
+    """The site coordinates given when the appointment was booked (newest first)."""
+    row = (
+        await session.execute(
+            select(Appointment.site_lat, Appointment.site_lon)
+            .where(
+                Appointment.case_id == case_id,
+                Appointment.site_lat.is_not(None),
+                Appointment.site_lon.is_not(None),
+            )
+            .order_by(Appointment.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    return GeoFix(row[0], row[1])
 
 
 async def store_snapshot(
@@ -186,11 +206,12 @@ async def record_location(
     default_threshold_m: float = DEFAULT_THRESHOLD_M,
 ) -> Location:
     _require_open(case)
+    # The case's own site (set by staff) wins over the address given when booking.
     site = await site_of(session, case.id)
     site_fix = (
         GeoFix(site.lat, site.lon)
         if site and site.lat is not None and site.lon is not None
-        else None
+        else await appointment_site(session, case.id)
     )
     threshold = site.threshold_m if site and site.threshold_m else default_threshold_m
     check = check_distance(fix, site_fix, threshold)

@@ -132,6 +132,8 @@ CASE_OUT: Schema = {
         "checklist": {"type": "array"},
         "decision": {"type": ["object", "null"]},
         "locations": {"type": "array"},
+        "appointments": {"type": "array"},
+        "sessions": {"type": "array", "items": {"type": "string"}},
         "letters": {"type": "array"},
         "recordings": {"type": "array", "description": "staff only"},
         "timeline": {"type": "array", "items": EVENT_OUT},
