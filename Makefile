@@ -27,6 +27,7 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 bench: dev-install
 	$(BIN)/python bench/relay.py
 	$(BIN)/python bench/booking.py
+	$(BIN)/python bench/letters.py
 
 messages:
 	$(BIN)/pybabel extract -F babel.cfg -k _ -o var/messages.pot .

@@ -62,12 +62,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if settings.demo:
         asyncio.run(_with_db(settings, lambda db: seed(db, settings)))  # type: ignore[arg-type]
         print(logins_text(settings), flush=True)
-    ssl_context = None
-    if settings.tls_cert:
-        import ssl
+    from signaling.tls import TlsError, server_ssl_context
 
-        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ssl_context.load_cert_chain(settings.tls_cert, settings.tls_key)
+    try:
+        ssl_context = server_ssl_context(
+            settings.data_dir,
+            cert=settings.tls_cert or None,
+            key=settings.tls_key or None,
+            dev=args.tls_dev,
+        )
+    except TlsError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return 2
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -149,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--demo", action="store_true", help="seed demo data and print the logins")
     serve.add_argument("--tls-cert", default=None, help="PEM certificate for HTTPS")
     serve.add_argument("--tls-key", default=None, help="PEM private key for HTTPS")
+    serve.add_argument(
+        "--tls-dev",
+        action="store_true",
+        help="serve HTTPS with a generated development certificate (to try it from a phone)",
+    )
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", parents=[common], help="create or upgrade the database")

@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.accounts.models import Applicant, User
 from server.accounts.service import add_user
 from server.booking.demo import seed as booking_seed
+from server.booking.models import Matter
+from server.letters.demo import seed_templates
 from server.settings import Settings
 
 # (username, password, role, display name): printed on start in demo mode.
@@ -26,7 +28,14 @@ DEMO_STAFF = (
 DEMO_APPLICANT_MOBILE = "13800138000"
 
 Seed = Callable[[AsyncSession, Settings], Awaitable[None]]
-SEEDS: list[Seed] = [booking_seed]
+
+
+async def _letter_templates(session: AsyncSession, settings: Settings) -> None:
+    matters = {m.id: m.name for m in await session.scalars(select(Matter))}
+    await seed_templates(session, matters)
+
+
+SEEDS: list[Seed] = [booking_seed, _letter_templates]
 
 
 async def _seed_accounts(session: AsyncSession, settings: Settings) -> None:

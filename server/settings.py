@@ -63,10 +63,14 @@ class Settings:
     ice_public_ip: str = field(default="", metadata={"env": "YUNKAN_ICE_PUBLIC_IP"})
     tls_cert: str = field(default="", metadata={"env": "YUNKAN_TLS_CERT"})
     tls_key: str = field(default="", metadata={"env": "YUNKAN_TLS_KEY"})
-    signing_p12: str = field(default="", metadata={"env": "YUNKAN_SIGNING_P12"})
-    signing_p12_password: str = field(
-        default="", metadata={"env": "YUNKAN_SIGNING_P12_PASSWORD", "secret": True}
+    seal_p12: str = field(default="", metadata={"env": "YUNKAN_SEAL_P12"})
+    """The agency's sealing certificate and key (PKCS#12); empty: a development CA in var/pki."""
+    seal_p12_password: str = field(
+        default="", metadata={"env": "YUNKAN_SEAL_P12_PASSWORD", "secret": True}
     )
+    seal_ca: str = field(default="", metadata={"env": "YUNKAN_SEAL_CA"})
+    """PEM trust root for verification when the PKCS#12 file carries no CA certificate."""
+    agency_name: str = field(default="云勘视频勘验服务中心", metadata={"env": "YUNKAN_AGENCY_NAME"})
     reminder_offsets: str = field(default="24h,30m", metadata={"env": "YUNKAN_REMINDERS"})
     background_tasks: bool = field(default=True, metadata={"env": "YUNKAN_BACKGROUND_TASKS"})
     """Run schedulers (reminders, no-shows, retention) in this process."""

@@ -1,0 +1,67 @@
+"""Letters pages: the applicant's signing page, the public verification page and the
+admin template editor. The pages render the state; the JSON API does the work."""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import aiohttp_jinja2
+from aiohttp import web
+from sqlalchemy import select
+
+from server.appkeys import DB
+from server.http.requests import int_param, optional_principal, require_staff
+from server.letters.appkeys import LETTERS
+from server.letters.handlers import TEMPLATE_ROLES, letter_view, template_json
+from server.letters.models import LetterTemplate
+from server.letters.templates import SAMPLE_FIELDS
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/letters/{letter_id}", name="letter_sign")
+async def sign_page(request: web.Request) -> web.StreamResponse:
+    """Read, consent, sign. ``?embed=1`` drops the site chrome so the live-call page can
+    show it in a panel (``<iframe src="/letters/12?embed=1">``; same origin, so the
+    session cookie and CSRF token work as on the full page)."""
+    letter_id = int_param(request, "letter_id")
+    if optional_principal(request) is None:
+        raise web.HTTPSeeOther(f"/login?next=/letters/{letter_id}")
+    letter = await letter_view(request, letter_id)
+    zone = ZoneInfo(request.app[LETTERS].timezone)
+    for signer in letter["signers"]:  # shown in the agency's zone, like the PDF
+        at = signer["signed_at"]
+        signer["signed_at_local"] = (
+            dt.datetime.fromisoformat(at).astimezone(zone).strftime("%Y-%m-%d %H:%M") if at else ""
+        )
+    embed = request.query.get("embed") == "1"
+    return aiohttp_jinja2.render_template(
+        "letters/sign.html", request, {"letter": letter, "embed": embed}
+    )
+
+
+@routes.get("/verify", name="verify")
+async def verify_page(request: web.Request) -> web.StreamResponse:
+    letter = request.query.get("letter", "")
+    return aiohttp_jinja2.render_template(
+        "letters/verify.html", request, {"letter_hint": letter if letter.isdigit() else ""}
+    )
+
+
+@routes.get("/staff/letter-templates", name="letter_templates")
+async def templates_page(request: web.Request) -> web.StreamResponse:
+    if optional_principal(request) is None:
+        raise web.HTTPSeeOther("/login?tab=staff&next=/staff/letter-templates")
+    require_staff(request, *TEMPLATE_ROLES)
+    async with request.app[DB]() as session:
+        rows = list(
+            (
+                await session.execute(select(LetterTemplate).order_by(LetterTemplate.matter_id))
+            ).scalars()
+        )
+    return aiohttp_jinja2.render_template(
+        "letters/templates.html",
+        request,
+        {"templates": [template_json(r) for r in rows], "sample_fields": sorted(SAMPLE_FIELDS)},
+    )

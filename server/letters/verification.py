@@ -1,0 +1,224 @@
+"""Checking a PDF someone uploads: is it a letter this agency sealed, unchanged?
+
+The answer separates the questions a citizen or a court clerk actually asks:
+
+- ``intact``: the bytes covered by the seal hash to what was signed (one changed byte
+  anywhere in the signed range makes this false);
+- ``trusted``: the sealing certificate chains to *our* trust root (a PDF sealed by some
+  other certificate is intact but not trusted, and ``certificate`` names who sealed it);
+- ``unmodified``: nothing was appended after the seal (the seal covers the entire file
+  and the DocMDP "no changes" rule holds);
+- ``valid`` is all three.
+
+Input that is not a PDF at all is refused with an error code rather than a "valid: false"
+result, so that an API client can tell "your file is broken" from "your file is forged":
+
+    VerificationError (422 unless noted)
+     ├── PdfTooLargeError    pdf_too_large (413)  more than MAX_PDF_BYTES
+     ├── NotAPdfError        not_a_pdf            no %PDF- header
+     ├── DamagedPdfError     pdf_damaged          truncated or unparseable
+     └── UnsignedPdfError    pdf_unsigned         a PDF without any signature
+
+The parse and the cryptography run in a worker thread (pyHanko uses its own loop).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import io
+from dataclasses import dataclass
+
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+
+from server.letters.errors import LetterError
+from server.letters.pki import SealMaterial
+from server.letters.sealing import SEAL_FIELD
+
+MAX_PDF_BYTES = 10 * 1024 * 1024
+"""Our letters are 100–500 KB; ten megabytes leaves room and bounds the parse work."""
+
+
+class VerificationError(LetterError):
+    status = 422
+    code = "verification_failed"
+    message = "The file could not be verified"
+
+
+class PdfTooLargeError(VerificationError):
+    status = 413
+    code = "pdf_too_large"
+    message = "The file is too large to be a sealed letter"
+
+
+class NotAPdfError(VerificationError):
+    code = "not_a_pdf"
+    message = "The file is not a PDF document"
+
+
+class DamagedPdfError(VerificationError):
+    code = "pdf_damaged"
+    message = "The PDF is damaged or truncated"
+
+
+class UnsignedPdfError(VerificationError):
+    code = "pdf_unsigned"
+    message = "The PDF carries no digital signature"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    valid: bool
+    intact: bool
+    trusted: bool
+    unmodified: bool
+    certificate: str  # subject of the certificate that sealed the file
+    issuer: str
+    sealed_by_agency: bool  # the certificate is this deployment's seal certificate
+    signed_at: dt.datetime | None  # as reported by the signer (not a timestamp authority)
+    sha256: str  # of the whole uploaded file, to look the letter up
+    problem: str | None  # machine-readable reason when not valid
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "valid": self.valid,
+            "intact": self.intact,
+            "trusted": self.trusted,
+            "unmodified": self.unmodified,
+            "certificate": self.certificate,
+            "issuer": self.issuer,
+            "sealed_by_agency": self.sealed_by_agency,
+            "signed_at": self.signed_at.isoformat() if self.signed_at else None,
+            "sha256": self.sha256,
+            "problem": self.problem,
+        }
+
+
+def _precheck(data: bytes) -> None:
+    if len(data) > MAX_PDF_BYTES:
+        raise PdfTooLargeError(details={"max_bytes": MAX_PDF_BYTES})
+    # The header may follow up to 1024 bytes of junk per the spec; readers accept that.
+    if b"%PDF-" not in data[:1024]:
+        raise NotAPdfError()
+    if b"%%EOF" not in data[-2048:]:
+        raise DamagedPdfError()
+
+
+def _der_end(raw: bytes, pos: int, depth: int = 0) -> int:
+    """End offset of the DER element at ``pos``; raises ValueError on anything BER allows
+    but DER forbids (indefinite or non-minimal lengths, high tag numbers, overruns)."""
+    if depth > 64 or pos + 2 > len(raw):
+        raise ValueError("truncated")
+    tag, first = raw[pos], raw[pos + 1]
+    if tag & 0x1F == 0x1F:
+        raise ValueError("high tag number")  # none in CMS signatures
+    pos += 2
+    if first < 0x80:
+        length = first
+    else:
+        count = first & 0x7F
+        if count == 0 or count > 4 or pos + count > len(raw):
+            raise ValueError("bad length")
+        length = int.from_bytes(raw[pos : pos + count], "big")
+        if length < 0x80 or raw[pos] == 0:
+            raise ValueError("non-minimal length")
+        pos += count
+    end = pos + length
+    if end > len(raw):
+        raise ValueError("overrun")
+    if tag & 0x20:  # constructed: the children must fill it exactly
+        child = pos
+        while child < end:
+            child = _der_end(raw, child, depth + 1)
+        if child != end:
+            raise ValueError("children overrun")
+    return end
+
+
+def _strict_der(raw: bytes) -> bool:
+    """True when the CMS blob is well-formed DER (checked structurally, every level)
+    followed by zero padding only.
+
+    Parts of the CMS structure (version, certificate set, tag and length encodings) are
+    outside the signed attributes and asn1crypto parses leniently, so a flipped byte there
+    would not break the signature. This closes the encoding-level gaps; value-level changes
+    to unsigned fields are caught by comparing the file's hash with the documents on record.
+    """
+    try:
+        end = _der_end(raw, 0)
+    except ValueError:
+        return False
+    return not any(raw[end:])
+
+
+def verify_sync(data: bytes, material: SealMaterial) -> Verdict:
+    """Verify ``data`` against the deployment's trust roots; blocking."""
+    _precheck(data)
+    sha = hashlib.sha256(data).hexdigest()
+    try:
+        reader = PdfFileReader(io.BytesIO(data), strict=False)
+        sigs = reader.embedded_signatures
+    except Exception as exc:  # pyHanko's parser raises many types on junk
+        raise DamagedPdfError() from exc
+    if not sigs:
+        raise UnsignedPdfError()
+    # Prefer our seal field; a foreign PDF is judged by its last signature.
+    sig = next((s for s in sigs if s.field_name == SEAL_FIELD), sigs[-1])
+    context = ValidationContext(
+        trust_roots=list(material.trust_roots),
+        allow_fetching=False,
+        revocation_mode="soft-fail",
+    )
+    try:
+        cert = sig.signer_cert
+        status = validate_pdf_signature(sig, context)
+    except Exception:  # a forged CMS blob can fail anywhere inside
+        # A flipped byte inside the CMS blob makes it unparseable: the seal is broken.
+        return Verdict(
+            valid=False,
+            intact=False,
+            trusted=False,
+            unmodified=False,
+            certificate="",
+            issuer="",
+            sealed_by_agency=False,
+            signed_at=None,
+            sha256=sha,
+            problem="signature_corrupt",
+        )
+    # Bytes after the CMS blob inside /Contents are zero padding outside the signed range;
+    # readers ignore them, but a changed byte there is still a changed file.
+    raw = bytes(sig.pkcs7_content)
+    padding_clean = _strict_der(raw)
+    intact = bool(status.intact and status.valid and padding_clean)
+    trusted = bool(status.trusted)
+    coverage = status.coverage.name if status.coverage is not None else ""
+    unmodified = coverage == "ENTIRE_FILE" and status.docmdp_ok is not False
+    problem = None
+    if not intact:
+        problem = "content_changed"
+    elif not trusted:
+        problem = "untrusted_certificate"
+    elif not unmodified:
+        problem = "modified_after_sealing"
+    return Verdict(
+        valid=intact and trusted and unmodified,
+        intact=intact,
+        trusted=trusted,
+        unmodified=unmodified,
+        certificate=str(cert.subject.human_friendly),
+        issuer=str(cert.issuer.human_friendly),
+        sealed_by_agency=cert.sha256 == material.signing_cert.sha256,
+        signed_at=status.signer_reported_dt,
+        sha256=sha,
+        problem=problem,
+    )
+
+
+async def verify(data: bytes, material: SealMaterial) -> Verdict:
+    """Verify in a worker thread; cheap checks first so junk costs nothing."""
+    _precheck(data)
+    return await asyncio.to_thread(verify_sync, data, material)
