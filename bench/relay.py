@@ -45,8 +45,9 @@ sys.path.insert(0, str(ROOT))
 
 from signaling.candidates import gather_on  # noqa: E402
 from signaling.client import MediaClient, ToneTrack, pattern_frame  # noqa: E402
+from signaling.negotiation import prefer_relay_codecs  # noqa: E402
 from signaling.packets import route_keyframe_requests  # noqa: E402
-from signaling.relay import RelayConfig, RelayRoom, _prefer_relay_codecs  # noqa: E402
+from signaling.relay import RelayConfig, RelayRoom  # noqa: E402
 
 LOOPBACK = ("127.0.0.1",)
 HANDLE_RTP = "_handle_rtp_packet"  # aiortc 1.16 RTCRtpReceiver, called per RTP packet
@@ -82,7 +83,7 @@ class StandardServer:
             transceiver = pc.addTransceiver(
                 self.relays[pub].subscribe(self.tracks[pub][kind]), direction="sendonly"
             )
-            _prefer_relay_codecs(transceiver)
+            prefer_relay_codecs(transceiver)
         with gather_on(LOOPBACK):
             await pc.setLocalDescription(await pc.createOffer())
         return str(pc.localDescription.sdp)

@@ -46,56 +46,50 @@ layer can show "reconnecting…".
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import av
-from aiortc import (
-    RTCConfiguration,
-    RTCIceServer,
-    RTCPeerConnection,
-    RTCRtpReceiver,
-    RTCSessionDescription,
-)
-from aiortc import sdp as aiortc_sdp
+from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver
 from aiortc.rtcconfiguration import RTCBundlePolicy
-from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
-from signaling.candidates import gather_on, pin_candidates
-from signaling.packets import (
-    PacketSink,
-    PacketTrack,
-    check_aiortc,
-    install_packet_sink,
-    request_keyframe,
-    route_keyframe_requests,
+from signaling.candidates import pin_candidates
+from signaling.negotiation import (
+    KINDS,
+    BadSessionDescriptionError,
+    RelayError,
+    RoomClosedError,
+    UnknownParticipantError,
+    offered_kinds,
+    prefer_relay_codecs,
+    set_local,
+    set_remote,
 )
+from signaling.packets import PacketTrack, check_aiortc, route_keyframe_requests
+from signaling.publication import Publication, PublicationStats
+
+__all__ = [
+    "BadSessionDescriptionError",
+    "EventCallback",
+    "PacketCallback",
+    "Publication",
+    "PublicationStats",
+    "Relay",
+    "RelayConfig",
+    "RelayError",
+    "RelayEvent",
+    "RelayRoom",
+    "RoomClosedError",
+    "Subscription",
+    "UnknownParticipantError",
+]
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("audio", "video")
 PacketCallback = Callable[[str, str, "av.Packet[Any]"], None]
 EventCallback = Callable[["RelayEvent"], None]
-
-
-class RelayError(Exception):
-    """Base of the relay's errors; the message names the room and participant."""
-
-
-class UnknownParticipantError(RelayError):
-    pass
-
-
-class RoomClosedError(RelayError):
-    pass
-
-
-class BadSessionDescriptionError(RelayError):
-    pass
 
 
 @dataclass(frozen=True)
@@ -130,143 +124,6 @@ class RelayEvent:
     """aiortc connection state: new, connecting, connected, failed, closed."""
 
 
-_FRAME_STEP = {"audio": 960, "video": 3000}  # one 20 ms Opus frame / one 30 fps frame
-
-
-@dataclass
-class _Timeline:
-    """Keeps forwarded timestamps monotonic when a publisher reconnects (new RTP origin)."""
-
-    offset: int = 0
-    last: int | None = None
-    rebase: bool = False
-
-    def map(self, kind: str, pts: int) -> int:
-        if self.rebase and self.last is not None:
-            self.offset = self.last + _FRAME_STEP[kind] - pts
-        self.rebase = False
-        out = pts + self.offset
-        self.last = out
-        return out
-
-
-@dataclass
-class PublicationStats:
-    packets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
-    keyframes: int = 0
-    keyframe_requests: int = 0
-
-
-class Publication:
-    """One participant's media as seen by the relay, stable across its reconnects."""
-
-    def __init__(self, room: RelayRoom, participant: str) -> None:
-        self.room = room
-        self.participant = participant
-        self.stats = PublicationStats()
-        self._tracks: dict[str, set[PacketTrack]] = {k: set() for k in KINDS}
-        self._timelines = {k: _Timeline() for k in KINDS}
-        self._gop: list[av.Packet[Any]] = []
-        self._gop_bytes = 0
-        self._video_source: tuple[RTCRtpReceiver, PacketSink] | None = None
-        self._last_request = 0.0
-        self._pending_request: asyncio.TimerHandle | None = None
-        self._keyframe_waiters: list[asyncio.Future[None]] = []
-
-    # -- wiring -------------------------------------------------------------------------
-    def attach_source(self, receivers: dict[str, RTCRtpReceiver]) -> None:
-        """Route a (new) publish connection's receivers into this publication."""
-        self._video_source = None
-        for kind, receiver in receivers.items():
-            self._timelines[kind].rebase = True
-            sink = install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
-            if kind == "video":
-                self._video_source = (receiver, sink)
-
-    def add_track(self, track: PacketTrack) -> None:
-        self._tracks[track.kind].add(track)
-
-    def remove_track(self, track: PacketTrack) -> None:
-        self._tracks[track.kind].discard(track)
-
-    # -- data path ----------------------------------------------------------------------
-    def feed(self, kind: str, packet: av.Packet[Any]) -> None:
-        assert packet.pts is not None
-        packet.pts = packet.dts = self._timelines[kind].map(kind, packet.pts)
-        self.stats.packets[kind] += 1
-        self.stats.bytes[kind] += packet.size
-        if kind == "video":
-            self._remember(packet)
-        for track in self._tracks[kind]:
-            track.offer(packet)
-        if self.room.on_packet is not None:
-            try:
-                self.room.on_packet(self.participant, kind, packet)
-            except Exception:
-                logger.exception("on_packet failed for %s/%s", self.room.room_id, kind)
-
-    def _remember(self, packet: av.Packet[Any]) -> None:
-        if packet.is_keyframe:
-            self.stats.keyframes += 1
-            self._gop = [packet]
-            self._gop_bytes = packet.size
-            for waiter in self._keyframe_waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-            self._keyframe_waiters.clear()
-        elif self._gop:
-            self._gop.append(packet)
-            self._gop_bytes += packet.size
-            if self._gop_bytes > self.room.config.gop_max_bytes:
-                self._gop = []
-                self._gop_bytes = 0
-                self.request_keyframe()
-
-    def latest_video_packets(self) -> list[av.Packet[Any]]:
-        """Copies (safe to decode or mux) of the last key frame and the deltas after it."""
-        return [_copy(p) for p in self._gop]
-
-    async def wait_keyframe(self, within: float) -> list[av.Packet[Any]]:
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._keyframe_waiters.append(waiter)
-        self.request_keyframe()
-        await asyncio.wait_for(waiter, within)
-        return self.latest_video_packets()
-
-    # -- key frames ---------------------------------------------------------------------
-    def request_keyframe(self) -> None:
-        """Ask the publisher for a key frame, at most once per ``keyframe_interval``."""
-        now = time.monotonic()
-        wait = self._last_request + self.room.config.keyframe_interval - now
-        if wait <= 0:
-            self._last_request = now
-            self._send_pli()
-        elif self._pending_request is None:
-            self._pending_request = asyncio.get_running_loop().call_later(wait, self._deferred)
-
-    def _deferred(self) -> None:
-        self._pending_request = None
-        self._last_request = time.monotonic()
-        self._send_pli()
-
-    def _send_pli(self) -> None:
-        if self._video_source is not None:
-            self.stats.keyframe_requests += 1
-            self.room.spawn(request_keyframe(*self._video_source))
-
-    def close(self) -> None:
-        if self._pending_request is not None:
-            self._pending_request.cancel()
-        for tracks in self._tracks.values():
-            for track in list(tracks):
-                track.stop()
-            tracks.clear()
-        for waiter in self._keyframe_waiters:
-            waiter.cancel()
-        self._video_source = None
-
-
 class Subscription:
     """Server-offered connection carrying one publisher's audio and video to one subscriber."""
 
@@ -279,7 +136,7 @@ class Subscription:
         for kind in KINDS:
             track = PacketTrack(kind, room.config.queue_packets, publication.request_keyframe)
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
-            _prefer_relay_codecs(transceiver)
+            prefer_relay_codecs(transceiver)
             route_keyframe_requests(transceiver.sender, publication.request_keyframe)
             publication.add_track(track)
             self.tracks[kind] = track
@@ -291,15 +148,15 @@ class Subscription:
             for track in self.tracks.values():
                 track.activate()
         self.room.emit(self.subscriber, self.publication.participant, state)
-        if state == "failed":
-            self.room.spawn(self.room.unsubscribe(self.subscriber, self.publication.participant))
+        if state in ("failed", "closed"):
+            self.room.spawn(self.room.forget(self))
 
     async def create_offer(self) -> str:
-        await _set_local(self.pc, await self.pc.createOffer(), self.room.config)
+        await set_local(self.pc, await self.pc.createOffer(), self.room.config.host_addresses)
         return pin_candidates(self.pc.localDescription.sdp, self.room.config.public_address)
 
     async def accept_answer(self, sdp: str) -> None:
-        await _set_remote(self.pc, sdp, "answer", self.room.room_id, self.subscriber)
+        await set_remote(self.pc, sdp, "answer", self.room.room_id, self.subscriber)
 
     async def close(self) -> None:
         for track in self.tracks.values():
@@ -337,15 +194,15 @@ class RelayRoom:
         previous = self._publish_pcs.pop(participant, None)
         if previous is not None:
             await previous.close()
-        kinds = _offered_kinds(offer_sdp, self.room_id, participant)
+        kinds = offered_kinds(offer_sdp, self.room_id, participant)
         pc = RTCPeerConnection(self.config.rtc_configuration())
         # Pre-created transceivers take the offer's first audio and video m-lines and
         # restrict them to what we can forward as is. (Only for kinds that are offered:
         # aiortc 1.16 fails to answer with a transceiver that matched no m-line.)
         for kind in kinds:
-            _prefer_relay_codecs(pc.addTransceiver(kind, direction="recvonly"))
+            prefer_relay_codecs(pc.addTransceiver(kind, direction="recvonly"))
         try:
-            await _set_remote(pc, offer_sdp, "offer", self.room_id, participant)
+            await set_remote(pc, offer_sdp, "offer", self.room_id, participant)
             receivers: dict[str, RTCRtpReceiver] = {}
             for transceiver in pc.getTransceivers():
                 kind = transceiver.kind
@@ -356,7 +213,7 @@ class RelayRoom:
             if publication is None:
                 publication = self._publications[participant] = Publication(self, participant)
             publication.attach_source(receivers)
-            await _set_local(pc, await pc.createAnswer(), self.config)
+            await set_local(pc, await pc.createAnswer(), self.config.host_addresses)
         except Exception:
             await pc.close()
             raise
@@ -413,6 +270,13 @@ class RelayRoom:
         subscription = self._subscriptions.pop((subscriber, publisher), None)
         if subscription is not None:
             await subscription.close()
+
+    async def forget(self, subscription: Subscription) -> None:
+        """Drop a subscription whose connection failed or closed, unless already replaced."""
+        key = (subscription.subscriber, subscription.publication.participant)
+        if self._subscriptions.get(key) is subscription:
+            del self._subscriptions[key]
+        await subscription.close()
 
     # -- evidence -----------------------------------------------------------------------
     async def request_keyframe(self, participant: str) -> None:
@@ -517,66 +381,3 @@ class Relay:
     async def close(self) -> None:
         for room_id in list(self._rooms):
             await self.close_room(room_id)
-
-
-def _copy(packet: av.Packet[Any]) -> av.Packet[Any]:
-    copy = av.Packet(bytes(packet))
-    copy.pts = copy.dts = packet.pts
-    copy.time_base = packet.time_base
-    copy.is_keyframe = packet.is_keyframe
-    return copy
-
-
-def _prefer_relay_codecs(transceiver: RTCRtpTransceiver) -> None:
-    """VP8 (+RTX) for video and Opus for audio: the only codecs forwarded and recorded."""
-    wanted = {"video": ("video/vp8", "video/rtx"), "audio": ("audio/opus",)}[transceiver.kind]
-    capabilities = RTCRtpReceiver.getCapabilities(transceiver.kind)
-    assert capabilities is not None
-    transceiver.setCodecPreferences(
-        [c for c in capabilities.codecs if c.mimeType.lower() in wanted]
-    )
-
-
-def _offered_kinds(sdp: str, room_id: str, participant: str) -> list[str]:
-    """Media kinds of an offer, in KINDS order; refuses anything that is not an A/V offer."""
-    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise BadSessionDescriptionError(f"room {room_id}: {participant} sent no SDP offer")
-    try:
-        description = aiortc_sdp.SessionDescription.parse(sdp)
-    except Exception as exc:  # the parser raises whatever a malformed line provokes
-        raise BadSessionDescriptionError(
-            f"room {room_id}: {participant}'s SDP offer does not parse: {exc}"
-        ) from exc
-    kinds = [k for k in KINDS if any(m.kind == k for m in description.media)]
-    if not kinds:
-        raise BadSessionDescriptionError(
-            f"room {room_id}: {participant}'s SDP offer has no audio or video"
-        )
-    return kinds
-
-
-async def _set_remote(
-    pc: RTCPeerConnection, sdp: str, kind: str, room_id: str, participant: str
-) -> None:
-    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise BadSessionDescriptionError(f"room {room_id}: {participant} sent no SDP {kind}")
-    try:
-        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
-    except (ValueError, LookupError, TypeError) as exc:
-        raise BadSessionDescriptionError(
-            f"room {room_id}: {participant}'s SDP {kind} was refused: {exc}"
-        ) from exc
-    except Exception as exc:  # aiortc raises its own InvalidStateError/OperationError
-        if type(exc).__module__.startswith("aiortc"):
-            raise BadSessionDescriptionError(
-                f"room {room_id}: {participant}'s SDP {kind} was refused: {exc}"
-            ) from exc
-        raise
-
-
-async def _set_local(
-    pc: RTCPeerConnection, description: RTCSessionDescription, config: RelayConfig
-) -> None:
-    # aiortc gathers candidates inside setLocalDescription (half-trickle).
-    with gather_on(config.host_addresses):
-        await pc.setLocalDescription(description)

@@ -1,0 +1,90 @@
+"""SDP handling shared by the relay's connections: codec choice, validation, gathering.
+
+Errors raised here (and by the relay) form one tree under :class:`RelayError`; the
+messages name the room and the participant so that a log line is enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
+from aiortc import sdp as aiortc_sdp
+from aiortc.rtcrtptransceiver import RTCRtpTransceiver
+
+from signaling.candidates import gather_on
+
+KINDS = ("audio", "video")
+
+
+class RelayError(Exception):
+    """Base of the relay's errors; the message names the room and participant."""
+
+
+class UnknownParticipantError(RelayError):
+    pass
+
+
+class RoomClosedError(RelayError):
+    pass
+
+
+class BadSessionDescriptionError(RelayError):
+    pass
+
+
+def prefer_relay_codecs(transceiver: RTCRtpTransceiver) -> None:
+    """VP8 (+RTX) for video and Opus for audio: the only codecs forwarded and recorded."""
+    wanted = {"video": ("video/vp8", "video/rtx"), "audio": ("audio/opus",)}[transceiver.kind]
+    capabilities = RTCRtpReceiver.getCapabilities(transceiver.kind)
+    assert capabilities is not None
+    transceiver.setCodecPreferences(
+        [c for c in capabilities.codecs if c.mimeType.lower() in wanted]
+    )
+
+
+def offered_kinds(sdp: str, room_id: str, participant: str) -> list[str]:
+    """Media kinds of an offer, in KINDS order; refuses anything that is not an A/V offer."""
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise BadSessionDescriptionError(f"room {room_id}: {participant} sent no SDP offer")
+    try:
+        description = aiortc_sdp.SessionDescription.parse(sdp)
+    except Exception as exc:  # the parser raises whatever a malformed line provokes
+        raise BadSessionDescriptionError(
+            f"room {room_id}: {participant}'s SDP offer does not parse: {exc}"
+        ) from exc
+    kinds = [k for k in KINDS if any(m.kind == k for m in description.media)]
+    if not kinds:
+        raise BadSessionDescriptionError(
+            f"room {room_id}: {participant}'s SDP offer has no audio or video"
+        )
+    return kinds
+
+
+async def set_remote(
+    pc: RTCPeerConnection, sdp: str, kind: str, room_id: str, participant: str
+) -> None:
+    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
+        raise BadSessionDescriptionError(f"room {room_id}: {participant} sent no SDP {kind}")
+    try:
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type=kind))
+    except (ValueError, LookupError, TypeError) as exc:
+        raise BadSessionDescriptionError(
+            f"room {room_id}: {participant}'s SDP {kind} was refused: {exc}"
+        ) from exc
+    except Exception as exc:  # aiortc raises its own InvalidStateError/OperationError
+        if type(exc).__module__.startswith("aiortc"):
+            raise BadSessionDescriptionError(
+                f"room {room_id}: {participant}'s SDP {kind} was refused: {exc}"
+            ) from exc
+        raise
+
+
+async def set_local(
+    pc: RTCPeerConnection,
+    description: RTCSessionDescription,
+    host_addresses: Sequence[str] | None,
+) -> None:
+    # aiortc gathers candidates inside setLocalDescription (half-trickle).
+    with gather_on(host_addresses):
+        await pc.setLocalDescription(description)

@@ -1,0 +1,169 @@
+"""One participant's published media inside the relay: fan-out, key frames, snapshots.
+
+A :class:`Publication` outlives the participant's publish connections (a reconnect
+attaches a new one), so subscriptions to it survive; see ``signaling/relay.py``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import av
+from aiortc import RTCRtpReceiver
+
+from signaling.negotiation import KINDS
+from signaling.packets import PacketSink, PacketTrack, install_packet_sink, request_keyframe
+
+if TYPE_CHECKING:
+    from signaling.relay import RelayRoom
+
+logger = logging.getLogger(__name__)
+
+_FRAME_STEP = {"audio": 960, "video": 3000}  # one 20 ms Opus frame / one 30 fps frame
+
+
+@dataclass
+class _Timeline:
+    """Keeps forwarded timestamps monotonic when a publisher reconnects (new RTP origin)."""
+
+    offset: int = 0
+    last: int | None = None
+    rebase: bool = False
+
+    def map(self, kind: str, pts: int) -> int:
+        if self.rebase and self.last is not None:
+            self.offset = self.last + _FRAME_STEP[kind] - pts
+        self.rebase = False
+        out = pts + self.offset
+        self.last = out
+        return out
+
+
+@dataclass
+class PublicationStats:
+    packets: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    bytes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
+    keyframes: int = 0
+    keyframe_requests: int = 0
+
+
+class Publication:
+    """One participant's media as seen by the relay, stable across its reconnects."""
+
+    def __init__(self, room: RelayRoom, participant: str) -> None:
+        self.room = room
+        self.participant = participant
+        self.stats = PublicationStats()
+        self._tracks: dict[str, set[PacketTrack]] = {k: set() for k in KINDS}
+        self._timelines = {k: _Timeline() for k in KINDS}
+        self._gop: list[av.Packet[Any]] = []
+        self._gop_bytes = 0
+        self._video_source: tuple[RTCRtpReceiver, PacketSink] | None = None
+        self._last_request = 0.0
+        self._pending_request: asyncio.TimerHandle | None = None
+        self._keyframe_waiters: list[asyncio.Future[None]] = []
+
+    # -- wiring -------------------------------------------------------------------------
+    def attach_source(self, receivers: dict[str, RTCRtpReceiver]) -> None:
+        """Route a (new) publish connection's receivers into this publication."""
+        self._video_source = None
+        for kind, receiver in receivers.items():
+            self._timelines[kind].rebase = True
+            sink = install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
+            if kind == "video":
+                self._video_source = (receiver, sink)
+
+    def add_track(self, track: PacketTrack) -> None:
+        self._tracks[track.kind].add(track)
+
+    def remove_track(self, track: PacketTrack) -> None:
+        self._tracks[track.kind].discard(track)
+
+    # -- data path ----------------------------------------------------------------------
+    def feed(self, kind: str, packet: av.Packet[Any]) -> None:
+        assert packet.pts is not None
+        packet.pts = packet.dts = self._timelines[kind].map(kind, packet.pts)
+        self.stats.packets[kind] += 1
+        self.stats.bytes[kind] += packet.size
+        if kind == "video":
+            self._remember(packet)
+        for track in self._tracks[kind]:
+            track.offer(packet)
+        if self.room.on_packet is not None:
+            try:
+                self.room.on_packet(self.participant, kind, packet)
+            except Exception:
+                logger.exception("on_packet failed for %s/%s", self.room.room_id, kind)
+
+    def _remember(self, packet: av.Packet[Any]) -> None:
+        if packet.is_keyframe:
+            self.stats.keyframes += 1
+            self._gop = [packet]
+            self._gop_bytes = packet.size
+            for waiter in self._keyframe_waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+            self._keyframe_waiters.clear()
+        elif self._gop:
+            self._gop.append(packet)
+            self._gop_bytes += packet.size
+            if self._gop_bytes > self.room.config.gop_max_bytes:
+                self._gop = []
+                self._gop_bytes = 0
+                self.request_keyframe()
+
+    def latest_video_packets(self) -> list[av.Packet[Any]]:
+        """Copies (safe to decode or mux) of the last key frame and the deltas after it."""
+        return [copy_packet(p) for p in self._gop]
+
+    async def wait_keyframe(self, within: float) -> list[av.Packet[Any]]:
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._keyframe_waiters.append(waiter)
+        self.request_keyframe()
+        await asyncio.wait_for(waiter, within)
+        return self.latest_video_packets()
+
+    # -- key frames ---------------------------------------------------------------------
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a key frame, at most once per ``keyframe_interval``."""
+        now = time.monotonic()
+        wait = self._last_request + self.room.config.keyframe_interval - now
+        if wait <= 0:
+            self._last_request = now
+            self._send_pli()
+        elif self._pending_request is None:
+            self._pending_request = asyncio.get_running_loop().call_later(wait, self._deferred)
+
+    def _deferred(self) -> None:
+        self._pending_request = None
+        self._last_request = time.monotonic()
+        self._send_pli()
+
+    def _send_pli(self) -> None:
+        if self._video_source is not None:
+            self.stats.keyframe_requests += 1
+            self.room.spawn(request_keyframe(*self._video_source))
+
+    def close(self) -> None:
+        if self._pending_request is not None:
+            self._pending_request.cancel()
+        for tracks in self._tracks.values():
+            for track in list(tracks):
+                track.stop()
+            tracks.clear()
+        for waiter in self._keyframe_waiters:
+            waiter.cancel()
+        self._video_source = None
+
+
+def copy_packet(packet: av.Packet[Any]) -> av.Packet[Any]:
+    copy = av.Packet(bytes(packet))
+    copy.pts = copy.dts = packet.pts
+    copy.time_base = packet.time_base
+    copy.is_keyframe = packet.is_keyframe
+    return copy
