@@ -1,7 +1,7 @@
 """evidence: recordings, snapshots, locations, checklist, decisions, sites
 
 Revision ID: 0005
-Revises: 0004
+Revises: 0003
 Create Date: 2026-11-22 05:19:32.583673
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import server.db.types
 
 revision = "0005"
-down_revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
