@@ -313,3 +313,35 @@ def test_snapshot_helper_sizes() -> None:
             ).original
         )
     ).size == (320, 240)
+
+
+async def test_export_includes_letters_from_the_timeline(
+    db: Db, blobs: BlobStore, tmp_path: Path
+) -> None:
+    from server.cases.timeline import append_event
+
+    case_id = await new_case(db)
+    ref = await blobs.put(b"%PDF-1.7 signed letter", suffix=".pdf", kind="letter")
+    async with db() as session, session.begin():
+        case = await session.get(Case, case_id)
+        assert case is not None
+        await append_event(
+            session,
+            case,
+            kind="letter.signed",
+            actor=INSPECTOR,
+            data={"letter_id": 1, "blobs": [{"key": ref.key, "sha256": ref.sha256}]},
+        )
+    target = tmp_path / "letters.zip"
+    manifest = await export_case(
+        db, blobs, case_id, target=target, timezone="Asia/Shanghai", now=dt.datetime.now(dt.UTC)
+    )
+    assert manifest["letters"] == [
+        {
+            "kind": "letter.signed",
+            "seq": 1,
+            "file": f"letters/{ref.sha256}.pdf",
+            "sha256": ref.sha256,
+        }
+    ]
+    assert verify_bundle(target).ok
