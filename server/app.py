@@ -13,7 +13,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from recordings.blobs import BlobStore
-from server import booking, letters, ops, pages
+from server import booking, evidence, letters, ops, pages
 from server.accounts import handlers as account_handlers
 from server.accounts.sms import OutboxSender
 from server.appkeys import (
@@ -46,6 +46,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 # Domains plug in here: each exposes ``setup(app)`` that adds routes, API docs and contexts.
 DOMAINS: list[Callable[[web.Application], None]] = [
     booking.setup,
+    evidence.setup,
     letters.setup,
     live_handlers.setup,
 ]

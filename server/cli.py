@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from recordings import cli_verify
 from server import logs
 from server.settings import Settings, SettingsError
 from signaling import cli_join
@@ -22,6 +23,7 @@ log = logging.getLogger("yunkan.cli")
 # Domains add sub-commands here: each is ``add_parser(subparsers)`` and sets ``func``.
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], object]] = [
     cli_join.add_parser,
+    cli_verify.add_parser,
 ]
 
 

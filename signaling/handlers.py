@@ -37,6 +37,7 @@ from server.cases.access import readable_case
 from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.errors import NotFoundError, PermissionDeniedError
+from server.evidence.recording import file_live_location, file_room_recordings
 from server.http.requests import int_param, require_principal, require_staff
 from server.openapi import ApiRoutes, read_json
 from server.settings import Settings
@@ -174,23 +175,9 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         results = tape.close()
         if case_id is None or not results:
             return
-        async with sessions() as session, session.begin():
-            for participant, result in results:
-                await append_event(
-                    session,
-                    case_id,
-                    kind="live.recording",
-                    data={
-                        "room": room_id,
-                        "participant": participant,
-                        "path": str(result.path.relative_to(settings.data_dir)),
-                        "size": result.size,
-                        "sha256": result.sha256,
-                        "duration": round(result.duration, 3),
-                        "video_packets": result.video_packets,
-                        "audio_packets": result.audio_packets,
-                    },
-                )
+        # Filed as evidence: moved into the blob store, a recording row and a
+        # ``recording.finished`` event carrying the file's hash (verify and export see it).
+        await file_room_recordings(app, room_id, case_id, results)
 
     async def record(room: Room, kind: str, actor: str | None, data: dict[str, Any]) -> None:
         case_id = case_ids.get(room.id)
@@ -206,6 +193,10 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
                 actor=principal,
                 data={"room": room.id, "participant": actor, **data},
             )
+        if kind == "live.response" and data.get("kind") == "location" and principal is not None:
+            # The applicant's answer to "share location" goes on the case's location record
+            # too, where the distance from the site is computed and flagged.
+            await file_live_location(app, case_id, principal, actor or "", data)
 
     async def notify(message: dict[str, Any]) -> None:
         await bus.publish("live:arrivals", message)

@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from server.appkeys import BUS, DB, SETTINGS
+from server.appkeys import BLOBS, BUS, DB
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import verify_case
 from server.settings import Settings
@@ -178,11 +178,13 @@ async def test_session_is_recorded_per_participant_and_filed_in_the_case(
     await applicant.wait_state("ended")
     await inspector.wait_state("ended")
 
-    recorded = [e for e in await _events(live) if e.kind == "live.recording"]
+    # Filed as evidence (server.evidence.recording): in the blob store, hash on the event.
+    recorded = [e for e in await _events(live) if e.kind == "recording.finished"]
     assert [e.data["participant"] for e in recorded] == ["applicant-2"]
     info = recorded[0].data
-    path = live.app[SETTINGS].data_dir / info["path"]
-    assert path.stat().st_size == info["size"] and info["duration"] > 1.0
+    (blob,) = info["blobs"]
+    path = live.app[BLOBS].path(blob["key"])
+    assert path.stat().st_size == info["size"] and info["duration_s"] > 1.0
     with av.open(str(path)) as container:
         video = container.streams.video[0]
         assert (video.codec_context.width, video.codec_context.height) == (640, 480)

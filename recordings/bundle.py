@@ -1,0 +1,222 @@
+"""Case export bundle: one ZIP that can be checked without the server.
+
+Layout::
+
+    manifest.json            case, files (name, kind, sha256, size), timeline, letters
+    report.pdf               the inspection report (listed in the manifest like any file)
+    media/...                snapshots, annotated images, recordings
+    letters/...              signed letters (PDF)
+
+``verify_bundle`` re-hashes every listed file, refuses files that are not listed,
+re-computes the timeline hash chain and reports the *first* break in a stable order
+(files in manifest order, then the chain), so two people checking the same bundle get
+the same answer. The manifest itself is not signed: a forger who rewrites files,
+manifest and every event hash consistently produces a self-consistent bundle. The anchor
+against that is the timeline's head hash, printed in the report and comparable with
+``yunkan verify case`` on the server; the letters carry their own PDF signatures.
+
+Files are streamed in and out in 1 MiB chunks so an hour of recording does not sit in
+memory; media that is already compressed is stored, not deflated again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from recordings.errors import BundleError
+from recordings.integrity import ChainBreak, verify_chain
+
+FORMAT = "yunkan-case-bundle/1"
+MANIFEST = "manifest.json"
+CHUNK = 1 << 20
+_STORED_SUFFIXES = {".jpg", ".jpeg", ".png", ".webm", ".mkv", ".pdf", ".zip"}
+
+
+@dataclass(frozen=True, slots=True)
+class BundleFile:
+    """One file to export. ``sha256`` is the hash on record; a mismatch aborts the export."""
+
+    name: str
+    kind: str
+    source: Path | bytes
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    where: str  # "file media/x.png", "timeline seq 4", "manifest"
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.what}"
+
+
+@dataclass(slots=True)
+class BundleReport:
+    case_number: str | None = None
+    files_checked: int = 0
+    events_checked: int = 0
+    head_hash: str | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_break(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "case_number": self.case_number,
+            "files_checked": self.files_checked,
+            "events_checked": self.events_checked,
+            "head_hash": self.head_hash,
+            "first_break": str(self.first_break) if self.first_break else None,
+            "problems": [str(p) for p in self.problems],
+        }
+
+
+def _check_name(name: str) -> None:
+    parts = name.split("/")
+    if not name or name.startswith("/") or ".." in parts or "\\" in name or name == MANIFEST:
+        raise ValueError(f"unsafe or reserved bundle path: {name!r}")
+
+
+def _chunks(source: Path | bytes) -> Iterable[bytes]:
+    if isinstance(source, bytes):
+        yield source
+        return
+    with source.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            yield chunk
+
+
+def write_bundle(
+    target: Path | IO[bytes],
+    *,
+    case: Mapping[str, Any],
+    files: Sequence[BundleFile],
+    events: Sequence[Mapping[str, Any]],
+    letters: Sequence[Mapping[str, Any]] = (),
+    exported_at: str,
+) -> dict[str, Any]:
+    """Write the ZIP and return its manifest.
+
+    A file whose bytes no longer match the hash on record raises ``BundleError``: an export
+    must never launder a tampered blob into a bundle that then verifies as consistent.
+    """
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    with zipfile.ZipFile(target, "w", compression=zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for item in files:
+            _check_name(item.name)
+            if item.name in seen:
+                raise ValueError(f"duplicate bundle path: {item.name}")
+            seen.add(item.name)
+            stored = Path(item.name).suffix.lower() in _STORED_SUFFIXES
+            info = zipfile.ZipInfo(item.name, date_time=(2020, 1, 1, 0, 0, 0))
+            info.compress_type = zipfile.ZIP_STORED if stored else zipfile.ZIP_DEFLATED
+            digest = hashlib.sha256()
+            size = 0
+            with zf.open(info, "w", force_zip64=True) as out:
+                for chunk in _chunks(item.source):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            sha = digest.hexdigest()
+            if item.sha256 is not None and item.sha256 != sha:
+                raise BundleError(
+                    message="%(name)s: stored file does not match its recorded SHA-256",
+                    params={"name": item.name},
+                )
+            entries.append({"name": item.name, "kind": item.kind, "sha256": sha, "size": size})
+        manifest = {
+            "format": FORMAT,
+            "case": dict(case),
+            "exported_at": exported_at,
+            "files": entries,
+            "timeline": {
+                "events": [dict(e) for e in events],
+                "head": events[-1]["hash"] if events else None,
+            },
+            "letters": [dict(letter) for letter in letters],
+        }
+        body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True)
+        zf.writestr(MANIFEST, body.encode())
+    return manifest
+
+
+def _hash_member(zf: zipfile.ZipFile, name: str) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with zf.open(name) as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def _describe(brk: ChainBreak) -> Problem:
+    return Problem(f"timeline seq {brk.seq}", brk.reason)
+
+
+def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
+    """Check a bundle offline; every problem is collected, the first one is the break."""
+    report = BundleReport()
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BundleError(message="Not a ZIP file") from exc
+    with zf:
+        try:
+            manifest = json.loads(zf.read(MANIFEST))
+        except KeyError:
+            raise BundleError(message="The bundle has no manifest.json") from None
+        except (ValueError, zipfile.BadZipFile) as exc:
+            raise BundleError(message="manifest.json is unreadable") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise BundleError(
+                message="Unknown bundle format (expected %(format)s)", params={"format": FORMAT}
+            )
+        report.case_number = str(manifest.get("case", {}).get("number") or "") or None
+        present = {i.filename for i in zf.infolist() if not i.is_dir()}
+        listed: set[str] = set()
+        for entry in manifest.get("files", []):
+            name = str(entry.get("name"))
+            listed.add(name)
+            where = f"file {name}"
+            if name not in present:
+                report.problems.append(Problem(where, "listed in the manifest but missing"))
+                continue
+            try:
+                sha, size = _hash_member(zf, name)
+            except (zipfile.BadZipFile, OSError) as exc:
+                report.problems.append(Problem(where, f"unreadable: {exc}"))
+                continue
+            report.files_checked += 1
+            if size != entry.get("size"):
+                report.problems.append(
+                    Problem(where, f"size {size} differs from manifest {entry.get('size')}")
+                )
+            elif sha != entry.get("sha256"):
+                report.problems.append(Problem(where, "SHA-256 differs from the manifest"))
+        for name in sorted(present - listed - {MANIFEST}):
+            report.problems.append(Problem(f"file {name}", "not listed in the manifest"))
+        timeline = manifest.get("timeline") or {}
+        events = timeline.get("events") or []
+        report.events_checked = len(events)
+        report.head_hash = timeline.get("head")
+        breaks = verify_chain(report.case_number or "", events)
+        report.problems.extend(_describe(b) for b in breaks)
+        if events and not breaks and events[-1].get("hash") != report.head_hash:
+            report.problems.append(Problem("timeline head", "differs from the last event's hash"))
+    return report

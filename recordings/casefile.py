@@ -1,0 +1,400 @@
+"""The case file: what each role may see of a case, its verification and its export.
+
+One function builds the view for both the API and the pages, so the JSON and the HTML
+can never disagree about what an applicant may see. Staff see everything. The applicant
+sees the case, the snapshots as watermarked, the checklist, the decision, letters, their
+own location fixes (without the distance flag, an internal assessment) and the timeline
+without internal event kinds; recordings and original frames are staff-only.
+
+The export collects every blob the timeline references (snapshots, annotations,
+recordings, letters — whatever a domain recorded under ``data["blobs"]``), so a domain
+that records its files on the timeline is exported without this module knowing it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime as dt
+import hashlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import column, inspect, select, table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from recordings.blobs import BlobStore
+from recordings.bundle import BundleFile, write_bundle
+from recordings.errors import BundleError
+from recordings.integrity import export_event
+from recordings.models import ChecklistResult, Decision, Location, Recording, Snapshot
+from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
+from server.accounts.models import Applicant
+from server.accounts.principal import Principal
+from server.booking.models import Appointment
+from server.cases.models import Case, CaseEvent
+from server.cases.timeline import Break, VerifyReport, load_events, verify_case
+from server.errors import NotFoundError
+
+# Timeline kinds an applicant does not see (internal assessments and housekeeping).
+STAFF_ONLY_KINDS = ("location.shared", "recording.", "site.", "case.hold")
+
+_FOLDERS = {
+    "snapshot.taken": "media/snapshots",
+    "snapshot.annotated": "media/annotated",
+    "recording.finished": "media/recordings",
+}
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _snapshot(shot: Snapshot, staff: bool) -> dict[str, Any]:
+    base = f"/api/v1/snapshots/{shot.id}"
+    out: dict[str, Any] = {
+        "id": shot.id,
+        "session": shot.session_ref,
+        "checklist_item": shot.checklist_item,
+        "taken_by": shot.taken_by_name,
+        "taken_at": _iso(shot.taken_at),
+        "width": shot.width,
+        "height": shot.height,
+        "watermarked": {"url": f"{base}/watermarked", "sha256": shot.watermarked_sha256},
+        "annotated": (
+            {"url": f"{base}/annotated", "sha256": shot.annotated_sha256}
+            if shot.annotated_key
+            else None
+        ),
+        "location": (
+            {"lat": shot.lat, "lon": shot.lon, "accuracy_m": shot.accuracy_m}
+            if shot.lat is not None
+            else None
+        ),
+    }
+    if staff:
+        out["original"] = {"url": f"{base}/original", "sha256": shot.original_sha256}
+    return out
+
+
+def _location(row: Location, staff: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "lat": row.lat,
+        "lon": row.lon,
+        "accuracy_m": row.accuracy_m,
+        "at": _iso(row.at),
+    }
+    if staff:
+        out.update(distance_m=row.distance_m, threshold_m=row.threshold_m, flagged=row.flagged)
+    return out
+
+
+def _sessions(events: Sequence[CaseEvent]) -> set[str]:
+    """Live sessions (rooms) the timeline mentions: recordings and live events carry them."""
+    found: set[str] = set()
+    for event in events:
+        for key in ("session", "room"):
+            value = event.data.get(key)
+            if isinstance(value, str) and value:
+                found.add(value)
+    return found
+
+
+def visible_event(kind: str, staff: bool) -> bool:
+    return staff or not kind.startswith(STAFF_ONLY_KINDS)
+
+
+def timeline_view(events: list[CaseEvent], staff: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "seq": e.seq,
+            "kind": e.kind,
+            "actor": e.actor_name,
+            "at": _iso(e.created_at),
+            "data": e.data if staff else {k: v for k, v in e.data.items() if k != "blobs"},
+            "hash": e.hash,
+        }
+        for e in events
+        if visible_event(e.kind, staff)
+    ]
+
+
+async def case_file(session: AsyncSession, case: Case, principal: Principal) -> dict[str, Any]:
+    """The case as ``principal`` may see it (access was checked by the caller)."""
+    staff = principal.is_staff
+    shots = (
+        await session.scalars(
+            select(Snapshot).where(Snapshot.case_id == case.id).order_by(Snapshot.id)
+        )
+    ).all()
+    checklist = (
+        await session.scalars(
+            select(ChecklistResult)
+            .where(ChecklistResult.case_id == case.id)
+            .order_by(ChecklistResult.id)
+        )
+    ).all()
+    decision = await session.scalar(
+        select(Decision).where(Decision.case_id == case.id).order_by(Decision.id.desc()).limit(1)
+    )
+    loc_query = select(Location).where(Location.case_id == case.id).order_by(Location.id)
+    if not staff:
+        loc_query = loc_query.where(
+            Location.principal_kind == principal.kind, Location.principal_id == principal.id
+        )
+    locations = (await session.scalars(loc_query)).all()
+    events = await load_events(session, case.id)
+    appointments = (
+        await session.scalars(
+            select(Appointment)
+            .where(Appointment.case_id == case.id)
+            .order_by(Appointment.starts_at)
+        )
+    ).all()
+    out: dict[str, Any] = {
+        "id": case.id,
+        "number": case.number,
+        "title": case.title,
+        "status": case.status,
+        "matter_id": case.matter_id,
+        "created_at": _iso(case.created_at),
+        "appointments": [
+            {
+                "id": a.id,
+                "starts_at": _iso(a.starts_at),
+                "ends_at": _iso(a.ends_at),
+                "status": a.status,
+                "site_address": a.site_address,
+            }
+            for a in appointments
+        ],
+        "sessions": sorted({s.session_ref for s in shots} | _sessions(events)),
+        "snapshots": [_snapshot(s, staff) for s in shots],
+        "checklist": [
+            {
+                "item": c.item,
+                "result": c.result,
+                "note": c.note,
+                "snapshot_ids": c.snapshot_ids,
+                "by": c.by_name,
+                "at": _iso(c.at),
+            }
+            for c in checklist
+        ],
+        "decision": (
+            {
+                "outcome": decision.outcome,
+                "requirements": decision.requirements,
+                "deadline": decision.deadline.isoformat() if decision.deadline else None,
+                "by": decision.decided_by_name,
+                "at": _iso(decision.decided_at),
+            }
+            if decision
+            else None
+        ),
+        "locations": [_location(loc, staff) for loc in locations],
+        "letters": [
+            {"kind": e.kind, "at": _iso(e.created_at), "blobs": e.data.get("blobs", [])}
+            for e in events
+            if e.kind.startswith("letter.") and e.data.get("blobs")
+        ],
+        "timeline": timeline_view(events, staff),
+    }
+    if staff:
+        recs = (
+            await session.scalars(
+                select(Recording).where(Recording.case_id == case.id).order_by(Recording.id)
+            )
+        ).all()
+        out["legal_hold"] = case.legal_hold
+        out["head_hash"] = case.head_hash
+        out["recordings"] = [
+            {
+                "id": r.id,
+                "session": r.session_ref,
+                "participant": r.participant,
+                "role": r.participant_role,
+                "status": r.status,
+                "duration_s": r.duration_s,
+                "size": r.size,
+                "sha256": r.sha256,
+                "started_at": _iso(r.started_at),
+                "ended_at": _iso(r.ended_at),
+                "url": f"/api/v1/recordings/{r.id}/media" if r.status == "finished" else None,
+            }
+            for r in recs
+        ]
+    return out
+
+
+async def verify(session: AsyncSession, case: Case, blobs: BlobStore) -> VerifyReport:
+    """``verify_case`` minus the files that retention removed on the record.
+
+    A purged recording's blob is gone by design; its ``recording.purged`` event (itself on
+    the chain) explains why, so that absence is not a break. Any other missing or changed
+    blob still is.
+    """
+    report = await verify_case(session, case, blobs)
+    events = await load_events(session, case.id)
+    purged = {str(e.data.get("key")) for e in events if e.kind == "recording.purged"}
+    report.breaks = [b for b in report.breaks if not _is_purged(b, purged)]
+    return report
+
+
+def _is_purged(brk: Break, purged: set[str]) -> bool:
+    return any(brk.reason == f"blob {key}: missing" for key in purged)
+
+
+def _folder(kind: str) -> str:
+    if kind.startswith("letter."):
+        return "letters"
+    return _FOLDERS.get(kind, "files")
+
+
+async def export_case(
+    db: async_sessionmaker[AsyncSession],
+    blobs: BlobStore,
+    case_id: int,
+    *,
+    target: Path,
+    timezone: str,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """Write the case bundle to ``target`` and return its manifest (access checked by caller).
+
+    The database is read in one short session and closed before any file is read or the
+    ZIP written: on SQLite every transaction holds the write lock, and an export of an hour
+    of recordings must not stop the service from booking or snapshotting meanwhile.
+    """
+    async with db() as session:
+        case = await session.get(Case, case_id)
+        if case is None:
+            raise NotFoundError()
+        events = await load_events(session, case.id)
+        view = await case_file(
+            session, case, Principal(kind="staff", id=0, role="admin", name="export")
+        )
+        report, shots = await _report_inputs(
+            session, case, view, now.astimezone(ZoneInfo(timezone))
+        )
+        case_info = {"number": case.number, "title": case.title, "status": case.status}
+        exported = [export_event(e) for e in events]
+    purged = {str(e["data"].get("key")) for e in exported if e["kind"] == "recording.purged"}
+    files: list[BundleFile] = []
+    seen: set[str] = set()
+    letters: list[dict[str, Any]] = []
+    for event in exported:
+        for ref in event["data"].get("blobs", []):
+            key, sha = str(ref.get("key")), str(ref.get("sha256"))
+            if key in seen or key in purged:
+                continue
+            seen.add(key)
+            name = f"{_folder(event['kind'])}/{key.rsplit('/', 1)[-1]}"
+            files.append(BundleFile(name, event["kind"], blobs.path(key), sha))
+            if event["kind"].startswith("letter."):
+                letters.append(
+                    {"kind": event["kind"], "seq": event["seq"], "file": name, "sha256": sha}
+                )
+    snapshots = []
+    for key, sha, caption in shots:
+        jpeg = await blobs.read(key)
+        if hashlib.sha256(jpeg).hexdigest() != sha:
+            # Never print a tampered picture into the report; the bundle would refuse it too.
+            raise BundleError(
+                message="%(name)s: stored file does not match its recorded SHA-256",
+                params={"name": key},
+            )
+        snapshots.append(ReportSnapshot(caption=caption, jpeg=jpeg, sha256=sha))
+    data = dataclasses.replace(report, snapshots=snapshots, files=[f.name for f in files])
+    pdf = await asyncio.to_thread(render_report, data)
+    files.append(BundleFile("report.pdf", "report", pdf))
+    return await asyncio.to_thread(
+        write_bundle,
+        target,
+        case=case_info,
+        files=files,
+        events=exported,
+        letters=letters,
+        exported_at=now.isoformat(),
+    )
+
+
+async def _report_inputs(
+    session: AsyncSession, case: Case, view: dict[str, Any], local_now: dt.datetime
+) -> tuple[ReportData, list[tuple[str, str, str]]]:
+    """The report without pictures, and (blob key, sha256, caption) of the pictures."""
+    shots: list[tuple[str, str, str]] = []
+    for item in view["snapshots"][:12]:  # a report is a summary; the bundle has them all
+        shot = await session.get(Snapshot, item["id"])
+        if shot is None:
+            continue
+        key = shot.annotated_key or shot.watermarked_key
+        sha = shot.annotated_sha256 or shot.watermarked_sha256
+        shots.append((key, sha, f"#{shot.id} {shot.checklist_item or ''} {shot.taken_by_name}"))
+    loc = view["locations"][-1] if view["locations"] else None
+    location = None
+    if loc:
+        location = f"{loc['lat']:.5f},{loc['lon']:.5f}"
+        if loc["accuracy_m"] is not None:
+            location += f" ±{loc['accuracy_m']:.0f}m"
+        if loc.get("distance_m") is not None:
+            location += f"，距现场 {loc['distance_m']:.0f} m"
+    decision = view["decision"] or {}
+    inspectors = {s["taken_by"] for s in view["snapshots"]}
+    if decision:
+        inspectors.add(decision["by"])
+    report = ReportData(
+        case_number=case.number,
+        title=case.title,
+        matter=await matter_name(session, case),
+        applicant=await _applicant_name(session, case),
+        exported_at=f"{local_now:%Y-%m-%d %H:%M}",
+        inspectors=sorted(inspectors),
+        location=location,
+        location_flagged=bool(loc and loc.get("flagged")),
+        checklist=[
+            ReportChecklistRow(c["item"], c["result"], c["note"]) for c in view["checklist"]
+        ],
+        decision=decision.get("outcome"),
+        requirements=decision.get("requirements") or "",
+        deadline=decision.get("deadline"),
+        recordings=[
+            f"#{r['id']} {r['participant']} {r['duration_s']:.0f}s SHA-256 {r['sha256']}"
+            for r in view.get("recordings", [])
+            if r["status"] == "finished"
+        ],
+        head_hash=case.head_hash,
+        events=case.head_seq,
+    )
+    return report, shots
+
+
+async def _applicant_name(session: AsyncSession, case: Case) -> str:
+    if case.applicant_id is None:
+        return "—"
+    applicant = await session.get(Applicant, case.applicant_id)
+    return mask_name(applicant.name) if applicant and applicant.name else "—"
+
+
+def mask_name(name: str) -> str:
+    """张三 -> 张*, 张小明 -> 张*明: enough to recognise, not enough to harvest."""
+    if len(name) <= 2:
+        return name[:1] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+# The matters table belongs to booking; a lightweight clause reads the name only.
+_matters = table("matters", column("id"), column("name"))
+
+
+async def matter_name(session: AsyncSession, case: Case) -> str:
+    """The matter's name for watermarks and reports, or the case title without one."""
+    if case.matter_id is None:
+        return case.title
+    exists = await session.run_sync(lambda sync: inspect(sync.connection()).has_table("matters"))
+    if not exists:
+        return case.title
+    name = await session.scalar(select(_matters.c.name).where(_matters.c.id == case.matter_id))
+    return str(name) if name else case.title

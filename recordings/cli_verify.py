@@ -1,0 +1,91 @@
+"""``yunkan verify case NUMBER`` and ``yunkan verify bundle FILE``.
+
+Both print one human line per problem and end with a JSON summary on the last line (for
+scripts); the exit status is 0 when everything checks out, 1 when something is broken,
+2 when the input cannot be checked at all (unknown case, unreadable file). The bundle
+check needs nothing but the ZIP: no database, no settings, no network. Wire it in with
+``EXTRA_COMMANDS.append(cli_verify.add_parser)`` in ``server/cli.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import select
+
+from recordings.blobs import BlobStore
+from recordings.bundle import verify_bundle
+from recordings.casefile import verify
+from recordings.errors import BundleError
+from server.cases.models import Case
+from server.db.engine import create_engine, session_factory
+from server.settings import Settings
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir", type=Path, default=None, help="data directory (default ./var)"
+    )
+    common.add_argument("--config", default=None, help="TOML settings file")
+    parser = subparsers.add_parser("verify", help="check a case or an export bundle for tampering")
+    sub = parser.add_subparsers(dest="verify_command", required=True)
+    case = sub.add_parser(
+        "case", parents=[common], help="check a case's timeline chain and every stored file"
+    )
+    case.add_argument("number", help="case number, e.g. YK-20261201-0001")
+    case.set_defaults(func=cmd_verify_case)
+    bundle = sub.add_parser("bundle", help="check an exported case ZIP offline")
+    bundle.add_argument("file", type=Path)
+    bundle.set_defaults(func=cmd_verify_bundle)
+
+
+def _finish(summary: dict[str, Any], problems: list[str], out: TextIO) -> int:
+    for line in problems:
+        print(f"BROKEN {line}", file=out)
+    if not problems:
+        print("OK: every hash matches and the timeline chain is intact", file=out)
+    print(json.dumps(summary, ensure_ascii=False), file=out)
+    return 0 if not problems else 1
+
+
+async def verify_case_number(settings: Settings, number: str) -> dict[str, Any] | None:
+    engine = create_engine(settings)
+    try:
+        async with session_factory(engine)() as session:
+            case = await session.scalar(select(Case).where(Case.number == number))
+            if case is None:
+                return None
+            report = await verify(session, case, BlobStore(settings.blobs_dir))
+            out = report.as_dict()
+            out["head_hash"] = case.head_hash
+            out["breaks"] = [f"seq {b.seq}: {b.reason}" for b in report.breaks]
+            return out
+    finally:
+        await engine.dispose()
+
+
+def cmd_verify_case(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    settings = Settings.load(config_file=args.config, data_dir=args.data_dir)
+    result = asyncio.run(verify_case_number(settings, args.number))
+    if result is None:
+        print(f"error: no case numbered {args.number}", file=sys.stderr)
+        return 2
+    breaks = result.pop("breaks")
+    return _finish(result, breaks, out)
+
+
+def cmd_verify_bundle(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    try:
+        report = verify_bundle(Path(args.file))
+    except (BundleError, OSError) as exc:
+        print(f"error: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    summary = report.as_dict()
+    summary.pop("problems")
+    return _finish(summary, [str(p) for p in report.problems], out)

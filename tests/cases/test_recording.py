@@ -1,0 +1,77 @@
+"""A live session through the relay is recorded without transcoding and filed on the case."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import av
+import pytest
+
+from server.evidence.recording import file_room_recordings
+from signaling.archive import RoomRecording
+from signaling.client import MediaClient
+from signaling.relay import RelayConfig, RelayRoom
+from tests.cases.conftest import Client, new_case
+from tests.support import applicant_headers, staff_headers
+
+LOOPBACK = ("127.0.0.1",)
+SECONDS = 4.0
+
+
+@pytest.fixture
+async def phone() -> AsyncIterator[MediaClient]:
+    client = MediaClient(host_addresses=LOOPBACK)
+    yield client
+    await client.close()
+
+
+async def test_session_recording_is_filed_and_plays_with_ranges(
+    client: Client, phone: MediaClient, tmp_path: Path
+) -> None:
+    inspector = await staff_headers(client, "inspector", "inspector")
+    applicant = await applicant_headers(client, "13800138000")
+    case_id = await new_case(client, applicant_mobile="13800138000", staff=["inspector"])
+    # What live's close_media does: record the relay room, close it, file the files.
+    tape = RoomRecording(tmp_path / "recordings")
+    room = RelayRoom(f"case-{case_id}", RelayConfig(host_addresses=LOOPBACK), on_packet=tape.feed)
+    try:
+        answer = await room.add_participant("applicant-1", await phone.publish_offer("testsrc"))
+        await phone.accept_publish_answer(answer)
+        await asyncio.sleep(SECONDS)
+    finally:
+        await room.close()
+    ids = await file_room_recordings(client.app, room.room_id, case_id, tape.close())
+    assert len(ids) == 1
+
+    r = await client.get(f"/api/v1/cases/{case_id}", headers=inspector)
+    case = await r.json()
+    (rec,) = case["recordings"]
+    assert rec["participant"] == "applicant-1" and rec["status"] == "finished"
+    assert SECONDS - 1.5 < rec["duration_s"] <= SECONDS + 0.5
+    kinds = [e["kind"] for e in case["timeline"]]
+    assert kinds[-1] == "recording.finished"
+
+    # The <video> element seeks with Range requests.
+    r = await client.get(rec["url"], headers={**inspector, "Range": "bytes=0-99"})
+    assert r.status == 206 and len(await r.read()) == 100
+    r = await client.get(rec["url"], headers=inspector)
+    assert r.status == 200 and r.content_type == "video/webm"
+    path = tmp_path / "rec.webm"
+    path.write_bytes(await r.read())
+    with av.open(str(path)) as container:
+        video = container.streams.video[0]
+        assert video.codec_context.name == "vp8" and (
+            video.codec_context.width,
+            video.codec_context.height,
+        ) == (640, 480)
+        assert container.streams.audio[0].codec_context.name == "opus"
+        frames = sum(1 for p in container.demux(video) if p.size)
+    assert frames > (SECONDS - 1.5) * 25
+
+    # Recordings are staff-only.
+    r = await client.get(rec["url"], headers=applicant)
+    assert r.status == 403
+    r = await client.get(f"/api/v1/cases/{case_id}/verify", headers=inspector)
+    assert (await r.json())["ok"] is True

@@ -1,0 +1,347 @@
+"""Evidence on a real case: verification, tampering, export, retention."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from recordings.blobs import BlobStore
+from recordings.bundle import verify_bundle
+from recordings.casefile import case_file, export_case, verify
+from recordings.evidence import (
+    annotate_snapshot,
+    record_checklist,
+    record_decision,
+    record_location,
+    register_recording,
+    set_site,
+    store_snapshot,
+)
+from recordings.location import GeoFix
+from recordings.models import Recording, Snapshot
+from recordings.retention import purge_recordings
+from recordings.snapshots import WatermarkInfo, take_snapshot
+from server.accounts.principal import Principal
+from server.cases.models import Case
+from server.errors import ValidationError
+from tests.recordings.conftest import INSPECTOR, ago, new_case
+from tests.recordings.pattern import as_rtp_payloads, encode
+
+APPLICANT = Principal(kind="applicant", id=3, role="applicant", name="张小明")
+Db = async_sessionmaker[AsyncSession]
+
+
+async def snap(db: Db, blobs: BlobStore, case_id: int) -> int:
+    async with db() as session, session.begin():
+        case = await session.get(Case, case_id)
+        assert case is not None
+        now = dt.datetime.now(dt.UTC)
+        info = WatermarkInfo(now, "Asia/Shanghai", case.number, "种子", INSPECTOR.name)
+        images = take_snapshot(as_rtp_payloads(encode(3, 320, 240)), info)
+        shot = await store_snapshot(
+            session,
+            blobs,
+            case=case,
+            session_ref="room-1",
+            participant="p-applicant",
+            taken_by=INSPECTOR,
+            images=images,
+            checklist_item="仓储条件",
+            location=None,
+            taken_at=now,
+        )
+        return shot.id
+
+
+async def recording(
+    db: Db, blobs: BlobStore, tmp_path: Path, case_id: int, ended: dt.datetime
+) -> int:
+    path = tmp_path / f"rec-{ended.timestamp()}.webm"
+    path.write_bytes(b"\x1a\x45\xdf\xa3" + ended.isoformat().encode() * 100)
+    async with db() as session, session.begin():
+        rec = await register_recording(
+            session,
+            blobs,
+            case_id=case_id,
+            session_ref="room-1",
+            participant="p-applicant",
+            participant_role="applicant",
+            path=path,
+            started_at=ended - dt.timedelta(minutes=10),
+            ended_at=ended,
+            duration_s=600.0,
+        )
+        return rec.id
+
+
+async def check(db: Db, blobs: BlobStore, case_id: int) -> list[str]:
+    async with db() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        report = await verify(session, case, blobs)
+        return [f"{b.seq}: {b.reason}" for b in report.breaks]
+
+
+async def test_untouched_case_verifies(db: Db, blobs: BlobStore, tmp_path: Path) -> None:
+    case_id = await new_case(db)
+    await snap(db, blobs, case_id)
+    await recording(db, blobs, tmp_path, case_id, ago(0))
+    assert await check(db, blobs, case_id) == []
+
+
+async def test_changed_snapshot_blob_is_located(db: Db, blobs: BlobStore) -> None:
+    case_id = await new_case(db)
+    shot_id = await snap(db, blobs, case_id)
+    async with db() as session:
+        shot = await session.get(Snapshot, shot_id)
+        assert shot is not None
+        path = blobs.path(shot.watermarked_key)
+    path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    breaks = await check(db, blobs, case_id)
+    assert breaks == [f"1: blob {shot.watermarked_key}: content changed (sha256 mismatch)"]
+
+
+async def test_edited_timeline_row_is_located(db: Db, blobs: BlobStore) -> None:
+    case_id = await new_case(db)
+    await snap(db, blobs, case_id)
+    async with db() as session, session.begin():
+        case = await session.get(Case, case_id)
+        assert case is not None
+        await record_checklist(
+            session, case, by=INSPECTOR, item="消防", result="ok", note="", snapshot_ids=[]
+        )
+        await record_checklist(
+            session,
+            case,
+            by=INSPECTOR,
+            item="仓储条件",
+            result="problem",
+            note="漏水",
+            snapshot_ids=[1],
+        )
+    async with db() as session, session.begin():
+        # What a quiet edit in the database looks like: the note of event 3 rewritten.
+        await session.execute(
+            text("UPDATE case_events SET data = :d WHERE case_id = :c AND seq = 3"),
+            {
+                "d": '{"item": "仓储条件", "result": "ok", "note": "", "snapshot_ids": [1]}',
+                "c": case_id,
+            },
+        )
+    assert await check(db, blobs, case_id) == ["3: event content changed"]
+
+
+async def test_export_then_offline_verify(db: Db, blobs: BlobStore, tmp_path: Path) -> None:
+    case_id = await new_case(db)
+    shot_id = await snap(db, blobs, case_id)
+    await recording(db, blobs, tmp_path, case_id, ago(0))
+    async with db() as session, session.begin():
+        case = await session.get(Case, case_id)
+        shot = await session.get(Snapshot, shot_id)
+        assert case is not None and shot is not None
+        await annotate_snapshot(
+            session,
+            blobs,
+            case=case,
+            snapshot=shot,
+            by=INSPECTOR,
+            shapes=[{"type": "circle", "center": [50, 50], "radius": 20}],
+        )
+        await record_decision(
+            session,
+            case,
+            by=INSPECTOR,
+            outcome="rectify",
+            requirements="加装排风扇",
+            deadline=dt.date.today() + dt.timedelta(days=30),
+            today=dt.date.today(),
+        )
+    target = tmp_path / "export.zip"
+    manifest = await export_case(
+        db,
+        blobs,
+        case_id,
+        target=target,
+        timezone="Asia/Shanghai",
+        now=dt.datetime.now(dt.UTC),
+    )
+    kinds = sorted(f["kind"] for f in manifest["files"])
+    assert kinds == [
+        "recording.finished",
+        "report",
+        "snapshot.annotated",
+        "snapshot.taken",
+        "snapshot.taken",
+    ]
+    report = verify_bundle(target)
+    assert report.ok, report.problems
+    assert report.head_hash == manifest["timeline"]["head"] and report.events_checked == 4
+
+
+async def test_export_refuses_tampered_blob(db: Db, blobs: BlobStore, tmp_path: Path) -> None:
+    from recordings.errors import BundleError
+
+    case_id = await new_case(db)
+    shot_id = await snap(db, blobs, case_id)
+    async with db() as session:
+        shot = await session.get(Snapshot, shot_id)
+        assert shot is not None
+    blobs.path(shot.original_key).write_bytes(b"not the frame")
+    with pytest.raises(BundleError):
+        await export_case(
+            db,
+            blobs,
+            case_id,
+            target=tmp_path / "x.zip",
+            timezone="Asia/Shanghai",
+            now=dt.datetime.now(dt.UTC),
+        )
+
+
+async def test_location_flag_and_applicant_view(db: Db, blobs: BlobStore) -> None:
+    case_id = await new_case(db)
+    async with db() as session, session.begin():
+        case = await session.get(Case, case_id)
+        assert case is not None
+        await set_site(
+            session,
+            case,
+            by=INSPECTOR,
+            address="成都市郫都区",
+            site=GeoFix(30.8, 103.9),
+            threshold_m=1000,
+        )
+        near = await record_location(
+            session, case, by=APPLICANT, participant="p", fix=GeoFix(30.801, 103.9, 20)
+        )
+        far = await record_location(
+            session, case, by=APPLICANT, participant="p", fix=GeoFix(30.9, 103.9, 20)
+        )
+        assert (
+            not near.flagged
+            and far.flagged
+            and far.distance_m is not None
+            and far.distance_m > 10_000
+        )
+    await snap(db, blobs, case_id)
+    async with db() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        staff_view = await case_file(session, case, INSPECTOR)
+        applicant_view = await case_file(session, case, APPLICANT)
+    assert staff_view["locations"][1]["flagged"] is True
+    assert "flagged" not in applicant_view["locations"][1]
+    assert (
+        "original" in staff_view["snapshots"][0]
+        and "original" not in applicant_view["snapshots"][0]
+    )
+    assert "recordings" not in applicant_view
+    assert [e["kind"] for e in applicant_view["timeline"]] == ["snapshot.taken"]
+
+
+async def test_decision_rules(db: Db) -> None:
+    case_id = await new_case(db)
+    async with db() as session, session.begin():
+        case = await session.get(Case, case_id)
+        assert case is not None
+        with pytest.raises(ValidationError) as info:
+            await record_decision(
+                session,
+                case,
+                by=INSPECTOR,
+                outcome="rectify",
+                requirements="",
+                deadline=None,
+                today=dt.date.today(),
+            )
+        assert set(info.value.fields) == {"requirements", "deadline"}
+        with pytest.raises(ValidationError):
+            await record_checklist(
+                session, case, by=INSPECTOR, item="x", result="ok", note="", snapshot_ids=[99]
+            )
+        row = await record_decision(
+            session,
+            case,
+            by=INSPECTOR,
+            outcome="pass",
+            requirements="",
+            deadline=dt.date.today(),
+            today=dt.date.today(),
+        )
+        assert row.deadline is None
+
+
+async def test_retention_purges_old_recordings_unless_held(
+    db: Db, blobs: BlobStore, tmp_path: Path
+) -> None:
+    free = await new_case(db, "YK-20261122-0001")
+    held = await new_case(db, "YK-20261122-0002", legal_hold=True)
+    old = await recording(db, blobs, tmp_path, free, ago(40))
+    fresh = await recording(db, blobs, tmp_path, free, ago(5))
+    old_held = await recording(db, blobs, tmp_path, held, ago(41))
+    report = await purge_recordings(db, blobs, now=dt.datetime.now(dt.UTC), default_days=30)
+    assert [p.recording_id for p in report.purged] == [old] and report.held == 1
+    statuses = {}
+    async with db() as session:
+        for rec_id in (old, fresh, old_held):
+            row = await session.get(Recording, rec_id)
+            assert row is not None
+            statuses[rec_id] = row.status
+    assert statuses == {old: "purged", fresh: "finished", old_held: "finished"}
+    async with db() as session:
+        rec = await session.get(Recording, old)
+        assert rec is not None and rec.blob_key is not None
+        assert not blobs.path(rec.blob_key).exists()
+    # The purge is on the record, so the case still verifies without the file.
+    assert await check(db, blobs, free) == []
+    again = await purge_recordings(db, blobs, now=dt.datetime.now(dt.UTC), default_days=30)
+    assert again.purged == []
+
+
+def test_snapshot_helper_sizes() -> None:
+    assert Image.open(
+        io.BytesIO(
+            take_snapshot(
+                as_rtp_payloads(encode(1, 320, 240)),
+                WatermarkInfo(dt.datetime.now(dt.UTC), "UTC", "c", "m", "i"),
+            ).original
+        )
+    ).size == (320, 240)
+
+
+async def test_export_includes_letters_from_the_timeline(
+    db: Db, blobs: BlobStore, tmp_path: Path
+) -> None:
+    from server.cases.timeline import append_event
+
+    case_id = await new_case(db)
+    ref = await blobs.put(b"%PDF-1.7 signed letter", suffix=".pdf", kind="letter")
+    async with db() as session, session.begin():
+        case = await session.get(Case, case_id)
+        assert case is not None
+        await append_event(
+            session,
+            case,
+            kind="letter.signed",
+            actor=INSPECTOR,
+            data={"letter_id": 1, "blobs": [{"key": ref.key, "sha256": ref.sha256}]},
+        )
+    target = tmp_path / "letters.zip"
+    manifest = await export_case(
+        db, blobs, case_id, target=target, timezone="Asia/Shanghai", now=dt.datetime.now(dt.UTC)
+    )
+    assert manifest["letters"] == [
+        {
+            "kind": "letter.signed",
+            "seq": 1,
+            "file": f"letters/{ref.sha256}.pdf",
+            "sha256": ref.sha256,
+        }
+    ]
+    assert verify_bundle(target).ok
