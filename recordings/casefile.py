@@ -35,7 +35,7 @@ from server.accounts.models import Applicant
 from server.accounts.principal import Principal
 from server.booking.models import Appointment
 from server.cases.models import Case, CaseEvent
-from server.cases.timeline import Break, VerifyReport, load_events, verify_case
+from server.cases.timeline import Break, VerifyReport, load_events, verify_loaded
 from server.errors import NotFoundError
 
 # Timeline kinds an applicant does not see (internal assessments and housekeeping).
@@ -229,15 +229,15 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
     return out
 
 
-async def verify(session: AsyncSession, case: Case, blobs: BlobStore) -> VerifyReport:
-    """``verify_case`` minus the files that retention removed on the record.
+async def verify(case: Case, events: Sequence[CaseEvent], blobs: BlobStore) -> VerifyReport:
+    """``verify_loaded`` minus the files that retention removed on the record.
 
+    Call it after the session that loaded ``events`` is closed (files are hashed here).
     A purged recording's blob is gone by design; its ``recording.purged`` event (itself on
     the chain) explains why, so that absence is not a break. Any other missing or changed
     blob still is.
     """
-    report = await verify_case(session, case, blobs)
-    events = await load_events(session, case.id)
+    report = await verify_loaded(case.number, case.head_hash, events, blobs)
     purged = {str(e.data.get("key")) for e in events if e.kind == "recording.purged"}
     report.breaks = [b for b in report.breaks if not _is_purged(b, purged)]
     return report

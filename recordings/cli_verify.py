@@ -23,6 +23,7 @@ from recordings.bundle import verify_bundle
 from recordings.casefile import verify
 from recordings.errors import BundleError
 from server.cases.models import Case
+from server.cases.timeline import load_events
 from server.db.engine import create_engine, session_factory
 from server.settings import Settings
 
@@ -61,11 +62,12 @@ async def verify_case_number(settings: Settings, number: str) -> dict[str, Any] 
             case = await session.scalar(select(Case).where(Case.number == number))
             if case is None:
                 return None
-            report = await verify(session, case, BlobStore(settings.blobs_dir))
-            out = report.as_dict()
-            out["head_hash"] = case.head_hash
-            out["breaks"] = [f"seq {b.seq}: {b.reason}" for b in report.breaks]
-            return out
+            events = await load_events(session, case.id)
+        report = await verify(case, events, BlobStore(settings.blobs_dir))
+        out = report.as_dict()
+        out["head_hash"] = case.head_hash
+        out["breaks"] = [f"seq {b.seq}: {b.reason}" for b in report.breaks]
+        return out
     finally:
         await engine.dispose()
 

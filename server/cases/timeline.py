@@ -179,12 +179,18 @@ async def load_events(session: AsyncSession, case_id: int) -> list[CaseEvent]:
     return list(rows.scalars())
 
 
-async def verify_case(
-    session: AsyncSession, case: Case, blobs: BlobStore | None = None
+async def verify_loaded(
+    case_number: str,
+    head_hash: str | None,
+    events: Sequence[CaseEvent],
+    blobs: BlobStore | None = None,
 ) -> VerifyReport:
-    """Check the hash chain and, given a blob store, every blob the events reference."""
-    events = await load_events(session, case.id)
-    report = verify_events(case.number, events, case.head_hash)
+    """Check the chain of loaded events and, given a blob store, every blob they reference.
+
+    Needs no database session: load the events in a short session, close it, then call
+    this — hashing an hour of recordings must not hold SQLite's write lock meanwhile.
+    """
+    report = verify_events(case_number, events, head_hash)
     if blobs is None:
         return report
     for event in events:
@@ -196,3 +202,11 @@ async def verify_case(
                     Break(event.seq, event.id, f"blob {ref.get('key')}: {problem}")
                 )
     return report
+
+
+async def verify_case(
+    session: AsyncSession, case: Case, blobs: BlobStore | None = None
+) -> VerifyReport:
+    """Load and check a case's timeline (and blobs) inside ``session``."""
+    events = await load_events(session, case.id)
+    return await verify_loaded(case.number, case.head_hash, events, blobs)

@@ -356,7 +356,8 @@ async def verify_handler(request: web.Request) -> web.Response:
     principal = require_staff(request)
     async with request.app[DB]() as session:
         case = await _case(session, principal, int_param(request, "id"))
-        report = await verify(session, case, request.app[BLOBS])
+        events = await load_events(session, case.id)
+    report = await verify(case, events, request.app[BLOBS])
     out = report.as_dict()
     out["head_hash"] = case.head_hash
     out["breaks"] = [b.as_dict() for b in report.breaks]

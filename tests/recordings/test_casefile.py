@@ -29,6 +29,7 @@ from recordings.retention import purge_recordings
 from recordings.snapshots import WatermarkInfo, take_snapshot
 from server.accounts.principal import Principal
 from server.cases.models import Case
+from server.cases.timeline import load_events
 from server.errors import ValidationError
 from tests.recordings.conftest import INSPECTOR, ago, new_case
 from tests.recordings.pattern import as_rtp_payloads, encode
@@ -84,8 +85,9 @@ async def check(db: Db, blobs: BlobStore, case_id: int) -> list[str]:
     async with db() as session:
         case = await session.get(Case, case_id)
         assert case is not None
-        report = await verify(session, case, blobs)
-        return [f"{b.seq}: {b.reason}" for b in report.breaks]
+        events = await load_events(session, case.id)
+    report = await verify(case, events, blobs)
+    return [f"{b.seq}: {b.reason}" for b in report.breaks]
 
 
 async def test_untouched_case_verifies(db: Db, blobs: BlobStore, tmp_path: Path) -> None:
