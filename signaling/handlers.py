@@ -46,6 +46,7 @@ from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
 from signaling.errors import TokenError
 from signaling.hub import Hub, Link, MediaRoom
 from signaling.ice import IceConfig
+from signaling.links import appointment_room, case_room, participant_id, signer_for
 from signaling.protocol import MAX_MESSAGE_BYTES, dumps
 from signaling.relay import Relay, RelayConfig
 from signaling.rooms import Room
@@ -90,29 +91,12 @@ def this_node(settings: Settings) -> Node:
     return Node(settings.effective_node_id, settings.advertise_url or settings.effective_public_url)
 
 
-def participant_id(principal: Principal) -> str:
-    return f"{principal.kind}-{principal.id}"
-
-
 def principal_of(participant: str, role: str, name: str) -> Principal | None:
     """The case-event actor for a participant id made by ``participant_id``."""
     kind, _, number = participant.partition("-")
     if kind not in ("staff", "applicant") or not number.isdigit():
         return None
     return Principal(kind=kind, id=int(number), role=role, name=name)  # type: ignore[arg-type]
-
-
-def join_url(settings: Settings, signer: TokenSigner, grant: JoinGrant, ttl: int) -> str:
-    """The link a participant opens (booking puts the applicant's in its confirmation)."""
-    return f"{settings.effective_public_url.rstrip('/')}/live/j/{signer.issue(grant, ttl=ttl)}"
-
-
-def case_room(case_id: int) -> str:
-    return f"case-{case_id}"
-
-
-def appointment_room(appointment_id: int) -> str:
-    return f"appt-{appointment_id}"
 
 
 def _case_of_room(room_id: str) -> int | None:
@@ -142,7 +126,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         )
     else:
         directory = MemoryDirectory(ttl=options.directory_ttl)
-    signer = TokenSigner(settings.secret_key)
+    signer = signer_for(settings)
     sessions = app[DB]
     bus = app[BUS]
     # Keyed by room id: a room id always belongs to the same case (a few ints per room).

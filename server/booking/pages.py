@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
@@ -45,6 +45,12 @@ DAYS_SHOWN = 14
 def _login(request: web.Request, staff: bool = False) -> web.HTTPSeeOther:
     tab = "tab=staff&" if staff else ""
     return web.HTTPSeeOther(f"/login?{tab}next={quote(request.path_qs)}")
+
+
+def _local(url: str) -> str:
+    """Path and query of one of our own absolute links (redirects stay on this origin)."""
+    parts = urlsplit(url)
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def _labels() -> dict[str, Any]:
@@ -315,6 +321,7 @@ async def staff_day_page(request: web.Request) -> web.StreamResponse:
         "tickets": [(t, mt, positions.get(t.id)) for t, mt in tickets],
         "mine": principal.id,
         "staff_names": staff_names,
+        "nobody_waiting": request.query.get("empty") == "1",
         **_labels(),
     }
     if request.query.get("partial") == "1":  # the live view re-renders just the lists
@@ -327,11 +334,16 @@ async def staff_take_next(request: web.Request) -> web.StreamResponse:
     principal = optional_principal(request)
     if principal is None or not principal.is_staff:
         raise _login(request, staff=True)
+    settings = request.app[SETTINGS]
     async with request.app[DB]() as session, session.begin():
-        served = await queue.take_next(session, principal, zone=request.app[SETTINGS].zone)
-    if served is not None:
-        await announce(request, served.matter_id)
-    raise web.HTTPSeeOther("/staff/day")
+        served = await queue.take_next(session, principal, zone=settings.zone)
+    if served is None:
+        raise web.HTTPSeeOther("/staff/day?empty=1")
+    await announce(request, served.matter_id)
+    # Straight on to the console: the applicant is being told "it is your turn" right now
+    # and may already be entering the room; the day view is one "back" away.
+    console = queue.console_url(settings, served, principal)
+    raise web.HTTPSeeOther(_local(console) if console else "/staff/day")
 
 
 @routes.get("/book/now/{id}", name="book_now")
@@ -388,7 +400,9 @@ async def ticket_page(request: web.Request) -> dict[str, Any]:
         ticket = await queue.get_ticket(session, request.match_info["token"])
         pos = await queue.position_of(session, ticket)
         matter = await svc.get_matter(session, ticket.matter_id)
-    return {"ticket": ticket, "pos": pos, "matter": matter, **_labels()}
+    link = queue.applicant_join_url(request.app[SETTINGS], ticket)
+    join = _local(link) if link else None
+    return {"ticket": ticket, "pos": pos, "matter": matter, "join_url": join, **_labels()}
 
 
 def setup_pages(app: web.Application) -> None:

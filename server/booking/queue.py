@@ -8,6 +8,11 @@ applicants, whichever process they are connected to.
 
 Positions are not stored: a ticket's position is the number of waiting tickets ahead of
 it plus the due appointments, and the estimate divides that by the staff who can serve.
+
+Once served, the ticket leads into the live room of the case it opened: the ticket
+holder's view carries a join link (applicant role, bound to the walk-in's account, valid
+for ``WALK_IN_JOIN_TTL`` after the call), and the staff member gets the console link.
+Both are minted with the live package's own signer, so there is one token scheme.
 """
 
 from __future__ import annotations
@@ -29,6 +34,13 @@ from server.booking.casework import applicant_account, open_case, record
 from server.booking.staffing import qualified_staff
 from server.booking.validation import ApplicantInfo
 from server.cases.models import CaseParty
+from server.settings import Settings
+from signaling.links import appointment_room, case_room, join_url, participant_id, signer_for
+from signaling.tokens import JoinGrant
+
+WALK_IN_JOIN_TTL = timedelta(hours=2)
+"""How long after the call a served walk-in may still (re)enter the room from the ticket."""
+CONSOLE_TTL = timedelta(hours=4)
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +223,49 @@ async def take_next(
             )
         )
         ticket.case_id = case.id
+        ticket.applicant_id = applicant_id  # the join link is bound to this account
         await record(session, case, "queue.served", staff, {"ticket_id": ticket.id})
         return Served("ticket", ticket_id, case.id, ticket.matter_id)
     return None
+
+
+def applicant_join_url(
+    settings: Settings, ticket: m.QueueTicket, now: datetime | None = None
+) -> str | None:
+    """The ticket holder's link into the case room, while the ticket is being served.
+
+    Whoever holds the (unguessable) ticket token sees this; the link expires
+    ``WALK_IN_JOIN_TTL`` after the call however often the ticket is reloaded.
+    """
+    if ticket.status != "serving" or ticket.case_id is None or ticket.taken_at is None:
+        return None
+    left = ticket.taken_at + WALK_IN_JOIN_TTL - (now or datetime.now(UTC))
+    if left.total_seconds() < 60:
+        return None
+    who = (
+        f"applicant-{ticket.applicant_id}"
+        if ticket.applicant_id is not None
+        else f"ticket-{ticket.id}-applicant"
+    )
+    grant = JoinGrant(
+        room=case_room(ticket.case_id), participant=who, role="applicant", name=ticket.name
+    )
+    return join_url(settings, signer_for(settings), grant, int(left.total_seconds()))
+
+
+def console_url(settings: Settings, served: Served, staff: Principal) -> str | None:
+    """The staff member's inspector console for what "next" gave them.
+
+    A walk-in meets in its case's room; a booked appointment in its appointment's room,
+    where its applicant's confirmation link leads.
+    """
+    if served.kind == "appointment":
+        room = appointment_room(served.id)
+    elif served.case_id is not None:
+        room = case_room(served.case_id)
+    else:
+        return None
+    grant = JoinGrant(
+        room=room, participant=participant_id(staff), role="inspector", name=staff.name
+    )
+    return join_url(settings, signer_for(settings), grant, int(CONSOLE_TTL.total_seconds()))

@@ -33,7 +33,18 @@ def queue_channel(matter_id: int) -> str:
     return f"booking.queue.{matter_id}"
 
 
-def ticket_dict(ticket: m.QueueTicket, pos: queue.Position, *, secret: bool) -> dict[str, Any]:
+def ticket_dict(
+    ticket: m.QueueTicket,
+    pos: queue.Position,
+    *,
+    secret: bool,
+    join_url: str | None = None,
+) -> dict[str, Any]:
+    """A ticket as its holder sees it; ``join_url`` leads into the video once served.
+
+    Only requests that name the ticket token get here, so the join link reaches the
+    holder alone; the bus carries positions, never links.
+    """
     out: dict[str, Any] = {
         "id": ticket.id,
         "matter_id": ticket.matter_id,
@@ -41,6 +52,7 @@ def ticket_dict(ticket: m.QueueTicket, pos: queue.Position, *, secret: bool) -> 
         "position": pos.position,
         "eta_minutes": pos.eta_minutes,
         "case_id": ticket.case_id,
+        "join_url": join_url,
     }
     if secret:
         out["ticket"] = ticket.token
@@ -97,7 +109,8 @@ async def get_ticket(request: web.Request) -> web.Response:
     async with request.app[DB]() as session:
         ticket = await queue.get_ticket(session, request.match_info["ticket"])
         pos = await queue.position_of(session, ticket)
-    return json_response(ticket_dict(ticket, pos, secret=False))
+    link = queue.applicant_join_url(request.app[SETTINGS], ticket)
+    return json_response(ticket_dict(ticket, pos, secret=False, join_url=link))
 
 
 @routes.post(
@@ -127,9 +140,16 @@ async def take_next(request: web.Request) -> web.Response:
     async with request.app[DB]() as session, session.begin():
         served = await queue.take_next(session, staff, zone=request.app[SETTINGS].zone)
     if served is None:
-        return json_response({"kind": "none", "id": None, "case_id": None})
+        return json_response({"kind": "none", "id": None, "case_id": None, "console_url": None})
     await announce(request, served.matter_id)
-    return json_response({"kind": served.kind, "id": served.id, "case_id": served.case_id})
+    return json_response(
+        {
+            "kind": served.kind,
+            "id": served.id,
+            "case_id": served.case_id,
+            "console_url": queue.console_url(request.app[SETTINGS], served, staff),
+        }
+    )
 
 
 STREAMS = web.AppKey["set[asyncio.Task[Any]]"]("booking_streams")
@@ -217,6 +237,7 @@ async def ticket_events(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as session:
         ticket = await queue.get_ticket(session, request.match_info["ticket"])
         pos = await queue.position_of(session, ticket)
+    settings = request.app[SETTINGS]
     state = {"ticket": ticket, "done": pos.status != "waiting"}
 
     async def relay(message: dict[str, Any]) -> dict[str, Any] | None:
@@ -233,11 +254,13 @@ async def ticket_events(request: web.Request) -> web.StreamResponse:
                 new = await queue.position_of(session, fresh)
             state["ticket"] = current = fresh
             state["done"] = new.status != "waiting"
-        return ticket_dict(current, new, secret=False)
+        link = queue.applicant_join_url(settings, current)
+        return ticket_dict(current, new, secret=False, join_url=link)
 
-    return await _stream(
-        request, queue_channel(ticket.matter_id), ticket_dict(ticket, pos, secret=False), relay
+    first = ticket_dict(
+        ticket, pos, secret=False, join_url=queue.applicant_join_url(settings, ticket)
     )
+    return await _stream(request, queue_channel(ticket.matter_id), first, relay)
 
 
 async def staff_events(request: web.Request) -> web.StreamResponse:

@@ -156,6 +156,11 @@ TICKET_OUT: Schema = {
         "position": {"type": "integer"},
         "eta_minutes": {"type": "integer"},
         "case_id": {"type": ["integer", "null"]},
+        "join_url": {
+            "type": ["string", "null"],
+            "description": "Once served: the holder's link into the case's video room "
+            "(applicant role, expires two hours after the call)",
+        },
     },
 }
 
@@ -165,6 +170,10 @@ SERVED_OUT: Schema = {
         "kind": {"enum": ["appointment", "ticket", "none"]},
         "id": {"type": ["integer", "null"]},
         "case_id": {"type": ["integer", "null"]},
+        "console_url": {
+            "type": ["string", "null"],
+            "description": "The caller's inspector console for the served applicant's room",
+        },
     },
 }
 

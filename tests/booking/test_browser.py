@@ -84,6 +84,15 @@ async def test_book_on_a_phone_and_staff_see_the_queue_live(
         await walk_in.click("button.primary.big")
         await walk_in.wait_for_url(re.compile(r".*/book/queue/.+"))
         assert "您排在第 1 位" in await walk_in.inner_text(".position")
+        ticket_url = walk_in.url
         await staff.wait_for_selector("tr[data-ticket]", timeout=10_000)  # pushed, not reloaded
         await staff.click("text=呼叫下一位")
-        await walk_in.wait_for_selector("text=轮到您了", timeout=10_000)
+        # the clerk lands on the inspector console, the walk-in is taken into the room
+        await staff.wait_for_url(re.compile(r".*/live/j/.+"), timeout=10_000)
+        await walk_in.wait_for_url(re.compile(r".*/live/j/.+"), timeout=10_000)
+        # back on the ticket after the call: the button is there, no automatic jump
+        await walk_in.goto(ticket_url)
+        await walk_in.wait_for_selector("#join-video >> text=进入视频")
+        assert "轮到您了" in await walk_in.inner_text(".position")
+        await walk_in.wait_for_timeout(500)
+        assert walk_in.url == ticket_url
