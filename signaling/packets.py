@@ -89,6 +89,12 @@ class PacketSink:
             VideoAssembler() if kind == "video" else AudioAssembler()
         )
         self._stopped = threading.Event()
+        # Per-codec facts, worked out once per codec object rather than once per frame
+        # (the receiver hands the same RTCRtpCodecParameters for every frame of a stream).
+        self._codec: RTCRtpCodecParameters | None = None
+        self._forward = False
+        self._is_opus = False
+        self._time_base = Fraction(1, 90000)
         self.frames = 0
         self.bytes = 0
         self.skipped = 0
@@ -98,17 +104,22 @@ class PacketSink:
             self._stopped.set()
             return
         codec, frame = item
-        name = codec.name.lower()
-        if name not in ("vp8", "opus") or not frame.data:
+        if codec is not self._codec:
+            name = codec.name.lower()
+            self._codec = codec
+            self._forward = name in ("vp8", "opus")
+            self._is_opus = name == "opus"
+            self._time_base = Fraction(1, codec.clockRate)
+        data = frame.data
+        if not self._forward or not data:
             self.skipped += 1
             return
-        packet = av.Packet(frame.data)
-        packet.pts = frame.timestamp
-        packet.dts = frame.timestamp
-        packet.time_base = Fraction(1, codec.clockRate)
-        packet.is_keyframe = name == "opus" or vp8_is_keyframe(frame.data)
+        packet = av.Packet(data)
+        packet.pts = packet.dts = frame.timestamp
+        packet.time_base = self._time_base
+        packet.is_keyframe = self._is_opus or vp8_is_keyframe(data)
         self.frames += 1
-        self.bytes += len(frame.data)
+        self.bytes += len(data)
         self._deliver(packet)
 
     def get(self) -> None:

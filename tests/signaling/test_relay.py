@@ -12,6 +12,8 @@ import aiortc
 import av
 import pytest
 from aiortc.codecs.vpx import Vp8Encoder
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 from aiortc.rtcrtpsender import RTCRtpSender
 
@@ -82,6 +84,27 @@ def test_vp8_header_parsing() -> None:
     assert vp8_dimensions(key) == (640, 480)
     assert not vp8_is_keyframe(b"\x31\x00")
     assert vp8_dimensions(b"\x31\x00\x00\x00") is None
+
+
+def test_packet_sink_follows_the_codec_of_each_frame() -> None:
+    """The sink caches per-codec facts; a different codec object must not reuse them."""
+    out: list[av.Packet[Any]] = []
+    sink = PacketSink("video", out.append)
+    vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
+    h264 = RTCRtpCodecParameters(mimeType="video/H264", clockRate=90000, payloadType=102)
+    opus = RTCRtpCodecParameters(mimeType="audio/opus", clockRate=48000, payloadType=111)
+    sink.put((vp8, JitterFrame(data=b"\x00key", timestamp=3000)))
+    sink.put((vp8, JitterFrame(data=b"\x01delta", timestamp=6000)))
+    sink.put((h264, JitterFrame(data=b"\x00nal", timestamp=9000)))
+    sink.put((opus, JitterFrame(data=b"\x01opus", timestamp=960)))
+    sink.put((vp8, JitterFrame(data=b"", timestamp=12000)))
+    assert [(p.pts, p.dts, p.time_base, p.is_keyframe) for p in out] == [
+        (3000, 3000, Fraction(1, 90000), True),
+        (6000, 6000, Fraction(1, 90000), False),
+        (960, 960, Fraction(1, 48000), True),
+    ]
+    assert [bytes(p) for p in out] == [b"\x00key", b"\x01delta", b"\x01opus"]
+    assert (sink.frames, sink.skipped, sink.bytes) == (3, 2, 15)
 
 
 async def test_packet_track_gates_and_drops() -> None:
