@@ -25,9 +25,7 @@ import argparse
 import asyncio
 import datetime as dt
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,12 +35,13 @@ from typing import Any
 
 import av
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtp import RtpPacket
 from PIL import Image, ImageChops
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _loadgen import ChildServer, LoopTrack  # noqa: E402
 
 from recordings.blobs import BlobStore  # noqa: E402
 from recordings.snapshots import WatermarkInfo, take_snapshot  # noqa: E402
@@ -54,7 +53,6 @@ from signaling.packets import route_keyframe_requests  # noqa: E402
 from signaling.relay import RelayConfig, RelayRoom  # noqa: E402
 
 LOOPBACK = ("127.0.0.1",)
-TICK = os.sysconf("SC_CLK_TCK")
 STREAMS = 8
 HANDLE_RTP = "_handle_rtp_packet"
 
@@ -154,36 +152,10 @@ async def serve(record: bool, data: Path) -> None:
 # --------------------------------------------------------------------------- load side
 
 
-class Server:
-    def __init__(self, record: bool, data: Path) -> None:
-        args = [sys.executable, __file__, "--serve", "--data", str(data)]
-        if record:
-            args.append("--record")
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE)
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-        self._lock = asyncio.Lock()
-
-    async def connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-
-    async def call(self, **msg: Any) -> dict[str, Any]:
-        async with self._lock:
-            self.writer.write(json.dumps(msg).encode() + b"\n")
-            await self.writer.drain()
-            reply: dict[str, Any] = json.loads(await self.reader.readline())
-            return reply
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-
-    async def stop(self) -> None:
-        self.writer.close()
-        self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+def start_server(record: bool, data: Path) -> ChildServer:
+    """The relay (optionally recording) server process."""
+    args = [sys.executable, __file__, "--serve", "--data", str(data)]
+    return ChildServer([*args, "--record"] if record else args)
 
 
 def encode_media(seconds: int = 10) -> tuple[list[tuple[bytes, bool]], list[bytes]]:
@@ -218,44 +190,13 @@ def encode_media(seconds: int = 10) -> tuple[list[tuple[bytes, bool]], list[byte
     return vp8, opus
 
 
-class LoopTrack(MediaStreamTrack):
-    """Replays pre-encoded packets in real time; a key frame request restarts the loop."""
-
-    def __init__(self, kind: str, packets: list[tuple[bytes, bool]], rate: int, step: int):
-        super().__init__()
-        self.kind = kind
-        self._packets, self._rate, self._step = packets, rate, step
-        self._count = 0
-        self._pos = 0
-        self._t0: float | None = None
-
-    def restart(self) -> None:
-        self._pos = 0
-
-    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        due = self._t0 + self._count * self._step / self._rate
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        data, key = self._packets[self._pos % len(self._packets)]
-        packet = av.Packet(data)
-        packet.pts = self._count * self._step
-        packet.time_base = Fraction(1, self._rate)
-        packet.is_keyframe = key
-        self._count += 1
-        self._pos += 1
-        return packet
-
-
 async def _local(pc: RTCPeerConnection, description: RTCSessionDescription) -> str:
     with gather_on(LOOPBACK):
         await pc.setLocalDescription(description)
     return str(pc.localDescription.sdp)
 
 
-async def start_load(server: Server, media: Any) -> tuple[list[RTCPeerConnection], list[int]]:
+async def start_load(server: ChildServer, media: Any) -> tuple[list[RTCPeerConnection], list[int]]:
     """``STREAMS`` publishers, each forwarded to one subscriber (the inspector)."""
     vp8, opus = media
     pcs: list[RTCPeerConnection] = []
@@ -300,7 +241,7 @@ async def start_load(server: Server, media: Any) -> tuple[list[RTCPeerConnection
 
 async def run(record: bool, media: Any, seconds: float, snapshots: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-evidence-") as tmp:
-        server = Server(record, Path(tmp))
+        server = start_server(record, Path(tmp))
         await server.connect()
         pcs: list[RTCPeerConnection] = []
         try:

@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from fractions import Fraction
@@ -36,12 +35,14 @@ from typing import Any
 import av
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import MediaStreamTrack
 from aiortc.rtp import RtpPacket
 from PIL import Image, ImageChops
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _loadgen import ChildServer, LoopTrack  # noqa: E402
 
 from signaling.candidates import gather_on  # noqa: E402
 from signaling.client import MediaClient, ToneTrack, pattern_frame  # noqa: E402
@@ -51,7 +52,6 @@ from signaling.relay import RelayConfig, RelayRoom  # noqa: E402
 
 LOOPBACK = ("127.0.0.1",)
 HANDLE_RTP = "_handle_rtp_packet"  # aiortc 1.16 RTCRtpReceiver, called per RTP packet
-TICK = os.sysconf("SC_CLK_TCK")
 RENICE = 0  # --renice: scheduling priority for this process and the server (shared machines)
 
 # --------------------------------------------------------------------------- server side
@@ -149,39 +149,9 @@ async def serve(mode: str) -> None:
 # --------------------------------------------------------------------------- load side
 
 
-class Server:
-    """The child process and a JSON-lines connection to it."""
-
-    def __init__(self, mode: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", mode], stdout=subprocess.PIPE
-        )
-        if RENICE:
-            os.setpriority(os.PRIO_PROCESS, self.proc.pid, RENICE)
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-        self._lock = asyncio.Lock()
-
-    async def connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-
-    async def call(self, **msg: Any) -> dict[str, Any]:
-        async with self._lock:
-            self.writer.write(json.dumps(msg).encode() + b"\n")
-            await self.writer.drain()
-            reply: dict[str, Any] = json.loads(await self.reader.readline())
-            return reply
-
-    def cpu_seconds(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
-
-    async def stop(self) -> None:
-        self.writer.close()
-        self.proc.kill()
-        self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+def start_server(mode: str) -> ChildServer:
+    """The relay or standard-pipeline server process."""
+    return ChildServer([sys.executable, __file__, "--serve", mode], renice=RENICE)
 
 
 def encode_media() -> tuple[list[tuple[bytes, bool]], list[bytes]]:
@@ -225,41 +195,8 @@ def encode_media() -> tuple[list[tuple[bytes, bool]], list[bytes]]:
     return vp8, opus
 
 
-class LoopTrack(MediaStreamTrack):
-    """Replays pre-encoded packets in real time; a key frame request restarts the loop."""
-
-    def __init__(self, kind: str, packets: list[tuple[bytes, bool]], rate: int, step: int):
-        super().__init__()
-        self.kind = kind
-        self._packets, self._rate, self._step = packets, rate, step
-        self._interval = step / rate
-        self._count = 0
-        self._pos = 0
-        self.restarts = 0
-        self._t0: float | None = None
-
-    def restart(self) -> None:
-        self._pos = 0
-        self.restarts += 1
-
-    async def recv(self) -> av.Packet[Any]:  # type: ignore[override]
-        if self.readyState != "live":
-            raise MediaStreamError
-        if self._t0 is None:
-            self._t0 = time.monotonic()
-        await asyncio.sleep(max(0.0, self._t0 + self._count * self._interval - time.monotonic()))
-        data, key = self._packets[self._pos % len(self._packets)]
-        packet = av.Packet(data)
-        packet.pts = self._count * self._step
-        packet.time_base = Fraction(1, self._rate)
-        packet.is_keyframe = key
-        self._count += 1
-        self._pos += 1
-        return packet
-
-
 async def join(
-    server: Server,
+    server: ChildServer,
     room: str,
     people: list[str],
     media: Any,
@@ -316,7 +253,7 @@ def snapshot(clients: dict[str, MediaClient]) -> dict[tuple[str, str], tuple[int
 
 
 async def measure(
-    server: Server, clients: dict[str, MediaClient], seconds: float
+    server: ChildServer, clients: dict[str, MediaClient], seconds: float
 ) -> tuple[float, list[float], list[float]]:
     """Server CPU (fraction of a core) and per-pair video fps / audio packet rates."""
     before, cpu0, t0 = snapshot(clients), server.cpu_seconds(), time.monotonic()
@@ -342,7 +279,7 @@ async def cpu_per_stream(mode: str, media: Any, fanout: bool) -> tuple[float, fl
     and forwarded on its own: the relay's least favourable case). ``fanout``: one
     publisher watched by three viewers (the applicant's phone, inspector, expert, observer).
     """
-    server = Server(mode)
+    server = start_server(mode)
     await server.connect()
     clients: dict[str, MediaClient] = {}
     try:
@@ -361,7 +298,7 @@ async def cpu_per_stream(mode: str, media: Any, fanout: bool) -> tuple[float, fl
 
 async def capacity(media: Any, max_pairs: int, budget: float) -> list[dict[str, Any]]:
     """Add rooms of 3 participants (6 A+V pairs each) until a level fails."""
-    server = Server("relay")
+    server = start_server("relay")
     await server.connect()
     clients: dict[str, MediaClient] = {}
     levels: list[dict[str, Any]] = []
@@ -402,7 +339,7 @@ async def capacity(media: Any, max_pairs: int, budget: float) -> list[dict[str, 
 
 
 async def first_frame_via_relay(trials: int) -> list[float]:
-    server = Server("relay")
+    server = start_server("relay")
     await server.connect()
     publisher = MediaClient(host_addresses=LOOPBACK)
     reply = await server.call(
