@@ -69,6 +69,7 @@ from signaling.negotiation import (
 )
 from signaling.packets import PacketTrack, check_aiortc, route_keyframe_requests
 from signaling.publication import Publication, PublicationStats
+from signaling.sending import PacketSender, install_packet_sender
 
 __all__ = [
     "BadSessionDescriptionError",
@@ -133,11 +134,13 @@ class Subscription:
         self.publication = publication
         self.pc = RTCPeerConnection(room.config.rtc_configuration())
         self.tracks: dict[str, PacketTrack] = {}
+        self.senders: dict[str, PacketSender] = {}
         for kind in KINDS:
             track = PacketTrack(kind, room.config.queue_packets, publication.request_keyframe)
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
             prefer_relay_codecs(transceiver)
             route_keyframe_requests(transceiver.sender, publication.request_keyframe)
+            self.senders[kind] = install_packet_sender(transceiver.sender)
             publication.add_track(track)
             self.tracks[kind] = track
         self.pc.on("connectionstatechange", self._state_changed)

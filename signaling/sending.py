@@ -1,0 +1,265 @@
+"""The RTP send loop of relay-owned senders: forwarded packets out with little Python.
+
+aiortc's ``RTCRtpSender._run_rtp`` spends, for every RTP packet, an ``RtpPacket`` object
+with a ``HeaderExtensions`` dataclass, a pass through ``HeaderExtensionsMap.set`` and
+``pack_header_extensions``, two ``datetime``-based NTP clock readings, a debug-log call
+and a ``Fraction`` time-base conversion per frame. For a sender that only ever forwards
+packets (:class:`signaling.packets.PacketTrack`) all of that is fixed per sender except
+four numbers, so :func:`install_packet_sender` replaces, *on one sender instance*:
+
+* ``_run_rtp``: the header and header-extension bytes are laid out once when sending
+  starts (by aiortc's own ``pack_header_extensions``, in aiortc's order); per
+  packet only the sequence number, marker bit and abs-send-time change. VP8 payload
+  descriptors are made by aiortc's ``VpxPayloadDescriptor`` once per frame, not per packet.
+* ``_retransmit``: the history keeps the sent bytes (before SRTP); a NACKed packet is
+  re-sent as they were, or wrapped as RTX (RFC 4588) by patching the header.
+
+Everything else stays aiortc's: SRTP and ICE (``RTCDtlsTransport._send_rtp``), RTCP sender
+reports (fed from the same private counters aiortc's loop updates), NACK/PLI handling,
+``stop()``. The bytes on the wire are what aiortc would send; ``tests/signaling`` parse
+them back with aiortc. Relay *receivers* and every client's senders are untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import struct
+import time
+import traceback
+from fractions import Fraction
+from typing import Any
+
+import av
+from aiortc.codecs.vpx import PACKET_MAX, VpxPayloadDescriptor
+from aiortc.mediastreams import MediaStreamError, convert_timebase
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
+from aiortc.rtcrtpsender import RTCRtpSender
+from aiortc.rtp import RTP_HISTORY_SIZE, pack_header_extensions
+from aiortc.utils import random16, random32, uint16_add
+
+from signaling.packets import check_aiortc
+
+logger = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("!BBHLL")
+_EXTENSION_HEADER = struct.Struct("!HH")
+_NTP_EPOCH_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
+_ABS_SEND_TIME_UNITS = 1 << 18  # abs-send-time is 6.18 fixed-point seconds, 24 bits
+
+# Name-mangled private attributes of aiortc 1.16.0's RTCRtpSender that the loop uses.
+_PRIVATE = {
+    "started": "_RTCRtpSender__started",
+    "rtp_started": "_RTCRtpSender__rtp_started",
+    "rtp_exited": "_RTCRtpSender__rtp_exited",
+    "track": "_RTCRtpSender__track",
+    "encoder": "_RTCRtpSender__encoder",
+    "mid": "_RTCRtpSender__mid",
+    "extensions_map": "_RTCRtpSender__rtp_header_extensions_map",
+    "rtx_payload_type": "_RTCRtpSender__rtx_payload_type",
+    "rtx_sequence_number": "_RTCRtpSender__rtx_sequence_number",
+    "ntp_timestamp": "_RTCRtpSender__ntp_timestamp",
+    "rtp_timestamp": "_RTCRtpSender__rtp_timestamp",
+    "octet_count": "_RTCRtpSender__octet_count",
+    "packet_count": "_RTCRtpSender__packet_count",
+}
+_MAP_IDS = "_HeaderExtensionsMap__ids"
+
+
+def ntp_now() -> int:
+    """The NTP time (32.32 fixed point) aiortc's ``clock.current_ntp_time()`` gives, cheaply."""
+    now = time.time() + _NTP_EPOCH_OFFSET
+    seconds = int(now)
+    return (seconds << 32) | int((now - seconds) * (1 << 32))
+
+
+def abs_send_time_now() -> int:
+    """``(current_ntp_time() >> 14) & 0xFFFFFF``, as aiortc's sender computes it."""
+    return int((time.time() + _NTP_EPOCH_OFFSET) * _ABS_SEND_TIME_UNITS) & 0xFFFFFF
+
+
+class RtpLayout:
+    """The fixed bytes of one sender's RTP packets: header flags and extension block.
+
+    The block is laid out by aiortc's ``pack_header_extensions`` with the elements in the
+    order aiortc's ``HeaderExtensionsMap.set`` uses (mid, then abs-send-time), so a packet
+    is ``header + before + abs-send-time (3 bytes) + after + payload``.
+    """
+
+    def __init__(self, payload_type: int, ssrc: int, mid: str | None, ids: Any) -> None:
+        self.payload_type = payload_type
+        self.ssrc = ssrc
+        self.has_abs_send_time = bool(ids.abs_send_time)
+
+        def block(stamp: bytes) -> bytes:
+            elements: list[tuple[int, bytes]] = []
+            if mid is not None and ids.mid:
+                elements.append((ids.mid, mid.encode("utf8")))
+            if self.has_abs_send_time:
+                elements.append((ids.abs_send_time, stamp))
+            profile, value = pack_header_extensions(elements)
+            return _EXTENSION_HEADER.pack(profile, len(value) >> 2) + value if value else b""
+
+        zeros, ones = block(b"\0\0\0"), block(b"\xff\xff\xff")
+        # Where the stamp sits: the first byte at which the two layouts differ.
+        cut = next((i for i, (a, b) in enumerate(zip(zeros, ones, strict=True)) if a != b), None)
+        if cut is None:
+            self.before, self.after = zeros, b""
+        else:
+            self.before, self.after = zeros[:cut], zeros[cut + 3 :]
+        self.first_byte = 0x80 | (0x10 if zeros else 0)  # version 2, extension bit
+        self.header_size = _HEADER.size + len(zeros)
+
+    def packet(self, sequence_number: int, timestamp: int, marker: int, payload: bytes) -> bytes:
+        header = _HEADER.pack(
+            self.first_byte,
+            (marker << 7) | self.payload_type,
+            sequence_number,
+            timestamp,
+            self.ssrc,
+        )
+        if self.has_abs_send_time:
+            stamp = abs_send_time_now().to_bytes(3, "big")
+            return header + self.before + stamp + self.after + payload
+        return header + self.before + self.after + payload
+
+    def rtx(self, data: bytes, payload_type: int, sequence_number: int, ssrc: int) -> bytes:
+        """RFC 4588 retransmission of ``data``: same timestamp, marker and extensions,
+        the original sequence number in front of the payload."""
+        original = data[2:4]
+        header = _HEADER.pack(
+            data[0],
+            (data[1] & 0x80) | payload_type,
+            sequence_number,
+            int.from_bytes(data[4:8], "big"),
+            ssrc,
+        )
+        split = self.header_size
+        return header + data[_HEADER.size : split] + original + data[split:]
+
+
+def vp8_payloads(data: bytes, picture_id: int) -> list[bytes]:
+    """RFC 7741 packetization as aiortc's ``Vp8Encoder._packetize`` does it."""
+    first = bytes(VpxPayloadDescriptor(partition_start=1, partition_id=0, picture_id=picture_id))
+    rest = bytes(VpxPayloadDescriptor(partition_start=0, partition_id=0, picture_id=picture_id))
+    size = PACKET_MAX - len(first)
+    payloads = [first + data[:size]]
+    for pos in range(size, len(data), size):
+        payloads.append(rest + data[pos : pos + size])
+    return payloads
+
+
+class PacketSender:
+    """Stands in for one relay sender's ``_run_rtp`` and ``_retransmit``."""
+
+    def __init__(self, sender: RTCRtpSender) -> None:
+        self.sender = sender
+        self.layout: RtpLayout | None = None
+        self._history: list[tuple[int, bytes] | None] = [None] * RTP_HISTORY_SIZE
+        self.retransmissions = 0
+
+    def _get(self, name: str) -> Any:
+        return getattr(self.sender, _PRIVATE[name])
+
+    def _set(self, name: str, value: Any) -> None:
+        setattr(self.sender, _PRIVATE[name], value)
+
+    async def run(self, codec: RTCRtpCodecParameters) -> None:
+        sender = self.sender
+        self._get("rtp_started").set()
+        assert codec.payloadType is not None  # set by negotiation before send()
+        layout = self.layout = RtpLayout(
+            codec.payloadType,
+            sender._ssrc,
+            self._get("mid"),
+            getattr(self._get("extensions_map"), _MAP_IDS),
+        )
+        vp8 = codec.mimeType.lower() == "video/vp8"
+        clock_rate = codec.clockRate
+        send = sender.transport._send_rtp
+        history = self._history
+        sequence_number = random16()
+        origin = random32()
+        picture_id = random.randint(0, (1 << 15) - 1)
+        try:
+            while True:
+                track = sender.track
+                if track is None:
+                    await asyncio.sleep(0.02)
+                    continue
+                packet: av.Packet[Any] = await track.recv()  # type: ignore[assignment]
+                if not sender._enabled:
+                    continue
+                data = bytes(packet)
+                if not data:
+                    continue
+                if vp8:
+                    payloads = vp8_payloads(data, picture_id)
+                    picture_id = (picture_id + 1) & 0x7FFF
+                else:
+                    payloads = [data]
+                base = packet.time_base
+                assert packet.pts is not None and base is not None
+                pts = packet.pts
+                if base.numerator != 1 or base.denominator != clock_rate:
+                    pts = convert_timebase(pts, base, Fraction(1, clock_rate))
+                timestamp = (origin + pts) & 0xFFFFFFFF
+                last = len(payloads) - 1
+                for i, payload in enumerate(payloads):
+                    wire = layout.packet(sequence_number, timestamp, i == last, payload)
+                    history[sequence_number % RTP_HISTORY_SIZE] = (sequence_number, wire)
+                    await send(wire)
+                    sequence_number = (sequence_number + 1) & 0xFFFF
+                # What RTCP sender reports read (aiortc updates them per packet; nothing
+                # can run between the packets of one frame, as sending never suspends).
+                self._set("ntp_timestamp", ntp_now())
+                self._set("rtp_timestamp", timestamp)
+                self._set("octet_count", self._get("octet_count") + sum(map(len, payloads)))
+                self._set("packet_count", self._get("packet_count") + len(payloads))
+        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            pass
+        except Exception:
+            # aiortc's stop() waits for rtp_exited, so never leave without setting it.
+            logger.warning("relay sender loop failed:\n%s", traceback.format_exc())
+        track = sender.track
+        if track is not None:
+            track.stop()
+            self._set("track", None)
+        self._set("encoder", None)
+        self._get("rtp_exited").set()
+
+    async def retransmit(self, sequence_number: int) -> None:
+        entry = self._history[sequence_number % RTP_HISTORY_SIZE]
+        if entry is None or entry[0] != sequence_number or self.layout is None:
+            return
+        wire = entry[1]
+        rtx_payload_type = self._get("rtx_payload_type")
+        if rtx_payload_type is not None:
+            rtx_sequence_number = self._get("rtx_sequence_number")
+            wire = self.layout.rtx(
+                wire, rtx_payload_type, rtx_sequence_number, self.sender._rtx_ssrc
+            )
+            self._set("rtx_sequence_number", uint16_add(rtx_sequence_number, 1))
+        self.retransmissions += 1
+        await self.sender.transport._send_rtp(wire)
+
+
+def install_packet_sender(sender: RTCRtpSender) -> PacketSender:
+    """Make ``sender`` (whose track yields ``av.Packet``s) use :class:`PacketSender`.
+
+    Must be called before the sender starts, i.e. before the remote answer is applied.
+    """
+    check_aiortc()
+    for name in ("_run_rtp", "_retransmit"):
+        if not callable(getattr(sender, name, None)):
+            raise RuntimeError(f"aiortc RTCRtpSender has no {name} to replace")
+    for private in _PRIVATE.values():
+        if not hasattr(sender, private):
+            raise RuntimeError(f"aiortc RTCRtpSender has no {private}")
+    if getattr(sender, _PRIVATE["started"]):
+        raise RuntimeError("install_packet_sender() called on a sender that already runs")
+    packet_sender = PacketSender(sender)
+    sender._run_rtp = packet_sender.run  # type: ignore[method-assign]
+    sender._retransmit = packet_sender.retransmit  # type: ignore[method-assign]
+    return packet_sender
