@@ -1,6 +1,6 @@
 """Relay benchmark: CPU per stream vs aiortc's standard pipeline, capacity, join time.
 
-    /work/venv/bin/python bench/relay.py            # about two minutes, 127.0.0.1 only
+    .venv/bin/python bench/relay.py            # about five minutes, 127.0.0.1 only
 
 The server runs in a child process (``--serve relay|standard``) speaking JSON lines over a
 loopback TCP socket; its CPU is read from ``/proc/<pid>/stat`` (all threads). The load
@@ -12,7 +12,9 @@ running aiortc's receive pipeline). "standard" is aiortc's usual forwarding:
 
 Phases: (1) CPU per forwarded A+V stream, 4 independent streams and a 1->3 fan-out, both servers,
 normalised to 30 delivered fps (the standard pipeline often cannot keep 30 fps, and a
-starved pipeline spends less CPU per stream); (2) pairs carried at 25+ fps: rooms of 3
+starved pipeline spends less CPU per stream); ``--rounds`` alternating relay/standard runs of
+``--windows`` 6-second windows each, every figure the median of its windows (one 8 s window
+varied by about 20 % run to run); (2) pairs carried at 25+ fps: rooms of 3
 participants (6 pairs each) added until a level fails (a level passes when 95 % of pairs
 get 25+ fps over 5 s; a failed level is measured once more); (3) join-to-first-decoded-frame
 through the relay vs a direct aiortc connection (median of ``--trials``). The load average
@@ -52,6 +54,7 @@ from signaling.relay import RelayConfig, RelayRoom  # noqa: E402
 
 LOOPBACK = ("127.0.0.1",)
 HANDLE_RTP = "_handle_rtp_packet"  # aiortc 1.16 RTCRtpReceiver, called per RTP packet
+WINDOW = 6.0  # seconds of one CPU measuring window
 RENICE = 0  # --renice: scheduling priority for this process and the server (shared machines)
 
 # --------------------------------------------------------------------------- server side
@@ -272,8 +275,10 @@ async def close_all(clients: dict[str, MediaClient]) -> None:
     clients.clear()
 
 
-async def cpu_per_stream(mode: str, media: Any, fanout: bool) -> tuple[float, float]:
-    """Server CPU per forwarded A+V stream and the fps delivered.
+async def cpu_per_stream(
+    mode: str, media: Any, fanout: bool, windows: int
+) -> list[tuple[float, float]]:
+    """Server CPU per forwarded A+V stream and the fps delivered, per measuring window.
 
     Default: two rooms of two people publishing to each other (4 streams, each received
     and forwarded on its own: the relay's least favourable case). ``fanout``: one
@@ -289,8 +294,11 @@ async def cpu_per_stream(mode: str, media: Any, fanout: bool) -> tuple[float, fl
             for i in range(2):
                 await join(server, f"cpu{i}", [f"a{i}", f"b{i}"], media, clients)
         await asyncio.sleep(3)
-        cpu, fps, _ = await measure(server, clients, 8)
-        return cpu / len(fps), statistics.mean(fps)
+        figures = []
+        for _ in range(windows):
+            cpu, fps, _ = await measure(server, clients, WINDOW)
+            figures.append((cpu / len(fps), statistics.mean(fps)))
+        return figures
     finally:
         await close_all(clients)
         await server.stop()
@@ -393,22 +401,45 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         f"load average {load_before}",
         flush=True,
     )
-    ratios: dict[str, dict[str, float]] = {}
+    ratios: dict[str, dict[str, Any]] = {}
     for topology, fanout in (("pairs", False), ("fanout", True)):
-        figures: dict[str, float] = {}
+        # Rounds alternate the two servers so that a slow spell of the machine hits both;
+        # each figure is the median over all windows of all rounds.
+        per_frame: dict[str, list[float]] = {"relay": [], "standard": []}
+        raw: dict[str, list[float]] = {"relay": [], "standard": []}
+        fps_seen: dict[str, list[float]] = {"relay": [], "standard": []}
+        round_ratios = []
+        for _ in range(args.rounds):
+            medians = {}
+            for mode in ("relay", "standard"):
+                windows = await cpu_per_stream(mode, media, fanout, args.windows)
+                # Per delivered frame: a starved standard pipeline delivers fewer frames and
+                # so spends less CPU per stream; CPU per frame keeps that from flattering it.
+                costs = [cpu / fps * 30 for cpu, fps in windows]
+                per_frame[mode] += costs
+                raw[mode] += [cpu for cpu, _ in windows]
+                fps_seen[mode] += [fps for _, fps in windows]
+                medians[mode] = statistics.median(costs)
+                print(
+                    f"  {topology:6} {mode:8}: "
+                    + ", ".join(f"{cpu:6.2%} at {fps:4.1f} fps" for cpu, fps in windows)
+                    + f" of a core per A+V stream; median {medians[mode]:6.2%} per 30 fps",
+                    flush=True,
+                )
+            round_ratios.append(medians["standard"] / medians["relay"])
+        figures: dict[str, Any] = {
+            mode: statistics.median(per_frame[mode]) for mode in ("relay", "standard")
+        }
         for mode in ("relay", "standard"):
-            cpu, fps = await cpu_per_stream(mode, media, fanout)
-            # Per delivered frame: a starved standard pipeline delivers fewer frames and so
-            # spends less CPU per stream; CPU per frame keeps that from flattering it.
-            figures[mode] = cpu / fps * 30
-            figures[f"{mode}_raw"], figures[f"{mode}_fps"] = cpu, fps
-            print(
-                f"  {topology:6} {mode:8}: {cpu:6.2%} of a core per A+V stream at "
-                f"{fps:4.1f} fps = {figures[mode]:6.2%} per 30 fps stream",
-                flush=True,
-            )
+            figures[f"{mode}_raw"] = statistics.median(raw[mode])
+            figures[f"{mode}_fps"] = statistics.median(fps_seen[mode])
         figures["ratio"] = figures["standard"] / figures["relay"]
-        print(f"  {topology:6} ratio: {figures['ratio']:.1f}x", flush=True)
+        figures["round_ratios"] = [round(r, 1) for r in round_ratios]
+        print(
+            f"  {topology:6} ratio: {figures['ratio']:.1f}x "
+            f"(rounds: {', '.join(f'{r:.1f}x' for r in round_ratios)})",
+            flush=True,
+        )
         ratios[topology] = figures
     levels = await capacity(media, args.max_pairs, args.capacity_budget)
     passing = [level["pairs"] for level in levels if level["ok"]]
@@ -428,9 +459,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "fps_relay": round(pairs["relay_fps"], 1),
         "fps_standard": round(pairs["standard_fps"], 1),
         "cpu_per_stream_ratio_raw": round(pairs["standard_raw"] / pairs["relay_raw"], 1),
+        "cpu_per_stream_ratio_rounds": pairs["round_ratios"],
+        "cpu_windows": f"{args.rounds} rounds x {args.windows} windows x {WINDOW:.0f} s",
         "cpu_per_stream_ratio_fanout": round(fan["ratio"], 1),
         "cpu_per_stream_relay_fanout": round(fan["relay"], 4),
         "cpu_per_stream_standard_fanout": round(fan["standard"], 4),
+        "cpu_per_stream_ratio_fanout_rounds": fan["round_ratios"],
         "pairs_at_25fps": max(passing, default=0),
         # Extrapolation, not a measurement: one core divided by the server CPU per pair at
         # the largest passing level (what a quiet machine should carry, CPU-bound).
@@ -450,6 +484,8 @@ if __name__ == "__main__":
     parser.add_argument("--max-pairs", type=int, default=60, help="capacity ramp limit")
     parser.add_argument("--capacity-budget", type=float, default=120.0, help="seconds")
     parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=2, help="relay/standard CPU rounds")
+    parser.add_argument("--windows", type=int, default=3, help=f"{WINDOW:.0f} s windows a run")
     parser.add_argument(
         "--renice",
         type=int,
@@ -463,5 +499,5 @@ if __name__ == "__main__":
     if arguments.serve:
         asyncio.run(serve(arguments.serve))
     else:
-        result = asyncio.run(asyncio.wait_for(main(arguments), 420))
+        result = asyncio.run(asyncio.wait_for(main(arguments), 900))
         print(json.dumps(result))
