@@ -1,8 +1,10 @@
 """Exceptions of the live-video package, one tree with stable codes.
 
 Every error that can reach a participant carries a stable ``code`` (clients switch on it,
-``docs/signaling.md`` lists them), an English ``message`` (translated at the edge) and the
-WebSocket close code to use when the error ends the connection::
+``docs/signaling.md`` lists them), an English ``message`` for logs and developers, and the
+WebSocket close code to use when the error ends the connection. What a person reads is
+:data:`USER_MESSAGES` for the code, translated at the edge (``signaling.handlers``) into the
+participant's language; the English message travels along as ``detail``::
 
     SignalingError
     ├── ProtocolError        malformed, too_large, unknown_type, bad_field, bad_sdp, out_of_order
@@ -29,6 +31,36 @@ CLOSE_REMOVED = 4411
 CLOSE_DECLINED = 4412
 CLOSE_REPLACED = 4413
 CLOSE_FLOOD = 4429
+
+
+# One sentence a participant can read, per code (message ids of web/translations/*/live.po).
+USER_MESSAGES: dict[str, str] = {
+    "malformed": "The message could not be read.",
+    "too_large": "The message is too large.",
+    "unknown_type": "This kind of message is not supported.",
+    "bad_field": "A field of the message is missing or not valid.",
+    "bad_sdp": "The media description could not be read.",
+    "out_of_order": "That message came out of order.",
+    "flood": "Too many messages were sent; the connection was closed.",
+    "bad_token": "The join link is not valid.",
+    "expired_token": "The join link has expired.",
+    "wrong_room": "The join link is for another session.",
+    "wrong_node": "This session is on another server; reconnecting there.",
+    "room_closed": "The session has ended.",
+    "room_error": "The session cannot do that now.",
+    "forbidden": "You are not allowed to do that.",
+    "not_admitted": "You have not been admitted yet.",
+    "not_waiting": "That participant is not waiting.",
+    "not_present": "That participant is not in the session.",
+    "no_such_participant": "There is no such participant.",
+    "media_failed": "The video connection could not be set up.",
+}
+FALLBACK_USER_MESSAGE = "Something went wrong in the video session."
+
+
+def user_message(code: str) -> str:
+    """The English message id a participant reads for ``code``."""
+    return USER_MESSAGES.get(code, FALLBACK_USER_MESSAGE)
 
 
 class SignalingError(Exception):

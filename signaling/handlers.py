@@ -38,12 +38,12 @@ from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.errors import NotFoundError, PermissionDeniedError
 from server.evidence.recording import file_live_location, file_room_recordings
-from server.http.requests import int_param, require_principal, require_staff
+from server.http.requests import int_param, require_principal, require_staff, translate
 from server.openapi import ApiRoutes, read_json
 from server.settings import Settings
 from signaling.archive import RoomRecording
 from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
-from signaling.errors import TokenError
+from signaling.errors import TokenError, user_message
 from signaling.hub import Hub, Link, MediaRoom
 from signaling.ice import IceConfig
 from signaling.links import appointment_room, case_room, participant_id, signer_for
@@ -229,10 +229,19 @@ async def _appointment(app: web.Application, appointment_id: int) -> Appointment
 
 
 class _WsConnection:
-    def __init__(self, ws: web.WebSocketResponse) -> None:
+    """The edge of the hub: JSON over aiohttp, ``error`` messages in the reader's language."""
+
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request) -> None:
         self.ws = ws
+        self.request = request
 
     async def send(self, message: dict[str, Any]) -> None:
+        if message.get("type") == "error":
+            message = {
+                **message,
+                "message": translate(self.request, user_message(message["code"])),
+                "detail": message["message"],
+            }
         await self.ws.send_str(dumps(message))
 
     async def close(self, code: int, reason: str) -> None:
@@ -246,7 +255,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4 * MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     hub = request.app[HUB]
-    link = Link(_WsConnection(ws))
+    link = Link(_WsConnection(ws, request))
     try:
         async for msg in ws:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):

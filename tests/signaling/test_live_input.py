@@ -33,6 +33,10 @@ async def test_bad_messages_get_errors_and_the_room_carries_on(live: LiveServer)
     async with aiohttp.ClientSession() as http, http.ws_connect(live.ws_url) as ws:
         early = await _raw(ws, json.dumps({"type": "offer", "sdp": SDP_LIKE}))
         assert early["code"] == "out_of_order"
+        # What a person reads is in their language (zh-CN by default); the English
+        # specifics travel as "detail".
+        assert early["message"] == "消息顺序不正确。"
+        assert early["detail"] == "offer before join"
         await ws.send_json({"type": "join", "token": live.token("staff-9", "expert")})
         assert (await ws.receive_json(timeout=5))["type"] == "welcome"
         while (await ws.receive_json(timeout=5))["type"] != "presence":
@@ -163,3 +167,16 @@ async def test_simultaneous_first_arrivals_share_one_room(live: LiveServer) -> N
             what="both in presence",
         )
     assert len(live.app[HUB].rooms) == 1
+
+
+async def test_error_messages_follow_the_language_cookie(live: LiveServer) -> None:
+    cookies = {"yk_lang": "en"}
+    async with aiohttp.ClientSession(cookies=cookies) as http, http.ws_connect(live.ws_url) as ws:
+        error = await _raw(ws, "{not json")
+        assert (error["code"], error["message"]) == ("malformed", "The message could not be read.")
+        assert error["detail"] == "Message is not valid JSON"
+    headers = {"Accept-Language": "en-US,en;q=0.9"}
+    async with aiohttp.ClientSession(headers=headers) as http, http.ws_connect(live.ws_url) as ws:
+        await ws.send_json({"type": "join", "token": "forged"})
+        error = await ws.receive_json(timeout=5)
+        assert error["code"] == "bad_token" and error["message"] == "The join link is not valid."

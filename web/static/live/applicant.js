@@ -65,6 +65,7 @@
   });
   $("btn-retry").addEventListener("click", check);
 
+  var lastError = "";
   var live = new YK.LiveSession(config, {
     welcome: function (msg) { $("banner").hidden = true; if (msg.state === "admitted") enterCall(); },
     state: function (state, reason) {
@@ -78,7 +79,9 @@
       }
     },
     reconnecting: function () { $("banner").hidden = false; },
-    closed: function () { if (live.state !== "declined" && live.state !== "removed") { $("over-title").textContent = T.ended; show("over"); } },
+    closed: function () { if (live.state !== "declined" && live.state !== "removed") { $("over-title").textContent = T.ended; $("over-reason").textContent = lastError; show("over"); } },
+    // Server errors arrive already in the page's language (docs/signaling.md, "Errors").
+    error: function (m) { lastError = m.message; $("chat-log").appendChild(YK.el("li", {"class": "bad"}, m.message)); },
     presence: function (list) { list.forEach(function (p) { names[p.id] = p.name; }); },
     remote: function (publisher, s) { YK.tile($("tiles"), publisher, names[publisher] || T.inspector, s, false); },
     remoteGone: function (publisher) { var t = $("tile-" + publisher); if (t) t.remove(); },
