@@ -8,6 +8,7 @@ start-up with a :class:`SettingsError` naming the variable and what would be rig
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import secrets
 import tomllib
@@ -61,6 +62,8 @@ class Settings:
     """Comma-separated stun:/turn: URLs given to browsers and the relay."""
     turn_secret: str = field(default="", metadata={"env": "YUNKAN_TURN_SECRET", "secret": True})
     ice_public_ip: str = field(default="", metadata={"env": "YUNKAN_ICE_PUBLIC_IP"})
+    ice_host_addresses: str = field(default="", metadata={"env": "YUNKAN_ICE_HOST_ADDRESSES"})
+    """Comma-separated local IPs the relay gathers host candidates on; empty: every interface."""
     tls_cert: str = field(default="", metadata={"env": "YUNKAN_TLS_CERT"})
     tls_key: str = field(default="", metadata={"env": "YUNKAN_TLS_KEY"})
     seal_p12: str = field(default="", metadata={"env": "YUNKAN_SEAL_P12"})
@@ -87,6 +90,10 @@ class Settings:
     @property
     def effective_public_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def ice_host_address_list(self) -> tuple[str, ...]:
+        return tuple(a.strip() for a in self.ice_host_addresses.split(",") if a.strip())
 
     @property
     def effective_node_id(self) -> str:
@@ -183,6 +190,14 @@ class Settings:
             raise SettingsError("YUNKAN_MAX_BODY must be at least 1024 bytes")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("YUNKAN_PUBLIC_URL must start with http:// or https://")
+        for address in self.ice_host_address_list:
+            try:
+                ipaddress.ip_address(address)
+            except ValueError:
+                raise SettingsError(
+                    f"YUNKAN_ICE_HOST_ADDRESSES: {address!r} is not an IP address "
+                    "(e.g. 10.0.0.5,127.0.0.1)"
+                ) from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("YUNKAN_TLS_CERT and YUNKAN_TLS_KEY go together")
 

@@ -114,7 +114,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     relay = Relay(
         RelayConfig(
             ice_servers=tuple(ice.rtc_servers()),
-            host_addresses=options.host_addresses,
+            host_addresses=options.host_addresses or settings.ice_host_address_list or None,
             public_address=ice.public_ip,
         )
     )

@@ -57,8 +57,9 @@ async def running_servers(
     procs: list[asyncio.subprocess.Process] = []
     logs: list[Path] = []
     urls: list[str] = []
+    inherited = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     base_env = {
-        **os.environ,
+        **inherited,
         "PYTHONPATH": str(ROOT),
         "DATABASE_URL": database_url,
         "YUNKAN_SECRET_KEY": SECRET,
@@ -67,7 +68,6 @@ async def running_servers(
         "YUNKAN_DEMO": "false",
         **(env or {}),
     }
-    base_env.pop("REDIS_URL", None)
     try:
         for i in range(count):
             port = free_port()

@@ -45,11 +45,18 @@ def test_settings_from_env_and_toml(tmp_path: Path) -> None:
         ({"DATABASE_URL": "mysql://x"}, "DATABASE_URL"),
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"YUNKAN_DEMO": "maybe"}, "YUNKAN_DEMO"),
+        ({"YUNKAN_ICE_HOST_ADDRESSES": "127.0.0.1,eth0"}, "YUNKAN_ICE_HOST_ADDRESSES"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
     with pytest.raises(SettingsError, match=named):
         Settings.load({"YUNKAN_DATA_DIR": str(tmp_path), **env})
+
+
+def test_ice_host_addresses_are_a_list_of_ips(tmp_path: Path) -> None:
+    env = {"YUNKAN_DATA_DIR": str(tmp_path), "YUNKAN_ICE_HOST_ADDRESSES": " 10.0.0.5, ::1 ,"}
+    assert Settings.load(env).ice_host_address_list == ("10.0.0.5", "::1")
+    assert Settings.load({"YUNKAN_DATA_DIR": str(tmp_path)}).ice_host_address_list == ()
 
 
 def test_redacted_settings_hide_secrets(tmp_path: Path) -> None:
