@@ -96,6 +96,25 @@ def pattern_frame(index: int) -> av.VideoFrame:
     return frame
 
 
+class CountingTrack(MediaStreamTrack):
+    """Passes a source's frames on and counts them (what ``summary()`` reports as sent)."""
+
+    def __init__(self, source: MediaStreamTrack) -> None:
+        super().__init__()
+        self.kind = source.kind
+        self.source = source
+        self.frames = 0
+
+    async def recv(self) -> av.frame.Frame | av.Packet[Any]:
+        frame = await self.source.recv()
+        self.frames += 1
+        return frame
+
+    def stop(self) -> None:
+        super().stop()
+        self.source.stop()
+
+
 class TestPatternTrack(MediaStreamTrack):
     """640x480 colour bars at 30 fps; frames are pre-rendered so publishing is cheap."""
 
@@ -249,8 +268,14 @@ class MediaClient:
         if source == "testsrc":
             tracks = [ToneTrack(), TestPatternTrack()]
         elif isinstance(source, str):
-            self._player = MediaPlayer(source)
+            options = {}
+            if source.startswith(("rtsp://", "rtsps://")):
+                # Site cameras: interleaved TCP survives NAT and loss better than RTP over
+                # UDP, and a dead camera fails after 10 s instead of hanging the join.
+                options = {"rtsp_transport": "tcp", "timeout": "10000000"}
+            self._player = MediaPlayer(source, options=options)
             tracks = [t for t in (self._player.audio, self._player.video) if t is not None]
+            tracks = [CountingTrack(t) if t.kind == "video" else t for t in tracks]
         elif source is not None:
             tracks = list(source)
         for track in tracks:
@@ -268,6 +293,8 @@ class MediaClient:
         for track in self.sent_tracks:
             if isinstance(track, TestPatternTrack):
                 return track._index
+            if isinstance(track, CountingTrack):
+                return track.frames
         return 0
 
     # -- subscribing --------------------------------------------------------------------

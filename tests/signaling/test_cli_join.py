@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import av
 import pytest
 
 from signaling import cli_join
+from tests.booking.servers import free_port
+from tests.conftest import _unavailable
 from tests.signaling.conftest import LiveServer
+
+SYSTEM_PYTHON = "/usr/bin/python3"  # Debian's, with GStreamer's introspection bindings
 
 
 def test_parse_join_url() -> None:
@@ -63,3 +69,67 @@ async def test_cli_joins_publishes_saves_and_prints(
     with av.open(str(saved)) as container:
         frames = sum(1 for _ in container.decode(video=0))
     assert frames > 20
+
+
+# SMPTE colour bars (GStreamer's videotestsrc pattern=smpte), top row: seven bars of 640/7 px.
+SMPTE_TOP = [(235, 235, 235), (235, 235, 16), (16, 235, 235), (16, 235, 16), (235, 16, 235)]
+SMPTE_TOP += [(235, 16, 16), (16, 16, 235)]
+
+
+@pytest.fixture
+def rtsp_camera(tmp_path: Path) -> Iterator[str]:
+    """rtsp://127.0.0.1:PORT/cam served by GStreamer from Debian's python3 (a site camera)."""
+    check = subprocess.run(
+        [SYSTEM_PYTHON, "-c", "import gi; gi.require_version('GstRtspServer', '1.0')"],
+        capture_output=True,
+    )
+    if check.returncode != 0:
+        _unavailable(
+            "GStreamer's RTSP server",
+            "apt-get install python3-gi gir1.2-gst-rtsp-server-1.0 gstreamer1.0-plugins-good",
+        )
+    port = free_port()
+    camera = subprocess.Popen(
+        [SYSTEM_PYTHON, str(Path(__file__).with_name("rtsp_camera.py")), str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert camera.stdout is not None and camera.stdout.readline().strip() == "ready"
+        yield f"rtsp://127.0.0.1:{port}/cam"
+    finally:
+        camera.kill()
+        camera.wait()
+        if camera.stdout is not None:
+            camera.stdout.close()
+
+
+async def test_cli_publishes_an_rtsp_site_camera(
+    live: LiveServer, rtsp_camera: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fixed camera joins with ``yunkan join URL --publish rtsp://…``; the inspector sees
+    its picture (decoded from MJPEG, re-encoded to VP8 once by the client, relayed as is)."""
+    inspector = live.client("staff-1", "inspector", auto_admit=True, source=None, keep=True)
+    await inspector.connect()
+    url = str(live.server.make_url("/live/j/" + live.token("applicant-3", "applicant")))
+    args = argparse.Namespace(
+        url=url,
+        publish=rtsp_camera,
+        save=None,
+        duration=3.0,
+        admit=False,
+        insecure=False,
+        wait=10.0,
+    )
+    assert await cli_join.join(args) == 0, inspector.errors
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["sent"]["video_frames"] > 15  # 15 fps camera, 3 s
+    media = inspector.media.received["applicant-3"]
+    assert (media.width, media.height) == (640, 480) and media.video_frames > 15
+    assert media.last_frame is not None
+    image = media.last_frame.to_image()  # type: ignore[no-untyped-call]
+    for index, colour in enumerate(SMPTE_TOP):
+        pixel = image.getpixel((index * 640 // 7 + 45, 40))
+        assert isinstance(pixel, tuple)
+        assert all(abs(a - b) < 48 for a, b in zip(pixel, colour, strict=False)), (index, pixel)
