@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
+from server.appkeys import DB
+from server.cases.models import CaseEvent
 from server.settings import Settings
 from signaling.handlers import LiveOptions
 from tests.browser import chromium
@@ -76,6 +79,8 @@ async def test_applicant_page_and_console_show_moving_video(
                 is_mobile=True,
                 has_touch=True,
                 locale="zh-CN",
+                geolocation={"latitude": 31.2304, "longitude": 121.4737, "accuracy": 12},
+                permissions=["geolocation"],
             )
             console = await staff_ctx.new_page()
             phone = await phone_ctx.new_page()
@@ -126,10 +131,55 @@ async def test_applicant_page_and_console_show_moving_video(
             await phone.screenshot(path=str(shots / "applicant-request.png"))
             await phone.click("#ask-yes")
             await console.wait_for_selector("#answers li.ok", timeout=10000)
+
+            # Torch: agreed on the phone, but Chromium's fake camera has no torch, so the
+            # answer is a refusal with a reason, not an error or silence.
+            await console.click("#people li[data-participant='applicant-2'] [data-request='torch']")
+            await phone.wait_for_selector("#ask[open]", timeout=5000)
+            await phone.click("#ask-yes")
+            await console.wait_for_selector("#answers li.bad", timeout=10000)
+
+            # Location: the phone shares its (granted, emulated) position.
+            await console.click(
+                "#people li[data-participant='applicant-2'] [data-request='location']"
+            )
+            await phone.wait_for_selector("#ask[open]", timeout=5000)
+            await phone.click("#ask-yes")
+            await console.wait_for_selector("#answers li:nth-child(3)", timeout=10000)
+            answers = await console.locator("#answers li").all_inner_texts()
+            classes = [
+                await li.get_attribute("class") for li in await console.locator("#answers li").all()
+            ]
+            await console.screenshot(path=str(shots / "console-answers.png"))
             assert errors == []
+            async with server.app[DB]() as session:
+                events = (
+                    await session.scalars(
+                        select(CaseEvent)
+                        .where(CaseEvent.case_id == case_id)
+                        .where(CaseEvent.kind.in_(["live.request", "live.response"]))
+                        .order_by(CaseEvent.seq)
+                    )
+                ).all()
     finally:
         await server.close()
 
+    assert classes == ["ok", "bad", "ok"], answers
+    assert "该手机不支持" in answers[1], answers  # the console says why the torch stayed off
+    assert "31.23040" in answers[-1] and "121.47370" in answers[-1], answers
+    responses = [e.data for e in events if e.kind == "live.response"]
+    assert [(r["kind"], r["ok"]) for r in responses] == [
+        ("rear_camera", True),
+        ("torch", False),
+        ("location", True),
+    ]
+    assert responses[1]["data"]["reason"] == "unsupported"
+    assert responses[2]["data"]["lat"] == pytest.approx(31.2304)
+    assert [e.data["kind"] for e in events if e.kind == "live.request"] == [
+        "rear_camera",
+        "torch",
+        "location",
+    ]
     for seen in (on_console, on_phone, after_console, after_phone):
         assert seen["width"] >= 320 and seen["height"] >= 240, seen
         assert seen["lit"] > seen["pixels"] // 10, f"remote video is black: {seen}"

@@ -20,7 +20,7 @@
     chat: function (m) { $("chat-log").appendChild(el("li", {}, m.name + ": " + m.text)); },
     response: function (m) {
       var data = m.data && m.data.lat != null ? " (" + m.data.lat.toFixed(5) + ", " + m.data.lon.toFixed(5) + " ±" + Math.round(m.data.accuracy) + " m)" : "";
-      $("answers").appendChild(el("li", {"class": m.ok ? "ok" : "bad"}, (names[m.from] || m.from) + " · " + (T[m.kind] || m.kind) + " · " + (m.ok ? T.accepted : T.refused) + data));
+      $("answers").appendChild(el("li", {"class": m.ok ? "ok" : "bad"}, (names[m.from] || m.from) + " · " + (T[m.kind] || m.kind) + " · " + (m.ok ? T.accepted : T.refused) + data + (!m.ok && m.data && m.data.reason ? " (" + (T["reason_" + m.data.reason] || m.data.reason) + ")" : "")));
     },
     error: function (m) { $("answers").appendChild(el("li", {"class": "bad"}, m.code + ": " + m.message)); }
   });
