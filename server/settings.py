@@ -61,6 +61,8 @@ class Settings:
     ice_servers: str = field(default="", metadata={"env": "YUNKAN_ICE_SERVERS"})
     """Comma-separated stun:/turn: URLs given to browsers and the relay."""
     turn_secret: str = field(default="", metadata={"env": "YUNKAN_TURN_SECRET", "secret": True})
+    turn_ttl: int = field(default=3600, metadata={"env": "YUNKAN_TURN_TTL"})
+    """Seconds a participant's TURN credential stays valid."""
     ice_public_ip: str = field(default="", metadata={"env": "YUNKAN_ICE_PUBLIC_IP"})
     ice_host_addresses: str = field(default="", metadata={"env": "YUNKAN_ICE_HOST_ADDRESSES"})
     """Comma-separated local IPs the relay gathers host candidates on; empty: every interface."""
@@ -92,8 +94,12 @@ class Settings:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
+    def ice_server_list(self) -> tuple[str, ...]:
+        return _comma_list(self.ice_servers)
+
+    @property
     def ice_host_address_list(self) -> tuple[str, ...]:
-        return tuple(a.strip() for a in self.ice_host_addresses.split(",") if a.strip())
+        return _comma_list(self.ice_host_addresses)
 
     @property
     def effective_node_id(self) -> str:
@@ -190,16 +196,36 @@ class Settings:
             raise SettingsError("YUNKAN_MAX_BODY must be at least 1024 bytes")
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("YUNKAN_PUBLIC_URL must start with http:// or https://")
-        for address in self.ice_host_address_list:
+        self._validate_ice()
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise SettingsError("YUNKAN_TLS_CERT and YUNKAN_TLS_KEY go together")
+
+    def _validate_ice(self) -> None:
+        for url in self.ice_server_list:
+            if not url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+                raise SettingsError(
+                    f"YUNKAN_ICE_SERVERS: {url!r} must start with stun:, stuns:, turn: or turns:"
+                )
+        turn = any(u.startswith(("turn:", "turns:")) for u in self.ice_server_list)
+        if turn and not self.turn_secret:
+            raise SettingsError(
+                "YUNKAN_TURN_SECRET is required for the turn: URLs in YUNKAN_ICE_SERVERS"
+            )
+        if self.turn_ttl <= 0:
+            raise SettingsError("YUNKAN_TURN_TTL must be a positive number of seconds")
+        named = [("YUNKAN_ICE_PUBLIC_IP", a) for a in (self.ice_public_ip,) if a]
+        named += [("YUNKAN_ICE_HOST_ADDRESSES", a) for a in self.ice_host_address_list]
+        for name, address in named:
             try:
                 ipaddress.ip_address(address)
             except ValueError:
                 raise SettingsError(
-                    f"YUNKAN_ICE_HOST_ADDRESSES: {address!r} is not an IP address "
-                    "(e.g. 10.0.0.5,127.0.0.1)"
+                    f"{name}: {address!r} is not an IP address (e.g. 10.0.0.5)"
                 ) from None
-        if bool(self.tls_cert) != bool(self.tls_key):
-            raise SettingsError("YUNKAN_TLS_CERT and YUNKAN_TLS_KEY go together")
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
 
 
 def _convert(f: dataclasses.Field[Any], raw: Any, name: str) -> Any:

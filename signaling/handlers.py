@@ -78,11 +78,13 @@ routes = ApiRoutes(tag="live")
 
 
 def ice_config(settings: Settings) -> IceConfig:
-    urls = [u.strip() for u in settings.ice_servers.split(",") if u.strip()]
+    """The ICE servers and TURN credentials of ``settings`` (validated at load)."""
+    urls = settings.ice_server_list
     return IceConfig(
         stun_urls=tuple(u for u in urls if u.startswith(("stun:", "stuns:"))),
         turn_urls=tuple(u for u in urls if u.startswith(("turn:", "turns:"))),
         turn_secret=settings.turn_secret or None,
+        turn_ttl=settings.turn_ttl,
         public_ip=settings.ice_public_ip or None,
     )
 

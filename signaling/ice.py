@@ -10,9 +10,10 @@ aiortc uses only the first STUN and the first TURN server it is given, so put th
 first. The server's own candidates can be pinned to a public address (``public_ip``) when
 the node sits behind 1:1 NAT (cloud VMs); ``signaling.relay`` applies that.
 
-Configuration comes from the environment (the lead may move these into ``Settings``):
-``YUNKAN_STUN_URLS`` and ``YUNKAN_TURN_URLS`` (comma-separated), ``YUNKAN_TURN_SECRET``,
-``YUNKAN_TURN_TTL`` (seconds, default 3600), ``YUNKAN_PUBLIC_IP``.
+Configuration comes from ``Settings`` (``YUNKAN_ICE_SERVERS``, ``YUNKAN_TURN_SECRET``,
+``YUNKAN_TURN_TTL``, ``YUNKAN_ICE_PUBLIC_IP``; validated, with the variable named, when the
+settings load) through ``signaling.handlers.ice_config``. The checks below keep the value
+object consistent for any other caller.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import base64
 import hashlib
 import hmac
 import ipaddress
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -58,41 +58,19 @@ class IceConfig:
     def __post_init__(self) -> None:
         for url in self.stun_urls:
             if not url.startswith(("stun:", "stuns:")):
-                raise ValueError(f"YUNKAN_STUN_URLS: {url!r} must start with stun: or stuns:")
+                raise ValueError(f"stun_urls: {url!r} must start with stun: or stuns:")
         for url in self.turn_urls:
             if not url.startswith(("turn:", "turns:")):
-                raise ValueError(f"YUNKAN_TURN_URLS: {url!r} must start with turn: or turns:")
+                raise ValueError(f"turn_urls: {url!r} must start with turn: or turns:")
         if self.turn_urls and not self.turn_secret:
-            raise ValueError("YUNKAN_TURN_SECRET is required when YUNKAN_TURN_URLS is set")
+            raise ValueError("turn_secret is required with turn_urls")
         if self.turn_ttl <= 0:
-            raise ValueError("YUNKAN_TURN_TTL must be a positive number of seconds")
+            raise ValueError("turn_ttl must be a positive number of seconds")
         if self.public_ip is not None:
             try:
                 ipaddress.ip_address(self.public_ip)
             except ValueError:
-                raise ValueError(
-                    f"YUNKAN_PUBLIC_IP: {self.public_ip!r} is not an IP address"
-                ) from None
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> IceConfig:
-        env = os.environ if env is None else env
-
-        def urls(name: str) -> tuple[str, ...]:
-            return tuple(u.strip() for u in env.get(name, "").split(",") if u.strip())
-
-        ttl_text = env.get("YUNKAN_TURN_TTL", "3600")
-        try:
-            ttl = int(ttl_text)
-        except ValueError:
-            raise ValueError(f"YUNKAN_TURN_TTL: {ttl_text!r} is not a whole number") from None
-        return cls(
-            stun_urls=urls("YUNKAN_STUN_URLS"),
-            turn_urls=urls("YUNKAN_TURN_URLS"),
-            turn_secret=env.get("YUNKAN_TURN_SECRET") or None,
-            turn_ttl=ttl,
-            public_ip=env.get("YUNKAN_PUBLIC_IP") or None,
-        )
+                raise ValueError(f"public_ip: {self.public_ip!r} is not an IP address") from None
 
     def rtc_servers(self, user: str = "relay") -> list[Any]:
         """``aiortc.RTCIceServer`` objects for the server's own peer connections."""

@@ -3,9 +3,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from server.settings import Settings, SettingsError
+from signaling.handlers import ice_config
 from signaling.ice import IceConfig, turn_credential
 
 
@@ -19,15 +23,19 @@ def test_coturn_rest_credential_matches_the_scheme() -> None:
     assert cred.expires == 1_700_000_600
 
 
-def test_servers_for_participant_from_env() -> None:
-    cfg = IceConfig.from_env(
-        {
-            "YUNKAN_STUN_URLS": "stun:stun.example.cn:3478",
-            "YUNKAN_TURN_URLS": "turn:t.example.cn:3478?transport=udp, turns:t.example.cn:5349",
-            "YUNKAN_TURN_SECRET": "sharedsecret",
-            "YUNKAN_TURN_TTL": "120",
-        }
+def _settings(tmp_path: Path, **env: str) -> Settings:
+    return Settings.load({"YUNKAN_DATA_DIR": str(tmp_path), **env})
+
+
+def test_servers_for_participant_from_settings(tmp_path: Path) -> None:
+    settings = _settings(
+        tmp_path,
+        YUNKAN_ICE_SERVERS="stun:stun.example.cn:3478, turn:t.example.cn:3478?transport=udp, "
+        "turns:t.example.cn:5349",
+        YUNKAN_TURN_SECRET="sharedsecret",
+        YUNKAN_TURN_TTL="120",
     )
+    cfg = ice_config(settings)
     servers = cfg.servers_for("a-7", now=100)
     assert servers[0] == {"urls": ["stun:stun.example.cn:3478"]}
     assert servers[1]["username"] == "220:a-7"
@@ -39,16 +47,31 @@ def test_servers_for_participant_from_env() -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"YUNKAN_STUN_URLS": "http://x"}, "YUNKAN_STUN_URLS"),
-        ({"YUNKAN_TURN_URLS": "turn:x"}, "YUNKAN_TURN_SECRET"),
+        ({"YUNKAN_ICE_SERVERS": "http://x"}, "YUNKAN_ICE_SERVERS"),
+        ({"YUNKAN_ICE_SERVERS": "turn:x"}, "YUNKAN_TURN_SECRET"),
         ({"YUNKAN_TURN_TTL": "soon"}, "YUNKAN_TURN_TTL"),
-        ({"YUNKAN_PUBLIC_IP": "my.host"}, "YUNKAN_PUBLIC_IP"),
+        ({"YUNKAN_TURN_TTL": "0"}, "YUNKAN_TURN_TTL"),
+        ({"YUNKAN_ICE_PUBLIC_IP": "my.host"}, "YUNKAN_ICE_PUBLIC_IP"),
     ],
 )
-def test_bad_config_names_the_variable(env: dict[str, str], message: str) -> None:
+def test_bad_config_names_the_variable(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        _settings(tmp_path, **env)
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"stun_urls": ("http://x",)}, "stun_urls"),
+        ({"turn_urls": ("turn:x",)}, "turn_secret"),
+        ({"turn_ttl": 0}, "turn_ttl"),
+        ({"public_ip": "my.host"}, "public_ip"),
+    ],
+)
+def test_ice_config_refuses_inconsistent_values(fields: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
-        IceConfig.from_env(env)
+        IceConfig(**fields)
 
 
-def test_empty_config_means_host_candidates_only() -> None:
-    assert IceConfig.from_env({}).servers_for("x") == []
+def test_empty_config_means_host_candidates_only(tmp_path: Path) -> None:
+    assert ice_config(_settings(tmp_path)).servers_for("x") == []
