@@ -24,6 +24,7 @@ from server.booking.availability import load_calendar, open_slots
 from server.booking.invites import ics_invite, qr_svg
 from server.booking.links import BadManageToken, read_token
 from server.booking.present import (
+    Links,
     appointment_dict,
     confirmation_sms,
     links_for,
@@ -174,8 +175,7 @@ async def _book_once(
         appt = await svc.book(
             session, req, zone=settings.zone, now=now, reminders=reminder_offsets(request)
         )
-        matter = await svc.get_matter(session, appt.matter_id)
-        body = appointment_dict(appt, matter, settings.zone, links=links_for(settings, appt))
+        body = await shaped(session, request, appt, links=links_for(settings, appt))
         if record is not None:
             idempotency.finish(record, 201, body)
     return 201, body, appt
@@ -244,6 +244,20 @@ async def after_change(request: web.Request, appt: m.Appointment, what: str) -> 
     )
 
 
+async def shaped(
+    session: AsyncSession,
+    request: web.Request,
+    appt: m.Appointment,
+    *,
+    links: Links | None = None,
+    full_identity: bool = False,
+) -> dict[str, Any]:
+    """The appointment as the API answers it, its matter read in the same transaction."""
+    matter = await svc.get_matter(session, appt.matter_id)
+    zone = request.app[SETTINGS].zone
+    return appointment_dict(appt, matter, zone, links=links, full_identity=full_identity)
+
+
 async def load_for(
     session: AsyncSession, request: web.Request, token: str | None, *, manage: bool = False
 ) -> tuple[m.Appointment, bool]:
@@ -294,11 +308,9 @@ async def get_appointment(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     async with request.app[DB]() as session:
         appt, staff = await load_for(session, request, request.query.get("token"))
-        matter = await svc.get_matter(session, appt.matter_id)
-    links = links_for(settings, appt) if appt.status == "booked" else None
-    return json_response(
-        appointment_dict(appt, matter, settings.zone, links=links, full_identity=staff)
-    )
+        links = links_for(settings, appt) if appt.status == "booked" else None
+        body = await shaped(session, request, appt, links=links, full_identity=staff)
+    return json_response(body)
 
 
 @routes.post(
@@ -309,13 +321,11 @@ async def get_appointment(request: web.Request) -> web.Response:
     auth="none",
 )
 async def cancel_appointment(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
     body = await read_json(request, schemas.MANAGE)
     async with request.app[DB]() as session, session.begin():
         appt, staff = await load_for(session, request, body.get("token"), manage=True)
         await svc.cancel(session, appt, optional_principal(request))
-        matter = await svc.get_matter(session, appt.matter_id)
-        out = appointment_dict(appt, matter, settings.zone, full_identity=staff)
+        out = await shaped(session, request, appt, full_identity=staff)
     await after_change(request, appt, "cancelled")
     return json_response(out)
 
@@ -347,9 +357,8 @@ async def reschedule_appointment(request: web.Request) -> web.Response:
             zone=settings.zone,
             reminders=reminder_offsets(request),
         )
-        matter = await svc.get_matter(session, appt.matter_id)
-        out = appointment_dict(
-            appt, matter, settings.zone, links=links_for(settings, appt), full_identity=staff
+        out = await shaped(
+            session, request, appt, links=links_for(settings, appt), full_identity=staff
         )
     await after_change(request, appt, "rescheduled")
     return json_response(out)
@@ -448,13 +457,11 @@ async def list_appointments(request: web.Request) -> web.Response:
     auth="none",
 )
 async def check_in(request: web.Request) -> web.Response:
-    settings = request.app[SETTINGS]
     body = await read_json(request, schemas.MANAGE)
     async with request.app[DB]() as session, session.begin():
         appt, staff = await load_for(session, request, body.get("token"))
         await svc.set_status(session, appt, "checked_in", optional_principal(request))
-        matter = await svc.get_matter(session, appt.matter_id)
-        out = appointment_dict(appt, matter, settings.zone, full_identity=staff)
+        out = await shaped(session, request, appt, full_identity=staff)
     await after_change(request, appt, "checked_in")
     return json_response(out)
 
@@ -468,15 +475,13 @@ async def check_in(request: web.Request) -> web.Response:
 )
 async def set_status(request: web.Request) -> web.Response:
     principal = require_staff(request)
-    settings = request.app[SETTINGS]
     body = await read_json(request, schemas.STATUS)
     async with request.app[DB]() as session, session.begin():
         appt = await session.get(m.Appointment, int_param(request, "id"))
         if appt is None:
             raise NotFoundError()
         await svc.set_status(session, appt, body["status"], principal)
-        matter = await svc.get_matter(session, appt.matter_id)
-        out = appointment_dict(appt, matter, settings.zone, full_identity=True)
+        out = await shaped(session, request, appt, full_identity=True)
     await after_change(request, appt, body["status"])
     return json_response(out)
 
@@ -496,14 +501,12 @@ async def set_status(request: web.Request) -> web.Response:
 )
 async def assign_staff_by_hand(request: web.Request) -> web.Response:
     principal = require_staff(request, "supervisor", "admin")
-    settings = request.app[SETTINGS]
     body = await read_json(request, schemas.ASSIGN)
     async with request.app[DB]() as session, session.begin():
         appt = await session.get(m.Appointment, int_param(request, "id"))
         if appt is None:
             raise NotFoundError()
         await svc.assign(session, appt, body["staff_id"], principal)
-        matter = await svc.get_matter(session, appt.matter_id)
-        out = appointment_dict(appt, matter, settings.zone, full_identity=True)
+        out = await shaped(session, request, appt, full_identity=True)
     await after_change(request, appt, "assigned")
     return json_response(out)
