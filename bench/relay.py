@@ -393,6 +393,13 @@ def load_average() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
 
 
+def per_30fps(windows: list[tuple[float, float]]) -> list[float]:
+    """CPU per stream per delivered frame, scaled to 30 fps: a starved standard pipeline
+    delivers fewer frames and so spends less CPU per stream; this keeps that from
+    flattering it."""
+    return [cpu / fps * 30 for cpu, fps in windows]
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     media = encode_media()
     load_before = load_average()
@@ -405,21 +412,14 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     for topology, fanout in (("pairs", False), ("fanout", True)):
         # Rounds alternate the two servers so that a slow spell of the machine hits both;
         # each figure is the median over all windows of all rounds.
-        per_frame: dict[str, list[float]] = {"relay": [], "standard": []}
-        raw: dict[str, list[float]] = {"relay": [], "standard": []}
-        fps_seen: dict[str, list[float]] = {"relay": [], "standard": []}
+        seen: dict[str, list[tuple[float, float]]] = {"relay": [], "standard": []}
         round_ratios = []
         for _ in range(args.rounds):
             medians = {}
             for mode in ("relay", "standard"):
                 windows = await cpu_per_stream(mode, media, fanout, args.windows)
-                # Per delivered frame: a starved standard pipeline delivers fewer frames and
-                # so spends less CPU per stream; CPU per frame keeps that from flattering it.
-                costs = [cpu / fps * 30 for cpu, fps in windows]
-                per_frame[mode] += costs
-                raw[mode] += [cpu for cpu, _ in windows]
-                fps_seen[mode] += [fps for _, fps in windows]
-                medians[mode] = statistics.median(costs)
+                seen[mode] += windows
+                medians[mode] = statistics.median(per_30fps(windows))
                 print(
                     f"  {topology:6} {mode:8}: "
                     + ", ".join(f"{cpu:6.2%} at {fps:4.1f} fps" for cpu, fps in windows)
@@ -427,12 +427,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     flush=True,
                 )
             round_ratios.append(medians["standard"] / medians["relay"])
-        figures: dict[str, Any] = {
-            mode: statistics.median(per_frame[mode]) for mode in ("relay", "standard")
-        }
-        for mode in ("relay", "standard"):
-            figures[f"{mode}_raw"] = statistics.median(raw[mode])
-            figures[f"{mode}_fps"] = statistics.median(fps_seen[mode])
+        figures: dict[str, Any] = {}
+        for mode, windows in seen.items():
+            figures[mode] = statistics.median(per_30fps(windows))
+            figures[f"{mode}_raw"] = statistics.median(cpu for cpu, _ in windows)
+            figures[f"{mode}_fps"] = statistics.median(fps for _, fps in windows)
         figures["ratio"] = figures["standard"] / figures["relay"]
         figures["round_ratios"] = [round(r, 1) for r in round_ratios]
         print(
