@@ -19,6 +19,7 @@ from server.accounts.models import User
 from server.appkeys import DB
 from server.booking import models as m
 from server.booking import schemas
+from server.booking.handlers import parse_day
 from server.booking.present import matter_dict
 from server.booking.slots import TimeRange
 from server.errors import ConflictError, NotFoundError, ValidationError
@@ -227,10 +228,7 @@ async def create_exception(request: web.Request) -> web.Response:
             raise ValidationError(fields={"end": RANGE_INVALID})
     if not body["closed"] and span is None:
         raise ValidationError(fields={"start": "This field is required"})
-    try:
-        day = date.fromisoformat(body["day"])
-    except ValueError:
-        raise ValidationError(fields={"day": "Enter a date like 2026-12-01"}) from None
+    day = parse_day(body["day"], "day")
     async with request.app[DB]() as session, session.begin():
         exc = m.PlanException(
             window_id=body.get("window_id"),
@@ -270,10 +268,7 @@ async def delete_exception(request: web.Request) -> web.Response:
 async def put_holiday(request: web.Request) -> web.Response:
     require_staff(request, *ADMINS)
     body = await read_json(request, schemas.HOLIDAY_IN)
-    try:
-        day = date.fromisoformat(request.match_info["day"])
-    except ValueError:
-        raise ValidationError(fields={"day": "Enter a date like 2026-12-01"}) from None
+    day = parse_day(request.match_info["day"], "day")
     async with request.app[DB]() as session, session.begin():
         row = await session.get(m.HolidayOverride, day)
         if row is None:

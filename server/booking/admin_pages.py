@@ -9,7 +9,6 @@ review as lines than as a grid of inputs.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import aiohttp_jinja2
@@ -18,6 +17,7 @@ from sqlalchemy import delete, select
 
 from server.appkeys import DB
 from server.booking import models as m
+from server.booking.handlers import parse_day
 from server.booking.present import KIND_LABELS
 from server.booking.slots import TimeRange
 from server.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -218,10 +218,7 @@ async def admin_window_plans(request: web.Request) -> web.StreamResponse:
 async def admin_add_exception(request: web.Request) -> web.StreamResponse:
     _require_admin(request)
     form = await request.post()
-    try:
-        day = date.fromisoformat(str(form.get("day", "")))
-    except ValueError:
-        raise ValidationError(fields={"day": "Enter a date like 2026-12-01"}) from None
+    day = parse_day(str(form.get("day", "")), "day")
     closed = form.get("closed") == "on"
     start, end = str(form.get("start", "")).strip(), str(form.get("end", "")).strip()
     span = None
@@ -261,10 +258,7 @@ async def admin_delete_exception(request: web.Request) -> web.StreamResponse:
 async def admin_holiday(request: web.Request) -> web.StreamResponse:
     _require_admin(request)
     form = await request.post()
-    try:
-        day = date.fromisoformat(str(form.get("day", "")))
-    except ValueError:
-        raise ValidationError(fields={"day": "Enter a date like 2026-12-01"}) from None
+    day = parse_day(str(form.get("day", "")), "day")
     async with request.app[DB]() as session, session.begin():
         await session.execute(delete(m.HolidayOverride).where(m.HolidayOverride.day == day))
         if form.get("mode") in ("working", "closed"):
