@@ -181,6 +181,7 @@ class PacketTrack(MediaStreamTrack):
         self.kind = kind
         self._queue: asyncio.Queue[av.Packet[Any] | None] = asyncio.Queue(maxsize)
         self._on_keyframe_needed = on_keyframe_needed
+        self._consumer: PacketHandler | None = None
         self._active = False
         self._need_keyframe = kind == "video"
         self.offered = 0
@@ -201,8 +202,23 @@ class PacketTrack(MediaStreamTrack):
             self._need_keyframe = True
             self._on_keyframe_needed()
 
+    def deliver_to(self, consumer: PacketHandler | None) -> None:
+        """Hand packets straight to ``consumer`` (the relay's sender) instead of queueing
+        them for :meth:`recv`; None goes back to queueing."""
+        self._consumer = consumer
+        while consumer is not None and not self._queue.empty():
+            queued = self._queue.get_nowait()
+            if queued is not None:
+                self._count(queued)
+                consumer(queued)
+
+    def _count(self, packet: av.Packet[Any]) -> None:
+        self.forwarded_packets += 1
+        self.forwarded_bytes += packet.size
+
     def offer(self, packet: av.Packet[Any]) -> None:
-        """Queue ``packet`` for the subscriber; never blocks, never grows past maxsize."""
+        """Hand ``packet`` to the subscriber's sender, or queue it for :meth:`recv`;
+        never blocks, never grows past maxsize."""
         if not self._active or self.readyState != "live":
             return
         self.offered += 1
@@ -212,6 +228,10 @@ class PacketTrack(MediaStreamTrack):
                 self._on_keyframe_needed()
                 return
             self._need_keyframe = False
+        if self._consumer is not None:
+            self._count(packet)
+            self._consumer(packet)
+            return
         try:
             self._queue.put_nowait(packet)
         except asyncio.QueueFull:
@@ -227,8 +247,7 @@ class PacketTrack(MediaStreamTrack):
         packet = await self._queue.get()
         if packet is None:
             raise MediaStreamError
-        self.forwarded_packets += 1
-        self.forwarded_bytes += packet.size
+        self._count(packet)
         return packet
 
     def stop(self) -> None:

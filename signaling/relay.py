@@ -69,6 +69,7 @@ from signaling.negotiation import (
 )
 from signaling.packets import PacketTrack, check_aiortc, route_keyframe_requests
 from signaling.publication import Publication, PublicationStats
+from signaling.receiving import PacketReceiver, install_packet_receiver
 from signaling.sending import PacketSender, install_packet_sender
 
 __all__ = [
@@ -135,6 +136,7 @@ class Subscription:
         self.pc = RTCPeerConnection(room.config.rtc_configuration())
         self.tracks: dict[str, PacketTrack] = {}
         self.senders: dict[str, PacketSender] = {}
+        self.receivers: list[PacketReceiver] = []
         for kind in KINDS:
             track = PacketTrack(kind, room.config.queue_packets, publication.request_keyframe)
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
@@ -156,6 +158,7 @@ class Subscription:
 
     async def create_offer(self) -> str:
         await set_local(self.pc, await self.pc.createOffer(), self.room.config.host_addresses)
+        self.receivers = install_packet_receiver(self.pc)
         return pin_candidates(self.pc.localDescription.sdp, self.room.config.public_address)
 
     async def accept_answer(self, sdp: str) -> None:
@@ -187,6 +190,8 @@ class RelayRoom:
         self.closed = False
         self._publications: dict[str, Publication] = {}
         self._publish_pcs: dict[str, RTCPeerConnection] = {}
+        self.receive_paths: dict[str, list[PacketReceiver]] = {}
+        """Each participant's current upstream receive path (signaling/receiving.py)."""
         self._subscriptions: dict[tuple[str, str], Subscription] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -217,6 +222,7 @@ class RelayRoom:
                 publication = self._publications[participant] = Publication(self, participant)
             publication.attach_source(receivers)
             await set_local(pc, await pc.createAnswer(), self.config.host_addresses)
+            self.receive_paths[participant] = install_packet_receiver(pc)
         except Exception:
             await pc.close()
             raise
@@ -236,6 +242,7 @@ class RelayRoom:
     async def remove_participant(self, participant: str) -> None:
         """Close everything to and from ``participant``; unknown ids are ignored."""
         pc = self._publish_pcs.pop(participant, None)
+        self.receive_paths.pop(participant, None)
         publication = self._publications.pop(participant, None)
         pairs = [key for key in self._subscriptions if participant in key]
         closing: list[Coroutine[Any, Any, None]] = [self.unsubscribe(*k) for k in pairs]

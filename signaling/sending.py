@@ -23,6 +23,7 @@ them back with aiortc. Relay *receivers* and every client's senders are untouche
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import struct
@@ -33,13 +34,14 @@ from typing import Any
 
 import av
 from aiortc.codecs.vpx import PACKET_MAX, VpxPayloadDescriptor
-from aiortc.mediastreams import MediaStreamError, convert_timebase
+from aiortc.mediastreams import convert_timebase
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTP_HISTORY_SIZE, pack_header_extensions
 from aiortc.utils import random16, random32, uint16_add
 
-from signaling.packets import check_aiortc
+from signaling.packets import PacketTrack, check_aiortc
+from signaling.stepping import InOrder
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +74,15 @@ def ntp_now() -> int:
     now = time.time() + _NTP_EPOCH_OFFSET
     seconds = int(now)
     return (seconds << 32) | int((now - seconds) * (1 << 32))
+
+
+def current_ms() -> int:
+    """aiortc's ``clock.current_ms()`` (milliseconds since the NTP epoch), without datetime.
+
+    The receive path stamps arrivals with it for the REMB estimator; it must be aiortc's
+    clock, not the loop's, as packets stamped by aiortc itself may come before.
+    """
+    return int((time.time() + _NTP_EPOCH_OFFSET) * 1000)
 
 
 def abs_send_time_now() -> int:
@@ -151,13 +162,28 @@ def vp8_payloads(data: bytes, picture_id: int) -> list[bytes]:
 
 
 class PacketSender:
-    """Stands in for one relay sender's ``_run_rtp`` and ``_retransmit``."""
+    """Stands in for one relay sender's ``_run_rtp`` and ``_retransmit``.
+
+    Frames are not pulled from the track by a task: :meth:`run` registers :meth:`forward`
+    with the :class:`~signaling.packets.PacketTrack`, which calls it as the publisher's
+    frame arrives, and each packet goes out through aiortc's ``_send_rtp`` stepped by
+    :class:`~signaling.stepping.InOrder` (no task wake-up, no queue per frame).
+    """
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self.sender = sender
         self.layout: RtpLayout | None = None
         self._history: list[tuple[int, bytes] | None] = [None] * RTP_HISTORY_SIZE
+        self.sends = InOrder("relay sender", on_error=self._send_failed)
+        self._done: asyncio.Future[None] | None = None
+        self._send: Any = None
+        self._vp8 = False
+        self._clock_rate = 90000
+        self._sequence_number = 0
+        self._origin = 0
+        self._picture_id = 0
         self.retransmissions = 0
+        self.errors = 0
 
     def _get(self, name: str) -> Any:
         return getattr(self.sender, _PRIVATE[name])
@@ -169,65 +195,92 @@ class PacketSender:
         sender = self.sender
         self._get("rtp_started").set()
         assert codec.payloadType is not None  # set by negotiation before send()
-        layout = self.layout = RtpLayout(
+        self.layout = RtpLayout(
             codec.payloadType,
             sender._ssrc,
             self._get("mid"),
             getattr(self._get("extensions_map"), _MAP_IDS),
         )
-        vp8 = codec.mimeType.lower() == "video/vp8"
-        clock_rate = codec.clockRate
-        send = sender.transport._send_rtp
-        history = self._history
-        sequence_number = random16()
-        origin = random32()
-        picture_id = random.randint(0, (1 << 15) - 1)
+        self._vp8 = codec.mimeType.lower() == "video/vp8"
+        self._clock_rate = codec.clockRate
+        self._send = sender.transport._send_rtp
+        self._sequence_number = random16()
+        self._origin = random32()
+        self._picture_id = random.randint(0, (1 << 15) - 1)
+        done = self._done = asyncio.get_running_loop().create_future()
+        track = sender.track
         try:
-            while True:
-                track = sender.track
-                if track is None:
-                    await asyncio.sleep(0.02)
-                    continue
-                packet: av.Packet[Any] = await track.recv()  # type: ignore[assignment]
-                if not sender._enabled:
-                    continue
-                data = bytes(packet)
-                if not data:
-                    continue
-                if vp8:
-                    payloads = vp8_payloads(data, picture_id)
-                    picture_id = (picture_id + 1) & 0x7FFF
-                else:
-                    payloads = [data]
-                base = packet.time_base
-                assert packet.pts is not None and base is not None
-                pts = packet.pts
-                if base.numerator != 1 or base.denominator != clock_rate:
-                    pts = convert_timebase(pts, base, Fraction(1, clock_rate))
-                timestamp = (origin + pts) & 0xFFFFFFFF
-                last = len(payloads) - 1
-                for i, payload in enumerate(payloads):
-                    wire = layout.packet(sequence_number, timestamp, i == last, payload)
-                    history[sequence_number % RTP_HISTORY_SIZE] = (sequence_number, wire)
-                    await send(wire)
-                    sequence_number = (sequence_number + 1) & 0xFFFF
-                # What RTCP sender reports read (aiortc updates them per packet; nothing
-                # can run between the packets of one frame, as sending never suspends).
-                self._set("ntp_timestamp", ntp_now())
-                self._set("rtp_timestamp", timestamp)
-                self._set("octet_count", self._get("octet_count") + sum(map(len, payloads)))
-                self._set("packet_count", self._get("packet_count") + len(payloads))
-        except (asyncio.CancelledError, ConnectionError, MediaStreamError):
+            if isinstance(track, PacketTrack) and track.readyState == "live":
+                track.once("ended", self._end)
+                track.deliver_to(self.forward)
+                await done
+        except asyncio.CancelledError:
             pass
-        except Exception:
-            # aiortc's stop() waits for rtp_exited, so never leave without setting it.
-            logger.warning("relay sender loop failed:\n%s", traceback.format_exc())
+        finally:
+            self._end()
+            if isinstance(track, PacketTrack):
+                track.deliver_to(None)
         track = sender.track
         if track is not None:
             track.stop()
             self._set("track", None)
         self._set("encoder", None)
-        self._get("rtp_exited").set()
+        self._get("rtp_exited").set()  # aiortc's stop() waits for it
+
+    def _end(self) -> None:
+        if self._done is not None and not self._done.done():
+            self._done.set_result(None)
+
+    def _send_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, ConnectionError):
+            self._end()  # the connection is gone: as aiortc's loop, stop sending
+        else:
+            logger.warning(
+                "relay sender failed to send:\n%s", "".join(traceback.format_exception(exc))
+            )
+
+    def forward(self, packet: av.Packet[Any]) -> None:
+        """Packetize one frame and send it now (called by the track, on the event loop)."""
+        layout = self.layout
+        if layout is None or self._done is None or self._done.done():
+            return
+        if not self.sender._enabled:
+            return
+        try:
+            data = bytes(packet)
+            if not data:
+                return
+            if self._vp8:
+                payloads = vp8_payloads(data, self._picture_id)
+                self._picture_id = (self._picture_id + 1) & 0x7FFF
+            else:
+                payloads = [data]
+            base = packet.time_base
+            assert packet.pts is not None and base is not None
+            pts = packet.pts
+            clock_rate = self._clock_rate
+            if base.numerator != 1 or base.denominator != clock_rate:
+                pts = convert_timebase(pts, base, Fraction(1, clock_rate))
+            timestamp = (self._origin + pts) & 0xFFFFFFFF
+            history, send, sends = self._history, self._send, self.sends
+            sequence_number = self._sequence_number
+            last = len(payloads) - 1
+            for i, payload in enumerate(payloads):
+                wire = layout.packet(sequence_number, timestamp, i == last, payload)
+                history[sequence_number % RTP_HISTORY_SIZE] = (sequence_number, wire)
+                sends.run(functools.partial(send, wire))
+                sequence_number = (sequence_number + 1) & 0xFFFF
+            self._sequence_number = sequence_number
+            # What RTCP sender reports read (aiortc updates them per packet).
+            self._set("ntp_timestamp", ntp_now())
+            self._set("rtp_timestamp", timestamp)
+            self._set("octet_count", self._get("octet_count") + sum(map(len, payloads)))
+            self._set("packet_count", self._get("packet_count") + len(payloads))
+        except Exception:
+            # Called from the publisher's receive path: never let one subscriber's
+            # failure reach the others.
+            self.errors += 1
+            logger.warning("relay sender failed on one frame:\n%s", traceback.format_exc())
 
     async def retransmit(self, sequence_number: int) -> None:
         entry = self._history[sequence_number % RTP_HISTORY_SIZE]
@@ -257,6 +310,8 @@ def install_packet_sender(sender: RTCRtpSender) -> PacketSender:
     for private in _PRIVATE.values():
         if not hasattr(sender, private):
             raise RuntimeError(f"aiortc RTCRtpSender has no {private}")
+    if not isinstance(sender.track, PacketTrack):
+        raise RuntimeError("install_packet_sender() needs a sender whose track is a PacketTrack")
     if getattr(sender, _PRIVATE["started"]):
         raise RuntimeError("install_packet_sender() called on a sender that already runs")
     packet_sender = PacketSender(sender)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import AsyncIterator
 from fractions import Fraction
@@ -175,6 +176,22 @@ async def test_two_subscribers_decode_pattern_without_transcoding(
         video = subscription.tracks["video"]
         assert video.overflows == 0  # (deltas before the first key frame are "dropped")
         assert 0 < video.forwarded_bytes <= stats.bytes["video"]
+        # Sent straight from the publisher's packet callback: nothing had to wait.
+        for sender in subscription.senders.values():
+            assert sender.sends.suspended == sender.sends.errors == sender.errors == 0
+
+    # The upstream's SRTP was handled in the socket callback (signaling/receiving.py), not
+    # by aiortc's receive task, and counted in the transport's stats as aiortc counts it.
+    [path] = room.receive_paths["applicant"]
+    assert path.handlers.errors == path.handlers.suspended == 0
+    assert publisher.publish_pc is not None
+    sent = sum(
+        s.packetsSent
+        for s in (await publisher.publish_pc.getStats()).values()
+        if s.type == "outbound-rtp"
+    )
+    transport = next(s for s in (await pc.getStats()).values() if s.type == "transport")
+    assert 0.9 * sent <= path.packets <= transport.packetsReceived
 
     # Byte for byte: a third viewer takes the encoded frames without decoding; once the
     # publisher stops, it holds exactly the bytes the relay sent it.
@@ -187,6 +204,37 @@ async def test_two_subscribers_decode_pattern_without_transcoding(
     sent = room.subscription("counter", "applicant")
     assert sent is not None
     assert counter.received["applicant"].video_bytes == sent.tracks["video"].forwarded_bytes
+
+
+async def test_broken_srtp_datagrams_are_dropped_and_media_carries_on(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
+    publisher = new_client(clients)
+    await publish(room, publisher, "applicant")
+    viewer = new_client(clients)
+    await subscribe(room, viewer, "viewer", "applicant")
+    await viewer.wait_for_video("applicant", frames=5, within=10)
+    [path] = room.receive_paths["applicant"]
+    # The relay's socket for this publisher (the nominated ICE pair's local end).
+    pair = path.dtls.transport._connection._nominated[1]
+    address = pair.protocol.transport.get_extra_info("sockname")[:2]
+    before = path.packets
+    forged = [
+        b"\x80",  # one byte
+        b"\x80\x60" + bytes(10),  # an RTP header and nothing else
+        b"\x90\xe0" + bytes(range(200)),  # RTP-looking, not SRTP-authenticated
+        b"\x81\xc8" + bytes(60),  # an SRTCP-looking sender report
+    ]
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for data in forged * 25:
+            sock.sendto(data, address)
+    frames = viewer.received["applicant"].video_frames
+    await asyncio.sleep(0.5)
+    assert path.packets >= before + len(forged) * 25 - 5  # they did reach the receive path
+    assert path.handlers.errors == 0  # ... and were dropped by SRTP, not by an exception
+    assert viewer.received["applicant"].video_frames > frames + 5
+    assert room.publish_connection("applicant") is not None
+    assert room.publish_connection("applicant").connectionState == "connected"  # type: ignore[union-attr]
 
 
 async def test_late_joiner_sees_video_within_a_second(

@@ -12,6 +12,7 @@ from aiortc.rtcrtpparameters import RTCRtpHeaderExtensionParameters, RTCRtpParam
 from aiortc.rtp import HeaderExtensionsMap, RtpPacket, unwrap_rtx, wrap_rtx
 
 from signaling.client import MediaClient
+from signaling.packets import PacketTrack
 from signaling.relay import RelayConfig, RelayRoom
 from signaling.sending import (
     PacketSender,
@@ -109,9 +110,11 @@ def test_clock_readings_match_aiortc() -> None:
     assert abs(abs_send_time_now() - ((clock.current_ntp_time() >> 14) & 0xFFFFFF)) < 1 << 12
 
 
-async def test_refuses_a_running_sender() -> None:
+async def test_refuses_a_running_sender_or_one_without_a_packet_track() -> None:
     pc = RTCPeerConnection()
-    sender = pc.addTransceiver("video").sender
+    with pytest.raises(RuntimeError, match="PacketTrack"):
+        install_packet_sender(pc.addTransceiver("video").sender)
+    sender = pc.addTransceiver(PacketTrack("video", 4, lambda: None)).sender
     install_packet_sender(sender)
     sender._RTCRtpSender__started = True  # type: ignore[attr-defined]
     with pytest.raises(RuntimeError, match="already runs"):
