@@ -73,6 +73,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--insecure", action="store_true", help="accept a self-signed TLS certificate (development)"
     )
     p.add_argument(
+        "--relay-only",
+        action="store_true",
+        help="send media through the server's TURN relay only (networks that block UDP peers)",
+    )
+    p.add_argument(
         "--wait",
         type=float,
         default=300.0,
@@ -98,7 +103,7 @@ async def join(args: argparse.Namespace) -> int:
         return 2
     source = None if args.publish in ("", "none") else args.publish
     save_dir = Path(tempfile.mkdtemp(prefix="yunkan-join-")) if args.save else None
-    media = MediaClient(save_dir=save_dir)
+    media = MediaClient(save_dir=save_dir, relay_only=getattr(args, "relay_only", False))
     client = SignalingClient(
         ws_url,
         token,

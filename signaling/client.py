@@ -26,7 +26,7 @@ import contextlib
 import fractions
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +41,7 @@ from aiortc import (
 )
 from aiortc.contrib.media import MediaPlayer
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
-from aiortc.rtcconfiguration import RTCBundlePolicy
+from aiortc.rtcconfiguration import RTCBundlePolicy, RTCIceTransportPolicy
 
 from recordings.recorder import Recorder, RecordingResult
 from signaling.candidates import gather_on
@@ -228,8 +228,11 @@ class MediaClient:
         decode: bool = True,
         save_dir: Path | None = None,
         keep_last_frame: bool = False,
+        relay_only: bool = False,
     ) -> None:
         self._ice_servers = ice_servers
+        self.relay_only = relay_only
+        """Use TURN relay candidates only (WebRTC's iceTransportPolicy "relay")."""
         self._host_addresses = host_addresses
         self._decode = decode
         self._save_dir = save_dir
@@ -243,10 +246,31 @@ class MediaClient:
         self.saved: dict[str, RecordingResult] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def ice_servers(self) -> tuple[RTCIceServer, ...]:
+        return self._ice_servers
+
+    def use_ice_servers(self, servers: Sequence[Mapping[str, Any]]) -> None:
+        """Take the ICE servers the signaling server offers (``welcome.ice_servers``, the
+        browser's ``RTCIceServer`` JSON shape) for the peer connections made from now on."""
+        out: list[RTCIceServer] = []
+        for server in servers:
+            urls = server.get("urls")
+            if isinstance(urls, str):
+                urls = [urls]
+            if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+                raise ValueError(f"ice server without urls: {server!r}")
+            out.append(RTCIceServer(urls, server.get("username"), server.get("credential")))
+        self._ice_servers = tuple(out)
+
     def _new_pc(self) -> RTCPeerConnection:
         return RTCPeerConnection(
             RTCConfiguration(
-                iceServers=list(self._ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+                iceServers=list(self._ice_servers),
+                bundlePolicy=RTCBundlePolicy.MAX_BUNDLE,
+                iceTransportPolicy=(
+                    RTCIceTransportPolicy.RELAY if self.relay_only else RTCIceTransportPolicy.ALL
+                ),
             )
         )
 

@@ -115,7 +115,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     ice = ice_config(settings)
     relay = Relay(
         RelayConfig(
-            ice_servers=tuple(ice.rtc_servers()),
+            ice_servers_factory=ice.rtc_servers,  # fresh TURN credentials per connection
             host_addresses=options.host_addresses or settings.ice_host_address_list or None,
             public_address=ice.public_ip,
         )

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,22 +98,25 @@ EventCallback = Callable[["RelayEvent"], None]
 class RelayConfig:
     ice_servers: tuple[RTCIceServer, ...] = ()
     """STUN/TURN for the server's peers; aiortc uses the first STUN and first TURN only."""
+    ice_servers_factory: Callable[[], Sequence[RTCIceServer]] | None = None
+    """If set, called for every new peer connection instead of ``ice_servers``: TURN
+    credentials expire, so a long-running relay mints fresh ones per connection."""
     host_addresses: tuple[str, ...] | None = None
     """Gather host candidates only on these local addresses (None: every interface)."""
     public_address: str | None = None
     """Announce host candidates on this address (1:1 NAT); None announces them as they are."""
     queue_packets: int = 96
-    """Per subscriber and kind; when full, packets are dropped (video resumes on a key frame)."""
+    """Per subscriber and kind, for a ``PacketTrack`` read with ``recv()``; the relay's own
+    senders take packets directly (``deliver_to``) and never queue."""
     keyframe_interval: float = 0.3
     """Minimum seconds between two key frame requests sent to one publisher."""
     gop_max_bytes: int = 8_000_000
     """Bound on the packets kept since the last key frame; beyond it a key frame is asked."""
 
     def rtc_configuration(self) -> RTCConfiguration:
+        servers = self.ice_servers_factory() if self.ice_servers_factory else self.ice_servers
         # An explicit empty list: aiortc's default is a public Google STUN server.
-        return RTCConfiguration(
-            iceServers=list(self.ice_servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
-        )
+        return RTCConfiguration(iceServers=list(servers), bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 
 
 @dataclass(frozen=True)

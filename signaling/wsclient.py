@@ -91,9 +91,11 @@ class SignalingClient:
             await asyncio.gather(self._reader, return_exceptions=True)
         old = self.media
         self.media = MediaClient(
+            ice_servers=old.ice_servers,
             host_addresses=old._host_addresses,
             decode=old._decode,
             keep_last_frame=old._keep_last_frame,
+            relay_only=old.relay_only,
         )
         await old.close()
         self.state = "dropped"
@@ -179,6 +181,9 @@ class SignalingClient:
         if kind == "welcome":
             self.session_id = message["session"]
             self.participant = message["participant"]
+            # The server's STUN/TURN (with this participant's TURN credentials) for the
+            # connections that follow: a site camera behind NAT needs them.
+            self.media.use_ice_servers(message.get("ice_servers") or [])
         elif kind in ("waiting", "declined", "removed", "ended"):
             self.state = kind
         elif kind == "admitted":

@@ -75,3 +75,24 @@ def test_ice_config_refuses_inconsistent_values(fields: dict[str, Any], message:
 
 def test_empty_config_means_host_candidates_only(tmp_path: Path) -> None:
     assert ice_config(_settings(tmp_path)).servers_for("x") == []
+
+
+async def test_the_relay_mints_fresh_turn_credentials_for_each_connection() -> None:
+    """A relay runs for weeks; TURN credentials expire after ``turn_ttl``. The live app
+    hands the relay ``IceConfig.rtc_servers`` itself, called per peer connection."""
+    import asyncio
+    import time
+
+    from signaling.relay import RelayConfig
+
+    ice = IceConfig(turn_urls=("turn:turn.example:3478",), turn_secret="s3cret", turn_ttl=60)
+    config = RelayConfig(ice_servers_factory=ice.rtc_servers)
+    first = config.rtc_configuration().iceServers
+    assert first is not None
+    expires = int(first[0].username.split(":")[0])
+    assert 58 <= expires - time.time() <= 60
+    await asyncio.sleep(1.05)
+    second = config.rtc_configuration().iceServers
+    assert second is not None and second[0].username != first[0].username
+    digest = hmac.new(b"s3cret", second[0].username.encode(), hashlib.sha1).digest()
+    assert second[0].credential == base64.b64encode(digest).decode()
