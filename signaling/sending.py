@@ -11,19 +11,23 @@ four numbers, so :func:`install_packet_sender` replaces, *on one sender instance
   starts (by aiortc's own ``pack_header_extensions``, in aiortc's order); per
   packet only the sequence number, marker bit and abs-send-time change. VP8 payload
   descriptors are made by aiortc's ``VpxPayloadDescriptor`` once per frame, not per packet.
+  Nothing pulls frames from the track: the track hands each frame to
+  :meth:`PacketSender.forward` as the publisher's frame arrives.
 * ``_retransmit``: the history keeps the sent bytes (before SRTP); a NACKed packet is
   re-sent as they were, or wrapped as RTX (RFC 4588) by patching the header.
+* sending a packet: :class:`DirectSend` does what ``RTCDtlsTransport._send_rtp`` and aioice's
+  ``Connection.send`` do (SRTP with the transport's own session, ``sendto`` on the
+  nominated pair, the transport's counters), as one call rather than four coroutines.
 
-Everything else stays aiortc's: SRTP and ICE (``RTCDtlsTransport._send_rtp``), RTCP sender
-reports (fed from the same private counters aiortc's loop updates), NACK/PLI handling,
-``stop()``. The bytes on the wire are what aiortc would send; ``tests/signaling`` parse
-them back with aiortc. Relay *receivers* and every client's senders are untouched.
+Everything else stays aiortc's: SRTP sessions, ICE/TURN, RTCP sender reports (fed from the
+same private counters aiortc's loop updates), NACK/PLI handling, ``stop()``. The bytes on
+the wire are what aiortc would send; ``tests/signaling`` parse them back with aiortc.
+Every client's senders are untouched.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import random
 import struct
@@ -35,13 +39,13 @@ from typing import Any
 import av
 from aiortc.codecs.vpx import PACKET_MAX, VpxPayloadDescriptor
 from aiortc.mediastreams import convert_timebase
+from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTP_HISTORY_SIZE, pack_header_extensions
 from aiortc.utils import random16, random32, uint16_add
 
 from signaling.packets import PacketTrack, check_aiortc
-from signaling.stepping import InOrder
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +71,8 @@ _PRIVATE = {
     "packet_count": "_RTCRtpSender__packet_count",
 }
 _MAP_IDS = "_HeaderExtensionsMap__ids"
+_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
+_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 
 
 def ntp_now() -> int:
@@ -161,22 +167,55 @@ def vp8_payloads(data: bytes, picture_id: int) -> list[bytes]:
     return payloads
 
 
+class DirectSend:
+    """aiortc's ``RTCDtlsTransport._send_rtp`` for RTP, with aioice's ``Connection.send``,
+    as one plain call instead of four coroutines.
+
+    The same steps, in the same order: refuse unless DTLS is connected, SRTP-protect,
+    ``sendto`` on the nominated ICE pair's socket (for a TURN pair that is aioice's
+    ``TurnTransport``, which binds a channel in a task of its own), count the bytes and
+    packets in the transport's stats. Raises ``ConnectionError`` when aiortc would.
+    """
+
+    def __init__(self, dtls: RTCDtlsTransport) -> None:
+        for name in ("_state", "_tx_srtp", _TX_BYTES, _TX_PACKETS):
+            if not hasattr(dtls, name):
+                raise RuntimeError(f"aiortc RTCDtlsTransport has no {name}")
+        nominated = getattr(getattr(dtls.transport, "_connection", None), "_nominated", None)
+        if not isinstance(nominated, dict):
+            raise RuntimeError("aioice Connection has no _nominated pairs")
+        self.dtls = dtls
+        self._nominated: dict[int, Any] = nominated
+
+    def __call__(self, wire: bytes) -> None:
+        dtls = self.dtls
+        if dtls._state is not State.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        data = dtls._tx_srtp.protect(wire)
+        pair = self._nominated.get(1)
+        if pair is None:
+            raise ConnectionError("Cannot send data, not connected")
+        pair.protocol.transport.sendto(data, pair.remote_addr)
+        setattr(dtls, _TX_BYTES, getattr(dtls, _TX_BYTES) + len(data))
+        setattr(dtls, _TX_PACKETS, getattr(dtls, _TX_PACKETS) + 1)
+
+
 class PacketSender:
     """Stands in for one relay sender's ``_run_rtp`` and ``_retransmit``.
 
     Frames are not pulled from the track by a task: :meth:`run` registers :meth:`forward`
     with the :class:`~signaling.packets.PacketTrack`, which calls it as the publisher's
-    frame arrives, and each packet goes out through aiortc's ``_send_rtp`` stepped by
-    :class:`~signaling.stepping.InOrder` (no task wake-up, no queue per frame).
+    frame arrives, and each packet goes out through :class:`DirectSend` (no task wake-up,
+    no queue, no coroutine per packet).
     """
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self.sender = sender
         self.layout: RtpLayout | None = None
         self._history: list[tuple[int, bytes] | None] = [None] * RTP_HISTORY_SIZE
-        self.sends = InOrder("relay sender", on_error=self._send_failed)
         self._done: asyncio.Future[None] | None = None
-        self._send: Any = None
+        self.send: DirectSend | None = None
+        """Sends one RTP packet; built when sending starts (after BUNDLE picked the transport)."""
         self._vp8 = False
         self._clock_rate = 90000
         self._sequence_number = 0
@@ -203,7 +242,7 @@ class PacketSender:
         )
         self._vp8 = codec.mimeType.lower() == "video/vp8"
         self._clock_rate = codec.clockRate
-        self._send = sender.transport._send_rtp
+        self.send = DirectSend(sender.transport)
         self._sequence_number = random16()
         self._origin = random32()
         self._picture_id = random.randint(0, (1 << 15) - 1)
@@ -231,14 +270,6 @@ class PacketSender:
         if self._done is not None and not self._done.done():
             self._done.set_result(None)
 
-    def _send_failed(self, exc: BaseException) -> None:
-        if isinstance(exc, ConnectionError):
-            self._end()  # the connection is gone: as aiortc's loop, stop sending
-        else:
-            logger.warning(
-                "relay sender failed to send:\n%s", "".join(traceback.format_exception(exc))
-            )
-
     def forward(self, packet: av.Packet[Any]) -> None:
         """Packetize one frame and send it now (called by the track, on the event loop)."""
         layout = self.layout
@@ -262,13 +293,14 @@ class PacketSender:
             if base.numerator != 1 or base.denominator != clock_rate:
                 pts = convert_timebase(pts, base, Fraction(1, clock_rate))
             timestamp = (self._origin + pts) & 0xFFFFFFFF
-            history, send, sends = self._history, self._send, self.sends
+            history, send = self._history, self.send
+            assert send is not None  # set by run() before the track delivers
             sequence_number = self._sequence_number
             last = len(payloads) - 1
             for i, payload in enumerate(payloads):
                 wire = layout.packet(sequence_number, timestamp, i == last, payload)
                 history[sequence_number % RTP_HISTORY_SIZE] = (sequence_number, wire)
-                sends.run(functools.partial(send, wire))
+                send(wire)
                 sequence_number = (sequence_number + 1) & 0xFFFF
             self._sequence_number = sequence_number
             # What RTCP sender reports read (aiortc updates them per packet).
@@ -276,6 +308,8 @@ class PacketSender:
             self._set("rtp_timestamp", timestamp)
             self._set("octet_count", self._get("octet_count") + sum(map(len, payloads)))
             self._set("packet_count", self._get("packet_count") + len(payloads))
+        except ConnectionError:
+            self._end()  # the connection is gone: as aiortc's loop, stop sending
         except Exception:
             # Called from the publisher's receive path: never let one subscriber's
             # failure reach the others.
@@ -295,7 +329,8 @@ class PacketSender:
             )
             self._set("rtx_sequence_number", uint16_add(rtx_sequence_number, 1))
         self.retransmissions += 1
-        await self.sender.transport._send_rtp(wire)
+        if self.send is not None:
+            self.send(wire)  # raises ConnectionError as aiortc's _send_rtp would
 
 
 def install_packet_sender(sender: RTCRtpSender) -> PacketSender:
@@ -314,6 +349,7 @@ def install_packet_sender(sender: RTCRtpSender) -> PacketSender:
         raise RuntimeError("install_packet_sender() needs a sender whose track is a PacketTrack")
     if getattr(sender, _PRIVATE["started"]):
         raise RuntimeError("install_packet_sender() called on a sender that already runs")
+    DirectSend(sender.transport)  # the transport has what DirectSend needs (or raise now)
     packet_sender = PacketSender(sender)
     sender._run_rtp = packet_sender.run  # type: ignore[method-assign]
     sender._retransmit = packet_sender.retransmit  # type: ignore[method-assign]

@@ -144,23 +144,6 @@ async def test_relay_senders_only_are_replaced_and_a_lost_packet_comes_back_as_r
         for transceiver in publisher.publish_pc.getTransceivers():
             assert "_run_rtp" not in vars(transceiver.sender)
 
-        # Lose the 40th video packet on its way out of the relay (before SRTP).
-        dropped: list[bytes] = []
-        transport = video.sender.transport
-        send_rtp = transport._send_rtp
-        count = 0
-
-        async def lossy(data: bytes) -> None:
-            nonlocal count
-            if int.from_bytes(data[8:12], "big") == video.sender._ssrc:
-                count += 1
-                if count == 40:
-                    dropped.append(data)
-                    return
-            await send_rtp(data)
-
-        transport._send_rtp = lossy  # type: ignore[method-assign]
-
         # The viewer is a stock aiortc receiver: NACK generator, RTX unwrapping, decoder.
         rtx_seen: list[RtpPacket] = []
         answer = await viewer.accept_subscription("phone", offer)
@@ -176,6 +159,26 @@ async def test_relay_senders_only_are_replaced_and_a_lost_packet_comes_back_as_r
 
         receiver._handle_rtp_packet = spy  # type: ignore[method-assign]
         await room.accept_answer("desk", "phone", answer)
+
+        # Lose the 40th video packet on its way out of the relay (before SRTP).
+        for _ in range(1000):  # video.send is set when the sender starts, before media flows
+            if video.send is not None:
+                break
+            await asyncio.sleep(0.001)
+        send = video.send
+        assert send is not None
+        dropped: list[bytes] = []
+        count = 0
+
+        def lossy(data: bytes) -> None:
+            nonlocal count
+            count += 1
+            if count == 40:
+                dropped.append(data)
+                return
+            send(data)
+
+        video.send = lossy  # type: ignore[assignment]
         await viewer.wait_for_video("phone", frames=45, within=10)
 
         assert len(dropped) == 1 and video.retransmissions >= 1
@@ -196,6 +199,15 @@ async def test_relay_senders_only_are_replaced_and_a_lost_packet_comes_back_as_r
         outbound = next(s for s in stats.values() if s.type == "outbound-rtp")
         assert outbound.packetsSent >= 40
         assert outbound.bytesSent > 0
+        transport = next(
+            s for s in (await subscription.pc.getStats()).values() if s.type == "transport"
+        )
+        assert transport.packetsSent >= outbound.packetsSent  # DirectSend keeps aiortc's counters
+
+        # Once the connection is closed, sending refuses as aiortc's _send_rtp does.
+        await room.unsubscribe("desk", "phone")
+        with pytest.raises(ConnectionError):
+            send(dropped[0])
         await asyncio.sleep(0)
     finally:
         await viewer.close()
