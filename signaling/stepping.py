@@ -30,13 +30,12 @@ class InOrder:
     :meth:`run` steps the coroutine right away; nearly always it returns without
     suspending. If it does suspend, a task finishes it, and coroutines that come meanwhile
     are started only after it, in order, by the same task: no two ever overlap. An
-    exception is passed to ``on_error`` (default: logged with its traceback) and the next
+    exception is logged with its traceback (and counted in ``errors``) and the next
     coroutine runs.
     """
 
-    def __init__(self, what: str, on_error: Callable[[BaseException], None] | None = None) -> None:
+    def __init__(self, what: str) -> None:
         self.what = what
-        self.on_error = on_error
         self.suspended = 0
         self.errors = 0
         self._backlog: deque[Callable[[], Step | None]] | None = None
@@ -54,13 +53,13 @@ class InOrder:
             return
         try:
             step = start()
-            if step is None:
-                return
-            awaited = step.send(None)
-        except StopIteration:
-            return
         except Exception as exc:
             self._failed(exc)
+            return
+        if step is None:
+            return
+        suspended, awaited = self._step(step)
+        if not suspended:
             return
         self.suspended += 1
         self._backlog = deque()
@@ -73,10 +72,17 @@ class InOrder:
 
     def _failed(self, exc: BaseException) -> None:
         self.errors += 1
-        if self.on_error is not None:
-            self.on_error(exc)
-        else:
-            logger.warning("%s failed:\n%s", self.what, "".join(traceback.format_exception(exc)))
+        logger.warning("%s failed:\n%s", self.what, "".join(traceback.format_exception(exc)))
+
+    def _step(self, step: Step) -> tuple[bool, Any]:
+        """Step ``step`` once: (True, what it awaits) if it suspended, else (False, None)."""
+        try:
+            return True, step.send(None)
+        except StopIteration:
+            return False, None
+        except Exception as exc:
+            self._failed(exc)
+            return False, None
 
     async def _finish(self, step: Step, awaited: Any) -> None:
         try:
@@ -109,10 +115,6 @@ class InOrder:
             except asyncio.CancelledError:
                 step.close()
                 raise
-            try:
-                awaited = step.send(None)
-            except StopIteration:
-                return
-            except Exception as exc:
-                self._failed(exc)
+            suspended, awaited = self._step(step)
+            if not suspended:
                 return

@@ -9,13 +9,23 @@ import pytest
 from signaling.stepping import InOrder
 
 
-def recorder() -> tuple[list[str], InOrder, list[BaseException]]:
-    errors: list[BaseException] = []
-    return [], InOrder("test", on_error=errors.append), errors
+def recorder() -> tuple[list[str], InOrder]:
+    return [], InOrder("test")
 
 
-async def test_a_coroutine_that_does_not_suspend_runs_before_run_returns() -> None:
-    done, steps, errors = recorder()
+def failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The exception (``Type: message``) of each failure InOrder logged, in order."""
+    return [
+        r.getMessage().rstrip().splitlines()[-1]
+        for r in caplog.records
+        if r.name == "signaling.stepping"
+    ]
+
+
+async def test_a_coroutine_that_does_not_suspend_runs_before_run_returns(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done, steps = recorder()
 
     async def work(name: str) -> None:
         done.append(name)
@@ -23,11 +33,13 @@ async def test_a_coroutine_that_does_not_suspend_runs_before_run_returns() -> No
     for name in "abc":
         steps.run(lambda name=name: work(name))  # type: ignore[misc]
         assert done[-1] == name  # already ran: no task, no loop turn
-    assert (steps.suspended, steps.busy, errors) == (0, False, [])
+    assert (steps.suspended, steps.busy, failures(caplog)) == (0, False, [])
 
 
-async def test_a_suspended_coroutine_holds_back_the_next_ones_in_order() -> None:
-    done, steps, errors = recorder()
+async def test_a_suspended_coroutine_holds_back_the_next_ones_in_order(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done, steps = recorder()
     gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
     async def slow() -> None:
@@ -46,13 +58,15 @@ async def test_a_suspended_coroutine_holds_back_the_next_ones_in_order() -> None
     gate.set_result("opened")
     await steps.drain()
     assert done == ["slow:start", "slow:opened", "q1", "q2"]
-    assert not steps.busy and errors == []
+    assert not steps.busy and failures(caplog) == []
     steps.run(lambda: quick("q3"))  # back to running at once
     assert done[-1] == "q3"
 
 
-async def test_a_bare_yield_and_a_failed_future_reach_the_coroutine_as_in_a_task() -> None:
-    done, steps, errors = recorder()
+async def test_a_bare_yield_and_a_failed_future_reach_the_coroutine_as_in_a_task(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done, steps = recorder()
     failing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def yields() -> None:
@@ -68,11 +82,13 @@ async def test_a_bare_yield_and_a_failed_future_reach_the_coroutine_as_in_a_task
     await asyncio.sleep(0)
     failing.set_exception(KeyError("gone"))
     await steps.drain()
-    assert done == ["after sleep(0)", "caught KeyError('gone')"] and errors == []
+    assert done == ["after sleep(0)", "caught KeyError('gone')"] and failures(caplog) == []
 
 
-async def test_errors_go_to_on_error_and_the_next_coroutine_still_runs() -> None:
-    done, steps, errors = recorder()
+async def test_errors_are_logged_and_the_next_coroutine_still_runs(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    done, steps = recorder()
     gate: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def boom(after: asyncio.Future[None] | None) -> None:
@@ -91,21 +107,23 @@ async def test_errors_go_to_on_error_and_the_next_coroutine_still_runs() -> None
     gate.set_result(None)
     await steps.drain()
     assert done == ["fine", "fine"]
-    assert [str(e) for e in errors] == ["bad packet"] * 3 and steps.errors == 3
+    assert failures(caplog) == ["ValueError: bad packet"] * 3 and steps.errors == 3
 
 
-async def test_nothing_to_run_and_a_failing_start_are_handled() -> None:
-    _, steps, errors = recorder()
+async def test_nothing_to_run_and_a_failing_start_are_handled(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, steps = recorder()
     steps.run(lambda: None)
 
     def start() -> None:
         raise ConnectionError("not connected")
 
     steps.run(start)  # type: ignore[arg-type]
-    assert [type(e) for e in errors] == [ConnectionError]
+    assert failures(caplog) == ["ConnectionError: not connected"] and steps.errors == 1
 
 
-async def test_without_on_error_failures_are_logged(caplog: pytest.LogCaptureFixture) -> None:
+async def test_failures_are_logged_with_what_failed(caplog: pytest.LogCaptureFixture) -> None:
     steps = InOrder("relay thing")
 
     async def boom() -> None:
