@@ -139,7 +139,6 @@ class Subscription:
         self.pc = RTCPeerConnection(room.config.rtc_configuration())
         self.tracks: dict[str, PacketTrack] = {}
         self.senders: dict[str, PacketSender] = {}
-        self.receivers: list[PacketReceiver] = []
         for kind in KINDS:
             track = PacketTrack(kind, room.config.queue_packets, publication.request_keyframe)
             transceiver = self.pc.addTransceiver(track, direction="sendonly")
@@ -161,7 +160,7 @@ class Subscription:
 
     async def create_offer(self) -> str:
         await set_local(self.pc, await self.pc.createOffer(), self.room.config.host_addresses)
-        self.receivers = install_packet_receiver(self.pc)
+        install_packet_receiver(self.pc)  # the subscriber's RTCP (NACK, PLI, reports)
         return pin_candidates(self.pc.localDescription.sdp, self.room.config.public_address)
 
     async def accept_answer(self, sdp: str) -> None:
