@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -58,6 +58,14 @@ def check_aiortc() -> None:
             f"signaling.packets needs aiortc {PINNED_AIORTC} (private hooks), "
             f"found {aiortc.__version__}"
         )
+
+
+def require_private(obj: object, names: Iterable[str]) -> None:
+    """Refuse an aiortc/aioice object that lacks a private name one of the hooks relies on."""
+    for name in names:
+        if not hasattr(obj, name):
+            owner = type(obj)
+            raise RuntimeError(f"{owner.__module__.split('.')[0]} {owner.__name__} has no {name}")
 
 
 def vp8_is_keyframe(data: bytes) -> bool:
@@ -135,9 +143,7 @@ def install_packet_sink(receiver: RTCRtpReceiver, kind: str, deliver: PacketHand
     after ``setRemoteDescription``/``addTransceiver``, before the connection is up.
     """
     check_aiortc()
-    for name in (_DECODER_QUEUE, _JITTER_BUFFER):
-        if not hasattr(receiver, name):
-            raise RuntimeError(f"aiortc RTCRtpReceiver has no {name} to replace")
+    require_private(receiver, (_DECODER_QUEUE, _JITTER_BUFFER))
     if getattr(receiver, _DECODER_THREAD, None) is not None:
         raise RuntimeError("install_packet_sink() called on a receiver that already runs")
     sink = PacketSink(kind, deliver)

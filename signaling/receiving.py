@@ -38,7 +38,7 @@ from aiortc import RTCPeerConnection
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtp import is_rtcp
 
-from signaling.packets import check_aiortc
+from signaling.packets import check_aiortc, require_private
 from signaling.sending import current_ms
 from signaling.stepping import InOrder, Step
 
@@ -104,9 +104,7 @@ def install_packet_receiver(pc: RTCPeerConnection) -> list[PacketReceiver]:
         if dtls is None or id(dtls) in seen:
             continue
         seen.add(id(dtls))
-        for name in _DTLS_NAMES:
-            if not hasattr(dtls, name):
-                raise RuntimeError(f"aiortc RTCDtlsTransport has no {name}")
+        require_private(dtls, _DTLS_NAMES)
         connection = getattr(dtls.transport, "_connection", None)
         protocols = getattr(connection, "_protocols", None)
         if protocols is None:

@@ -45,7 +45,7 @@ from aiortc.rtcrtpsender import RTCRtpSender
 from aiortc.rtp import RTP_HISTORY_SIZE, pack_header_extensions
 from aiortc.utils import random16, random32, uint16_add
 
-from signaling.packets import PacketTrack, check_aiortc
+from signaling.packets import PacketTrack, check_aiortc, require_private
 
 logger = logging.getLogger(__name__)
 
@@ -178,9 +178,7 @@ class DirectSend:
     """
 
     def __init__(self, dtls: RTCDtlsTransport) -> None:
-        for name in ("_state", "_tx_srtp", _TX_BYTES, _TX_PACKETS):
-            if not hasattr(dtls, name):
-                raise RuntimeError(f"aiortc RTCDtlsTransport has no {name}")
+        require_private(dtls, ("_state", "_tx_srtp", _TX_BYTES, _TX_PACKETS))
         nominated = getattr(getattr(dtls.transport, "_connection", None), "_nominated", None)
         if not isinstance(nominated, dict):
             raise RuntimeError("aioice Connection has no _nominated pairs")
@@ -342,9 +340,7 @@ def install_packet_sender(sender: RTCRtpSender) -> PacketSender:
     for name in ("_run_rtp", "_retransmit"):
         if not callable(getattr(sender, name, None)):
             raise RuntimeError(f"aiortc RTCRtpSender has no {name} to replace")
-    for private in _PRIVATE.values():
-        if not hasattr(sender, private):
-            raise RuntimeError(f"aiortc RTCRtpSender has no {private}")
+    require_private(sender, _PRIVATE.values())
     if not isinstance(sender.track, PacketTrack):
         raise RuntimeError("install_packet_sender() needs a sender whose track is a PacketTrack")
     if getattr(sender, _PRIVATE["started"]):

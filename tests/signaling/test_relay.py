@@ -25,6 +25,7 @@ from signaling.packets import (
     PacketSink,
     PacketTrack,
     check_aiortc,
+    require_private,
     vp8_dimensions,
     vp8_is_keyframe,
 )
@@ -79,6 +80,11 @@ def test_hooks_match_pinned_aiortc() -> None:
     assert "pack" in vars(Vp8Encoder)
     # signaling/sending.py replaces these two per relay sender.
     assert callable(RTCRtpSender._run_rtp) and callable(RTCRtpSender._retransmit)
+    # Every hook refuses an object without the private names it needs, naming the name.
+    codec = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000)
+    require_private(codec, ["mimeType"])
+    with pytest.raises(RuntimeError, match=r"^aiortc RTCRtpCodecParameters has no _gone$"):
+        require_private(codec, ["mimeType", "_gone"])
 
 
 def test_vp8_header_parsing() -> None:
