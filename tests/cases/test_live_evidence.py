@@ -24,7 +24,7 @@ from signaling.client import PATTERN_BARS, MediaClient
 from signaling.handlers import LiveOptions
 from signaling.wsclient import SignalingClient
 from tests.recordings.pattern import close
-from tests.signaling.conftest import LOOPBACK, LiveServer, start_live
+from tests.signaling.conftest import LOOPBACK, LiveServer, running_live
 
 
 class LocatingPhone(SignalingClient):
@@ -40,16 +40,9 @@ class LocatingPhone(SignalingClient):
 
 @pytest.fixture
 async def live(evidence_settings: Settings) -> AsyncIterator[LiveServer]:
-    server, case_id = await start_live(
-        evidence_settings, LiveOptions(grace=5.0, host_addresses=LOOPBACK)
-    )
-    state = LiveServer(server, case_id, [])
-    try:
+    options = LiveOptions(grace=5.0, host_addresses=LOOPBACK)
+    async with running_live(evidence_settings, options) as state:
         yield state
-    finally:
-        for client in state.clients:
-            await client.close()
-        await server.close()
 
 
 async def inspector_api(server: TestServer, case_id: int) -> tuple[aiohttp.ClientSession, int]:

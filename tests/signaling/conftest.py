@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,9 +74,10 @@ def live_options() -> LiveOptions:
     return LiveOptions(grace=5.0, host_addresses=LOOPBACK)
 
 
-@pytest.fixture
-async def live(sqlite_settings: Settings, live_options: LiveOptions) -> AsyncIterator[LiveServer]:
-    server, case_id = await start_live(sqlite_settings, live_options)
+@asynccontextmanager
+async def running_live(settings: Settings, options: LiveOptions) -> AsyncIterator[LiveServer]:
+    """A live server for one test; its clients and the server are closed at the end."""
+    server, case_id = await start_live(settings, options)
     state = LiveServer(server, case_id, [])
     try:
         yield state
@@ -83,6 +85,12 @@ async def live(sqlite_settings: Settings, live_options: LiveOptions) -> AsyncIte
         for client in state.clients:
             await client.close()
         await server.close()
+
+
+@pytest.fixture
+async def live(sqlite_settings: Settings, live_options: LiveOptions) -> AsyncIterator[LiveServer]:
+    async with running_live(sqlite_settings, live_options) as state:
+        yield state
 
 
 Factory = Callable[..., SignalingClient]

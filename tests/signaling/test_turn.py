@@ -30,7 +30,7 @@ from signaling.client import MediaClient
 from signaling.handlers import LiveOptions
 from signaling.ice import turn_credential
 from signaling.wsclient import SignalingClient
-from tests.signaling.conftest import LOOPBACK, LiveServer, start_live
+from tests.signaling.conftest import LOOPBACK, LiveServer, running_live
 
 TURNSERVER = (
     os.environ.get("YUNKAN_TURNSERVER") or shutil.which("turnserver") or "/usr/sbin/turnserver"
@@ -152,14 +152,8 @@ async def live_turn(
     settings = dataclasses.replace(
         sqlite_settings, ice_servers=coturn.url, turn_secret=coturn.secret, turn_ttl=600
     )
-    server, case_id = await start_live(settings, live_options)
-    state = LiveServer(server, case_id, [])
-    try:
+    async with running_live(settings, live_options) as state:
         yield state
-    finally:
-        for client in state.clients:
-            await client.close()
-        await server.close()
 
 
 async def test_a_camera_that_may_only_use_turn_joins_with_the_servers_credentials(
