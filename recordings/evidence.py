@@ -33,6 +33,7 @@ from recordings.snapshots import ORIGINAL_SUFFIX, WATERMARKED_SUFFIX, SnapshotIm
 from server.accounts.principal import Principal
 from server.booking.models import Appointment
 from server.cases.models import Case
+from server.cases.procedure import is_open
 from server.cases.timeline import append_event
 from server.db.types import utcnow
 from server.errors import ConflictError, NotFoundError, ValidationError
@@ -43,7 +44,7 @@ def _blob(key: str | None, sha256: str | None) -> dict[str, str]:
 
 
 def _require_open(case: Case) -> None:
-    if case.status != "open":
+    if not is_open(case):
         raise ConflictError(
             message="Case %(number)s is closed; no more evidence can be added",
             params={"number": case.number},

@@ -136,6 +136,7 @@ class Decision(Base):
     case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="RESTRICT"), index=True)
     outcome: Mapped[str] = mapped_column(String(16))
     requirements: Mapped[str] = mapped_column(Text, default="")
+    reason: Mapped[str] = mapped_column(Text, default="")
     deadline: Mapped[dt.date | None] = mapped_column(Date, default=None)
     decided_by_id: Mapped[int] = mapped_column(Integer)
     decided_by_name: Mapped[str] = mapped_column(String(100))

@@ -215,9 +215,7 @@ async def book(
     appt.case_id = case.id
     if staff_id is not None:
         session.add(
-            CaseParty(
-                case_id=case.id, principal_kind="staff", principal_id=staff_id, role="inspector"
-            )
+            CaseParty(case_id=case.id, principal_kind="staff", principal_id=staff_id, role="lead")
         )
     await record(
         session,

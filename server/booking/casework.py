@@ -51,7 +51,15 @@ async def open_case(
         matter_id=matter.id,
         actor=actor,
         data={"title": title, "matter": matter.code, **data},
+        # An online booking is the application with its appointment (procedure.py).
+        status="scheduled",
+        kind=case_kind(matter),
     )
+
+
+def case_kind(matter: m.Matter) -> str:
+    """Consultations skip the inspection steps; joint inspections are inspections."""
+    return "consultation" if matter.kind == "consultation" else "inspection"
 
 
 async def record(

@@ -77,6 +77,18 @@ class Matter(Base):
     letter_template: Mapped[str | None] = mapped_column(Text, nullable=True)
     allows_video_now: Mapped[bool] = mapped_column(Boolean, default=False)
     retention_days: Mapped[int] = mapped_column(Integer, default=365 * 3)
+    # The procedure (server.cases.procedure): which steps apply to this matter's cases.
+    internal_review: Mapped[bool] = mapped_column(Boolean, default=True)
+    rectification_allowed: Mapped[bool] = mapped_column(Boolean, default=True)
+    rectify_days: Mapped[int] = mapped_column(Integer, default=10)
+    """Working days an applicant gets to rectify, unless the decision says otherwise."""
+    issues_licence: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Closing a passed case needs the licence (or result) number."""
+    observed_notice: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Tell the applicant that the session may be observed for quality."""
+    # Promised working days per step (accept, inspect, review, rectify_review, close, total),
+    # for deadline supervision.
+    promised_days: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db.base import Base
@@ -24,7 +24,14 @@ class Case(Base):
     applicant_id: Mapped[int | None] = mapped_column(
         ForeignKey("applicants.id", ondelete="RESTRICT"), default=None, index=True
     )
-    status: Mapped[str] = mapped_column(String(16), default="open")
+    # The procedure state (server.cases.procedure.STATES).
+    status: Mapped[str] = mapped_column(String(16), default="submitted")
+    kind: Mapped[str] = mapped_column(String(20), default="inspection")
+    outcome: Mapped[str | None] = mapped_column(String(16), default=None)
+    deadline: Mapped[dt.date | None] = mapped_column(Date, default=None)
+    """Rectification deadline (a working day), while rectifying."""
+    licence_number: Mapped[str | None] = mapped_column(String(64), default=None)
+    state_changed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
     legal_hold: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     closed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)

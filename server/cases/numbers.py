@@ -40,13 +40,22 @@ async def open_case(
     matter_id: int | None = None,
     actor: Principal | None = None,
     data: dict[str, object] | None = None,
+    status: str = "submitted",
+    kind: str = "inspection",
 ) -> Case:
-    """Create a case with a fresh number and its first timeline event (caller commits)."""
+    """Create a case with a fresh number and its first timeline event (caller commits).
+
+    ``status`` is where the procedure starts (``server.cases.procedure``): ``submitted``
+    for an application, ``scheduled`` for one that came with its appointment.
+    """
     case = Case(
         number=await next_number(session, zone),
         title=title,
         applicant_id=applicant_id,
         matter_id=matter_id,
+        status=status,
+        kind=kind,
+        state_changed_at=utcnow(),
     )
     session.add(case)
     await session.flush()
@@ -60,6 +69,10 @@ async def open_case(
             )
         )
     await append_event(
-        session, case, kind="case.opened", actor=actor, data=data or {"title": title}
+        session,
+        case,
+        kind="case.opened",
+        actor=actor,
+        data={**(data or {"title": title}), "state": status, "kind": kind},
     )
     return case

@@ -28,6 +28,7 @@ from recordings.recorder import RecordingResult
 from server.accounts.principal import Principal
 from server.appkeys import BLOBS, DB
 from server.cases.models import Case
+from server.cases.procedure import is_open
 from server.evidence.live import RelayRoomVideo, SessionVideo
 
 log = logging.getLogger(__name__)
@@ -105,7 +106,7 @@ async def file_live_location(
         return None
     async with app[DB].begin() as session:
         case = await session.get(Case, case_id)
-        if case is None or case.status != "open":
+        if case is None or not is_open(case):
             return None
         row = await record_location(session, case, by=principal, participant=participant, fix=fix)
         return row.id

@@ -29,6 +29,7 @@ from server.accounts.models import Applicant, User
 from server.accounts.principal import Principal
 from server.cases.access import can_read_case
 from server.cases.models import Case
+from server.cases.procedure import is_open
 from server.cases.timeline import append_event
 from server.db.types import utcnow
 from server.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
@@ -56,7 +57,7 @@ async def _open_case_for_staff(session: AsyncSession, principal: Principal, case
         raise NotFoundError("Case not found")
     if not principal.is_staff:
         raise PermissionDeniedError()
-    if case.status != "open":
+    if not is_open(case):
         raise CaseClosedError(params={"case": case.number})
     return case
 
@@ -241,7 +242,7 @@ async def issue(
     stored = await render_seal_store(ctx, document)
     async with db.begin() as session:
         current = await session.get(Case, case_id, populate_existing=True)
-        if current is None or current.status != "open":
+        if current is None or not is_open(current):
             raise CaseClosedError(params={"case": case_number})
         result = await session.execute(
             update(Letter)

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from server.accounts.principal import Principal
 from server.cases.access import can_read_case
 from server.cases.models import Case
+from server.cases.procedure import is_open
 from server.cases.timeline import append_event
 from server.db.types import utcnow
 from server.letters.documents import LetterContext, build_document, render_seal_store
@@ -53,7 +54,7 @@ def _is(signer: dict[str, Any], principal: Principal) -> bool:
 def check_can_sign(letter: Letter, case: Case, principal: Principal, signed: set[int]) -> None:
     """The guards, in the order a person would want to hear them."""
     params = {"letter": letter.id, "case": case.number}
-    if case.status != "open":
+    if not is_open(case):
         raise CaseClosedError(params=params)
     positions = [i for i, s in enumerate(letter.signers) if _is(s, principal)]
     if not positions:
@@ -156,7 +157,7 @@ async def sign(
     params = {"letter": letter.id, "case": case.number}
     async with db.begin() as session:
         fresh_case = await session.get(Case, case.id, populate_existing=True)
-        if fresh_case is None or fresh_case.status != "open":
+        if fresh_case is None or not is_open(fresh_case):
             raise CaseClosedError(params=params)
         result = await session.execute(
             update(Letter)
