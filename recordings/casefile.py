@@ -158,6 +158,10 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         "number": case.number,
         "title": case.title,
         "status": case.status,
+        "kind": case.kind,
+        "outcome": case.outcome,
+        "deadline": case.deadline.isoformat() if case.deadline else None,
+        "licence_number": case.licence_number,
         "matter_id": case.matter_id,
         "created_at": _iso(case.created_at),
         "appointments": [
@@ -187,6 +191,7 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
             {
                 "outcome": decision.outcome,
                 "requirements": decision.requirements,
+                "reason": decision.reason,
                 "deadline": decision.deadline.isoformat() if decision.deadline else None,
                 "by": decision.decided_by_name,
                 "at": _iso(decision.decided_at),

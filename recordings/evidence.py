@@ -307,6 +307,7 @@ async def record_decision(
     requirements: str,
     deadline: dt.date | None,
     today: dt.date,
+    reason: str = "",
 ) -> Decision:
     _require_open(case)
     if outcome not in OUTCOMES:
@@ -327,6 +328,7 @@ async def record_decision(
         case_id=case.id,
         outcome=outcome,
         requirements=requirements,
+        reason=reason,
         deadline=deadline,
         decided_by_id=by.id,
         decided_by_name=by.name,
@@ -343,6 +345,7 @@ async def record_decision(
             "decision_id": row.id,
             "outcome": outcome,
             "requirements": requirements,
+            "reason": reason,
             "deadline": deadline.isoformat() if deadline else None,
         },
     )

@@ -29,6 +29,7 @@ from server.appkeys import (
     SETTINGS,
     SMS,
 )
+from server.cases import handlers as case_handlers
 from server.db.engine import create_engine, session_factory
 from server.http.middlewares import MIDDLEWARES
 from server.http.templating import template_context
@@ -46,6 +47,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 # Domains plug in here: each exposes ``setup(app)`` that adds routes, API docs and contexts.
 DOMAINS: list[Callable[[web.Application], None]] = [
     booking.setup,
+    case_handlers.setup,
     evidence.setup,
     letters.setup,
     live_handlers.setup,

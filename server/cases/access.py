@@ -119,11 +119,13 @@ async def authorize(
     action: str,
     *,
     lock: bool = False,
+    hide: bool = False,
 ) -> Case:
     """The case if ``principal`` may do ``action`` on it.
 
     404 when the case does not exist or the principal may not even read it (so ids cannot
-    be probed); 403 when they may read it but not do this.
+    be probed); 403 when they may read it but not do this — or 404 with ``hide``, for
+    things whose existence is itself internal (an original frame, a recording).
     """
     if action not in RULES:
         raise KeyError(action)
@@ -135,7 +137,7 @@ async def authorize(
     if not may(principal, roles, "read"):
         raise NotFoundError("Case not found")
     if not may(principal, roles, action):
-        raise PermissionDeniedError()
+        raise NotFoundError() if hide else PermissionDeniedError()
     return case
 
 

@@ -83,14 +83,14 @@ LABELS = {
     REJECTED: "Not accepted",
     SCHEDULED: "Scheduled",
     INSPECTING: "Video inspection",
-    IN_SESSION: "In session",
+    IN_SESSION: "Consultation in session",
     UNDER_REVIEW: "Internal review",
     DECIDED: "Decided",
     RECTIFYING: "Rectifying",
     RE_INSPECTION: "Re-inspection",
-    CLOSED: "Closed",
+    CLOSED: "Closed (concluded)",
     WITHDRAWN: "Withdrawn",
-    CANCELLED: "Cancelled",
+    CANCELLED: "Cancelled by the agency",
 }
 """English msgids of the states; pages translate them."""
 
@@ -211,13 +211,17 @@ async def session_ended(session: AsyncSession, case: Case, actor: Principal | No
 # -- decision and review ---------------------------------------------------------------
 
 
-def check_outcome(outcome: str, reason: str | None, *, rectification_allowed: bool) -> None:
+def outcome_problems(
+    outcome: str, reason: str | None, *, rectification_allowed: bool
+) -> dict[str, str]:
+    """Field errors of a decision's outcome and reason (none: it may be drafted)."""
     if outcome not in OUTCOMES:
-        raise ValidationError(fields={"outcome": "Choose pass, rectify or fail"})
-    if outcome in ("rectify", "fail"):
-        _reason(reason)
+        return {"outcome": "Choose pass, rectify or fail"}
     if outcome == "rectify" and not rectification_allowed:
-        raise ValidationError(fields={"outcome": "This matter does not allow rectification"})
+        return {"outcome": "This matter does not allow rectification"}
+    if outcome in ("rectify", "fail") and not (reason or "").strip():
+        return {"reason": "A reason is required"}
+    return {}
 
 
 async def draft_decision(

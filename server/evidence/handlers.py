@@ -25,7 +25,6 @@ from recordings.evidence import (
     annotate_snapshot,
     latest_location,
     record_checklist,
-    record_decision,
     record_location,
     set_site,
     store_snapshot,
@@ -35,21 +34,25 @@ from recordings.models import Recording, Snapshot
 from recordings.snapshots import WatermarkInfo, take_snapshot
 from server.accounts.principal import Principal
 from server.appkeys import API_SPEC, BLOBS, DB, SETTINGS
-from server.cases.access import readable_case
+from server.cases.access import authorize
 from server.cases.models import Case
 from server.cases.timeline import append_event, load_events
+from server.cases.workflow import draft_decision
 from server.errors import NotFoundError, PermissionDeniedError
 from server.evidence import schemas as s
 from server.evidence.live import session_video
-from server.http.requests import int_param, require_principal, require_staff
+from server.http.requests import int_param, parse_date, require_principal, require_staff
 from server.openapi import ApiRoutes, read_json
 
 routes = ApiRoutes(tag="evidence")
 INSPECTING = ("inspector", "supervisor", "admin")
 
 
-async def _case(session: AsyncSession, principal: Principal, case_id: int) -> Case:
-    return await readable_case(session, principal, case_id)
+async def _case(
+    session: AsyncSession, principal: Principal, case_id: int, action: str = "read"
+) -> Case:
+    # What only staff may see is not even admitted to exist for the others.
+    return await authorize(session, principal, case_id, action, hide=action == "read_internal")
 
 
 def _snapshot_json(shot: Snapshot) -> dict[str, Any]:
@@ -87,7 +90,7 @@ async def take(request: web.Request) -> web.Response:
     capture = await session_video(request.app, session_id, body.get("participant"))
     settings = request.app[SETTINGS]
     async with request.app[DB]() as session:
-        case = await _case(session, principal, capture.case_id)
+        case = await _case(session, principal, capture.case_id, "evidence")
         loc = await latest_location(session, case.id)
         fix = GeoFix(loc.lat, loc.lon, loc.accuracy_m) if loc else None
         info = WatermarkInfo(
@@ -103,7 +106,7 @@ async def take(request: web.Request) -> web.Response:
     # outside any transaction (on SQLite a transaction holds the database's write lock).
     images = await asyncio.to_thread(take_snapshot, capture.packets, info)
     async with request.app[DB].begin() as session:
-        case = await _case(session, principal, capture.case_id)
+        case = await _case(session, principal, capture.case_id, "evidence")
         shot = await store_snapshot(
             session,
             request.app[BLOBS],
@@ -136,7 +139,7 @@ async def annotate(request: web.Request) -> web.Response:
         shot = await session.get(Snapshot, int_param(request, "id"))
         if shot is None:
             raise NotFoundError()
-        case = await _case(session, principal, shot.case_id)
+        case = await _case(session, principal, shot.case_id, "evidence")
         shot = await annotate_snapshot(
             session,
             request.app[BLOBS],
@@ -161,9 +164,9 @@ async def snapshot_image(request: web.Request) -> web.StreamResponse:
         shot = await session.get(Snapshot, int_param(request, "id"))
         if shot is None:
             raise NotFoundError()
-        await _case(session, principal, shot.case_id)
-    if variant == "original" and not principal.is_staff:
-        raise NotFoundError()
+        await _case(
+            session, principal, shot.case_id, "read_internal" if variant == "original" else "read"
+        )
     key = {
         "original": shot.original_key,
         "watermarked": shot.watermarked_key,
@@ -186,8 +189,9 @@ async def location(request: web.Request) -> web.Response:
     principal = require_principal(request)
     body = await read_json(request, s.LOCATION_IN)
     fix = GeoFix(body["lat"], body["lon"], body.get("accuracy"))
+    action = "evidence" if principal.is_staff else "share_location"
     async with request.app[DB].begin() as session:
-        case = await _case(session, principal, int_param(request, "id"))
+        case = await _case(session, principal, int_param(request, "id"), action)
         row = await record_location(
             session,
             case,
@@ -219,7 +223,7 @@ async def site(request: web.Request) -> web.Response:
     has_point = body.get("lat") is not None and body.get("lon") is not None
     point = GeoFix(body["lat"], body["lon"]) if has_point else None
     async with request.app[DB].begin() as session:
-        case = await _case(session, principal, int_param(request, "id"))
+        case = await _case(session, principal, int_param(request, "id"), "evidence")
         row = await set_site(
             session,
             case,
@@ -248,7 +252,7 @@ async def checklist(request: web.Request) -> web.Response:
     principal = require_staff(request, *INSPECTING)
     body = await read_json(request, s.CHECKLIST_IN)
     async with request.app[DB].begin() as session:
-        case = await _case(session, principal, int_param(request, "id"))
+        case = await _case(session, principal, int_param(request, "id"), "evidence")
         row = await record_checklist(
             session,
             case,
@@ -269,31 +273,37 @@ async def checklist(request: web.Request) -> web.Response:
 
 @routes.post(
     "/api/v1/cases/{id}/decision",
-    summary="Record the decision: pass, rectify (requirements + deadline) or fail (staff)",
+    summary="Draft the decision: pass, rectify (reason, requirements, working days) or fail "
+    "(reason); goes to internal review when the matter has one (inspector of the case)",
     request=s.DECISION_IN,
-    responses={201: None, 404: "error", 422: "error"},
+    responses={201: None, 403: "error", 404: "error", 409: "error", 422: "error"},
     auth="staff",
 )
 async def decision(request: web.Request) -> web.Response:
-    principal = require_staff(request, *INSPECTING)
+    principal = require_principal(request)
     body = await read_json(request, s.DECISION_IN)
-    deadline = dt.date.fromisoformat(body["deadline"]) if body.get("deadline") else None
+    deadline = parse_date(body.get("deadline"), "deadline")
     today = dt.datetime.now(request.app[SETTINGS].zone).date()
     async with request.app[DB].begin() as session:
-        case = await _case(session, principal, int_param(request, "id"))
-        row = await record_decision(
+        case = await _case(session, principal, int_param(request, "id"), "decide")
+        row = await draft_decision(
             session,
             case,
-            by=principal,
+            principal,
             outcome=body["outcome"],
+            reason=body.get("reason", ""),
             requirements=body.get("requirements", ""),
-            deadline=deadline,
+            rectify_days=body.get("rectify_days"),
+            reviewer_id=body.get("reviewer_id"),
             today=today,
+            deadline=deadline,
         )
         out = {
             "outcome": row.outcome,
+            "reason": row.reason,
             "requirements": row.requirements,
             "deadline": row.deadline.isoformat() if row.deadline else None,
+            "state": case.status,
         }
     return web.json_response(out, status=201)
 
@@ -309,7 +319,7 @@ async def legal_hold(request: web.Request) -> web.Response:
     principal = require_staff(request, "supervisor", "admin")
     body = await read_json(request, s.HOLD_IN)
     async with request.app[DB].begin() as session:
-        case = await _case(session, principal, int_param(request, "id"))
+        case = await _case(session, principal, int_param(request, "id"), "hold")
         case.legal_hold = bool(body["hold"])
         await append_event(
             session,
@@ -355,7 +365,7 @@ async def timeline(request: web.Request) -> web.Response:
 async def verify_handler(request: web.Request) -> web.Response:
     principal = require_staff(request)
     async with request.app[DB]() as session:
-        case = await _case(session, principal, int_param(request, "id"))
+        case = await _case(session, principal, int_param(request, "id"), "read_internal")
         events = await load_events(session, case.id)
     report = await verify(case, events, request.app[BLOBS])
     out = report.as_dict()
@@ -379,7 +389,7 @@ async def export(request: web.Request) -> web.StreamResponse:
     target = tmpdir / "bundle.zip"
     try:
         async with request.app[DB]() as session:
-            case = await _case(session, principal, int_param(request, "id"))
+            case = await _case(session, principal, int_param(request, "id"), "export")
         await export_case(
             request.app[DB],
             request.app[BLOBS],
@@ -419,7 +429,7 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
         rec = await session.get(Recording, int_param(request, "id"))
         if rec is None:
             raise NotFoundError()
-        await _case(session, principal, rec.case_id)
+        await _case(session, principal, rec.case_id, "read_internal")
     if rec.status != "finished" or rec.blob_key is None:
         raise NotFoundError("This recording was removed by the retention policy")
     # FileResponse answers Range requests (206), which the <video> element needs to seek.

@@ -1,8 +1,11 @@
-"""Case pages: one for staff, a simpler one for the applicant.
+"""Case pages: one for staff, a simpler one for the applicant, and the procedure's forms.
 
 Both render ``recordings.casefile.case_file`` — the same role-filtered view the API
-returns — so a page can never show more than the API would. Times are shown in the
-agency's zone; the applicant page offers to share the browser's location.
+returns — so a page can never show more than the API would. The procedure card shows the
+case's state, its deadline and only the steps the viewer may take
+(``server.cases.access.actions_on``); its forms post to ``/cases/{id}/step/{step}``, which
+runs the same step functions as the API and comes back to the page. Times are shown in
+the agency's zone; the applicant page offers to share the browser's location.
 """
 
 from __future__ import annotations
@@ -14,9 +17,13 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from recordings.casefile import case_file
+from server.accounts.principal import Principal
 from server.appkeys import DB, SETTINGS
-from server.cases.access import readable_case
-from server.http.requests import int_param, optional_principal
+from server.cases import procedure, workflow
+from server.cases.access import actions_on, authorize
+from server.cases.handlers import STEPS, form_body, run_step
+from server.errors import ValidationError, YunkanError
+from server.http.requests import int_param, optional_principal, translate
 
 routes = web.RouteTableDef()
 
@@ -27,16 +34,55 @@ def _local(value: str | None, zone: Any) -> str:
     return dt.datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
 
 
-async def _render(request: web.Request, template: str) -> web.StreamResponse:
+def _page_of(principal: Principal, case_id: int) -> str:
+    return f"/staff/cases/{case_id}" if principal.is_staff else f"/me/cases/{case_id}"
+
+
+async def _render(
+    request: web.Request,
+    template: str,
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.StreamResponse:
     principal = optional_principal(request)
     if principal is None:
         raise web.HTTPSeeOther(f"/login?next={request.path}")
     async with request.app[DB]() as session:
-        case = await readable_case(session, principal, int_param(request, "id"))
+        case = await authorize(session, principal, int_param(request, "id"), "read")
         view = await case_file(session, case, principal)
+        actions = await actions_on(session, principal, case)
+        reviewers = (
+            await workflow.reviewers_for(session, case)
+            if "decide" in actions and case.status == procedure.INSPECTING
+            else []
+        )
+        staff = (
+            await workflow.department_staff(session, case)
+            if "parties" in actions and procedure.is_open(case)
+            else []
+        )
+        matter = await workflow.matter_of(session, case)
+    proc = {
+        "state": case.status,
+        "label": procedure.LABELS[case.status],
+        "open": procedure.is_open(case),
+        "actions": actions,
+        "reviewers": reviewers,
+        "staff": staff,
+        "internal_review": bool(matter and matter.internal_review),
+        "rectify_days": matter.rectify_days if matter else 10,
+        "issues_licence": bool(matter and matter.issues_licence),
+        "matter_id": case.matter_id,
+        "errors": errors or {},
+        "done": request.query.get("done", ""),
+    }
     zone = request.app[SETTINGS].zone
     return aiohttp_jinja2.render_template(
-        template, request, {"case": view, "local": lambda v: _local(v, zone)}
+        template,
+        request,
+        {"case": view, "proc": proc, "local": lambda v: _local(v, zone)},
+        status=status,
     )
 
 
@@ -54,6 +100,69 @@ async def applicant_case(request: web.Request) -> web.StreamResponse:
     if principal is not None and principal.is_staff:
         raise web.HTTPSeeOther(f"/staff/cases/{request.match_info['id']}")
     return await _render(request, "cases/applicant.html")
+
+
+def _int(value: str | None, field: str) -> int | None:
+    if not value:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise ValidationError(fields={field: "Enter a whole number"})
+    return int(value)
+
+
+@routes.post("/cases/{id}/step/{step}")
+async def case_step(request: web.Request) -> web.StreamResponse:
+    """A procedure form of the case page; back to the page, with field errors if any."""
+    principal = optional_principal(request)
+    if principal is None:
+        raise web.HTTPSeeOther(f"/login?next={request.path}")
+    case_id = int_param(request, "id")
+    step = request.match_info["step"]
+    if step not in STEPS and step not in ("decide", "party"):
+        raise web.HTTPNotFound()
+    form = {k: str(v) for k, v in (await request.post()).items() if k != "csrf_token"}
+    today = dt.datetime.now(request.app[SETTINGS].zone).date()
+    try:
+        async with request.app[DB].begin() as session:
+            if step == "decide":
+                case = await authorize(session, principal, case_id, "decide")
+                await workflow.draft_decision(
+                    session,
+                    case,
+                    principal,
+                    outcome=form.get("outcome", ""),
+                    reason=form.get("reason", ""),
+                    requirements=form.get("requirements", ""),
+                    rectify_days=_int(form.get("rectify_days"), "rectify_days"),
+                    reviewer_id=_int(form.get("reviewer_id"), "reviewer_id"),
+                    today=today,
+                )
+            elif step == "party":
+                case = await authorize(session, principal, case_id, "parties")
+                user_id = _int(form.get("user_id"), "user_id")
+                if user_id is None:
+                    raise ValidationError(fields={"user_id": "Choose a member of staff"})
+                await workflow.add_staff_party(
+                    session, case, principal, user_id, form.get("role", "")
+                )
+            else:
+                await run_step(session, principal, case_id, step, form_body(step, form))
+    except ValidationError as err:
+        fields = {k: translate(request, v) for k, v in err.fields.items()}
+        return await _page_again(request, principal, case_id, fields, 422)
+    except YunkanError as err:
+        if err.status == 404:
+            raise
+        message = translate(request, err.message, **err.params)
+        return await _page_again(request, principal, case_id, {"_": message}, err.status)
+    raise web.HTTPSeeOther(f"{_page_of(principal, case_id)}?done={step}#procedure")
+
+
+async def _page_again(
+    request: web.Request, principal: Principal, case_id: int, errors: dict[str, str], status: int
+) -> web.StreamResponse:
+    template = "cases/staff.html" if principal.is_staff else "cases/applicant.html"
+    return await _render(request, template, errors=errors, status=status)
 
 
 def setup(app: web.Application) -> None:

@@ -90,8 +90,11 @@ DECISION_IN: Schema = {
     "type": "object",
     "properties": {
         "outcome": {"enum": ["pass", "rectify", "fail"]},
+        "reason": {"type": "string", "maxLength": 1000},
         "requirements": {"type": "string", "maxLength": 4000},
         "deadline": {"type": ["string", "null"], "pattern": r"^\d{4}-\d{2}-\d{2}$"},
+        "rectify_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 365},
+        "reviewer_id": {"type": ["integer", "null"], "minimum": 1},
     },
     "required": ["outcome"],
     "additionalProperties": False,

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from aiohttp import web
 
 from server.accounts.principal import Principal
 from server.appkeys import SETTINGS
-from server.errors import AuthenticationError, NotFoundError, PermissionDeniedError
+from server.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 
 PRINCIPAL = web.RequestKey["Principal | None"]("principal")
 LOCALE = web.RequestKey[str]("locale")
@@ -80,3 +86,13 @@ def translate(request: web.Request, message: str, **params: Any) -> str:
 
     text: str = request.app[CATALOGS].gettext(locale_of(request), message, **params)
     return text
+
+
+def parse_date(value: object, field: str) -> dt.date | None:
+    """An optional ``YYYY-MM-DD`` value of a body or form; a real date or a field error."""
+    if value is None or value == "":
+        return None
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationError(fields={field: "Enter a date like 2026-12-01"}) from None

@@ -111,6 +111,7 @@ async def new_case(
             title="种子公司许可变更勘验",
             zone=client.app[SETTINGS].zone,
             applicant_id=applicant_id,
+            status="inspecting",  # evidence is taken while the video inspection runs
         )
         for username in staff:
             user_id = await session.scalar(select(User.id).where(User.username == username))

@@ -152,14 +152,21 @@ async def test_checklist_decision_annotation_export(client: Client, tmp_path: Pa
     )
     assert r.status == 422 and set((await r.json())["error"]["fields"]) == {
         "requirements",
-        "deadline",
+        "reason",
     }
     r = await client.post(
         f"/api/v1/cases/{case_id}/decision",
-        json={"outcome": "rectify", "requirements": "加装排风扇", "deadline": "2099-01-01"},
+        json={
+            "outcome": "rectify",
+            "reason": "仓储通风不足",
+            "requirements": "加装排风扇",
+            "deadline": "2099-01-01",
+        },
         headers=inspector,
     )
     assert r.status == 201
+    # No matter, so no internal review: the decision is in force and the case rectifying.
+    assert (await r.json())["state"] == "rectifying"
     r = await client.get(f"/api/v1/cases/{case_id}/export", headers=inspector)
     assert r.status == 200 and r.content_type == "application/zip"
     bundle = tmp_path / "case.zip"
