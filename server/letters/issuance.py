@@ -27,12 +27,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.accounts.models import Applicant, User
 from server.accounts.principal import Principal
-from server.cases.access import can_read_case
+from server.cases.access import WORKING, authorize, staff_parties
 from server.cases.models import Case
 from server.cases.procedure import is_open
 from server.cases.timeline import append_event
 from server.db.types import utcnow
-from server.errors import ConflictError, NotFoundError, PermissionDeniedError, ValidationError
+from server.errors import ConflictError, ValidationError
 from server.letters import records, templates
 from server.letters.demo import DEFAULT_COMMITMENT_SOURCE, DEFAULT_COMMITMENT_TITLE
 from server.letters.documents import LetterContext, build_document, render_seal_store
@@ -52,11 +52,7 @@ class Audit:
 
 
 async def _open_case_for_staff(session: AsyncSession, principal: Principal, case_id: int) -> Case:
-    case = await session.get(Case, case_id)
-    if case is None or not await can_read_case(session, principal, case):
-        raise NotFoundError("Case not found")
-    if not principal.is_staff:
-        raise PermissionDeniedError()
+    case = await authorize(session, principal, case_id, "issue_letter")
     if not is_open(case):
         raise CaseClosedError(params={"case": case.number})
     return case
@@ -100,14 +96,24 @@ def _applicant_signer(applicant: Applicant) -> dict[str, Any]:
 
 
 async def _inspectors(
-    session: AsyncSession, principal: Principal, ids: list[int] | None
+    session: AsyncSession, principal: Principal, case: Case, ids: list[int] | None
 ) -> list[User]:
+    """The staff who sign as inspectors: the case's own (lead or co-inspectors) only, so
+    every signer can open the letter to sign it."""
     wanted = ids or [principal.id]
+    inspecting = {
+        p.principal_id for p in await staff_parties(session, case.id) if p.role in WORKING
+    }
     users: list[User] = []
     for user_id in dict.fromkeys(wanted):
         user = await session.get(User, user_id)
         if user is None or not user.active or user.role not in ("inspector", "supervisor", "admin"):
             raise ValidationError(fields={"inspectors": "Unknown inspector"})
+        if user.id not in inspecting:
+            raise ValidationError(
+                fields={"inspectors": "Only the case's inspectors can sign its record"},
+                details={"inspector": user.display_name},
+            )
         users.append(user)
     return users
 
@@ -125,7 +131,7 @@ async def _compose(
     now = utcnow()
     given = {k: str(v)[:200] for k, v in (body.get("fields") or {}).items() if k in FIELD_KEYS}
     if body["kind"] == "commitment":
-        inspectors = await _inspectors(session, principal, None)
+        inspectors = await _inspectors(session, principal, case, None)
         fields: dict[str, Any] = {
             "case_number": case.number,
             "case_title": case.title,
@@ -143,7 +149,7 @@ async def _compose(
         title, source = await template_for(session, case.matter_id)
         text = templates.render(source, fields)
         return title, text, [_applicant_signer(applicant)], {"fields": fields}
-    inspectors = await _inspectors(session, principal, body.get("inspectors"))
+    inspectors = await _inspectors(session, principal, case, body.get("inspectors"))
     day = now.astimezone(zone).date()
     checklist, findings, decision = records.parse_outcome(body, inspection_day=day)
     started = case.created_at
