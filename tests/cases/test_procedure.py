@@ -1,0 +1,284 @@
+"""The case procedure through the API: states, internal review, deadlines, closing, parties.
+
+Runs on SQLite and PostgreSQL (the ``client`` fixture of this folder).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from server.appkeys import DB, SETTINGS
+from server.booking.calendar import HolidayCalendar
+from server.booking.models import Department, HolidayOverride, Matter, StaffQualification
+from server.cases import procedure
+from server.cases.models import Case, CaseEvent, CaseParty
+from server.cases.numbers import open_case
+from tests.cases.conftest import Client
+from tests.support import applicant_headers, staff_headers
+
+
+async def _matter(client: Client, **flags: Any) -> int:
+    async with client.app[DB].begin() as session:
+        dept = Department(code=f"d{len(flags)}", name="市场监管局")
+        session.add(dept)
+        await session.flush()
+        matter = Matter(
+            code=f"m-{len(flags)}",
+            department_id=dept.id,
+            name="种子生产经营许可变更",
+            zone="enterprise",
+            kind="inspection",
+            **flags,
+        )
+        session.add(matter)
+        await session.flush()
+        return matter.id
+
+
+async def _qualify(client: Client, username_ids: list[int], matter_id: int) -> None:
+    async with client.app[DB].begin() as session:
+        for user_id in username_ids:
+            session.add(StaffQualification(user_id=user_id, matter_id=matter_id))
+
+
+async def _user_id(client: Client, username: str) -> int:
+    from server.accounts.models import User
+
+    async with client.app[DB]() as session:
+        found = await session.scalar(select(User.id).where(User.username == username))
+        assert found is not None
+        return found
+
+
+async def _case(
+    client: Client, matter_id: int, lead: int, applicant: str, status: str = "inspecting"
+) -> int:
+    from server.accounts.models import Applicant
+
+    async with client.app[DB].begin() as session:
+        person = await session.scalar(select(Applicant).where(Applicant.mobile == applicant))
+        if person is None:
+            person = Applicant(mobile=applicant, name="张小明")
+            session.add(person)
+            await session.flush()
+        case = await open_case(
+            session,
+            title="种子公司许可变更勘验",
+            zone=client.app[SETTINGS].zone,
+            applicant_id=person.id,
+            matter_id=matter_id,
+            status=status,
+        )
+        session.add(CaseParty(case_id=case.id, principal_kind="staff", principal_id=lead, role="lead"))
+        return case.id
+
+
+async def _state(client: Client, case_id: int) -> Case:
+    async with client.app[DB]() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        return case
+
+
+async def test_rectify_goes_through_internal_review_and_a_working_day_deadline(
+    client: Client,
+) -> None:
+    lead_h = await staff_headers(client, "wang", "inspector")
+    other_h = await staff_headers(client, "li", "inspector")
+    outsider_h = await staff_headers(client, "zhao", "inspector")
+    lead, other = await _user_id(client, "wang"), await _user_id(client, "li")
+    matter_id = await _matter(client, internal_review=True, issues_licence=True)
+    await _qualify(client, [lead, other], matter_id)
+    applicant_h = await applicant_headers(client, "13900139000")
+    case_id = await _case(client, matter_id, lead, "13900139000")
+    # The next three days are a holiday (an admin's override): the deadline skips them.
+    today = dt.datetime.now(client.app[SETTINGS].zone).date()
+    async with client.app[DB].begin() as session:
+        for n in (1, 2, 3):
+            session.add(HolidayOverride(day=today + dt.timedelta(days=n), working=False))
+
+    # Someone who is not a party does not even learn that the case exists.
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/decision", json={"outcome": "pass"}, headers=outsider_h
+    )
+    assert r.status == 404
+    # With internal review on, a reviewer is required, and it is not the drafter.
+    body = {"outcome": "rectify", "reason": "通风不足", "requirements": "加装排风扇"}
+    r = await client.post(f"/api/v1/cases/{case_id}/decision", json=body, headers=lead_h)
+    assert r.status == 422 and "reviewer_id" in (await r.json())["error"]["fields"]
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/decision",
+        json={**body, "reviewer_id": lead, "rectify_days": 2},
+        headers=lead_h,
+    )
+    assert r.status == 422
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/decision",
+        json={**body, "reviewer_id": other, "rectify_days": 2},
+        headers=lead_h,
+    )
+    assert r.status == 201, await r.text()
+    assert (await r.json())["state"] == "under_review"
+    # The drafter cannot approve their own decision; the reviewer can.
+    r = await client.post(f"/api/v1/cases/{case_id}/review", json={"approve": True}, headers=lead_h)
+    assert r.status == 403
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/review", json={"approve": True, "note": "同意"}, headers=other_h
+    )
+    assert r.status == 200, await r.text()
+    view = await r.json()
+    assert view["state"] == "rectifying"
+    deadline = dt.date.fromisoformat(view["deadline"])
+    holidays = {today + dt.timedelta(days=n): (False, None) for n in (1, 2, 3)}
+    calendar = HolidayCalendar(holidays)  # the statutory days and 调休, plus the overrides
+    after = [today + dt.timedelta(days=n) for n in range(1, 30)]
+    assert deadline == [d for d in after if calendar.is_working_day(d)][1]
+    assert deadline > today + dt.timedelta(days=4)
+    # The applicant sees the deadline on their case.
+    r = await client.get(f"/api/v1/cases/{case_id}/procedure", headers=applicant_h)
+    assert (await r.json())["deadline"] == view["deadline"]
+    assert "withdraw" in (await r.json())["actions"]
+    assert "decide" not in (await r.json())["actions"]
+
+    # Re-inspection by documents, then a pass, then closing needs the licence number.
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/document-review", json={"note": "已提交整改照片"}, headers=lead_h
+    )
+    assert (await r.json())["state"] == "re_inspection"
+    async with client.app[DB].begin() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        await procedure.admitted(session, case, None, consultation=False)
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/decision",
+        json={"outcome": "pass", "reviewer_id": other},
+        headers=lead_h,
+    )
+    assert (await r.json())["state"] == "under_review"
+    r = await client.post(f"/api/v1/cases/{case_id}/review", json={"approve": True}, headers=other_h)
+    assert (await r.json())["state"] == "decided"
+    r = await client.post(f"/api/v1/cases/{case_id}/close", json={}, headers=lead_h)
+    assert r.status == 422 and "licence_number" in (await r.json())["error"]["fields"]
+    r = await client.post(f"/api/v1/cases/{case_id}/close", json={}, headers=other_h)
+    assert r.status == 403  # the reviewer is not the lead
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/close", json={"licence_number": "D-2026-0042"}, headers=lead_h
+    )
+    assert (await r.json())["state"] == "closed"
+    # A closed case refuses further steps with its state named.
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/cancel", json={"reason": "误操作"}, headers=lead_h
+    )
+    assert r.status == 409
+    error = (await r.json())["error"]
+    assert error["code"] == "case_state" and "closed" in error["message"]
+
+    async with client.app[DB]() as session:
+        kinds = [
+            (e.kind, e.actor_name)
+            for e in await session.scalars(
+                select(CaseEvent).where(CaseEvent.case_id == case_id).order_by(CaseEvent.seq)
+            )
+            if e.kind.startswith("case.")
+        ]
+    assert kinds == [
+        ("case.opened", None),
+        ("case.under_review", "wang"),
+        ("case.decided", "li"),
+        ("case.rectifying", "li"),
+        ("case.re_inspection", "wang"),
+        ("case.inspecting", None),
+        ("case.under_review", "wang"),
+        ("case.decided", "li"),
+        ("case.closed", "wang"),
+    ]
+
+
+async def test_returned_draft_goes_back_to_the_inspector(client: Client) -> None:
+    lead_h = await staff_headers(client, "wang", "inspector")
+    sup_h = await staff_headers(client, "boss", "supervisor")
+    lead, boss = await _user_id(client, "wang"), await _user_id(client, "boss")
+    matter_id = await _matter(client)
+    await _qualify(client, [lead], matter_id)
+    case_id = await _case(client, matter_id, lead, "13900139001")
+    # A supervisor who is no party may read (oversight) but not review.
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/review", json={"approve": True}, headers=sup_h
+    )
+    assert r.status == 403
+    r = await client.get(f"/api/v1/cases/{case_id}", headers=sup_h)
+    assert r.status == 200
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/decision",
+        json={"outcome": "fail", "reviewer_id": boss},
+        headers=lead_h,
+    )
+    assert r.status == 422 and set((await r.json())["error"]["fields"]) == {"reason"}
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/decision",
+        json={"outcome": "fail", "reason": "场地不符", "reviewer_id": boss},
+        headers=lead_h,
+    )
+    assert r.status == 201
+    r = await client.post(f"/api/v1/cases/{case_id}/review", json={"approve": False}, headers=sup_h)
+    assert r.status == 422  # returning needs a reason
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/review",
+        json={"approve": False, "note": "请补充照片"},
+        headers=sup_h,
+    )
+    assert (await r.json())["state"] == "inspecting"
+    case = await _state(client, case_id)
+    assert case.outcome is None
+
+
+@pytest.mark.parametrize("step", ["accept", "withdraw"])
+async def test_steps_name_the_state_that_refuses_them(client: Client, step: str) -> None:
+    lead_h = await staff_headers(client, "wang", "inspector")
+    lead = await _user_id(client, "wang")
+    applicant_h = await applicant_headers(client, "13900139002")
+    matter_id = await _matter(client)
+    case_id = await _case(client, matter_id, lead, "13900139002", status="inspecting")
+    headers = lead_h if step == "accept" else applicant_h
+    r = await client.post(f"/api/v1/cases/{case_id}/{step}", json={}, headers=headers)
+    assert r.status == 409
+    assert "inspecting" in (await r.json())["error"]["message"]
+    assert (await _state(client, case_id)).status == "inspecting"
+
+
+async def test_application_accepted_or_rejected(client: Client) -> None:
+    lead_h = await staff_headers(client, "wang", "inspector")
+    lead = await _user_id(client, "wang")
+    matter_id = await _matter(client)
+    first = await _case(client, matter_id, lead, "13900139003", status="submitted")
+    second = await _case(client, matter_id, lead, "13900139004", status="submitted")
+    r = await client.post(f"/api/v1/cases/{first}/accept", json={}, headers=lead_h)
+    assert (await r.json())["state"] == "accepted"
+    r = await client.post(f"/api/v1/cases/{second}/reject", json={}, headers=lead_h)
+    assert r.status == 422
+    r = await client.post(
+        f"/api/v1/cases/{second}/reject", json={"reason": "材料不全"}, headers=lead_h
+    )
+    assert (await r.json())["state"] == "rejected"
+    assert (await _state(client, second)).closed_at is not None
+
+
+def test_consultations_skip_the_inspection_steps() -> None:
+    case = Case(number="YK-1", title="t", status="scheduled", kind="consultation")
+    assert procedure.is_open(case)
+    case.status = procedure.CLOSED
+    with pytest.raises(procedure.CaseStateError) as err:
+        procedure.require(case, procedure.SCHEDULED)
+    assert str(err.value) == "Case YK-1 is closed"
+
+
+def test_working_days_skip_what_the_calendar_says() -> None:
+    monday = dt.date(2026, 11, 30)
+    assert procedure.add_working_days(monday, 5, lambda d: d.weekday() < 5) == dt.date(2026, 12, 7)
+    assert procedure.add_working_days(monday, 1, lambda d: d != dt.date(2026, 12, 1)) == dt.date(
+        2026, 12, 2
+    )
