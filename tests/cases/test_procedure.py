@@ -282,3 +282,15 @@ def test_working_days_skip_what_the_calendar_says() -> None:
     assert procedure.add_working_days(monday, 1, lambda d: d != dt.date(2026, 12, 1)) == dt.date(
         2026, 12, 2
     )
+
+
+def test_the_permission_table_in_the_docs_is_the_rule() -> None:
+    from pathlib import Path
+
+    from server.cases.access import PARTY_ROLES, RULES
+
+    docs = (Path(__file__).parents[2] / "docs" / "architecture.md").read_text()
+    for action, rule in RULES.items():
+        cells = ["✓" if c in rule.parties else "" for c in PARTY_ROLES]
+        cells.append("✓" if rule.oversight else "")
+        assert f"| `{action}` | " + " | ".join(cells) + " |" in docs, action
