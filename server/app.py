@@ -30,6 +30,7 @@ from server.appkeys import (
     SMS,
 )
 from server.cases import handlers as case_handlers
+from server.cases import pages as case_pages
 from server.db.engine import create_engine, session_factory
 from server.http.middlewares import MIDDLEWARES
 from server.http.templating import template_context
@@ -48,6 +49,7 @@ WEB = Path(__file__).resolve().parent.parent / "web"
 DOMAINS: list[Callable[[web.Application], None]] = [
     booking.setup,
     case_handlers.setup,
+    case_pages.setup,
     evidence.setup,
     letters.setup,
     live_handlers.setup,

@@ -6,7 +6,9 @@ import aiohttp_jinja2
 from aiohttp import web
 
 from server.accounts.handlers import outbox_messages
-from server.appkeys import SETTINGS
+from server.appkeys import DB, SETTINGS
+from server.cases import procedure
+from server.cases.listing import visible_cases
 from server.errors import NotFoundError
 from server.http.requests import is_secure, optional_principal, require_staff
 from server.i18n import LOCALE_COOKIE, LOCALES
@@ -39,7 +41,13 @@ async def applicant_home(request: web.Request) -> web.StreamResponse:
     if principal.is_staff:
         raise web.HTTPSeeOther("/staff")
     masked = mask_mobile(principal.mobile or "")
-    return aiohttp_jinja2.render_template("me.html", request, {"masked_mobile": masked})
+    async with request.app[DB]() as session:
+        cases = await visible_cases(session, principal, state="all")
+    return aiohttp_jinja2.render_template(
+        "me.html",
+        request,
+        {"masked_mobile": masked, "cases": cases, "labels": procedure.LABELS},
+    )
 
 
 @routes.get("/staff/outbox", name="outbox")
