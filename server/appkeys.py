@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -16,6 +18,9 @@ from server.ratelimit import RateLimiter
 from server.settings import Settings
 from signaling.bus import Bus
 
+if TYPE_CHECKING:  # aiortc loads with the live domain, not with every import of the keys
+    from signaling.relay import Relay
+
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 DB = web.AppKey("db", async_sessionmaker[AsyncSession])
@@ -28,3 +33,5 @@ CATALOGS = web.AppKey("catalogs", Catalogs)
 API_SPEC = web.AppKey("api_spec", ApiSpec)
 METRICS = web.AppKey("metrics", Metrics)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+RELAY: web.AppKey[Relay] = web.AppKey("live_relay")
+"""The media relay; set by ``signaling.handlers``, read by evidence for snapshots."""

@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import signal
 import sys
@@ -70,6 +71,13 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     )
     p.add_argument("--admit", action="store_true", help="as staff: admit everyone who waits")
     p.add_argument(
+        "--login-token",
+        default=os.environ.get("YUNKAN_LOGIN_TOKEN") or None,
+        metavar="TOKEN",
+        help="staff login token (from POST /api/v1/auth/login) for a console link; "
+        "default $YUNKAN_LOGIN_TOKEN",
+    )
+    p.add_argument(
         "--insecure", action="store_true", help="accept a self-signed TLS certificate (development)"
     )
     p.add_argument(
@@ -111,6 +119,7 @@ async def join(args: argparse.Namespace) -> int:
         media=media,
         auto_admit=args.admit,
         ssl=not args.insecure,
+        login_token=getattr(args, "login_token", None),
         on_message=lambda m: _log(m),
     )
     stop = asyncio.Event()

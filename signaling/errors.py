@@ -9,8 +9,10 @@ participant's language; the English message travels along as ``detail``::
     SignalingError
     ├── ProtocolError        malformed, too_large, unknown_type, bad_field, bad_sdp, out_of_order
     │   └── FloodError       flood (always closes)
-    ├── TokenError           bad_token, expired_token, wrong_room (always closes)
-    ├── RoomError            room_closed, not_admitted, forbidden, no_such_participant, …
+    ├── TokenError           bad_token, expired_token, wrong_room, login_required,
+    │                        wrong_person (always closes)
+    ├── RoomError            room_closed, not_admitted, forbidden, seat_taken,
+    │                        receive_only, no_such_participant, …
     └── WrongNodeError       wrong_node (closes, ``details["url"]`` says where to go)
 
 Domain modules raise them; ``signaling.handlers`` turns them into ``error`` messages or
@@ -54,6 +56,10 @@ USER_MESSAGES: dict[str, str] = {
     "not_present": "That participant is not in the session.",
     "no_such_participant": "There is no such participant.",
     "media_failed": "The video connection could not be set up.",
+    "seat_taken": "This link is already in use in the session.",
+    "receive_only": "You take part in this session without camera or microphone.",
+    "login_required": "Log in with your staff account to use this link.",
+    "wrong_person": "This link was issued to another member of staff.",
 }
 FALLBACK_USER_MESSAGE = "Something went wrong in the video session."
 

@@ -9,9 +9,17 @@ Routes:
 
 * ``GET /live/ws`` — the signaling WebSocket (``docs/signaling.md``);
 * ``GET /live/j/{token}`` — the page for a join link: applicant page or inspector console
-  by the token's role;
+  by the token's role; a console link needs the staff login it was issued to;
 * ``POST /api/v1/appointments/{id}/join`` and ``POST /api/v1/cases/{id}/live/join`` — the
-  caller's own join URL for that appointment / case, for the caller's role.
+  caller's own join URL for that appointment / case, for the caller's role on the case
+  (``server.cases.access``: ``join_live``, role by ``live_role``);
+* ``POST /api/v1/live/rooms/{room}/invite`` — a guest link for an expert or observer.
+
+The hub's hooks tie the session to the procedure (``server.cases.rooms``): the gate
+refuses links of closed appointments, closed cases and ended rooms (from the database, so
+also after a restart) and console links without their login; the recorder writes each
+event and moves the appointment and the case (waiting → ``checked_in``, admitted →
+``in_session`` and ``inspecting``, ended → ``completed``) in the same transaction.
 """
 
 from __future__ import annotations
@@ -24,33 +32,35 @@ import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import aiohttp_jinja2
 from aiohttp import WSMsgType, web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.principal import Principal
 from server.appkeys import API_SPEC, BUS, DB, REDIS, SETTINGS
+from server.appkeys import RELAY as RELAY  # evidence reads it too (snapshots)
 from server.booking.links import BadManageToken, read_token
 from server.booking.models import Appointment
-from server.cases.access import readable_case
-from server.cases.models import Case
+from server.cases import rooms as case_rooms
+from server.cases.access import authorize, live_role, party_roles
 from server.cases.timeline import append_event
-from server.errors import NotFoundError, PermissionDeniedError
+from server.errors import NotFoundError
 from server.evidence.recording import file_live_location, file_room_recordings
-from server.http.requests import int_param, require_principal, require_staff, translate
+from server.http.requests import int_param, optional_principal, require_principal, translate
 from server.openapi import ApiRoutes, read_json
 from server.settings import Settings
 from signaling.archive import RoomRecording
 from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
-from signaling.errors import TokenError, user_message
-from signaling.hub import Hub, Link, MediaRoom
+from signaling.errors import RoomClosedError, TokenError, user_message
+from signaling.hub import Entry, Hub, Link, MediaRoom
 from signaling.ice import IceConfig
 from signaling.links import appointment_room, case_room, participant_id, signer_for
 from signaling.protocol import MAX_MESSAGE_BYTES, dumps
 from signaling.relay import Relay, RelayConfig
 from signaling.rooms import Room
-from signaling.tokens import JoinGrant, Role, TokenSigner
+from signaling.tokens import HIDDEN_ROLES, JoinGrant, Role, TokenSigner
 
 log = logging.getLogger(__name__)
 _SAFE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
@@ -70,7 +80,6 @@ class LiveOptions:
 
 
 HUB = web.AppKey[Hub]("live_hub")
-RELAY = web.AppKey[Relay]("live_relay")
 SIGNER = web.AppKey[TokenSigner]("live_signer")
 LIVE_OPTIONS = web.AppKey[LiveOptions]("live_options")
 
@@ -101,14 +110,6 @@ def principal_of(participant: str, role: str, name: str) -> Principal | None:
     return Principal(kind=kind, id=int(number), role=role, name=name)  # type: ignore[arg-type]
 
 
-def _case_of_room(room_id: str) -> int | None:
-    """Rooms are named after what they belong to; appointments map to their case id."""
-    kind, _, number = room_id.partition("-")
-    if kind == "case" and number.isdigit():
-        return int(number)
-    return None
-
-
 async def _live(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     options = app.get(LIVE_OPTIONS) or LiveOptions()
@@ -136,9 +137,13 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     # Keyed by the relay room itself: a room may reopen under the same id while the old
     # one is still closing, and each must close its own media and recording.
     tapes: dict[MediaRoom, RoomRecording] = {}
+    # Rooms whose applicant has been admitted since they opened: when such a room closes
+    # because everyone left, the session is over (as if ended); otherwise it just idles.
+    held: set[str] = set()
 
     async def media(room_id: str) -> MediaRoom:
         case_ids[room_id] = await _resolve_case(app, room_id)
+        held.discard(room_id)
         if not options.recording:
             return relay.room(room_id)
         stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
@@ -171,6 +176,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
             return
         who = room.participants.get(actor or "")
         principal = principal_of(who.id, who.role, who.name) if who else None
+        subject = room.participants.get(str(data.get("participant", "")))
         async with sessions() as session, session.begin():
             await append_event(
                 session,
@@ -179,6 +185,16 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
                 actor=principal,
                 data={"room": room.id, "participant": actor, **data},
             )
+            # The procedure moves in the same transaction as the event that moved it.
+            if kind == "live.joined" and data.get("role") == "applicant":
+                if data.get("state") == "waiting":
+                    await case_rooms.applicant_waiting(session, room.id, principal)
+            elif kind == "live.admitted" and subject is not None and subject.role == "applicant":
+                held.add(room.id)
+                await case_rooms.applicant_admitted(session, room.id, principal)
+            elif kind == "live.ended":
+                held.discard(room.id)
+                await case_rooms.session_over(session, room.id, principal, by="end", record=False)
         if kind == "live.response" and data.get("kind") == "location" and principal is not None:
             # The applicant's answer to "share location" goes on the case's location record
             # too, where the distance from the site is computed and flagged.
@@ -186,6 +202,32 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
 
     async def notify(message: dict[str, Any]) -> None:
         await bus.publish("live:arrivals", message)
+
+    async def idle(room: Room) -> None:
+        if room.id not in held:
+            return  # nobody was served: the appointment stays as it is
+        held.discard(room.id)
+        async with sessions() as session, session.begin():
+            await case_rooms.session_over(session, room.id, None, by="idle", record=True)
+
+    async def gate(grant: JoinGrant, link: Link) -> Entry:
+        if grant.needs_login and link.identity != grant.participant:
+            if link.identity is None:
+                raise TokenError(
+                    f"the link of {grant.participant} needs their staff login",
+                    code="login_required",
+                )
+            raise TokenError(
+                f"the link of {grant.participant} is not {link.identity}'s", code="wrong_person"
+            )
+        async with sessions() as session:
+            reason = await case_rooms.closed_reason(session, grant.room)
+            if reason is not None:
+                raise RoomClosedError(reason)
+            observed = grant.role == "applicant" and await case_rooms.observed_notice(
+                session, grant.room
+            )
+        return Entry(observed=observed)
 
     hub = Hub(
         signer=signer,
@@ -198,6 +240,8 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         grace=options.grace,
         recording=options.recording,
         close_media=close_media,
+        gate=gate,
+        idle=idle,
     )
     app[HUB], app[RELAY], app[SIGNER] = hub, relay, signer
     await hub.start()
@@ -211,17 +255,11 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
 
 async def _resolve_case(app: web.Application, room_id: str) -> int | None:
     """The case whose timeline gets this room's events (None: the call is not filed)."""
-    case_id = _case_of_room(room_id)
-    kind, _, number = room_id.partition("-")
-    if case_id is None and kind == "appt" and number.isdigit():
-        found = await _appointment(app, int(number))
-        case_id = found.case_id if found else None
-    if case_id is not None:
-        async with app[DB]() as session:
-            if await session.get(Case, case_id) is not None:
-                return case_id
-    log.warning("room %s belongs to no case; its events and recordings are not filed", room_id)
-    return None
+    async with app[DB]() as session:
+        case_id = await case_rooms.case_of_room(session, room_id)
+    if case_id is None:
+        log.warning("room %s belongs to no case; its events and recordings are not filed", room_id)
+    return case_id
 
 
 async def _appointment(app: web.Application, appointment_id: int) -> Appointment | None:
@@ -257,7 +295,13 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4 * MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     hub = request.app[HUB]
-    link = Link(_WsConnection(ws, request))
+    # The handshake carries the session cookie (browsers) or a bearer token (the Python
+    # client, ``yunkan join --login-token``): console links are checked against it.
+    principal = optional_principal(request)
+    link = Link(
+        _WsConnection(ws, request),
+        identity=participant_id(principal) if principal is not None else None,
+    )
     try:
         async for msg in ws:
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
@@ -271,25 +315,46 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     return ws
 
 
+def _refused(request: web.Request, code: str, status: int) -> web.StreamResponse:
+    return aiohttp_jinja2.render_template(
+        "live/refused.html", request, {"code": code}, status=status
+    )
+
+
 @routes.get("/live/j/{token}")
 async def join_page(request: web.Request) -> web.StreamResponse:
+    token = request.match_info["token"]
     try:
-        grant = request.app[SIGNER].verify(request.match_info["token"])
+        grant = request.app[SIGNER].verify(token)
     except TokenError as err:
-        response = aiohttp_jinja2.render_template(
-            "live/refused.html", request, {"code": err.error_code}, status=403
+        return _refused(request, err.error_code, 403)
+    if grant.needs_login:
+        # A console link alone gives nothing: it is for the member of staff it names.
+        principal = optional_principal(request)
+        if principal is None:
+            raise web.HTTPSeeOther(f"/login?tab=staff&next=/live/j/{token}")
+        if participant_id(principal) != grant.participant:
+            return _refused(request, "wrong_person", 403)
+    async with request.app[DB]() as session:
+        if await case_rooms.closed_reason(session, grant.room) is not None:
+            return _refused(request, "room_closed", 410)
+        observed = grant.role == "applicant" and await case_rooms.observed_notice(
+            session, grant.room
         )
-        return response
     template = "live/applicant.html" if grant.role == "applicant" else "live/console.html"
+    receive_only = grant.role in HIDDEN_ROLES
     context = {
         "grant": grant,
+        "observed": observed,
+        "receive_only": receive_only,
         "config": json.dumps(
             {
-                "token": request.match_info["token"],
+                "token": token,
                 "ws": "/live/ws",
                 "role": grant.role,
                 "participant": grant.participant,
                 "name": grant.name,
+                "receive_only": receive_only,
             },
             ensure_ascii=False,
         ),
@@ -368,10 +433,24 @@ def _grant_response(request: web.Request, grant: JoinGrant) -> web.Response:
     )
 
 
-def _role_for(principal: Principal) -> Role:
-    if not principal.is_staff:
-        return "applicant"
-    return "inspector" if principal.role in ("inspector", "supervisor", "admin") else "observer"
+async def _live_grant(
+    session: AsyncSession, principal: Principal, case_id: int | None, room: str
+) -> JoinGrant:
+    """The caller's grant for ``room`` of case ``case_id``, by their role on the case.
+
+    ``authorize`` gives 404 to staff who are not parties (supervisors and admins pass for
+    oversight and join hidden, as ``supervisor``).
+    """
+    case = await authorize(session, principal, case_id, "join_live")
+    role = live_role(principal, await party_roles(session, principal, case))
+    if role is None:
+        raise NotFoundError("Case not found")
+    return JoinGrant(
+        room=room,
+        participant=participant_id(principal),
+        role=cast(Role, role),
+        name=principal.name,
+    )
 
 
 @routes.post(
@@ -382,17 +461,13 @@ def _role_for(principal: Principal) -> Role:
 async def appointment_join(request: web.Request) -> web.Response:
     principal = require_principal(request)
     appointment_id = int_param(request, "id")
-    found = await _appointment(request.app, appointment_id)
-    if found is None:
-        raise NotFoundError()
-    if not principal.is_staff and found.applicant_id != principal.id:
-        raise PermissionDeniedError()
-    grant = JoinGrant(
-        room=appointment_room(appointment_id),
-        participant=participant_id(principal),
-        role=_role_for(principal),
-        name=principal.name,
-    )
+    async with request.app[DB]() as session:
+        found = await session.get(Appointment, appointment_id)
+        if found is None:
+            raise NotFoundError()
+        grant = await _live_grant(
+            session, principal, found.case_id, appointment_room(appointment_id)
+        )
     return _grant_response(request, grant)
 
 
@@ -405,18 +480,7 @@ async def case_join(request: web.Request) -> web.Response:
     principal = require_principal(request)
     case_id = int_param(request, "id")
     async with request.app[DB]() as session:
-        # Staff serve whoever is in the queue; applicants only their own cases.
-        if principal.is_staff:
-            if await session.get(Case, case_id) is None:
-                raise NotFoundError("Case not found")
-        else:
-            await readable_case(session, principal, case_id)
-    grant = JoinGrant(
-        room=case_room(case_id),
-        participant=participant_id(principal),
-        role=_role_for(principal),
-        name=principal.name,
-    )
+        grant = await _live_grant(session, principal, case_id, case_room(case_id))
     return _grant_response(request, grant)
 
 
@@ -438,12 +502,13 @@ INVITE_REQUEST = {
     responses={200: JOIN_RESPONSE, 403: "error", 404: "error", 422: "error"},
 )
 async def invite(request: web.Request) -> web.Response:
-    principal = require_staff(request, "inspector", "supervisor", "admin")
-    body = await read_json(request, INVITE_REQUEST)
+    principal = require_principal(request)
     room = request.match_info["room"]
-    case_id = await _resolve_case(request.app, room)
-    if case_id is None:
-        raise NotFoundError("Room not found")
+    async with request.app[DB]() as session:
+        case_id = await case_rooms.case_of_room(session, room)
+        await authorize(session, principal, case_id, "invite")
+    body = await read_json(request, INVITE_REQUEST)
+    # A guest link is token-only (the guest has no account here), like the applicant's.
     grant = JoinGrant(
         room=room,
         participant=f"guest-{secrets.token_hex(4)}",
@@ -453,7 +518,7 @@ async def invite(request: web.Request) -> web.Response:
     async with request.app[DB]() as session, session.begin():
         await append_event(
             session,
-            case_id,
+            case_id,  # type: ignore[arg-type]  # authorize() refused None
             kind="live.invited",
             actor=principal,
             data={

@@ -8,7 +8,9 @@ connection is anything with ``send`` and ``close`` (``signaling.handlers`` adapt
 
 Ordering that matters:
 
-* The token is verified, and the directory consulted, before a room or any media exists.
+* The token is verified, then the ``gate`` (the deployment's rule: the staff login a
+  console link needs, whether the room's appointment and case are still open), and the
+  directory consulted, before a room or any media exists.
 * Messages of one connection are handled one at a time (the handler awaits each), so the
   ``Sequencer`` sees them in order; different connections interleave freely.
 * A drop keeps the participant's place *and their publication* for ``grace`` seconds: a
@@ -46,7 +48,7 @@ from signaling.errors import (
 )
 from signaling.ice import IceConfig
 from signaling.protocol import ClientMessage, FloodLimiter, Sequencer, parse
-from signaling.rooms import ParticipantState, Room, RoomState
+from signaling.rooms import Participant, ParticipantState, Room, RoomState
 from signaling.tokens import JoinGrant, TokenSigner
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,19 @@ Recorder = Callable[[Room, str, str | None, dict[str, Any]], Awaitable[None]]
 Notifier = Callable[[dict[str, Any]], Awaitable[None]]
 
 
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """What the gate says about a join it lets through."""
+
+    observed: bool = False
+    """Tell this participant the session may be observed for quality."""
+
+
+Gate = Callable[[JoinGrant, "Link"], Awaitable[Entry]]
+"""Checks a verified grant against the world (login, persistent state); raises a
+``SignalingError`` to refuse."""
+
+
 @dataclass(slots=True)
 class Link:
     """One open connection and its per-connection protocol state."""
@@ -95,6 +110,8 @@ class Link:
     room: str | None = None
     participant: str | None = None
     closed: bool = False
+    identity: str | None = None
+    """Participant id of the authenticated login behind the socket (``staff-3``), if any."""
 
 
 @dataclass(slots=True)
@@ -133,6 +150,8 @@ class Hub:
         grace: float = 60.0,
         recording: bool = True,
         close_media: Callable[[str, MediaRoom], Awaitable[None]] | None = None,
+        gate: Gate | None = None,
+        idle: Callable[[Room], Awaitable[None]] | None = None,
     ) -> None:
         self.signer = signer
         self.media_factory = media
@@ -145,6 +164,9 @@ class Hub:
         self.recording = recording
         self.close_media = close_media
         """Closes a room's media by room id (the relay forgets it); default ``media.close``."""
+        self.gate = gate
+        self.idle = idle
+        """Called when the last participant's grace ran out, before the room closes."""
         self.rooms: dict[str, LiveRoom] = {}
         self.closed_rooms: set[str] = set()
         self._refresher: asyncio.Task[None] | None = None
@@ -220,6 +242,11 @@ class Hub:
         await self._unpublish(live, pid)
         await self._presence(live)
         if not live.links:
+            if self.idle is not None:
+                try:
+                    await self.idle(live.room)
+                except Exception:
+                    log.exception("the idle hook of room %s failed", live.room.id)
             await self._close_room(live, notify=False, final=False)
 
     # -- dispatch ---------------------------------------------------------------------
@@ -238,7 +265,11 @@ class Hub:
         if msg.type == "candidate":
             return
         if msg.type == "offer":
-            room.require_admitted(pid)
+            try:
+                room.require_publisher(pid)
+            except SignalingError:
+                link.seq.server_answered()  # refused: the client may not offer again either
+                raise
             try:
                 sdp = await live.media.add_participant(pid, msg.data["sdp"])
             except Exception as exc:
@@ -269,7 +300,8 @@ class Hub:
                 "text": msg.data["text"],
                 "at": time.time(),
             }
-            await self._broadcast(live, out)
+            # A hidden participant's chat reaches staff only.
+            await self._broadcast(live, out, about=who)
             await self._record(live, "live.chat", pid, {"text": msg.data["text"]})
         elif msg.type == "request":
             await self._request(live, pid, msg)
@@ -312,6 +344,7 @@ class Hub:
         grant = self.signer.verify(msg.data["token"])
         if grant.room in self.closed_rooms:
             raise RoomClosedError(f"room {grant.room} is closed")
+        entry = await self.gate(grant, link) if self.gate is not None else Entry()
         holder = await self.directory.claim(grant.room, self.node)
         if holder.id != self.node.id:
             raise WrongNodeError(f"room {grant.room} is hosted on node {holder.id}", url=holder.url)
@@ -326,7 +359,7 @@ class Hub:
         try:
             result = live.room.join(grant, session=msg.data.get("session"))
         except ForbiddenError as err:
-            raise RefusedError(err.message) from None
+            raise RefusedError(err.message, code=err.error_code) from None
         who = result.participant
         timer = live.timers.pop(who.id, None)
         if timer is not None:
@@ -350,6 +383,8 @@ class Hub:
                 "resumed": result.resumed,
                 "ice_servers": self.ice.servers_for(who.id),
                 "recording": self.recording,
+                "receive_only": who.hidden,
+                "observed": entry.observed,
             }
         )
         await link.conn.send({"type": who.state.value})
@@ -414,10 +449,13 @@ class Hub:
     async def _unpublish(self, live: LiveRoom, pid: str) -> None:
         await live.media.remove_participant(pid)
         live.subscribed = {pair for pair in live.subscribed if pid not in pair}
+        gone = live.room.participants.get(pid)
         for other, link in list(live.links.items()):
-            if other != pid:
-                link.seq.server_withdrew(pid)
-                await self._safe_send(link, {"type": "unpublished", "publisher": pid})
+            viewer = live.room.participants.get(other)
+            if other == pid or (gone is not None and viewer is not None and not viewer.sees(gone)):
+                continue
+            link.seq.server_withdrew(pid)
+            await self._safe_send(link, {"type": "unpublished", "publisher": pid})
 
     # -- requests ---------------------------------------------------------------------
     async def _request(self, live: LiveRoom, pid: str, msg: ClientMessage) -> None:
@@ -474,24 +512,28 @@ class Hub:
 
     # -- helpers ----------------------------------------------------------------------
     async def _presence(self, live: LiveRoom) -> None:
-        await self._broadcast(
-            live, {"type": "presence", "participants": live.room.presence()}, admitted_only=False
-        )
-
-    async def _broadcast(
-        self, live: LiveRoom, message: dict[str, Any], *, admitted_only: bool = True
-    ) -> None:
         for pid, link in list(live.links.items()):
             who = live.room.participants.get(pid)
             if who is None:
                 continue
-            if admitted_only and who.state is not ParticipantState.ADMITTED:
-                continue
-            out = message
-            if who.state is ParticipantState.WAITING and message["type"] == "presence":
+            if who.state is ParticipantState.WAITING:
                 # the waiting room shows nobody else (the inspector may still be busy)
-                out = {"type": "presence", "participants": [who.public()]}
-            await self._safe_send(link, out)
+                people = [who.public()]
+            else:
+                people = live.room.presence(viewer=who)
+            await self._safe_send(link, {"type": "presence", "participants": people})
+
+    async def _broadcast(
+        self, live: LiveRoom, message: dict[str, Any], *, about: Participant | None = None
+    ) -> None:
+        """To every admitted participant (who may see ``about``, when given)."""
+        for pid, link in list(live.links.items()):
+            who = live.room.participants.get(pid)
+            if who is None or who.state is not ParticipantState.ADMITTED:
+                continue
+            if about is not None and not who.sees(about):
+                continue
+            await self._safe_send(link, message)
 
     async def _send_to(self, live: LiveRoom, pid: str, message: dict[str, Any]) -> None:
         link = live.links.get(pid)

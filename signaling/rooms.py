@@ -9,10 +9,19 @@ through::
                                └─decline─▶ declined│ └─ rejoin (resume after a drop)
                                                    └─leave──▶ left
 
-Staff (``inspector``) and invited experts/observers are admitted on arrival; applicants
-wait until an inspector admits them. ``connected`` is separate from the state: a phone that
-drops stays ``admitted`` but disconnected, and its rejoin resumes the same session
-(``session`` id), so the inspector sees "reconnecting…" rather than a new arrival.
+Staff (``inspector``) and invited experts/observers/supervisors are admitted on arrival;
+applicants wait until an inspector admits them. ``connected`` is separate from the state: a
+phone that drops stays ``admitted`` but disconnected, and its rejoin resumes the same
+session (``session`` id), so the inspector sees "reconnecting…" rather than a new arrival.
+
+The session id is the seat's secret, the token only the ticket: a join with the token but
+without the session id is refused while the participant is still connected
+(``seat_taken``), so a replayed link cannot push a live participant out; once they are
+disconnected it gets a new session, and an applicant who had been admitted waits to be
+admitted again (staff see the arrival).
+
+Observers and supervisors are hidden and receive-only (``HIDDEN_ROLES``): they never
+publish, and an applicant's presence does not list them.
 
 Guard methods raise ``RoomError`` whose message names the state ("room case-42 is closed",
 "participant a-7 is declined"), so logs and clients say exactly why something was refused.
@@ -28,7 +37,7 @@ from enum import StrEnum
 from typing import Any
 
 from signaling.errors import ForbiddenError, RoomClosedError, RoomError
-from signaling.tokens import STAFF_ROLES, JoinGrant, Role
+from signaling.tokens import HIDDEN_ROLES, STAFF_ROLES, JoinGrant, Role
 
 WAITING_ROLES = frozenset({"applicant"})
 """Roles that wait to be admitted; everyone else holds a token issued by staff."""
@@ -62,6 +71,15 @@ class Participant:
     @property
     def is_staff(self) -> bool:
         return self.role in STAFF_ROLES
+
+    @property
+    def hidden(self) -> bool:
+        """Receive-only, and not shown to the applicant."""
+        return self.role in HIDDEN_ROLES
+
+    def sees(self, other: Participant) -> bool:
+        """Whether this participant is shown ``other`` (presence, chat, departures)."""
+        return not (other.hidden and self.role == "applicant")
 
     def public(self) -> dict[str, Any]:
         """What other participants see (presence); no session id."""
@@ -120,6 +138,14 @@ class Room:
             raise RoomError(f"participant {who.id} is {who.state}", code="not_admitted")
         return who
 
+    def require_publisher(self, participant_id: str) -> Participant:
+        who = self.require_admitted(participant_id)
+        if who.hidden:
+            raise ForbiddenError(
+                f"participant {who.id} is {who.role} and receives only", code="receive_only"
+            )
+        return who
+
     # -- transitions ------------------------------------------------------------------
     def join(self, grant: JoinGrant, *, session: str | None = None) -> JoinResult:
         """Arrive with a verified grant; ``session`` resumes an earlier connection.
@@ -138,8 +164,18 @@ class Room:
                 raise ForbiddenError(f"participant {known.id} is {known.state}")
             resumed = session is not None and secrets.compare_digest(session, known.session)
             if not resumed:
+                present = known.state in (ParticipantState.WAITING, ParticipantState.ADMITTED)
+                if present and known.connected:
+                    raise ForbiddenError(
+                        f"participant {known.id} is {known.state} and connected; "
+                        "joining again needs the session id",
+                        code="seat_taken",
+                    )
                 known.session = secrets.token_urlsafe(16)
                 if known.state is ParticipantState.LEFT:
+                    known.state = self._arrival_state(grant.role)
+                elif known.state is ParticipantState.ADMITTED:
+                    # Without the seat's secret an applicant is admitted again by staff.
                     known.state = self._arrival_state(grant.role)
             known.connected = True
             known.name = grant.name or known.name
@@ -204,9 +240,14 @@ class Room:
         return who
 
     # -- views ------------------------------------------------------------------------
-    def presence(self) -> list[dict[str, Any]]:
+    def presence(self, viewer: Participant | None = None) -> list[dict[str, Any]]:
+        """Who is here, as ``viewer`` may see it (an applicant does not see hidden roles)."""
         present = (ParticipantState.WAITING, ParticipantState.ADMITTED)
-        return [p.public() for p in self.participants.values() if p.state in present]
+        return [
+            p.public()
+            for p in self.participants.values()
+            if p.state in present and (viewer is None or viewer.sees(p))
+        ]
 
     def waiting(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.state is ParticipantState.WAITING]

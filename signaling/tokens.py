@@ -30,10 +30,15 @@ from typing import Any, Literal, get_args
 
 from signaling.errors import TokenError
 
-Role = Literal["applicant", "inspector", "expert", "observer"]
+Role = Literal["applicant", "inspector", "expert", "observer", "supervisor"]
 ROLES: tuple[str, ...] = get_args(Role)
 STAFF_ROLES = frozenset({"inspector"})
 """Roles that may admit, decline, remove, request and end."""
+HIDDEN_ROLES = frozenset({"observer", "supervisor"})
+"""Receive-only and hidden: they never publish, the applicant does not see them, and
+their chat reaches staff only (quality supervision, training)."""
+LOGIN_ROLES = frozenset({"inspector", "supervisor"})
+"""Roles whose links need the holder's staff login too (``JoinGrant.needs_login``)."""
 
 MAX_TOKEN_CHARS = 2048
 
@@ -51,6 +56,15 @@ class JoinGrant:
     @property
     def is_staff(self) -> bool:
         return self.role in STAFF_ROLES
+
+    @property
+    def needs_login(self) -> bool:
+        """A console link: only the logged-in member of staff it was issued to may use it.
+
+        Staff roles always; experts and observers when the grant names a member of staff
+        (``staff-<id>``). Guest invitations (``guest-…``) and applicants stay token-only.
+        """
+        return self.role in LOGIN_ROLES or self.participant.startswith("staff-")
 
 
 def _b64(data: bytes) -> str:

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any
 
@@ -39,9 +39,15 @@ class SignalingClient:
         auto_admit: bool = False,
         on_message: Callable[[dict[str, Any]], None] | None = None,
         ssl: bool = True,
+        login_token: str | None = None,
     ) -> None:
         self.ws_url = ws_url
         self.token = token
+        # A console link (inspector, supervisor, staff-<id>) needs its holder's login too:
+        # sent as a bearer token on the WebSocket handshake, as a browser sends its cookie.
+        self.headers: Mapping[str, str] = (
+            {"Authorization": f"Bearer {login_token}"} if login_token else {}
+        )
         self.source = source
         self.media = media or MediaClient()
         self.auto_admit = auto_admit
@@ -76,7 +82,9 @@ class SignalingClient:
         """(Re)connect and join; a known session id resumes the same session."""
         if self._http is None:
             self._http = aiohttp.ClientSession()
-        self._ws = await self._http.ws_connect(self.ws_url, ssl=self.ssl, heartbeat=20)
+        self._ws = await self._http.ws_connect(
+            self.ws_url, ssl=self.ssl, heartbeat=20, headers=self.headers
+        )
         join: dict[str, Any] = {"type": "join", "token": self.token}
         if self.session_id:
             join["session"] = self.session_id

@@ -26,9 +26,10 @@ from recordings.location import GeoFix
 from recordings.probe import media_seconds
 from recordings.recorder import RecordingResult
 from server.accounts.principal import Principal
-from server.appkeys import BLOBS, DB
+from server.appkeys import BLOBS, DB, RELAY
 from server.cases.models import Case
 from server.cases.procedure import is_open
+from server.cases.rooms import case_of_room
 from server.evidence.live import RelayRoomVideo, SessionVideo
 
 log = logging.getLogger(__name__)
@@ -114,13 +115,12 @@ async def file_live_location(
 
 async def relay_resolver(app: web.Application, session_id: str) -> SessionVideo | None:
     """The live session ``session_id`` (a relay room id such as ``case-42``/``appt-7``)."""
-    from signaling.handlers import RELAY, _resolve_case
-
     relay = app.get(RELAY)
     room = relay.get(session_id) if relay is not None else None
     if room is None or room.closed:
         return None
-    case_id = await _resolve_case(app, session_id)
+    async with app[DB]() as session:
+        case_id = await case_of_room(session, session_id)
     if case_id is None:
         return None
     applicant = next((p for p in room.publishers if p.startswith("applicant-")), None)

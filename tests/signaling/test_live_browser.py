@@ -88,6 +88,10 @@ async def test_applicant_page_and_console_show_moving_video(
             for page in (console, phone):
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
 
+            # A console link needs its staff login: the browser has the session cookie.
+            await staff_ctx.add_cookies(
+                [{"name": "yk_session", "value": await live.login(1), "url": base}]
+            )
             await console.goto(base + "live/j/" + live.token("staff-1", "inspector", "王科员"))
             await phone.goto(base + "live/j/" + live.token("applicant-2", "applicant", "张三"))
             await phone.wait_for_selector("#chk-camera.ok", timeout=15000)
@@ -105,6 +109,29 @@ async def test_applicant_page_and_console_show_moving_video(
             on_phone = await _moving(phone, "#tile-staff-1 video")
             await console.screenshot(path=str(shots / "console-call.png"))
             await phone.screenshot(path=str(shots / "applicant-call.png"))
+
+            # A supervisor watches: sees the applicant's video, opens no camera, and the
+            # phone shows neither a tile nor a name for them.
+            boss_ctx = await browser.new_context(
+                viewport={"width": 1280, "height": 900}, locale="zh-CN"
+            )
+            await boss_ctx.add_cookies(
+                [{"name": "yk_session", "value": await live.login(5, "supervisor"), "url": base}]
+            )
+            boss = await boss_ctx.new_page()
+            boss.on("pageerror", lambda exc: errors.append(str(exc)))
+            await boss.goto(base + "live/j/" + live.token("staff-5", "supervisor", "赵督查"))
+            on_boss = await _moving(boss, "#tile-applicant-2 video")
+            await console.wait_for_selector("#people li[data-participant='staff-5']", timeout=10000)
+            boss_media = await boss.evaluate(
+                "() => [window.ykLive.localStream, window.ykLive.publishPc]"
+            )
+            phone_sees_boss = await phone.evaluate(
+                "() => document.body.innerText.includes('赵督查') || "
+                "!!document.getElementById('tile-staff-5')"
+            )
+            await boss.screenshot(path=str(shots / "supervisor-call.png"))
+            await boss_ctx.close()
 
             # The phone loses its connection: banner, automatic rejoin with the session
             # id and NEW peer connections, video again on both sides.
@@ -180,7 +207,9 @@ async def test_applicant_page_and_console_show_moving_video(
         "torch",
         "location",
     ]
-    for seen in (on_console, on_phone, after_console, after_phone):
+    assert boss_media == [None, None]  # receive-only: no camera asked for, nothing offered
+    assert phone_sees_boss is False
+    for seen in (on_console, on_phone, on_boss, after_console, after_phone):
         assert seen["width"] >= 320 and seen["height"] >= 240, seen
         assert seen["lit"] > seen["pixels"] // 10, f"remote video is black: {seen}"
         assert seen["changed"] > 100, f"remote video is not moving: {seen}"

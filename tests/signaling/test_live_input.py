@@ -37,7 +37,7 @@ async def test_bad_messages_get_errors_and_the_room_carries_on(live: LiveServer)
         # specifics travel as "detail".
         assert early["message"] == "消息顺序不正确。"
         assert early["detail"] == "offer before join"
-        await ws.send_json({"type": "join", "token": live.token("staff-9", "expert")})
+        await ws.send_json({"type": "join", "token": live.token("guest-9", "expert")})
         assert (await ws.receive_json(timeout=5))["type"] == "welcome"
         while (await ws.receive_json(timeout=5))["type"] != "presence":
             pass
@@ -96,6 +96,7 @@ async def test_requests_chat_remove_and_end_are_recorded(live: LiveServer) -> No
     await applicant.wait_state("admitted")
     expert = live.client("staff-3", "expert", source=None)
     await expert.connect()
+    await expert.wait_state("admitted")  # the join is checked against the database first
 
     await inspector.send({"type": "request", "kind": "rear_camera", "to": "applicant-2"})
     response = await inspector.wait_message("response")

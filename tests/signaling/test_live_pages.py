@@ -6,15 +6,30 @@ from typing import Any
 
 from aiohttp import DummyCookieJar
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
+from server.accounts.models import User
+from server.appkeys import DB
+from server.cases.access import set_party
 from signaling.handlers import SIGNER
 from tests.signaling.conftest import LiveServer
 from tests.support import applicant_headers, staff_headers
 
 
+async def make_party(live: LiveServer, case_id: int, username: str, role: str) -> None:
+    async with live.app[DB].begin() as session:
+        user = await session.scalar(select(User).where(User.username == username))
+        assert user is not None
+        await set_party(session, case_id, "staff", user.id, role)
+
+
 async def test_staff_and_applicant_get_their_own_join_links(live: LiveServer) -> None:
     async with TestClient(live.server, cookie_jar=DummyCookieJar()) as client:
         staff: dict[str, Any] = await staff_headers(client)
+        # staff who are not parties of the case get nothing (404, not even a 403)
+        response = await client.post(f"/api/v1/cases/{live.case_id}/live/join", headers=staff)
+        assert response.status == 404
+        await make_party(live, live.case_id, "inspector", "lead")
         response = await client.post(f"/api/v1/cases/{live.case_id}/live/join", headers=staff)
         assert response.status == 200, await response.text()
         body = await response.json()
@@ -23,7 +38,7 @@ async def test_staff_and_applicant_get_their_own_join_links(live: LiveServer) ->
         grant = live.app[SIGNER].verify(body["token"], room=live.room)
         assert grant.participant.startswith("staff-")
 
-        page = await client.get("/live/j/" + body["token"])
+        page = await client.get("/live/j/" + body["token"], headers=staff)
         html = await page.text()
         assert page.status == 200 and "live/console.js" in html
         assert "camera=(self)" in page.headers["Permissions-Policy"]
@@ -46,10 +61,17 @@ async def test_staff_and_applicant_get_their_own_join_links(live: LiveServer) ->
         forged = await client.get("/live/j/" + body["token"][:-4] + "AAAA")
         assert forged.status == 403
 
+        # a supervisor who is no party joins for oversight, as a hidden supervisor
+        boss = await staff_headers(client, "boss", "supervisor")
+        response = await client.post(f"/api/v1/cases/{live.case_id}/live/join", headers=boss)
+        assert response.status == 200, await response.text()
+        assert (await response.json())["role"] == "supervisor"
+
 
 async def test_booking_join_link_leads_to_the_appointment_room(live: LiveServer) -> None:
     from urllib.parse import urlsplit
 
+    from server.booking.models import Appointment
     from tests.booking.support import ENTERPRISE, seed_app
 
     async with TestClient(live.server, cookie_jar=DummyCookieJar()) as client:
@@ -65,6 +87,9 @@ async def test_booking_join_link_leads_to_the_appointment_room(live: LiveServer)
         assert booked.status == 201, await booked.text()
         appt = await booked.json()
         link = urlsplit(appt["join_url"])
+        async with live.app[DB]() as session:
+            case_id = (await session.get(Appointment, appt["id"])).case_id  # type: ignore[union-attr]
+        assert case_id is not None
 
         page = await client.get(f"{link.path}?{link.query}", allow_redirects=False)
         assert page.status == 302
@@ -79,14 +104,21 @@ async def test_booking_join_link_leads_to_the_appointment_room(live: LiveServer)
         assert other.status == 403
 
         mine = await client.post(f"/api/v1/appointments/{appt['id']}/join", headers=staff)
+        assert mine.status == 404  # the clerk who booked it is no party of the case
+        await make_party(live, case_id, "inspector", "inspector")
+        mine = await client.post(f"/api/v1/appointments/{appt['id']}/join", headers=staff)
         assert mine.status == 200
         assert (await mine.json())["room"] == grant.room
+        assert (await mine.json())["role"] == "inspector"
 
 
 async def test_inspector_invites_an_expert_who_joins_without_waiting(live: LiveServer) -> None:
     async with TestClient(live.server, cookie_jar=DummyCookieJar()) as client:
         staff: dict[str, Any] = await staff_headers(client)
         url = f"/api/v1/live/rooms/{live.room}/invite"
+        stranger = await client.post(url, json={"role": "expert", "name": "x"}, headers=staff)
+        assert stranger.status == 404  # not a party of the case
+        await make_party(live, live.case_id, "inspector", "inspector")
         response = await client.post(
             url, json={"role": "expert", "name": "省厅专家"}, headers=staff
         )
@@ -102,8 +134,9 @@ async def test_inspector_invites_an_expert_who_joins_without_waiting(live: LiveS
         )
         assert missing.status == 404
         applicant = await applicant_headers(client)
+        # an applicant who is no party of the case cannot even tell the room exists
         forbidden = await client.post(url, json={"role": "expert", "name": "x"}, headers=applicant)
-        assert forbidden.status == 403
+        assert forbidden.status == 404
 
         from signaling.client import MediaClient
         from signaling.wsclient import SignalingClient

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from server.accounts.models import User
+from server.accounts.sessions import create_session, principal_of_user
 from server.cases.numbers import open_case
 from server.db.engine import create_engine, session_factory
 from server.settings import Settings
@@ -30,6 +32,14 @@ async def test_two_worker_processes_redirect_admit_and_relay(
     async with session_factory(engine)() as session, session.begin():
         case = await open_case(session, title="两进程勘验", zone=settings.zone)
         room = f"case-{case.id}"
+        # The console link needs its staff login (sent as a bearer token, like the CLI).
+        user = User(username="staff-a", display_name="王科员", role="inspector", password_hash="!")
+        session.add(user)
+        await session.flush()
+        inspector_id = user.id
+        login, _ = await create_session(
+            session, principal_of_user(user), hours=1, ip=None, user_agent="tests"
+        )
     await engine.dispose()
 
     signer = TokenSigner(SECRET)  # the servers' YUNKAN_SECRET_KEY
@@ -48,10 +58,11 @@ async def test_two_worker_processes_redirect_admit_and_relay(
         try:
             inspector = SignalingClient(
                 ws[0],
-                token("staff-1", "inspector"),
+                token(f"staff-{inspector_id}", "inspector"),
                 source="testsrc",
                 media=MediaClient(host_addresses=LOOPBACK),
                 auto_admit=True,
+                login_token=login,
             )
             clients.append(inspector)
             await inspector.connect()
@@ -70,10 +81,10 @@ async def test_two_worker_processes_redirect_admit_and_relay(
             assert [e["code"] for e in applicant.errors] == ["wrong_node"]
             assert applicant.redirects == 1 and applicant.ws_url == ws[0]
 
-            await applicant.media.wait_for_video("staff-1", frames=10, within=20)
+            await applicant.media.wait_for_video(f"staff-{inspector_id}", frames=10, within=20)
             await inspector.media.wait_for_video("applicant-7", frames=10, within=20)
             for media in (
-                applicant.media.received["staff-1"],
+                applicant.media.received[f"staff-{inspector_id}"],
                 inspector.media.received["applicant-7"],
             ):
                 assert (media.width, media.height) == (640, 480)

@@ -50,9 +50,36 @@ def test_resume_needs_the_session_id() -> None:
     again = room.join(APPLICANT, session=session)
     assert again.resumed and again.participant.state is ParticipantState.ADMITTED
     assert again.participant.connected
-    # the link alone (no session) gets a new session id but keeps the admission
+    # a replayed link (no session id) cannot take the seat while its holder is connected
+    with pytest.raises(ForbiddenError, match="needs the session id") as refused:
+        room.join(APPLICANT)
+    assert refused.value.error_code == "seat_taken"
+    assert room.participants["a-7"].session == session
+    # once they are gone it gets a new session, and an applicant waits to be admitted again
+    room.disconnect("a-7")
     other = room.join(APPLICANT)
     assert not other.resumed and other.participant.session != session
+    assert other.participant.state is ParticipantState.WAITING
+    # staff arrive admitted anyway
+    room.disconnect("i-1")
+    assert room.join(INSPECTOR).participant.state is ParticipantState.ADMITTED
+
+
+def test_hidden_roles_receive_only_and_are_not_shown_to_the_applicant() -> None:
+    room = Room("r1")
+    room.join(INSPECTOR)
+    applicant = room.join(APPLICANT).participant
+    room.admit("i-1", "a-7")
+    supervisor = room.join(JoinGrant("r1", "s-5", "supervisor", "督查")).participant
+    observer = room.join(JoinGrant("r1", "o-6", "observer", "旁听")).participant
+    assert supervisor.state is ParticipantState.ADMITTED and supervisor.hidden
+    assert {p["id"] for p in room.presence(viewer=applicant)} == {"i-1", "a-7"}
+    assert {p["id"] for p in room.presence(viewer=room.get("i-1"))} == {"i-1", "a-7", "s-5", "o-6"}
+    for who in (supervisor, observer):
+        with pytest.raises(ForbiddenError, match="receives only") as refused:
+            room.require_publisher(who.id)
+        assert refused.value.error_code == "receive_only"
+    assert room.require_publisher("a-7") is applicant
 
 
 def test_remove_and_end() -> None:

@@ -67,7 +67,11 @@
 
   var lastError = "";
   var live = new YK.LiveSession(config, {
-    welcome: function (msg) { $("banner").hidden = true; if (msg.state === "admitted") enterCall(); },
+    welcome: function (msg) {
+      $("banner").hidden = true;
+      if (msg.observed) $("observed").hidden = false;
+      if (msg.state === "admitted") enterCall();
+    },
     state: function (state, reason) {
       if (state === "waiting") show("waiting");
       else if (state === "admitted") enterCall();

@@ -6,6 +6,9 @@
   var config = JSON.parse(root.dataset.config);
   var T = JSON.parse(root.dataset.text);
   var isStaff = config.role === "inspector";
+  // Observers and supervisors watch hidden: the hub refuses their offer, so never ask for
+  // the camera or microphone at all.
+  var receiveOnly = !!config.receive_only;
   var $ = function (id) { return document.getElementById(id); };
   var names = {}, seenWaiting = {}, stream = null;
 
@@ -76,15 +79,19 @@
     var text = $("chat-text").value.trim();
     if (text && live.send({type: "chat", text: text})) $("chat-text").value = "";
   });
-  $("btn-mic").addEventListener("click", function () {
+  if ($("btn-mic")) $("btn-mic").addEventListener("click", function () {
     var a = stream && stream.getAudioTracks()[0]; if (!a) return;
     a.enabled = !a.enabled; this.textContent = a.enabled ? T.mute : T.unmute;
   });
   if ($("btn-end")) $("btn-end").addEventListener("click", function () { if (confirm(T.confirm_end)) live.send({type: "end"}); });
 
-  navigator.mediaDevices.getUserMedia({video: {width: {ideal: 640}, height: {ideal: 480}}, audio: true})
-    .then(function (s) { stream = s; $("self").srcObject = s; live.start(s); })
-    .catch(function () { /* observers without a camera still watch */ })
-    .finally(function () { live.connect(); });
+  if (receiveOnly) {
+    live.connect();
+  } else {
+    navigator.mediaDevices.getUserMedia({video: {width: {ideal: 640}, height: {ideal: 480}}, audio: true})
+      .then(function (s) { stream = s; $("self").srcObject = s; live.start(s); })
+      .catch(function () { /* experts without a camera still watch */ })
+      .finally(function () { live.connect(); });
+  }
   window.ykLive = live;
 })();
