@@ -14,19 +14,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.accounts.models import Applicant
 from server.accounts.principal import Principal
 from server.booking import errors, seats
 from server.booking import models as m
 from server.booking.availability import WindowSlot, matter_windows, rules_of, window_slots
 from server.booking.casework import applicant_account, open_case, record
+from server.booking.leads import hand_over, lead_of
 from server.booking.slots import bookable_window
 from server.booking.staffing import assign_staff, is_qualified
 from server.booking.validation import ApplicantInfo
-from server.cases.models import CaseParty
+from server.cases import access, procedure
+from server.cases.models import Case
 
 DEFAULT_REMINDERS = (timedelta(hours=24), timedelta(minutes=30))
 
@@ -41,6 +44,8 @@ class BookingRequest:
     site_lat: float | None = None
     site_lon: float | None = None
     staff_id: int | None = None  # chosen by hand; else assigned automatically
+    case_id: int | None = None
+    """A follow-up (the re-inspection) of this existing case, instead of a new case."""
 
 
 async def get_matter(session: AsyncSession, matter_id: int) -> m.Matter:
@@ -163,15 +168,17 @@ async def book(
     if matter.kind != "consultation" and not req.site_address:
         raise errors.SlotRuleError(errors.SITE_REQUIRED, field="site_address")
     key = req.applicant.identity_key
+    case = await _follow_up_case(session, req, matter) if req.case_id is not None else None
     await _check_not_booked(session, matter.id, start, key)  # the clearer answer goes first
     candidates = await _candidates(session, matter, start, zone, now)
     end = start + timedelta(minutes=matter.duration_min)
+    lead = await lead_of(session, case.id) if case is not None else None
     if req.staff_id is not None:
         if not await is_qualified(session, req.staff_id, matter.id):
             raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
         staff_id: int | None = req.staff_id
     else:
-        staff_id = await assign_staff(session, matter.id, start, end, zone)
+        staff_id = await assign_staff(session, matter.id, start, end, zone, prefer=lead)
 
     window_id, seat_id, end = await _take_seat(session, matter, candidates)
     on_behalf = req.actor is not None and req.actor.is_staff
@@ -207,6 +214,25 @@ async def book(
     except IntegrityError as exc:  # the partial unique index lost a race for this applicant
         raise errors.AlreadyBookedError() from exc
     _schedule_reminders(session, appt, now, reminders)
+    data: dict[str, object] = {
+        "appointment_id": appt.id,
+        "start": start.isoformat(),
+        "window_id": window_id,
+        "staff_id": staff_id,
+        "on_behalf": on_behalf,
+    }
+    if case is not None:
+        appt.case_id = case.id
+        await record(session, case, "appointment.booked", req.actor, {**data, "follow_up": True})
+        # Rectifying → re_inspection; refused (and all of this rolled back) in a state
+        # that cannot take a booking.
+        await procedure.scheduled(session, case, req.actor, appt.id)
+        if staff_id is not None and staff_id != lead:
+            if lead is None:
+                await hand_over(session, case.id, staff_id)
+            elif not await _is_party(session, case.id, staff_id):
+                await access.set_party(session, case.id, "staff", staff_id, "inspector")
+        return appt
     # The case comes last: numbering locks the day's counter row until commit, so the
     # less happens after it, the shorter every other booking of the day waits.
     case = await open_case(
@@ -214,23 +240,28 @@ async def book(
     )
     appt.case_id = case.id
     if staff_id is not None:
-        session.add(
-            CaseParty(case_id=case.id, principal_kind="staff", principal_id=staff_id, role="lead")
-        )
-    await record(
-        session,
-        case,
-        "appointment.booked",
-        req.actor,
-        {
-            "appointment_id": appt.id,
-            "start": start.isoformat(),
-            "window_id": window_id,
-            "staff_id": staff_id,
-            "on_behalf": on_behalf,
-        },
-    )
+        await access.set_party(session, case.id, "staff", staff_id, "lead")
+    await record(session, case, "appointment.booked", req.actor, data)
     return appt
+
+
+async def _follow_up_case(session: AsyncSession, req: BookingRequest, matter: m.Matter) -> Case:
+    """The case a follow-up booking attaches to, checked before any seat is taken."""
+    assert req.case_id is not None
+    case = await access.authorize(session, req.actor, req.case_id, "book_follow_up", lock=True)
+    if case.matter_id != matter.id:
+        raise errors.SlotRuleError(errors.FOLLOW_UP_MATTER, field="matter_id")
+    account = await session.scalar(
+        select(Applicant.id).where(Applicant.mobile == req.applicant.mobile)
+    )
+    if account is None or account != case.applicant_id:
+        raise errors.SlotRuleError(errors.FOLLOW_UP_APPLICANT, field="applicant.mobile")
+    procedure.require_open(case)  # the final word is procedure.scheduled, after the insert
+    return case
+
+
+async def _is_party(session: AsyncSession, case_id: int, staff_id: int) -> bool:
+    return any(p.principal_id == staff_id for p in await access.staff_parties(session, case_id))
 
 
 async def get_appointment(session: AsyncSession, appointment_id: int) -> m.Appointment:
@@ -266,7 +297,7 @@ async def cancel(
 ) -> m.Appointment:
     now = now or datetime.now(UTC)
     if appt.status != "booked":
-        raise errors.AppointmentStateError()
+        raise errors.AppointmentStatusError(appt.id, appt.status)
     await _bump(session, appt, status="cancelled", updated_at=now)
     await seats.give_back(session, appt.slot_id)
     await session.execute(
@@ -294,7 +325,7 @@ async def reschedule(
 ) -> m.Appointment:
     now = now or datetime.now(UTC)
     if appt.status != "booked":
-        raise errors.AppointmentStateError()
+        raise errors.AppointmentStatusError(appt.id, appt.status)
     matter = await get_matter(session, appt.matter_id)
     check_start(matter, new_start, zone, now)
     start = new_start.astimezone(UTC)
@@ -302,9 +333,13 @@ async def reschedule(
         return appt
     candidates = await _candidates(session, matter, start, zone, now)
     await _check_not_booked(session, matter.id, start, appt.identity_key)
-    old_seat, old_start = appt.slot_id, appt.starts_at
+    old_seat, old_start, old_staff = appt.slot_id, appt.starts_at, appt.staff_id
     end = start + timedelta(minutes=matter.duration_min)
-    staff_id = await assign_staff(session, matter.id, start, end, zone, exclude_appointment=appt.id)
+    staff_id = await assign_staff(
+        session, matter.id, start, end, zone, exclude_appointment=appt.id, prefer=old_staff
+    )
+    # None: nobody is free then. The appointment waits for a taker, and the case keeps
+    # its lead (who may take it back) rather than losing every officer.
     window_id, seat_id, end = await _take_seat(session, matter, candidates)
     try:
         await _bump(
@@ -346,22 +381,35 @@ async def reschedule(
                 False,
             )
     if appt.case_id is not None:
+        if staff_id is not None and staff_id != old_staff:
+            await hand_over(session, appt.case_id, staff_id)
         await record(
             session,
             appt.case_id,
             "appointment.rescheduled",
             actor,
-            {"appointment_id": appt.id, "from": old_start.isoformat(), "to": start.isoformat()},
+            {
+                "appointment_id": appt.id,
+                "from": old_start.isoformat(),
+                "to": start.isoformat(),
+                "staff_id": staff_id,
+            },
         )
     return appt
 
 
+FLOW = ("booked", "checked_in", "in_session", "completed")
+"""The way an appointment goes when it happens; the live side moves it along."""
 TRANSITIONS: dict[str, tuple[str, ...]] = {
     "checked_in": ("booked",),
-    "in_session": ("booked", "checked_in"),
+    "in_session": ("booked", "checked_in"),  # staff may start before the applicant waits
     "completed": ("checked_in", "in_session"),
-    "no_show": ("booked", "checked_in"),
+    "no_show": ("booked",),  # only an applicant who never joined
 }
+
+
+def _reached(current: str, target: str) -> bool:
+    return current in FLOW and target in FLOW and FLOW.index(current) >= FLOW.index(target)
 
 
 async def set_status(
@@ -371,72 +419,52 @@ async def set_status(
     actor: Principal | None,
     *,
     now: datetime | None = None,
+    zone: ZoneInfo | None = None,
 ) -> m.Appointment:
-    """Move along the state machine; the WHERE on the old status makes racing moves safe.
+    """Move along :data:`FLOW` (or to ``no_show``); the WHERE on the old status makes racing
+    moves safe.
+
+    The live side calls this as the applicant enters the waiting room (``checked_in``),
+    is admitted (``in_session``) and as the room ends (``completed``). A move to where
+    the appointment already is or has gone past is no change and no error — a rejoin
+    after a dropped connection, a second admission, two nodes ending the room — so the
+    live side may call it every time. ``no_show`` only from ``booked`` and only after
+    the start.
 
     These moves do not bump ``version``: the manage and join links stay valid through
     check-in, and only cancel/reschedule retire a manage link.
     """
     now = now or datetime.now(UTC)
-    allowed = TRANSITIONS.get(status, ())
-    if appt.status == status and status == "checked_in":
-        return appt  # joining twice is harmless
+    allowed = TRANSITIONS.get(status)
+    if allowed is None:
+        raise errors.AppointmentStatusError(appt.id, appt.status)
+    if _reached(appt.status, status):
+        return appt
+    if status == "no_show":
+        if appt.status in ("checked_in", "in_session", "completed"):
+            raise errors.AppointmentStatusError(
+                appt.id, appt.status, message=errors.JOINED_NOT_NO_SHOW
+            )
+        if now < appt.starts_at:
+            start = appt.starts_at.astimezone(zone) if zone else appt.starts_at
+            raise errors.NoShowTooEarly(appt.id, start.strftime("%Y-%m-%d %H:%M"))
+    condition: ColumnElement[bool] = m.Appointment.status.in_(allowed)
+    if status == "no_show":
+        condition = condition & (m.Appointment.starts_at <= now)
     result = await session.execute(
         update(m.Appointment)
-        .where(m.Appointment.id == appt.id, m.Appointment.status.in_(allowed))
+        .where(m.Appointment.id == appt.id, condition)
         .values(status=status, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise errors.AppointmentStateError(details={"appointment": appt.id, "status": appt.status})
+        await session.refresh(appt)
+        if _reached(appt.status, status):
+            return appt  # a racing caller made the same move first
+        raise errors.AppointmentStatusError(appt.id, appt.status)
     await session.refresh(appt)
     if appt.case_id is not None:
         await record(
             session, appt.case_id, f"appointment.{status}", actor, {"appointment_id": appt.id}
-        )
-    return appt
-
-
-async def assign(
-    session: AsyncSession,
-    appt: m.Appointment,
-    staff_id: int | None,
-    actor: Principal | None,
-    *,
-    now: datetime | None = None,
-) -> m.Appointment:
-    """Hand assignment by a supervisor (``None`` unassigns); only qualified staff."""
-    if appt.status not in m.LIVE_STATUSES:
-        raise errors.AppointmentStateError()
-    if staff_id is not None and not await is_qualified(session, staff_id, appt.matter_id):
-        raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
-    appt.staff_id = staff_id
-    appt.updated_at = now or datetime.now(UTC)
-    if appt.case_id is not None:
-        if staff_id is not None:
-            exists = await session.scalar(
-                select(func.count())
-                .select_from(CaseParty)
-                .where(
-                    CaseParty.case_id == appt.case_id,
-                    CaseParty.principal_kind == "staff",
-                    CaseParty.principal_id == staff_id,
-                )
-            )
-            if not exists:
-                session.add(
-                    CaseParty(
-                        case_id=appt.case_id,
-                        principal_kind="staff",
-                        principal_id=staff_id,
-                        role="inspector",
-                    )
-                )
-        await record(
-            session,
-            appt.case_id,
-            "appointment.assigned",
-            actor,
-            {"appointment_id": appt.id, "staff_id": staff_id},
         )
     return appt

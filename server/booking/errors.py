@@ -6,7 +6,9 @@ localised message.
         ├── MatterNotFound (404)          ├── SlotFullError (409)
         ├── AppointmentNotFound (404)     ├── AlreadyBookedError (409)
         ├── TicketNotFound (404)          ├── AppointmentStateError (409)
-        ├── ManageLinkError (403)         ├── IdempotencyConflict (422)
+        ├── ManageLinkError (403)         │   ├── AppointmentStatusError: names the status
+        │                                 │   └── NoShowTooEarly: names the start
+        │                                 ├── IdempotencyConflict (422)
         └── SlotRuleError (422, field "start"): past, too soon, beyond horizon, no such slot
 """
 
@@ -22,6 +24,9 @@ START_NAIVE = "Give the time with its UTC offset, like 2026-12-01T09:00:00+08:00
 STAFF_NOT_QUALIFIED = "This staff member is not qualified for this matter"
 SITE_REQUIRED = "Give the site address for an inspection"
 VIDEO_NOW_OFF = "This matter does not offer video now"
+FOLLOW_UP_MATTER = "A follow-up booking must be for the case's own matter"
+FOLLOW_UP_APPLICANT = "A follow-up booking must be for the case's own applicant"
+REVIEWER_CANNOT_LEAD = "The reviewer of this case cannot also lead it"
 
 
 class BookingError(YunkanError):
@@ -64,6 +69,32 @@ class AppointmentStateError(BookingError):
     status = 409
     code = "appointment_state"
     message = "This appointment can no longer be changed"
+
+
+class AppointmentStatusError(AppointmentStateError):
+    """A move the appointment's status does not allow; the message names the status."""
+
+    message = "Appointment %(id)s is %(status)s"
+
+    def __init__(self, appointment_id: int, status: str, message: str | None = None) -> None:
+        super().__init__(
+            message,
+            params={"id": appointment_id, "status": status},
+            details={"appointment": appointment_id, "status": status},
+        )
+
+
+class NoShowTooEarly(AppointmentStateError):
+    message = "Appointment %(id)s starts at %(start)s: it can be marked a no-show only after that"
+
+    def __init__(self, appointment_id: int, start: str) -> None:
+        super().__init__(
+            params={"id": appointment_id, "start": start},
+            details={"appointment": appointment_id, "start": start},
+        )
+
+
+JOINED_NOT_NO_SHOW = "Appointment %(id)s is %(status)s: the applicant joined, so it is no no-show"
 
 
 class ManageLinkError(BookingError):

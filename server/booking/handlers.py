@@ -18,11 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.principal import Principal
 from server.appkeys import BUS, DB, SETTINGS, SMS
 from server.booking import appointments as svc
-from server.booking import errors, idempotency, schemas
+from server.booking import errors, guard, idempotency, leads, schemas
 from server.booking import models as m
 from server.booking.availability import load_calendar, open_slots
 from server.booking.invites import ics_invite, qr_svg
-from server.booking.links import BadManageToken, read_token
 from server.booking.present import (
     Links,
     appointment_dict,
@@ -34,7 +33,7 @@ from server.booking.present import (
 from server.booking.scheduler import parse_offsets
 from server.booking.staffday import day_appointments
 from server.booking.validation import validate_applicant
-from server.errors import NotFoundError, PermissionDeniedError, ValidationError
+from server.errors import PermissionDeniedError, ValidationError
 from server.http.requests import int_param, optional_principal, require_principal, require_staff
 from server.http.responses import json_response
 from server.openapi import ApiRoutes, read_json
@@ -162,6 +161,7 @@ def booking_request(body: dict[str, Any], principal: Principal) -> svc.BookingRe
         site_lat=body.get("site_lat"),
         site_lon=body.get("site_lon"),
         staff_id=body.get("staff_id"),
+        case_id=body.get("case_id"),
     )
 
 
@@ -258,64 +258,40 @@ async def shaped(
     return appointment_dict(appt, matter, zone, links=links, full_identity=full_identity)
 
 
-async def load_for(
-    session: AsyncSession, request: web.Request, token: str | None, *, manage: bool = False
-) -> tuple[m.Appointment, bool]:
-    """The appointment if the caller may see it: (appointment, caller is staff).
-
-    Staff may see any; an applicant their own; anyone holding a valid manage token (a
-    join token only for reading). Everybody else gets 404, not 403: an appointment id
-    says nothing about whether it exists.
-    """
-    appt_id = int_param(request, "id")
-    appt = await session.get(m.Appointment, appt_id)
-    if appt is None:
-        raise errors.AppointmentNotFound()
-    principal = optional_principal(request)
-    if principal is not None and principal.is_staff:
-        return appt, True
-    if (
-        principal is not None
-        and principal.kind == "applicant"
-        and appt.applicant_id == principal.id
-    ):
-        return appt, False
-    if token:
-        secret = request.app[SETTINGS].secret_key
-        purposes = ("manage",) if manage else ("manage", "join")
-        for purpose in purposes:
-            try:
-                claim = read_token(secret, token, utcnow(), purpose)
-            except BadManageToken:
-                continue
-            if claim.appointment_id != appt.id:
-                break
-            if purpose == "manage" and claim.version != appt.version:
-                raise errors.ManageLinkError()
-            return appt, False
-        if manage:
-            raise errors.ManageLinkError()
-    raise errors.AppointmentNotFound()
+async def permit_for(
+    session: AsyncSession, request: web.Request, action: str, token: str | None = None
+) -> guard.Permit:
+    """The appointment of the URL if the caller may do ``action`` (see :mod:`guard`)."""
+    return await guard.permit(
+        session,
+        optional_principal(request),
+        int_param(request, "id"),
+        action,
+        token=token,
+        secret=request.app[SETTINGS].secret_key,
+        now=utcnow(),
+    )
 
 
 @routes.get(
     "/api/v1/appointments/{id}",
-    summary="One appointment (its applicant, staff, or ?token= from the manage link)",
+    summary="One appointment (its case's parties, oversight, or ?token= from the links)",
     responses={200: schemas.APPOINTMENT_OUT, 403: "error", 404: "error"},
     auth="none",
 )
 async def get_appointment(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     async with request.app[DB]() as session:
-        appt, staff = await load_for(session, request, request.query.get("token"))
-        links = links_for(settings, appt) if appt.status == "booked" else None
-        body = await shaped(session, request, appt, links=links, full_identity=staff)
+        permit = await permit_for(session, request, "read", request.query.get("token"))
+        appt = permit.appt
+        links = links_for(settings, appt) if appt.status == "booked" and permit.links else None
+        body = await shaped(session, request, appt, links=links, full_identity=permit.full_identity)
     return json_response(body)
 
 
 @routes.post(
     "/api/v1/appointments/{id}/cancel",
-    summary="Cancel (applicant, staff, or {token} from the manage link); frees the seat",
+    summary="Cancel (the applicant, the lead, or {token} from the manage link); frees the seat",
     request=schemas.MANAGE,
     responses={200: schemas.APPOINTMENT_OUT, 403: "error", 404: "error", 409: "error"},
     auth="none",
@@ -323,9 +299,10 @@ async def get_appointment(request: web.Request) -> web.Response:
 async def cancel_appointment(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.MANAGE)
     async with request.app[DB]() as session, session.begin():
-        appt, staff = await load_for(session, request, body.get("token"), manage=True)
+        permit = await permit_for(session, request, "manage_booking", body.get("token"))
+        appt = permit.appt
         await svc.cancel(session, appt, optional_principal(request))
-        out = await shaped(session, request, appt, full_identity=staff)
+        out = await shaped(session, request, appt, full_identity=permit.full_identity)
     await after_change(request, appt, "cancelled")
     return json_response(out)
 
@@ -348,7 +325,8 @@ async def reschedule_appointment(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.RESCHEDULE)
     start = parse_start(body["start"])
     async with request.app[DB]() as session, session.begin():
-        appt, staff = await load_for(session, request, body.get("token"), manage=True)
+        permit = await permit_for(session, request, "manage_booking", body.get("token"))
+        appt = permit.appt
         await svc.reschedule(
             session,
             appt,
@@ -358,7 +336,11 @@ async def reschedule_appointment(request: web.Request) -> web.Response:
             reminders=reminder_offsets(request),
         )
         out = await shaped(
-            session, request, appt, links=links_for(settings, appt), full_identity=staff
+            session,
+            request,
+            appt,
+            links=links_for(settings, appt) if permit.links else None,
+            full_identity=permit.full_identity,
         )
     await after_change(request, appt, "rescheduled")
     return json_response(out)
@@ -366,14 +348,17 @@ async def reschedule_appointment(request: web.Request) -> web.Response:
 
 @routes.get(
     "/api/v1/appointments/{id}/calendar.ics",
-    summary="Calendar invite (iCalendar) for the appointment",
-    responses={200: "text/calendar", 404: "error"},
+    summary="Calendar invite (iCalendar) for the appointment (whoever may have its join link)",
+    responses={200: "text/calendar", 403: "error", 404: "error"},
     auth="none",
 )
 async def calendar_invite(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     async with request.app[DB]() as session:
-        appt, _ = await load_for(session, request, request.query.get("token"))
+        permit = await permit_for(session, request, "read", request.query.get("token"))
+        if not permit.join_link:
+            raise PermissionDeniedError()
+        appt = permit.appt
         matter = await svc.get_matter(session, appt.matter_id)
     links = links_for(settings, appt)
     data = ics_invite(
@@ -382,7 +367,7 @@ async def calendar_invite(request: web.Request) -> web.Response:
         start=appt.starts_at,
         end=appt.ends_at,
         join_url=links.join_url,
-        description=f"改期或取消：{links.manage_url}",
+        description=f"改期或取消：{links.manage_url}" if permit.links else "",
         location=appt.site_address,
         sequence=appt.version,
         cancelled=appt.status == "cancelled",
@@ -397,14 +382,17 @@ async def calendar_invite(request: web.Request) -> web.Response:
 
 @routes.get(
     "/api/v1/appointments/{id}/qr.svg",
-    summary="QR code (SVG) of the join link",
-    responses={200: "image/svg+xml", 404: "error"},
+    summary="QR code (SVG) of the join link (whoever may have that link)",
+    responses={200: "image/svg+xml", 403: "error", 404: "error"},
     auth="none",
 )
 async def join_qr(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     async with request.app[DB]() as session:
-        appt, _ = await load_for(session, request, request.query.get("token"))
+        permit = await permit_for(session, request, "read", request.query.get("token"))
+        if not permit.join_link:
+            raise PermissionDeniedError()
+        appt = permit.appt
     return web.Response(
         text=qr_svg(links_for(settings, appt).join_url), content_type="image/svg+xml"
     )
@@ -412,7 +400,8 @@ async def join_qr(request: web.Request) -> web.Response:
 
 @routes.get(
     "/api/v1/appointments",
-    summary="My appointments (applicant), or a day's appointments (staff, ?date=)",
+    summary="My appointments (applicant), or a day's appointments (staff, ?date=): those of "
+    "the cases they are parties of and the unassigned ones they may take; all for oversight",
     responses={200: schemas.APPOINTMENTS_OUT, 401: "error"},
     auth="any",
 )
@@ -424,51 +413,53 @@ async def list_appointments(request: web.Request) -> web.Response:
             day = parse_day(
                 request.query.get("date") or utcnow().astimezone(settings.zone).date().isoformat()
             )
-            rows = await day_appointments(session, day, settings.zone)
+            rows = await day_appointments(session, day, settings.zone, principal)
         else:
             result = await session.execute(
                 select(m.Appointment, m.Matter)
                 .join(m.Matter, m.Matter.id == m.Appointment.matter_id)
-                .where(m.Appointment.applicant_id == principal.id)
+                .where(guard.visible(principal))
                 .order_by(m.Appointment.starts_at.desc())
                 .limit(200)
             )
             rows = [(a, mt) for a, mt in result]
+        permits = await guard.permits(session, principal, [a for a, _ in rows])
     items = [
         appointment_dict(
             a,
             mt,
             settings.zone,
-            links=links_for(settings, a)
-            if a.status == "booked" and not principal.is_staff
-            else None,
-            full_identity=principal.is_staff,
+            links=links_for(settings, a) if a.status == "booked" and permits[a.id].links else None,
+            full_identity=permits[a.id].full_identity,
         )
         for a, mt in rows
+        if a.id in permits
     ]
     return json_response({"appointments": items})
 
 
 @routes.post(
     "/api/v1/appointments/{id}/check-in",
-    summary="The applicant is here (joined the waiting room): booked → checked_in",
+    summary="The applicant is here (joined the waiting room, or phoned): booked → checked_in",
     request=schemas.MANAGE,
-    responses={200: schemas.APPOINTMENT_OUT, 404: "error", 409: "error"},
+    responses={200: schemas.APPOINTMENT_OUT, 403: "error", 404: "error", 409: "error"},
     auth="none",
 )
 async def check_in(request: web.Request) -> web.Response:
     body = await read_json(request, schemas.MANAGE)
     async with request.app[DB]() as session, session.begin():
-        appt, staff = await load_for(session, request, body.get("token"))
+        permit = await permit_for(session, request, "check_in", body.get("token"))
+        appt = permit.appt
         await svc.set_status(session, appt, "checked_in", optional_principal(request))
-        out = await shaped(session, request, appt, full_identity=staff)
+        out = await shaped(session, request, appt, full_identity=permit.full_identity)
     await after_change(request, appt, "checked_in")
     return json_response(out)
 
 
 @routes.post(
     "/api/v1/appointments/{id}/status",
-    summary="Staff move an appointment along: in_session, completed or no_show",
+    summary="The case's inspectors move an appointment along: checked_in, in_session, "
+    "completed, or no_show (only after the start, and only if the applicant never joined)",
     request=schemas.STATUS,
     responses={200: schemas.APPOINTMENT_OUT, 403: "error", 404: "error", 409: "error"},
     auth="staff",
@@ -477,18 +468,20 @@ async def set_status(request: web.Request) -> web.Response:
     principal = require_staff(request)
     body = await read_json(request, schemas.STATUS)
     async with request.app[DB]() as session, session.begin():
-        appt = await session.get(m.Appointment, int_param(request, "id"))
-        if appt is None:
-            raise NotFoundError()
-        await svc.set_status(session, appt, body["status"], principal)
-        out = await shaped(session, request, appt, full_identity=True)
+        permit = await permit_for(session, request, "appointment_status")
+        appt = permit.appt
+        await svc.set_status(
+            session, appt, body["status"], principal, zone=request.app[SETTINGS].zone
+        )
+        out = await shaped(session, request, appt, full_identity=permit.full_identity)
     await after_change(request, appt, body["status"])
     return json_response(out)
 
 
 @routes.post(
     "/api/v1/appointments/{id}/assign",
-    summary="Supervisor: assign (or unassign with null) the member of staff by hand",
+    summary="Reassign (the lead, a supervisor; or qualified staff taking an unassigned "
+    "appointment for themselves): the new officer becomes the case's lead",
     request=schemas.ASSIGN,
     responses={
         200: schemas.APPOINTMENT_OUT,
@@ -497,16 +490,25 @@ async def set_status(request: web.Request) -> web.Response:
         409: "error",
         422: "error",
     },
-    auth="supervisor,admin",
+    auth="staff",
 )
 async def assign_staff_by_hand(request: web.Request) -> web.Response:
-    principal = require_staff(request, "supervisor", "admin")
+    principal = require_staff(request)
     body = await read_json(request, schemas.ASSIGN)
     async with request.app[DB]() as session, session.begin():
-        appt = await session.get(m.Appointment, int_param(request, "id"))
-        if appt is None:
-            raise NotFoundError()
-        await svc.assign(session, appt, body["staff_id"], principal)
-        out = await shaped(session, request, appt, full_identity=True)
+        permit = await permit_for(session, request, "read")
+        appt = permit.appt
+        await reassign(session, permit, body["staff_id"], principal)
+        out = await shaped(session, request, appt, full_identity=permit.full_identity)
     await after_change(request, appt, "assigned")
     return json_response(out)
+
+
+async def reassign(
+    session: AsyncSession, permit: guard.Permit, staff_id: int | None, actor: Principal
+) -> None:
+    """``assign`` (lead, supervisor, oversight) hands over to anyone qualified; a taker
+    may only give an unassigned appointment to themselves."""
+    if not permit.may("assign") and not (permit.may(guard.TAKE) and staff_id == actor.id):
+        raise PermissionDeniedError()
+    await leads.assign(session, permit.appt, staff_id, actor)

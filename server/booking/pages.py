@@ -16,13 +16,12 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
 
-from server.accounts.models import User
 from server.appkeys import DB, SETTINGS
-from server.booking import admin_pages, errors, queue
+from server.booking import admin_pages, errors, queue, staff_pages
 from server.booking import appointments as svc
 from server.booking import models as m
 from server.booking.availability import load_calendar, open_slots
-from server.booking.handlers import after_change, load_for, reminder_offsets
+from server.booking.handlers import after_change, permit_for, reminder_offsets
 from server.booking.invites import qr_svg
 from server.booking.present import (
     KIND_LABELS,
@@ -32,8 +31,9 @@ from server.booking.present import (
     utcnow,
 )
 from server.booking.queue_handlers import announce, staff_events
-from server.booking.staffday import day_appointments, waiting_tickets
 from server.booking.validation import validate_applicant
+from server.cases import access
+from server.cases.models import Case
 from server.errors import NotFoundError, YunkanError
 from server.http.requests import int_param, optional_principal
 from server.masking import mask_mobile
@@ -55,6 +55,44 @@ def _local(url: str) -> str:
 
 def _labels() -> dict[str, Any]:
     return {"kind_labels": KIND_LABELS, "status_labels": STATUS_LABELS}
+
+
+def _case_param(value: object) -> int | None:
+    """``?case=`` / the hidden ``case_id``: the case a re-inspection is booked for."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and 0 < len(text) < 12 else None
+
+
+async def _follow_up(request: web.Request, case_id: int | None) -> dict[str, Any] | None:
+    """The case a follow-up booking is for, if the caller may book it; shown on the pages.
+
+    Nothing is refused here: :func:`appointments.book` decides (and says why) on submit.
+    """
+    principal = optional_principal(request)
+    if case_id is None or principal is None:
+        return None
+    async with request.app[DB]() as session:
+        case = await session.get(Case, case_id)
+        if case is None or not await access.allowed(session, principal, case, "book_follow_up"):
+            return None
+        last = await session.scalar(
+            select(m.Appointment)
+            .where(m.Appointment.case_id == case.id)
+            .order_by(m.Appointment.starts_at.desc())
+            .limit(1)
+        )
+    values: dict[str, str] = {}
+    if last is not None:  # the applicant need not type it all again
+        values = {
+            "kind": last.applicant_kind,
+            "name": last.applicant_name,
+            "mobile": last.mobile,
+            "id_number": last.id_number or "",
+            "credit_code": last.credit_code or "",
+            "contact_name": last.contact_name or "",
+            "site_address": last.site_address or "",
+        }
+    return {"id": case.id, "number": case.number, "status": case.status, "values": values}
 
 
 @routes.get("/book/{zone:citizen|enterprise}", name="book_zone")
@@ -103,16 +141,21 @@ async def matter_page(request: web.Request) -> dict[str, Any]:
                     break
         day = day or today
         slots = await open_slots(session, matter, day, settings.zone, utcnow())
+    case_id = _case_param(request.query.get("case"))
     return {
         "matter": matter,
         "days": days,
         "day": day,
         "slots": [(s, s.start.astimezone(settings.zone)) for s in slots],
+        "case_id": case_id,
+        "follow_up": await _follow_up(request, case_id),
         **_labels(),
     }
 
 
-async def _details_context(request: web.Request, matter_id: int, start_text: str) -> dict[str, Any]:
+async def _details_context(
+    request: web.Request, matter_id: int, start_text: str, case_id: int | None
+) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     try:
         start = datetime.fromisoformat(start_text)
@@ -124,6 +167,8 @@ async def _details_context(request: web.Request, matter_id: int, start_text: str
         "matter": matter,
         "start": start_text,
         "local_start": start.astimezone(settings.zone),
+        "case_id": case_id,
+        "follow_up": await _follow_up(request, case_id),
         **_labels(),
     }
 
@@ -134,9 +179,14 @@ async def details_page(request: web.Request) -> web.StreamResponse:
     if principal is None:
         raise _login(request)
     context = await _details_context(
-        request, int_param(request, "id"), request.query.get("start", "")
+        request,
+        int_param(request, "id"),
+        request.query.get("start", ""),
+        _case_param(request.query.get("case")),
     )
     values = {"kind": "enterprise" if context["matter"].zone == "enterprise" else "person"}
+    if context["follow_up"]:
+        values.update(context["follow_up"]["values"])
     if principal.kind == "applicant":
         values["mobile"] = principal.mobile or ""
     return aiohttp_jinja2.render_template(
@@ -153,7 +203,8 @@ async def details_submit(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     values = {k: str(v).strip() for k, v in form.items() if k != "csrf_token"}
     matter_id = int_param(request, "id")
-    context = await _details_context(request, matter_id, values.get("start", ""))
+    case_id = _case_param(values.get("case_id"))
+    context = await _details_context(request, matter_id, values.get("start", ""), case_id)
     applicant = {
         k: values.get(k, "")
         for k in ("kind", "name", "mobile", "id_number", "credit_code", "contact_name")
@@ -161,7 +212,7 @@ async def details_submit(request: web.Request) -> web.StreamResponse:
     info, fields = validate_applicant(applicant)
     if info is not None and principal.kind == "applicant" and info.mobile != principal.mobile:
         fields["applicant.mobile"] = "Use the mobile number you logged in with"
-    error: str | None = None
+    error: YunkanError | None = None
     if not fields and info is not None:
         req = svc.BookingRequest(
             matter_id=matter_id,
@@ -169,6 +220,7 @@ async def details_submit(request: web.Request) -> web.StreamResponse:
             applicant=info,
             actor=principal,
             site_address=values.get("site_address") or None,
+            case_id=case_id,
         )
         try:
             async with request.app[DB]() as session, session.begin():
@@ -178,7 +230,7 @@ async def details_submit(request: web.Request) -> web.StreamResponse:
         except errors.SlotRuleError as exc:
             fields = dict(exc.fields)
         except YunkanError as exc:
-            error = exc.message
+            error = exc
         else:
             await after_change(request, appt, "booked")
             token = links_for(settings, appt).manage_token
@@ -190,25 +242,31 @@ async def details_submit(request: web.Request) -> web.StreamResponse:
             **context,
             "values": values,
             "fields": {k.removeprefix("applicant."): v for k, v in fields.items()},
-            "error": error,
+            "error": error.message if error else None,
+            "error_params": error.params if error else {},
         },
-        status=422 if fields else 409,
+        status=422 if fields else error.status if error else 409,
     )
 
 
-async def _appointment_context(request: web.Request, *, manage: bool = False) -> dict[str, Any]:
+async def _appointment_context(request: web.Request, action: str = "read") -> dict[str, Any]:
     settings = request.app[SETTINGS]
     token = request.query.get("token")
     async with request.app[DB]() as session:
-        appt, staff = await load_for(session, request, token, manage=manage)
+        permit = await permit_for(session, request, action, token)
+        appt = permit.appt
         matter = await svc.get_matter(session, appt.matter_id)
-    links = links_for(settings, appt)
+        case = await session.get(Case, appt.case_id) if appt.case_id is not None else None
+    links = links_for(settings, appt) if permit.links else None
     return {
-        "appt": appointment_dict(appt, matter, settings.zone, links=links, full_identity=staff),
+        "appt": appointment_dict(
+            appt, matter, settings.zone, links=links, full_identity=permit.full_identity
+        ),
         "matter": matter,
+        "case": case,
         "local_start": appt.starts_at.astimezone(settings.zone),
         "links": links,
-        "qr": qr_svg(links.join_url) if appt.status == "booked" else None,
+        "qr": qr_svg(links.join_url) if links and appt.status == "booked" else None,
         **_labels(),
     }
 
@@ -222,7 +280,7 @@ async def confirmation_page(request: web.Request) -> dict[str, Any]:
 @routes.get("/booking/manage/{id}", name="book_manage")
 @aiohttp_jinja2.template("booking/manage.html")
 async def manage_page(request: web.Request) -> dict[str, Any]:
-    context = await _appointment_context(request, manage=True)
+    context = await _appointment_context(request, "manage_booking")
     settings = request.app[SETTINGS]
     day_text = request.query.get("date")
     slots: list[Any] = []
@@ -250,7 +308,7 @@ async def manage_submit(request: web.Request) -> web.StreamResponse:
     token = str(form.get("token", ""))
     action = str(form.get("action", ""))
     async with request.app[DB]() as session, session.begin():
-        appt, _ = await load_for(session, request, token, manage=True)
+        appt = (await permit_for(session, request, "manage_booking", token)).appt
         if action == "cancel":
             await svc.cancel(session, appt, optional_principal(request))
         elif action == "reschedule":
@@ -294,56 +352,6 @@ async def mine_page(request: web.Request) -> web.StreamResponse:
         request,
         {"appointments": rows, "masked_mobile": mask_mobile(principal.mobile or ""), **_labels()},
     )
-
-
-@routes.get("/staff/day", name="staff_day")
-async def staff_day_page(request: web.Request) -> web.StreamResponse:
-    principal = optional_principal(request)
-    if principal is None or not principal.is_staff:
-        raise _login(request, staff=True)
-    settings = request.app[SETTINGS]
-    try:
-        day = date.fromisoformat(request.query.get("date", ""))
-    except ValueError:
-        day = utcnow().astimezone(settings.zone).date()
-    async with request.app[DB]() as session:
-        rows = await day_appointments(session, day, settings.zone)
-        tickets = await waiting_tickets(session)
-        positions = {}
-        for matter_id in {t.matter_id for t, _ in tickets}:
-            for p in await queue.positions(session, matter_id):
-                positions[p.ticket_id] = p
-        staff_names = dict((await session.execute(select(User.id, User.display_name))).all())
-    appts = [appointment_dict(a, mt, settings.zone, full_identity=True) for a, mt in rows]
-    context = {
-        "day": day,
-        "appointments": appts,
-        "tickets": [(t, mt, positions.get(t.id)) for t, mt in tickets],
-        "mine": principal.id,
-        "staff_names": staff_names,
-        "nobody_waiting": request.query.get("empty") == "1",
-        **_labels(),
-    }
-    if request.query.get("partial") == "1":  # the live view re-renders just the lists
-        return aiohttp_jinja2.render_template("booking/_staff_lists.html", request, context)
-    return aiohttp_jinja2.render_template("booking/staff_day.html", request, context)
-
-
-@routes.post("/staff/day/next")
-async def staff_take_next(request: web.Request) -> web.StreamResponse:
-    principal = optional_principal(request)
-    if principal is None or not principal.is_staff:
-        raise _login(request, staff=True)
-    settings = request.app[SETTINGS]
-    async with request.app[DB]() as session, session.begin():
-        served = await queue.take_next(session, principal, zone=settings.zone)
-    if served is None:
-        raise web.HTTPSeeOther("/staff/day?empty=1")
-    await announce(request, served.matter_id)
-    # Straight on to the console: the applicant is being told "it is your turn" right now
-    # and may already be entering the room; the day view is one "back" away.
-    console = queue.console_url(settings, served, principal)
-    raise web.HTTPSeeOther(_local(console) if console else "/staff/day")
 
 
 @routes.get("/book/now/{id}", name="book_now")
@@ -408,4 +416,5 @@ async def ticket_page(request: web.Request) -> dict[str, Any]:
 def setup_pages(app: web.Application) -> None:
     app.router.add_get("/staff/day/events", staff_events)
     app.router.add_routes(routes)
+    app.router.add_routes(staff_pages.routes)
     app.router.add_routes(admin_pages.routes)

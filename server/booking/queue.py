@@ -1,10 +1,11 @@
 """ "Video now" (即时视频): a walk-in queue per matter, served after due appointments.
 
-Fairness rule: a booked applicant who has checked in and whose slot has started is
-served before any walk-in, because they planned their day around that time; walk-ins
-are served first come, first served. Taking a ticket is a conditional UPDATE
-(``waiting → serving``), so two staff members pressing "next" at once get two different
-applicants, whichever process they are connected to.
+Fairness rule: a booked applicant who has checked in (is waiting in the video room) and
+whose slot starts within ``EARLY`` or has started is served before any walk-in, because
+they planned their day around that time; walk-ins are served first come, first served.
+A booked applicant who has not joined does not hold up walk-ins. Taking a ticket is a
+conditional UPDATE (``waiting → serving``), so two staff members pressing "next" at once
+get two different applicants, whichever process they are connected to.
 
 Positions are not stored: a ticket's position is the number of waiting tickets ahead of
 it plus the due appointments, and the estimate divides that by the staff who can serve.
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.principal import Principal
@@ -31,9 +32,10 @@ from server.booking import errors
 from server.booking import models as m
 from server.booking.appointments import get_matter
 from server.booking.casework import applicant_account, open_case, record
+from server.booking.leads import hand_over
 from server.booking.staffing import qualified_staff
 from server.booking.validation import ApplicantInfo
-from server.cases.models import CaseParty
+from server.cases import access
 from server.settings import Settings
 from signaling.links import appointment_room, case_room, join_url, participant_id, signer_for
 from signaling.tokens import JoinGrant
@@ -41,6 +43,18 @@ from signaling.tokens import JoinGrant
 WALK_IN_JOIN_TTL = timedelta(hours=2)
 """How long after the call a served walk-in may still (re)enter the room from the ticket."""
 CONSOLE_TTL = timedelta(hours=4)
+EARLY = timedelta(minutes=5)
+"""A checked-in appointment this close to its start is due: the clerk may begin early."""
+LATE = timedelta(minutes=15)
+"""…and stays due until this long after its slot ended (the clerk was busy, they waited)."""
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return and_(
+        m.Appointment.status == "checked_in",
+        m.Appointment.starts_at <= now + EARLY,
+        m.Appointment.ends_at > now - LATE,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +105,7 @@ async def _due_appointments(session: AsyncSession, matter_id: int, now: datetime
         await session.scalar(
             select(func.count())
             .select_from(m.Appointment)
-            .where(
-                m.Appointment.matter_id == matter_id,
-                m.Appointment.status.in_(("booked", "checked_in")),
-                m.Appointment.starts_at <= now,
-                m.Appointment.ends_at > now,
-            )
+            .where(m.Appointment.matter_id == matter_id, _due(now))
         )
         or 0
     )
@@ -154,9 +163,13 @@ async def take_next(
     *,
     zone: ZoneInfo,
     now: datetime | None = None,
-    grace: timedelta = timedelta(minutes=15),
 ) -> Served | None:
-    """Give ``staff`` the next applicant among the matters they are qualified for."""
+    """Give ``staff`` the next applicant among the matters they are qualified for.
+
+    A due appointment moves to ``in_session`` as it is taken — the conditional UPDATE is
+    what gives two clerks pressing "next" two different applicants; the live side's own
+    ``in_session`` at admission is then no change. Whoever takes it leads its case.
+    """
     now = now or datetime.now(UTC)
     staff_id = staff.id
     matters = list(
@@ -167,21 +180,25 @@ async def take_next(
     if not matters:
         return None
     # 1. Checked-in appointments whose time has come (theirs or unassigned), earliest first.
-    due = await session.scalars(
-        select(m.Appointment.id)
+    due = await session.execute(
+        select(m.Appointment.id, m.Appointment.staff_id)
         .where(
             m.Appointment.matter_id.in_(matters),
-            m.Appointment.status == "checked_in",
-            m.Appointment.starts_at <= now,
-            m.Appointment.starts_at > now - grace,
+            _due(now),
             (m.Appointment.staff_id == staff_id) | (m.Appointment.staff_id.is_(None)),
         )
         .order_by(m.Appointment.starts_at, m.Appointment.id)
     )
-    for appt_id in list(due):
+    for appt_id, assigned in list(due):
         result = await session.execute(
             update(m.Appointment)
-            .where(m.Appointment.id == appt_id, m.Appointment.status == "checked_in")
+            .where(
+                m.Appointment.id == appt_id,
+                m.Appointment.status == "checked_in",
+                m.Appointment.staff_id.is_(None)
+                if assigned is None
+                else (m.Appointment.staff_id == staff_id),
+            )
             .values(status="in_session", staff_id=staff_id, updated_at=now)
             .execution_options(synchronize_session=False)
         )
@@ -190,7 +207,15 @@ async def take_next(
             assert appt is not None
             await session.refresh(appt)
             if appt.case_id is not None:
-                await record(session, appt.case_id, "appointment.started", staff, {})
+                if assigned is None:
+                    await hand_over(session, appt.case_id, staff_id)
+                await record(
+                    session,
+                    appt.case_id,
+                    "appointment.in_session",
+                    staff,
+                    {"appointment_id": appt_id, "by": "queue", "taken": assigned is None},
+                )
             return Served("appointment", appt_id, appt.case_id, appt.matter_id)
     # 2. Walk-ins, first come first served.
     waiting = await session.scalars(
@@ -217,11 +242,7 @@ async def take_next(
         case = await open_case(
             session, matter, walk_in, applicant_id, zone, staff, {"ticket_id": ticket.id}
         )
-        session.add(
-            CaseParty(
-                case_id=case.id, principal_kind="staff", principal_id=staff_id, role="inspector"
-            )
-        )
+        await access.set_party(session, case.id, "staff", staff_id, "lead")
         ticket.case_id = case.id
         ticket.applicant_id = applicant_id  # the join link is bound to this account
         await record(session, case, "queue.served", staff, {"ticket_id": ticket.id})
@@ -260,11 +281,22 @@ def console_url(settings: Settings, served: Served, staff: Principal) -> str | N
     where its applicant's confirmation link leads.
     """
     if served.kind == "appointment":
-        room = appointment_room(served.id)
-    elif served.case_id is not None:
-        room = case_room(served.case_id)
-    else:
-        return None
+        return appointment_console_url(settings, served.id, staff)
+    if served.case_id is not None:
+        return _console(settings, case_room(served.case_id), staff)
+    return None
+
+
+def appointment_console_url(settings: Settings, appointment_id: int, staff: Principal) -> str:
+    """The inspector console of an appointment's room (the day view's "start video").
+
+    The same grant ``POST /api/v1/appointments/{id}/join`` gives an inspector; the live
+    page checks that the logged-in staff member is the one it names.
+    """
+    return _console(settings, appointment_room(appointment_id), staff)
+
+
+def _console(settings: Settings, room: str, staff: Principal) -> str:
     grant = JoinGrant(
         room=room, participant=participant_id(staff), role="inspector", name=staff.name
     )

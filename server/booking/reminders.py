@@ -113,7 +113,14 @@ async def send_due(
 async def mark_no_shows(
     db: async_sessionmaker[AsyncSession], *, grace: timedelta, now: datetime | None = None
 ) -> list[int]:
-    """Booked appointments nobody joined within ``grace`` of the start become no-shows."""
+    """Appointments still ``booked`` ``grace`` after their start become no-shows.
+
+    Only ``booked``: an applicant who opened the link and waits in the waiting room is
+    ``checked_in`` (the live side moves it there on entry), one already admitted is
+    ``in_session``; neither is a no-show however late the officer is. The UPDATE's
+    WHERE decides it, so a check-in racing this pass either lands first (not marked) or
+    finds the appointment gone to ``no_show`` (and the join page says so).
+    """
     now = now or datetime.now(UTC)
     async with db() as session, session.begin():
         rows = (
@@ -128,6 +135,10 @@ async def mark_no_shows(
         for appt_id, case_id, _slot in rows:
             if case_id is not None:
                 await record(
-                    session, case_id, "appointment.no_show", None, {"appointment_id": appt_id}
+                    session,
+                    case_id,
+                    "appointment.no_show",
+                    None,
+                    {"appointment_id": appt_id, "by": "grace", "grace_min": grace.seconds // 60},
                 )
     return [r[0] for r in rows]

@@ -40,6 +40,7 @@ BOOK: Schema = {
         "site_lat": {"type": "number", "minimum": -90, "maximum": 90},
         "site_lon": {"type": "number", "minimum": -180, "maximum": 180},
         "staff_id": _INT,
+        "case_id": {**_INT, "description": "Book the follow-up (re-inspection) of this case"},
     },
 }
 

@@ -39,8 +39,13 @@ async def assign_staff(
     zone: ZoneInfo,
     *,
     exclude_appointment: int | None = None,
+    prefer: int | None = None,
 ) -> int | None:
-    """The least-loaded qualified staff member free over ``[start, end)``; None if nobody."""
+    """The least-loaded qualified staff member free over ``[start, end)``; None if nobody.
+
+    ``prefer`` wins when qualified and free: a moved appointment keeps its officer, a
+    re-inspection the inspector who found what was to be rectified.
+    """
     staff = await qualified_staff(session, matter_id)
     if not staff:
         return None
@@ -73,4 +78,6 @@ async def assign_staff(
     free = [s for s in staff if s not in busy]
     if not free:
         return None
+    if prefer in free:
+        return prefer
     return min(free, key=lambda s: (load.get(s, 0), s))

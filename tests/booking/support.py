@@ -146,3 +146,21 @@ async def seed_app(app: web.Application, **kw: Any) -> Catalog:
     from server.appkeys import DB
 
     return await seed_catalog(app[DB], **kw)
+
+
+async def officer(
+    client: Any, username: str = "inspector", role: str = "inspector"
+) -> tuple[int, dict[str, str]]:
+    """A member of staff and their bearer headers (seed them as qualified to make them lead)."""
+    from tests.support import create_staff
+
+    staff_id = await create_staff(client, username, role)
+    response = await client.post(
+        "/api/v1/auth/login", json={"username": username, "password": "correct-horse-1"}
+    )
+    assert response.status == 200, await response.text()
+    return staff_id, {"Authorization": f"Bearer {(await response.json())['token']}"}
+
+
+def token_of(url: str) -> str:
+    return url.split("token=")[1]

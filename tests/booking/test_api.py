@@ -14,7 +14,7 @@ from server.appkeys import DB
 from server.booking import models as m
 from server.booking import validation as v
 from server.cases.models import Case, CaseEvent, CaseParty
-from tests.booking.support import ENTERPRISE, PERSON, person, seed_app
+from tests.booking.support import ENTERPRISE, PERSON, officer, person, seed_app
 from tests.support import applicant_headers, create_staff, staff_headers
 
 Client = TestClient[Any, Any]
@@ -288,8 +288,8 @@ async def test_manage_link_cancel_reschedule_ics_qr(client: Client) -> None:
 
 
 async def test_status_machine_and_staff_day(client: Client) -> None:
-    headers = await staff_headers(client)
-    cat = await seed_app(client.app)
+    staff_id, headers = await officer(client)
+    cat = await seed_app(client.app, staff_ids=(staff_id,))
     appt = await (
         await client.post(
             "/api/v1/appointments",
@@ -314,7 +314,7 @@ async def test_status_machine_and_staff_day(client: Client) -> None:
     assert late.status == 409
     day = await (await client.get(f"/api/v1/appointments?date={cat.day}", headers=headers)).json()
     assert [a["status"] for a in day["appointments"]] == ["completed"]
-    assert day["appointments"][0]["applicant"]["mobile"] == PERSON["mobile"]
+    assert day["appointments"][0]["applicant"]["mobile"] == PERSON["mobile"]  # the lead
 
 
 async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -> None:
@@ -357,7 +357,7 @@ async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -
     assert wrong.status == 422
     inspector = await staff_headers(client, "insp", "inspector")
     denied = await client.post(url, json={"staff_id": b}, headers=inspector)
-    assert denied.status == 403
+    assert denied.status == 404  # not a party of the case: it does not exist for them
 
 
 async def test_concurrent_bookings_in_one_process(client: Client) -> None:

@@ -15,7 +15,7 @@ from server.appkeys import DB, SETTINGS
 from server.booking import models as m
 from server.booking.availability import open_slots
 from server.booking.demo import seed
-from tests.booking.support import PERSON, seed_app
+from tests.booking.support import PERSON, officer, seed_app
 from tests.support import applicant_headers, staff_headers
 
 Client = TestClient[Any, Any]
@@ -89,8 +89,8 @@ async def test_video_now_pages(client: Client) -> None:
 
 
 async def test_staff_day_view_streams_changes(client: Client) -> None:
-    headers = await staff_headers(client)
-    cat = await seed_app(client.app)
+    staff_id, headers = await officer(client)
+    cat = await seed_app(client.app, staff_ids=(staff_id,))
     page = await client.get(f"/staff/day?date={cat.day}", headers=headers)
     assert page.status == 200 and "staff-live" in await page.text()
     stream = await client.get("/staff/day/events", headers=headers)

@@ -17,7 +17,7 @@ from server.booking import models as m
 from server.booking import queue
 from server.booking.validation import validate_applicant
 from server.settings import Settings
-from tests.booking.support import PERSON, person, seed_app
+from tests.booking.support import PERSON, person, seed_app, token_of
 from tests.support import create_staff, staff_headers
 
 Client = TestClient[Any, Any]
@@ -82,7 +82,10 @@ async def test_due_booked_appointment_is_served_before_walk_ins(client: Client) 
         headers=headers,
     )
     appt = await r.json()
-    await client.post(f"/api/v1/appointments/{appt['id']}/check-in", json={}, headers=headers)
+    checked = await client.post(
+        f"/api/v1/appointments/{appt['id']}/check-in", json={"token": token_of(appt["join_url"])}
+    )
+    assert checked.status == 200
     info, _ = validate_applicant(person(5))
     assert info is not None
     clerk = Principal(kind="staff", id=staff_id, role="inspector", name="clerk")

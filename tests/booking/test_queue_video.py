@@ -102,7 +102,9 @@ async def test_served_ticket_leads_applicant_and_staff_into_the_case_room(client
     # The staff answer opens the inspector console of the same room.
     console = signer.verify(_token(body["console_url"]), room=case_room(case_id))
     assert console.role == "inspector" and console.participant == f"staff-{staff_id}"
-    page = await client.get(urlsplit(body["console_url"]).path)
+    anonymous = await client.get(urlsplit(body["console_url"]).path, allow_redirects=False)
+    assert anonymous.status in (303, 403)  # a console link alone gives nothing
+    page = await client.get(urlsplit(body["console_url"]).path, headers=headers)
     assert page.status == 200 and "live/console.js" in await page.text()
 
 
@@ -148,5 +150,5 @@ async def test_staff_day_call_next_opens_the_console(client: Client) -> None:
     ticket = await (await client.get(f"/api/v1/queue/{mine['ticket']}")).json()
     grant = signer_for(client.app[SETTINGS]).verify(location.removeprefix("/live/j/"))
     assert grant.room == case_room(ticket["case_id"]) and grant.role == "inspector"
-    console = await client.get(location)
+    console = await client.get(location, headers=headers)
     assert console.status == 200 and "live/console.js" in await console.text()

@@ -16,7 +16,7 @@ from server.booking import models as m
 from server.booking.reminders import mark_no_shows, send_due
 from server.booking.scheduler import parse_offsets
 from server.db.engine import create_engine, session_factory
-from tests.booking.support import person, seed_app
+from tests.booking.support import person, seed_app, token_of
 from tests.support import staff_headers
 
 Client = TestClient[Any, Any]
@@ -106,12 +106,18 @@ async def test_cancelled_appointments_get_no_reminder_and_no_shows_are_marked(
 ) -> None:
     booked = await _book(client, 3)
     headers = await staff_headers(client, "sup", "supervisor")
-    cancel = await client.post(
+    denied = await client.post(
         f"/api/v1/appointments/{booked[0]['id']}/cancel", json={}, headers=headers
     )
+    assert denied.status == 403  # oversight reads, it does not cancel
+    cancel = await client.post(
+        f"/api/v1/appointments/{booked[0]['id']}/cancel",
+        json={"token": token_of(booked[0]["manage_url"])},
+    )
     assert cancel.status == 200
-    check = await client.post(
-        f"/api/v1/appointments/{booked[1]['id']}/check-in", json={}, headers=headers
+    check = await client.post(  # the applicant opened the join link: the waiting room
+        f"/api/v1/appointments/{booked[1]['id']}/check-in",
+        json={"token": token_of(booked[1]["join_url"])},
     )
     assert check.status == 200
     settings = client.app[SETTINGS]

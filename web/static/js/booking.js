@@ -36,6 +36,12 @@
   if (live) {
     let pending = null;
     const refresh = async () => {
+      // Someone choosing an officer in a row's select: do not yank it from under them.
+      const focused = document.activeElement;
+      if (focused && focused.tagName === "SELECT" && live.contains(focused)) {
+        pending = setTimeout(refresh, 2000);
+        return;
+      }
       pending = null;
       const response = await fetch(live.dataset.partial, { credentials: "same-origin" });
       if (response.ok) live.innerHTML = await response.text();
