@@ -12,20 +12,27 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp_jinja2
 from aiohttp import web
+from sqlalchemy import select
 
 from recordings.casefile import case_file
 from server.accounts.principal import Principal
 from server.appkeys import DB, SETTINGS
+from server.booking.models import Appointment
 from server.cases import procedure, workflow
-from server.cases.access import actions_on, authorize
+from server.cases.access import actions_on, authorize, live_role, party_roles
 from server.cases.handlers import STEPS, form_body, run_step
-from server.errors import ValidationError, YunkanError
+from server.errors import NotFoundError, ValidationError, YunkanError
 from server.http.requests import int_param, optional_principal, translate
+from signaling.links import appointment_room, case_room, join_url, participant_id, signer_for
+from signaling.tokens import JoinGrant
 
 routes = web.RouteTableDef()
+LIVE_APPOINTMENT = ("checked_in", "in_session")
+"""Appointments whose video room is open now (the applicant is waiting or in the call)."""
 
 
 def _local(value: str | None, zone: Any) -> str:
@@ -74,6 +81,8 @@ async def _render(
         "rectify_days": matter.rectify_days if matter else 10,
         "issues_licence": bool(matter and matter.issues_licence),
         "matter_id": case.matter_id,
+        "live": "join_live" in actions
+        and any(a["status"] in LIVE_APPOINTMENT for a in view["appointments"]),
         "errors": errors or {},
         "done": request.query.get("done", ""),
     }
@@ -163,6 +172,31 @@ async def _page_again(
 ) -> web.StreamResponse:
     template = "cases/staff.html" if principal.is_staff else "cases/applicant.html"
     return await _render(request, template, errors=errors, status=status)
+
+
+@routes.post("/cases/{id}/live")
+async def join_live(request: web.Request) -> web.StreamResponse:
+    """Into the case's current video session, as the role the case gives the caller: the
+    console for its inspectors, a hidden receive-only seat for supervisors."""
+    principal = optional_principal(request)
+    if principal is None:
+        raise web.HTTPSeeOther(f"/login?next={request.path}")
+    settings = request.app[SETTINGS]
+    async with request.app[DB]() as session:
+        case = await authorize(session, principal, int_param(request, "id"), "join_live")
+        role = live_role(principal, await party_roles(session, principal, case))
+        appointment = await session.scalar(
+            select(Appointment)
+            .where(Appointment.case_id == case.id, Appointment.status.in_(LIVE_APPOINTMENT))
+            .order_by(Appointment.starts_at)
+            .limit(1)
+        )
+    if role is None:
+        raise NotFoundError("Case not found")
+    room = appointment_room(appointment.id) if appointment else case_room(case.id)
+    grant = JoinGrant(room, participant_id(principal), role, principal.name)  # type: ignore[arg-type]
+    url = join_url(settings, signer_for(settings), grant, ttl=4 * 3600)
+    raise web.HTTPSeeOther(urlsplit(url).path)
 
 
 def setup(app: web.Application) -> None:

@@ -197,6 +197,9 @@ async def sign_letter(request: web.Request) -> web.Response:
     principal = require_principal(request)
     letter_id = int_param(request, "letter_id")
     body = await read_json(request, schemas.SIGN)
+    async with request.app[DB]() as session:
+        # Who may sign is settled before the image is decoded (CPU work for strangers).
+        await readable_letter(session, principal, letter_id)
     image = signatures.accept(body["signature"])
     await sign(
         request.app[DB],

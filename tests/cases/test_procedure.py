@@ -73,7 +73,9 @@ async def _case(
             matter_id=matter_id,
             status=status,
         )
-        session.add(CaseParty(case_id=case.id, principal_kind="staff", principal_id=lead, role="lead"))
+        session.add(
+            CaseParty(case_id=case.id, principal_kind="staff", principal_id=lead, role="lead")
+        )
         return case.id
 
 
@@ -159,7 +161,9 @@ async def test_rectify_goes_through_internal_review_and_a_working_day_deadline(
         headers=lead_h,
     )
     assert (await r.json())["state"] == "under_review"
-    r = await client.post(f"/api/v1/cases/{case_id}/review", json={"approve": True}, headers=other_h)
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/review", json={"approve": True}, headers=other_h
+    )
     assert (await r.json())["state"] == "decided"
     r = await client.post(f"/api/v1/cases/{case_id}/close", json={}, headers=lead_h)
     assert r.status == 422 and "licence_number" in (await r.json())["error"]["fields"]
@@ -206,9 +210,7 @@ async def test_returned_draft_goes_back_to_the_inspector(client: Client) -> None
     await _qualify(client, [lead], matter_id)
     case_id = await _case(client, matter_id, lead, "13900139001")
     # A supervisor who is no party may read (oversight) but not review.
-    r = await client.post(
-        f"/api/v1/cases/{case_id}/review", json={"approve": True}, headers=sup_h
-    )
+    r = await client.post(f"/api/v1/cases/{case_id}/review", json={"approve": True}, headers=sup_h)
     assert r.status == 403
     r = await client.get(f"/api/v1/cases/{case_id}", headers=sup_h)
     assert r.status == 200
