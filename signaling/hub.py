@@ -128,6 +128,8 @@ class LiveRoom:
     """(subscriber, publisher) pairs with a subscription offered on the current links"""
     fan_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     """Serialises subscription offers: an admit and a publish can race for the same pair."""
+    idling: bool = False
+    """Everyone has gone and the room is closing (the idle hook runs)."""
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -241,13 +243,17 @@ class Hub:
         live.room.leave(pid)
         await self._unpublish(live, pid)
         await self._presence(live)
-        if not live.links:
+        if not live.links and not live.idling:
+            # Once: the last two timers may run out together, and closing the room cancels
+            # every other task of it, which must not be the one in the idle hook.
+            live.idling = True
             if self.idle is not None:
                 try:
                     await self.idle(live.room)
                 except Exception:
                     log.exception("the idle hook of room %s failed", live.room.id)
-            await self._close_room(live, notify=False, final=False)
+            # Someone who arrived meanwhile hears that it is over.
+            await self._close_room(live, notify=bool(live.links), final=False)
 
     # -- dispatch ---------------------------------------------------------------------
     async def _dispatch(self, link: Link, msg: ClientMessage) -> None:
