@@ -1,10 +1,12 @@
 """Signed, expiring join tokens.
 
-A join link carries everything the signaling server needs to let someone in, so the
-WebSocket handshake needs no cookie (a fixed site camera or the CLI has none): the room,
+A join link carries everything the signaling server needs to let someone in: the room,
 the participant, their role and display name, and an expiry, signed with HMAC-SHA256 under
 the settings' secret key. The server checks the token *before* it creates any peer
-connection; a forged, expired or other-room token closes the socket.
+connection; a forged, expired or other-room token closes the socket. Applicant and guest
+links need nothing else (a phone or a fixed site camera has no account); a console link
+(``JoinGrant.needs_login``) is accepted only together with the login of the member of
+staff it names (cookie or bearer token on the handshake, see ``signaling.handlers``).
 
 Format: ``base64url(canonical JSON payload) "." base64url(HMAC-SHA256(key, payload))``.
 The key is derived from the secret with a purpose label, so a join token can never be

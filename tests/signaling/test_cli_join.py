@@ -133,3 +133,29 @@ async def test_cli_publishes_an_rtsp_site_camera(
         pixel = image.getpixel((index * 640 // 7 + 45, 40))
         assert isinstance(pixel, tuple)
         assert all(abs(a - b) < 48 for a, b in zip(pixel, colour, strict=False)), (index, pixel)
+
+
+async def test_cli_console_link_needs_the_login_token(
+    live: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``yunkan join`` with an inspector's link: refused without ``--login-token``,
+    admits and receives with it."""
+    url = str(live.server.make_url("/live/j/" + live.token("staff-1", "inspector")))
+    args = argparse.Namespace(
+        url=url,
+        publish="none",
+        save=None,
+        duration=2.0,
+        admit=True,
+        insecure=False,
+        wait=10.0,
+        login_token=None,
+    )
+    assert await cli_join.join(args) == 1
+    assert "请先用工作人员账号登录" in capsys.readouterr().err  # login_required, in zh-CN
+    applicant = live.client("applicant-2", "applicant")
+    await applicant.connect()
+    args.login_token = await live.login(1)
+    assert await cli_join.join(args) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["received"]["applicant-2"]["video_frames"] > 10
