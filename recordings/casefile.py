@@ -37,6 +37,7 @@ from server.booking.models import Appointment
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import Break, VerifyReport, load_events, verify_loaded
 from server.errors import NotFoundError
+from signaling.tokens import HIDDEN_ROLES
 
 # Timeline kinds an applicant does not see (internal assessments and housekeeping).
 STAFF_ONLY_KINDS = ("location.shared", "recording.", "site.", "case.hold")
@@ -106,7 +107,18 @@ def visible_event(kind: str, staff: bool) -> bool:
     return staff or not kind.startswith(STAFF_ONLY_KINDS)
 
 
+def hidden_participants(events: Sequence[CaseEvent]) -> set[str]:
+    """Participants who joined a call hidden (observers, supervisors): the applicant sees
+    none of their events, as they saw none of them in the call."""
+    return {
+        str(e.data.get("participant"))
+        for e in events
+        if e.kind in ("live.joined", "live.invited") and e.data.get("role") in HIDDEN_ROLES
+    }
+
+
 def timeline_view(events: list[CaseEvent], staff: bool) -> list[dict[str, Any]]:
+    hidden = set() if staff else hidden_participants(events)
     return [
         {
             "seq": e.seq,
@@ -117,7 +129,7 @@ def timeline_view(events: list[CaseEvent], staff: bool) -> list[dict[str, Any]]:
             "hash": e.hash,
         }
         for e in events
-        if visible_event(e.kind, staff)
+        if visible_event(e.kind, staff) and e.data.get("participant") not in hidden
     ]
 
 

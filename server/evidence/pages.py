@@ -22,6 +22,7 @@ from recordings.casefile import case_file
 from server.accounts.principal import Principal
 from server.appkeys import DB, SETTINGS
 from server.booking.models import Appointment
+from server.booking.present import STATUS_LABELS
 from server.cases import procedure, workflow
 from server.cases.access import actions_on, authorize, live_role, party_roles
 from server.cases.handlers import STEPS, form_body, run_step
@@ -90,7 +91,12 @@ async def _render(
     return aiohttp_jinja2.render_template(
         template,
         request,
-        {"case": view, "proc": proc, "local": lambda v: _local(v, zone)},
+        {
+            "case": view,
+            "proc": proc,
+            "appointment_labels": STATUS_LABELS,
+            "local": lambda v: _local(v, zone),
+        },
         status=status,
     )
 

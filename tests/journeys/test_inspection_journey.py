@@ -1,0 +1,365 @@
+"""The remote inspection, end to end, through pages only, in Chromium.
+
+An enterprise manager books a site inspection on a phone (390x844), joins on time and
+waits; the inspector at a desk (1366x768) starts the video from the day view and admits
+them; a supervisor watches the call unseen; the inspector decides "rectify" on the case
+page and names a reviewer, who approves it from the case list; the phone shows the
+deadline and books the re-inspection from the case; the second call follows, the decision
+is "pass", the reviewer approves, and the lead closes the case with the licence number.
+The appointments are never marked no-show and the timeline holds every transition with
+its actor.
+
+Screenshots go to ``$YUNKAN_SCREENSHOTS`` (default: the test's tmp dir).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from recordings.models import Recording
+from server.accounts.service import add_user
+from server.app import create_app
+from server.appkeys import DB, SETTINGS
+from server.booking import models as m
+from server.booking.models import Appointment
+from server.cases.models import Case, CaseEvent
+from server.settings import Settings
+from signaling.handlers import LIVE_OPTIONS, LiveOptions
+from tests.browser import chromium
+from tests.support import latest_code
+
+pytestmark = pytest.mark.browser
+
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "locale": "zh-CN",
+}
+DESK = {"viewport": {"width": 1366, "height": 768}, "locale": "zh-CN"}
+MOBILE = "13800138111"
+
+
+class _Outbox:  # latest_code reads the SMS outbox through the app's database
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+
+@pytest.fixture
+def shots(tmp_path: Path) -> Path:
+    path = Path(os.environ.get("YUNKAN_SCREENSHOTS", tmp_path / "shots"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def _seed(app: Any) -> None:
+    import datetime as dt
+
+    zone = app[SETTINGS].zone
+    async with app[DB].begin() as session:
+        wang = await add_user(
+            session,
+            username="wang",
+            password="yunkan-demo-1",
+            role="inspector",
+            display_name="王勘验",
+        )
+        li = await add_user(
+            session,
+            username="li",
+            password="yunkan-demo-2",
+            role="inspector",
+            display_name="李审核",
+        )
+        await add_user(
+            session,
+            username="boss",
+            password="yunkan-demo-3",
+            role="supervisor",
+            display_name="赵监督",
+        )
+        dept = m.Department(code="nongye", name="农业农村局")
+        session.add(dept)
+        await session.flush()
+        matter = m.Matter(
+            code="seed-licence",
+            department_id=dept.id,
+            name="种子生产经营许可证变更",
+            zone="enterprise",
+            kind="inspection",
+            duration_min=30,
+            notice_min=0,
+            internal_review=True,
+            issues_licence=True,
+            observed_notice=True,
+            rectify_days=5,
+            checklist=[{"key": "store", "text": "仓储条件"}],
+        )
+        window = m.Window(code="v1", department_id=dept.id, name="一号视频窗口")
+        session.add_all([matter, window])
+        await session.flush()
+        session.add(m.WindowMatter(window_id=window.id, matter_id=matter.id))
+        for weekday in range(7):
+            session.add(
+                m.WorkingPlan(window_id=window.id, weekday=weekday, start_min=0, end_min=1440)
+            )
+        today = dt.datetime.now(zone).date()
+        for n in range(3):  # whatever day CI runs on, the centre is open
+            session.add(m.HolidayOverride(day=today + dt.timedelta(days=n), working=True))
+        for user in (wang, li):
+            session.add(m.StaffQualification(user_id=user.id, matter_id=matter.id))
+
+
+async def _staff_login(page: Any, base: str, username: str, password: str) -> None:
+    await page.goto(base + "/login?tab=staff")
+    await page.fill("input[name=username]", username)
+    await page.fill("input[name=password]", password)
+    await page.click("#staff-login button[type=submit]")
+    await page.wait_for_url(base + "/staff")
+
+
+async def _phone_login(page: Any, base: str, app: Any) -> None:
+    await page.goto(base + "/login")
+    await page.fill("input[name=mobile]", MOBILE)
+    await page.click("#otp-request button[type=submit]")
+    await page.wait_for_selector("#otp-verify")
+    await page.fill("input[name=code]", await latest_code(_Outbox(app), MOBILE))  # type: ignore[arg-type]
+    await page.click("#otp-verify button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/me$"))
+
+
+async def _book_first_slot(phone: Any, base: str, *, first: bool) -> str:
+    """From the slot list to the confirmation; the join link's path."""
+    await phone.click("a.slot >> nth=0")
+    if first:
+        await phone.click("input[name=kind][value=enterprise]")
+        await phone.fill("input[name=name]", "沙河种业有限公司")
+        await phone.fill("input[name=credit_code]", "91350100M000100Y43")
+        await phone.fill("input[name=contact_name]", "陈经理")
+        await phone.fill("input[name=site_address]", "沙河镇工业园 3 号")
+    await phone.fill("input[name=mobile]", MOBILE)
+    await phone.click("button.primary.big")
+    await phone.wait_for_url(re.compile(r".*/book/done/\d+.*"))
+    href = await phone.get_attribute("a.join-link, a.button.primary.big", "href")
+    assert href
+    return urlsplit(href).path + ("?" + urlsplit(href).query if urlsplit(href).query else "")
+
+
+async def _join_and_wait(phone: Any, base: str, join_path: str) -> None:
+    await phone.goto(base + join_path)
+    await phone.wait_for_url(re.compile(r".*/live/j/.+"))
+    await phone.wait_for_selector("#btn-join:not([disabled])", timeout=20_000)
+    await phone.click("#btn-join")
+    await phone.wait_for_selector("#waiting:not([hidden])", timeout=15_000)
+
+
+async def _start_and_admit(desk: Any, base: str, appt: Appointment, zone: Any) -> None:
+    day = appt.starts_at.astimezone(zone).date().isoformat()
+    await desk.goto(f"{base}/staff/day?date={day}")
+    await desk.click(f"tr[data-appointment='{appt.id}'] button[data-action=start]")
+    await desk.wait_for_url(re.compile(r".*/live/j/.+"), timeout=15_000)
+    await desk.wait_for_selector("#waiting-list button.admit", timeout=20_000)
+    await desk.click("#waiting-list button.admit")
+
+
+async def _video_playing(page: Any, selector: str) -> None:
+    for _ in range(200):
+        if await page.evaluate(
+            "(s) => [...document.querySelectorAll(s)].some(v => v.videoWidth > 0)", selector
+        ):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no video playing in {selector}")
+
+
+async def _end_call(desk: Any) -> None:
+    desk.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+    await desk.click("#btn-end")
+
+
+async def _appointments(app: Any) -> list[Appointment]:
+    async with app[DB]() as session:
+        return list(await session.scalars(select(Appointment).order_by(Appointment.id)))
+
+
+async def _until(predicate: Any, within: float = 15.0) -> None:
+    for _ in range(int(within / 0.1)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def test_inspection_from_booking_to_closed_case(
+    aiohttp_server: Any, sqlite_settings: Settings, shots: Path
+) -> None:
+    app = create_app(sqlite_settings)
+    app[LIVE_OPTIONS] = LiveOptions(grace=5.0, host_addresses=("127.0.0.1",))
+    server = await aiohttp_server(app, host="127.0.0.1")
+    base = f"http://127.0.0.1:{server.port}"
+    await _seed(app)
+
+    async with chromium() as browser:
+        phone_ctx = await browser.new_context(**PHONE)
+        desk_ctx = await browser.new_context(**DESK)
+        review_ctx = await browser.new_context(**DESK)
+        watch_ctx = await browser.new_context(**DESK)
+        phone, desk = await phone_ctx.new_page(), await desk_ctx.new_page()
+        reviewer, watcher = await review_ctx.new_page(), await watch_ctx.new_page()
+
+        # 1. The manager books the inspection on the phone and joins on time.
+        await _phone_login(phone, base, app)
+        await phone.goto(base + "/")
+        await phone.click(".zone-enterprise")
+        await phone.click(".matter >> nth=0 >> a.button.primary")
+        join_path = await _book_first_slot(phone, base, first=True)
+        await phone.screenshot(path=str(shots / "01-phone-booked.png"))
+        await _join_and_wait(phone, base, join_path)
+        assert await phone.is_visible("#observed")  # the matter says calls may be observed
+        (first,) = await _appointments(app)
+        assert first.status == "checked_in"
+        await phone.screenshot(path=str(shots / "02-phone-waiting.png"))
+
+        # 2. The inspector starts the video from the day view and admits the manager.
+        await _staff_login(desk, base, "wang", "yunkan-demo-1")
+        await _start_and_admit(desk, base, first, app[SETTINGS].zone)
+        await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
+        await _video_playing(desk, "#tiles video")
+        await _video_playing(phone, "#call video")
+
+        # 3. A supervisor watches from the case page, unseen by the phone.
+        await _staff_login(watcher, base, "boss", "yunkan-demo-3")
+        await watcher.goto(f"{base}/staff/cases/{first.case_id}")
+        await watcher.click("#watch-live button")
+        await watcher.wait_for_url(re.compile(r".*/live/j/.+"), timeout=15_000)
+        await watcher.wait_for_selector("#receive-only")
+        await _video_playing(watcher, "#tiles video")
+        await asyncio.sleep(1.0)
+        phone_people = await phone.inner_text("#call")
+        assert "赵监督" not in phone_people
+        await desk.screenshot(path=str(shots / "03-console-in-call.png"))
+        await phone.screenshot(path=str(shots / "04-phone-in-call.png"))
+        async with app[DB]() as session:
+            case = await session.get(Case, first.case_id)
+            assert case is not None and case.status == "inspecting"
+        assert (await _appointments(app))[0].status == "in_session"
+        await _end_call(desk)
+        await _until(lambda: _status_is(app, first.id, "completed"))
+
+        # 4. The decision: rectify, for internal review by 李审核.
+        await desk.goto(f"{base}/staff/cases/{first.case_id}")
+        await desk.check("#decision-form input[name=outcome][value=rectify]")
+        await desk.fill("#decision-form textarea[name=reason]", "种子仓库未配备温湿度记录设备")
+        await desk.fill("#decision-form textarea[name=requirements]", "加装温湿度记录仪并提交记录")
+        await desk.fill("#decision-form input[name=rectify_days]", "5")
+        await desk.select_option("#decision-form select[name=reviewer_id]", label="李审核")
+        await desk.click("#decision-form button[type=submit]")
+        await desk.wait_for_selector("#procedure[data-state=under_review]")
+        await desk.screenshot(path=str(shots / "05-case-under-review.png"), full_page=True)
+
+        # 5. The reviewer finds it in the case list and approves.
+        await _staff_login(reviewer, base, "li", "yunkan-demo-2")
+        await reviewer.goto(base + "/staff/cases")
+        await reviewer.click(f"tr[data-case='{first.case_id}'] a")
+        await reviewer.check(".step-review input[name=decision][value=approve]")
+        await reviewer.click(".step-review button[type=submit]")
+        await reviewer.wait_for_selector("#procedure[data-state=rectifying]")
+
+        # 6. The phone sees the deadline and books the re-inspection from the case.
+        await phone.goto(base + "/me")
+        await phone.click(f"#my-cases li[data-case='{first.case_id}'] a")
+        deadline = await phone.inner_text("#rectify-deadline")
+        assert "请于" in deadline and "加装温湿度记录仪" in deadline
+        # The supervisor who watched is nowhere on the applicant's record either.
+        assert "赵监督" not in await phone.inner_text("main")
+        await phone.screenshot(path=str(shots / "06-phone-rectify.png"), full_page=True)
+        await phone.click("#book-reinspection")
+        join_path = await _book_first_slot(phone, base, first=False)
+        assert "复查" in await phone.inner_text("main")
+        await _join_and_wait(phone, base, join_path)
+        second = (await _appointments(app))[1]
+        assert second.case_id == first.case_id and second.status == "checked_in"
+
+        # 7. The second call, the pass, the review and the closing.
+        await _start_and_admit(desk, base, second, app[SETTINGS].zone)
+        await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
+        await _video_playing(desk, "#tiles video")
+        await _video_playing(phone, "#call video")
+        await asyncio.sleep(2.0)  # the site shown for a moment: it is on the recording
+        await _end_call(desk)
+        await _until(lambda: _status_is(app, second.id, "completed"))
+        await desk.goto(f"{base}/staff/cases/{first.case_id}")
+        await desk.check("#decision-form input[name=outcome][value=pass]")
+        await desk.select_option("#decision-form select[name=reviewer_id]", label="李审核")
+        await desk.click("#decision-form button[type=submit]")
+        await desk.wait_for_selector("#procedure[data-state=under_review]")
+        await reviewer.goto(f"{base}/staff/cases/{first.case_id}")
+        await reviewer.check(".step-review input[name=decision][value=approve]")
+        await reviewer.click(".step-review button[type=submit]")
+        await reviewer.wait_for_selector("#procedure[data-state=decided]")
+        await desk.goto(f"{base}/staff/cases/{first.case_id}")
+        await desk.fill(".step-close input[name=licence_number]", "D(闽)农种许字(2026)第0042号")
+        await desk.click(".step-close button[type=submit]")
+        await desk.wait_for_selector("#procedure[data-state=closed]")
+        await desk.screenshot(path=str(shots / "07-case-closed.png"), full_page=True)
+        await phone.goto(f"{base}/me/cases/{first.case_id}")
+        assert "已办结" in await phone.inner_text("#procedure")
+
+    statuses = [a.status for a in await _appointments(app)]
+    assert statuses == ["completed", "completed"]
+    # Each call that ended normally filed its recordings (the phone's and the inspector's;
+    # the hidden supervisor published nothing).
+    async with app[DB]() as session:
+        filed = sorted(
+            (r.session_ref, r.participant_role)
+            for r in await session.scalars(
+                select(Recording).where(Recording.case_id == first.case_id)
+            )
+        )
+    assert filed == [
+        ("appt-1", "applicant"),
+        ("appt-1", "staff"),
+        ("appt-2", "applicant"),
+        ("appt-2", "staff"),
+    ], filed
+    async with app[DB]() as session:
+        events = list(
+            await session.scalars(
+                select(CaseEvent).where(CaseEvent.case_id == first.case_id).order_by(CaseEvent.seq)
+            )
+        )
+    kinds = [e.kind for e in events]
+    assert "appointment.no_show" not in kinds
+    moves = [
+        (e.kind, e.actor_name if e.actor_kind == "staff" else e.actor_kind)
+        for e in events
+        if e.kind.startswith("case.")
+    ]
+    assert moves == [
+        ("case.opened", "applicant"),
+        ("case.inspecting", "王勘验"),
+        ("case.under_review", "王勘验"),
+        ("case.decided", "李审核"),
+        ("case.rectifying", "李审核"),
+        ("case.re_inspection", "applicant"),
+        ("case.inspecting", "王勘验"),
+        ("case.under_review", "王勘验"),
+        ("case.decided", "李审核"),
+        ("case.closed", "王勘验"),
+    ], moves
+    joined = [e.data.get("role") for e in events if e.kind == "live.joined"]
+    assert "supervisor" in joined
+
+
+async def _status_is(app: Any, appointment_id: int, status: str) -> bool:
+    async with app[DB]() as session:
+        appt = await session.get(Appointment, appointment_id)
+        return appt is not None and appt.status == status
