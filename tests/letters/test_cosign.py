@@ -1,0 +1,70 @@
+"""The second inspector co-signs the record: made a party of the case, then signing works.
+
+Before the procedure issue, a record could name any member of staff as an inspector who
+then could not open it (404). Now the lead adds the co-inspector to the case, the record
+names the case's inspectors only, and each signs in turn.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+
+from server.appkeys import DB
+from server.cases.models import CaseParty
+from tests.letters.flow import Client, make_world
+from tests.letters.test_api import RECORD, sign
+
+
+async def test_lead_adds_a_co_inspector_who_then_co_signs(client: Client) -> None:
+    world = await make_world(client)
+    async with client.app[DB].begin() as session:
+        # Only the lead is on the case, as booking leaves it.
+        await session.execute(
+            delete(CaseParty).where(
+                CaseParty.case_id == world.case_id,
+                CaseParty.principal_id == world.second_inspector.id,
+                CaseParty.principal_kind == "staff",
+            )
+        )
+        lead = await session.scalar(
+            select(CaseParty).where(
+                CaseParty.case_id == world.case_id,
+                CaseParty.principal_id == world.inspector.id,
+                CaseParty.principal_kind == "staff",
+            )
+        )
+        assert lead is not None
+        lead.role = "lead"
+    body = {**RECORD, "inspectors": [world.inspector.id, world.second_inspector.id]}
+    url = f"/api/v1/cases/{world.case_id}/letters"
+
+    # A record cannot name someone who is not an inspector of the case.
+    r = await client.post(url, json=body, headers=world.inspector.headers)
+    assert r.status == 422
+    assert "inspectors" in (await r.json())["error"]["fields"]
+    # Nor can that person add themselves.
+    r = await client.post(
+        f"/api/v1/cases/{world.case_id}/parties",
+        json={"user_id": world.second_inspector.id, "role": "inspector"},
+        headers=world.second_inspector.headers,
+    )
+    assert r.status == 404
+
+    r = await client.post(
+        f"/api/v1/cases/{world.case_id}/parties",
+        json={"user_id": world.second_inspector.id, "role": "inspector"},
+        headers=world.inspector.headers,
+    )
+    assert r.status == 201, await r.text()
+    r = await client.post(url, json=body, headers=world.inspector.headers)
+    assert r.status == 201, await r.text()
+    letter = await r.json()
+
+    first = await sign(client, letter["id"], world.inspector.headers)
+    assert first.status == 200, await first.text()
+    second = await sign(client, letter["id"], world.second_inspector.headers)
+    assert second.status == 200, await second.text()
+    view = await second.json()
+    assert view["status"] == "partially_signed"
+    assert [bool(s.get("signed_at")) for s in view["signers"]] == [True, True, False]
+    assert view["waiting_for"] == "张伟"  # the applicant signs last
