@@ -153,6 +153,12 @@ async def admin_update_matter(request: web.Request) -> web.StreamResponse:
         matter.horizon_days = _int(form, "horizon_days", 0, 366)
         matter.allows_video_now = form.get("allows_video_now") == "on"
         matter.active = form.get("active") == "on"
+        matter.internal_review = form.get("internal_review") == "on"
+        matter.rectification_allowed = form.get("rectification_allowed") == "on"
+        matter.issues_licence = form.get("issues_licence") == "on"
+        matter.observed_notice = form.get("observed_notice") == "on"
+        if form.get("rectify_days"):
+            matter.rectify_days = _int(form, "rectify_days", 1, 365)
         matter.materials = [
             x.strip() for x in str(form.get("materials", "")).splitlines() if x.strip()
         ]

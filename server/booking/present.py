@@ -77,6 +77,12 @@ def matter_dict(matter: m.Matter) -> dict[str, Any]:
         "allows_video_now": matter.allows_video_now,
         "retention_days": matter.retention_days,
         "active": matter.active,
+        "internal_review": matter.internal_review,
+        "rectification_allowed": matter.rectification_allowed,
+        "rectify_days": matter.rectify_days,
+        "issues_licence": matter.issues_licence,
+        "observed_notice": matter.observed_notice,
+        "promised_days": dict(matter.promised_days or {}),
     }
 
 

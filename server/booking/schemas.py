@@ -91,6 +91,11 @@ MATTER_OUT: Schema = {
         "materials": {"type": "array", "items": {"type": "string"}},
         "checklist": {"type": "array", "items": {"type": "object"}},
         "allows_video_now": {"type": "boolean"},
+        "internal_review": {"type": "boolean"},
+        "rectification_allowed": {"type": "boolean"},
+        "rectify_days": {"type": "integer"},
+        "issues_licence": {"type": "boolean"},
+        "observed_notice": {"type": "boolean"},
     },
 }
 
@@ -207,6 +212,20 @@ MATTER_IN: Schema = {
         "letter_template": {"type": ["string", "null"], "maxLength": 20000},
         "allows_video_now": {"type": "boolean"},
         "retention_days": {"type": "integer", "minimum": 1, "maximum": 36500},
+        # The procedure (docs/architecture.md): which steps apply to the matter's cases.
+        "internal_review": {"type": "boolean"},
+        "rectification_allowed": {"type": "boolean"},
+        "rectify_days": {"type": "integer", "minimum": 1, "maximum": 365},
+        "issues_licence": {"type": "boolean"},
+        "observed_notice": {"type": "boolean"},
+        "promised_days": {
+            "type": "object",
+            "description": "Promised working days per step, for deadline supervision",
+            "propertyNames": {
+                "enum": ["accept", "inspect", "review", "rectify_review", "close", "total"]
+            },
+            "additionalProperties": {"type": "integer", "minimum": 1, "maximum": 365},
+        },
         "active": {"type": "boolean"},
         "window_ids": {"type": "array", "items": _INT},
     },

@@ -214,3 +214,42 @@ async def test_demo_seed_is_idempotent_with_free_slots(client: Client) -> None:
                     )
                 )
             assert found > 0, matter.code
+
+
+async def test_admin_sets_which_procedure_steps_a_matter_has(client: Client) -> None:
+    admin = await staff_headers(client, "boss", "admin")
+    cat = await seed_app(client.app)
+    page = await client.get("/admin/matters", headers=admin)
+    assert 'name="internal_review"' in await page.text()
+    r = await client.post(
+        f"/admin/matters/{cat.matter_id}",
+        data={
+            "name": "种子许可",
+            "duration_min": "30",
+            "seats": "1",
+            "buffer_min": "0",
+            "notice_min": "0",
+            "horizon_days": "10",
+            "active": "on",
+            "issues_licence": "on",
+            "rectify_days": "7",
+        },
+        headers=admin,
+        allow_redirects=False,
+    )
+    assert r.status == 303
+    matter = await (await client.get(f"/api/v1/matters/{cat.matter_id}")).json()
+    assert matter["internal_review"] is False and matter["issues_licence"] is True
+    assert matter["rectify_days"] == 7 and matter["rectification_allowed"] is False
+    r = await client.patch(
+        f"/api/v1/admin/matters/{cat.matter_id}",
+        json={"internal_review": True, "promised_days": {"inspect": 3, "total": 20}},
+        headers=admin,
+    )
+    assert r.status == 200 and (await r.json())["promised_days"] == {"inspect": 3, "total": 20}
+    r = await client.patch(
+        f"/api/v1/admin/matters/{cat.matter_id}",
+        json={"promised_days": {"whenever": 3}},
+        headers=admin,
+    )
+    assert r.status == 422
