@@ -90,6 +90,8 @@ MATTERS: list[dict[str, Any]] = [
         "materials": ["营业执照", "许可证正副本", "检验仪器清单"],
         "checklist": SEED_CHECKLIST,
         "letter_template": SEED_LETTER,
+        "issues_licence": True,
+        "observed_notice": True,
     },
     {
         "code": "scj-shipin-jingying",
@@ -162,6 +164,8 @@ async def seed(session: AsyncSession, settings: object | None = None) -> None:
                 "retention_days": 3 * 365,
                 "allows_video_now": False,
                 "active": True,
+                # Decisions of inspections go to internal review; consultations have none.
+                "internal_review": spec["kind"] != "consultation",
             }
             values = {k: v for k, v in spec.items() if k != "department"}
             existing = m.Matter(
