@@ -24,13 +24,14 @@ event and moves the appointment and the case (waiting → ``checked_in``, admitt
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -154,7 +155,22 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         tapes[opened] = tape
         return opened
 
+    # What writes the record runs to its end even when the connection that caused it goes
+    # away: aiohttp cancels the handler of a client that disconnects (the inspector leaving
+    # the console right after "end"), and a cancelled filing left a finished recording
+    # unfiled on disk, a cancelled transaction lost its event. Shutdown waits for them.
+    pending: set[asyncio.Future[Any]] = set()
+
+    async def durable(coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        await asyncio.shield(task)
+
     async def close_media(room_id: str, opened: MediaRoom) -> None:
+        await durable(_close_media(room_id, opened))
+
+    async def _close_media(room_id: str, opened: MediaRoom) -> None:
         if relay.get(room_id) is opened:
             await relay.close_room(room_id)
         else:
@@ -171,6 +187,9 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         await file_room_recordings(app, room_id, case_id, results)
 
     async def record(room: Room, kind: str, actor: str | None, data: dict[str, Any]) -> None:
+        await durable(_record(room, kind, actor, data))
+
+    async def _record(room: Room, kind: str, actor: str | None, data: dict[str, Any]) -> None:
         case_id = case_ids.get(room.id)
         if case_id is None:
             return
@@ -207,6 +226,9 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         if room.id not in held:
             return  # nobody was served: the appointment stays as it is
         held.discard(room.id)
+        await durable(_idle(room))
+
+    async def _idle(room: Room) -> None:
         async with sessions() as session, session.begin():
             await case_rooms.session_over(session, room.id, None, by="idle", record=True)
 
@@ -249,6 +271,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await hub.close()
+        await asyncio.gather(*pending, return_exceptions=True)
         await relay.close()
         await directory.close()
 

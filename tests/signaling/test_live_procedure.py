@@ -19,7 +19,7 @@ from server.booking.models import Appointment, Matter
 from server.cases.access import set_party
 from server.cases.models import Case, CaseEvent
 from server.settings import Settings
-from signaling.handlers import SIGNER, LiveOptions
+from signaling.handlers import HUB, SIGNER, LiveOptions
 from tests.booking.support import ENTERPRISE, PERSON, seed_app
 from tests.signaling.conftest import LOOPBACK, LiveServer, running_live
 from tests.support import create_staff, staff_headers
@@ -460,3 +460,55 @@ async def test_a_consultation_closes_when_everyone_has_left(live: LiveServer) ->
     assert [(e.data["room"], e.data["by"]) for e in ended] == [(booked.room, "idle")]
     messages, code = await _ws_join(live, booked.applicant_token)
     assert (messages[-1]["code"], code) == ("room_closed", 4410)
+
+
+async def test_recordings_are_filed_when_the_inspector_vanishes_right_after_ending(
+    live: LiveServer,
+) -> None:
+    """The test server cancels a handler whose client disconnects (as aiohttp may): the
+    end-of-call filing must still run to its end, never leave a recording on disk only."""
+    from recordings.models import Recording
+
+    inspector = live.client("staff-1", "inspector", auto_admit=True)
+    await inspector.connect()
+    phone = live.client("applicant-2", "applicant")
+    await phone.connect()
+    await phone.wait_state("admitted")
+    await phone.wait_for(
+        lambda: (
+            phone.media.received.get("staff-1") is not None
+            and phone.media.received["staff-1"].video_frames > 30
+        ),
+        within=15,
+        what="video from the inspector",
+    )
+    await inspector.wait_for(
+        lambda: (
+            inspector.media.received.get("applicant-2") is not None
+            and inspector.media.received["applicant-2"].video_frames > 30
+        ),
+        within=15,
+        what="video from the phone",
+    )
+    await inspector.send({"type": "end"})
+    hub = live.app[HUB]
+    # The moment the room starts closing (media, then the filing), the console vanishes.
+    for _ in range(400):
+        if live.room not in hub.rooms:
+            break
+        await asyncio.sleep(0.005)
+    ws = inspector._ws
+    assert ws is not None and ws._response is not None
+    assert ws._response.connection is not None
+    ws._response.connection.transport.abort()  # gone at once, no close handshake
+
+    async def filed() -> bool:
+        async with live.app[DB]() as session:
+            rows = await session.scalars(
+                select(Recording.participant).where(Recording.case_id == live.case_id)
+            )
+            return sorted(rows) == ["applicant-2", "staff-1"]
+
+    await _eventually(filed, "both recordings on the case")
+    kinds = [e.kind for e in await _events(live)]
+    assert kinds.count("recording.finished") == 2 and "live.ended" in kinds
