@@ -215,12 +215,16 @@ async def test_console_has_the_evidence_panel_for_inspectors_only(client: Client
     from signaling.handlers import SIGNER
     from signaling.tokens import JoinGrant
 
+    case_id, inspector_login, _ = await setup_case(client)
+    expert_login = await staff_headers(client, "expert", "inspector")
     signer = client.app[SIGNER]
-    inspector = signer.issue(JoinGrant("case-1", "staff-1", "inspector", "王勘验"), ttl=600)
-    r = await client.get(f"/live/j/{inspector}")
+    room = f"case-{case_id}"
+    # Console links open for the staff member they name, logged in (docs/signaling.md).
+    inspector = signer.issue(JoinGrant(room, "staff-1", "inspector", "王勘验"), ttl=600)
+    r = await client.get(f"/live/j/{inspector}", headers=inspector_login)
     html = await r.text()
     assert r.status == 200 and 'id="evidence"' in html and "evidence/console.js" in html
     assert "截图取证" in html or "Take snapshot" in html
-    expert = signer.issue(JoinGrant("case-1", "staff-2", "expert", "专家"), ttl=600)
-    r = await client.get(f"/live/j/{expert}")
+    expert = signer.issue(JoinGrant(room, "staff-2", "expert", "专家"), ttl=600)
+    r = await client.get(f"/live/j/{expert}", headers=expert_login)
     assert r.status == 200 and 'id="evidence"' not in await r.text()

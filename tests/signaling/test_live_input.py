@@ -123,16 +123,25 @@ async def test_requests_chat_remove_and_end_are_recorded(live: LiveServer) -> No
     await again.wait_for(lambda: again.close_code is not None, what="close")
     assert again.errors[-1]["code"] == "room_closed"
 
-    async with live.app[DB]() as session:
-        from sqlalchemy import select
+    from sqlalchemy import select
 
-        rows = list(
-            await session.scalars(
-                select(CaseEvent).where(CaseEvent.case_id == live.case_id).order_by(CaseEvent.seq)
+    wanted = ("live.request", "live.response", "live.chat", "live.removed", "live.ended")
+    # Events are written after the message is delivered, each in its own transaction; on
+    # SQLite a writer may wait its turn for the lock behind later ones, so poll a moment.
+    for _ in range(50):
+        async with live.app[DB]() as session:
+            rows = list(
+                await session.scalars(
+                    select(CaseEvent)
+                    .where(CaseEvent.case_id == live.case_id)
+                    .order_by(CaseEvent.seq)
+                )
             )
-        )
-    kinds = [e.kind for e in rows]
-    for kind in ("live.request", "live.response", "live.chat", "live.removed", "live.ended"):
+        kinds = [e.kind for e in rows]
+        if all(kind in kinds for kind in wanted):
+            break
+        await asyncio.sleep(0.1)
+    for kind in wanted:
         assert kind in kinds, kinds
     request = next(e for e in rows if e.kind == "live.request")
     assert request.data["kind"] == "rear_camera" and request.actor_id == 1
