@@ -103,3 +103,39 @@ async def applicant_headers(
     response = await client.post("/api/v1/auth/otp/verify", json={"mobile": mobile, "code": code})
     assert response.status == 200, await response.text()
     return {"Authorization": f"Bearer {(await response.json())['token']}"}
+
+
+async def open_every_day(
+    session: Any,
+    *,
+    staff_ids: tuple[int, ...] = (),
+    days: int = 3,
+    **matter: Any,
+) -> tuple[int, int]:
+    """One department, one matter (``matter`` fields), one window open around the clock
+    every day, the next ``days`` days forced to be working days and ``staff_ids`` qualified:
+    a catalogue that offers a slot now, whatever day and hour the test runs.
+    (matter id, window id)."""
+    import datetime as dt
+    import zoneinfo
+
+    from server.booking import models as m
+
+    zone = zoneinfo.ZoneInfo("Asia/Shanghai")  # the agency zone of the test settings
+    dept = m.Department(code=f"d-{matter['code']}", name="市场监管局")
+    session.add(dept)
+    await session.flush()
+    row = m.Matter(department_id=dept.id, **{"zone": "enterprise", "notice_min": 0, **matter})
+    window = m.Window(code=f"w-{matter['code']}", department_id=dept.id, name="一号视频窗口")
+    session.add_all([row, window])
+    await session.flush()
+    session.add(m.WindowMatter(window_id=window.id, matter_id=row.id))
+    for weekday in range(7):
+        session.add(m.WorkingPlan(window_id=window.id, weekday=weekday, start_min=0, end_min=1440))
+    today = dt.datetime.now(zone).date()
+    for n in range(days):
+        session.add(m.HolidayOverride(day=today + dt.timedelta(days=n), working=True, note="test"))
+    for user_id in staff_ids:
+        session.add(m.StaffQualification(user_id=user_id, matter_id=row.id))
+    await session.flush()
+    return row.id, window.id

@@ -34,7 +34,6 @@ from server.accounts.principal import Principal
 from server.app import create_app
 from server.appkeys import API_SPEC, BLOBS, DB, SETTINGS
 from server.booking import appointments as svc
-from server.booking import models as m
 from server.booking.validation import validate_applicant
 from server.cases.models import Case, CaseParty
 from server.db.base import Base
@@ -42,7 +41,7 @@ from server.settings import Settings
 from signaling.handlers import SIGNER
 from signaling.tokens import JoinGrant
 from tests.recordings.pattern import as_rtp_payloads, encode
-from tests.support import applicant_headers, staff_headers
+from tests.support import applicant_headers, open_every_day, staff_headers
 
 Client = TestClient[Any, Any]
 
@@ -92,31 +91,15 @@ async def _world(client: Client) -> tuple[World, dict[str, dict[str, str]]]:
                 select(User).where(User.username.in_(["wang", "zhao", "guan"]))
             )
         }
-        dept = m.Department(code="scj", name="市场监管局")
-        session.add(dept)
-        await session.flush()
-        matter = m.Matter(
+        matter_id, window_id = await open_every_day(
+            session,
+            staff_ids=(users["wang"], users["zhao"]),
             code="seed-licence",
-            department_id=dept.id,
             name="种子生产经营许可",
-            zone="enterprise",
             kind="inspection",
-            notice_min=0,
             allows_video_now=True,
         )
-        window = m.Window(code="w1", department_id=dept.id, name="一号视频窗口")
-        session.add_all([matter, window])
-        await session.flush()
-        session.add(m.WindowMatter(window_id=window.id, matter_id=matter.id))
-        for weekday in range(7):
-            session.add(
-                m.WorkingPlan(window_id=window.id, weekday=weekday, start_min=0, end_min=1440)
-            )
         day = dt.datetime.now(zone).date() + dt.timedelta(days=1)
-        session.add(m.HolidayOverride(day=day, working=True, note="test"))
-        for name in ("wang", "zhao"):
-            session.add(m.StaffQualification(user_id=users[name], matter_id=matter.id))
-        await session.flush()
         info, problems = validate_applicant(
             {
                 "kind": "person",
@@ -129,7 +112,7 @@ async def _world(client: Client) -> tuple[World, dict[str, dict[str, str]]]:
         appt = await svc.book(
             session,
             svc.BookingRequest(
-                matter_id=matter.id,
+                matter_id=matter_id,
                 start=dt.datetime.combine(day, dt.time(10, 0), zone),
                 applicant=info,
                 actor=None,
@@ -183,8 +166,8 @@ async def _world(client: Client) -> tuple[World, dict[str, dict[str, str]]]:
             case_id=case.id,
             number=case.number,
             appointment_id=appt.id,
-            matter_id=matter.id,
-            window_id=window.id,
+            matter_id=matter_id,
+            window_id=window_id,
             snapshot_id=shot.id,
             letter_id=0,
             recording_id=rec.id,

@@ -28,13 +28,12 @@ from recordings.models import Recording
 from server.accounts.service import add_user
 from server.app import create_app
 from server.appkeys import DB, SETTINGS
-from server.booking import models as m
 from server.booking.models import Appointment
 from server.cases.models import Case, CaseEvent
 from server.settings import Settings
 from signaling.handlers import LIVE_OPTIONS, LiveOptions
 from tests.browser import chromium
-from tests.support import latest_code
+from tests.support import latest_code, open_every_day
 
 pytestmark = pytest.mark.browser
 
@@ -61,9 +60,6 @@ def shots(tmp_path: Path) -> Path:
 
 
 async def _seed(app: Any) -> None:
-    import datetime as dt
-
-    zone = app[SETTINGS].zone
     async with app[DB].begin() as session:
         wang = await add_user(
             session,
@@ -86,36 +82,19 @@ async def _seed(app: Any) -> None:
             role="supervisor",
             display_name="赵监督",
         )
-        dept = m.Department(code="nongye", name="农业农村局")
-        session.add(dept)
-        await session.flush()
-        matter = m.Matter(
+        await open_every_day(
+            session,
+            staff_ids=(wang.id, li.id),
             code="seed-licence",
-            department_id=dept.id,
             name="种子生产经营许可证变更",
-            zone="enterprise",
             kind="inspection",
             duration_min=30,
-            notice_min=0,
             internal_review=True,
             issues_licence=True,
             observed_notice=True,
             rectify_days=5,
             checklist=[{"key": "store", "text": "仓储条件"}],
         )
-        window = m.Window(code="v1", department_id=dept.id, name="一号视频窗口")
-        session.add_all([matter, window])
-        await session.flush()
-        session.add(m.WindowMatter(window_id=window.id, matter_id=matter.id))
-        for weekday in range(7):
-            session.add(
-                m.WorkingPlan(window_id=window.id, weekday=weekday, start_min=0, end_min=1440)
-            )
-        today = dt.datetime.now(zone).date()
-        for n in range(3):  # whatever day CI runs on, the centre is open
-            session.add(m.HolidayOverride(day=today + dt.timedelta(days=n), working=True))
-        for user in (wang, li):
-            session.add(m.StaffQualification(user_id=user.id, matter_id=matter.id))
 
 
 async def _staff_login(page: Any, base: str, username: str, password: str) -> None:
@@ -161,9 +140,13 @@ async def _join_and_wait(phone: Any, base: str, join_path: str) -> None:
     await phone.wait_for_selector("#waiting:not([hidden])", timeout=15_000)
 
 
-async def _start_and_admit(desk: Any, base: str, appt: Appointment, zone: Any) -> None:
+async def _start_and_admit(
+    desk: Any, base: str, appt: Appointment, zone: Any, shot: Path | None = None
+) -> None:
     day = appt.starts_at.astimezone(zone).date().isoformat()
     await desk.goto(f"{base}/staff/day?date={day}")
+    if shot is not None:
+        await desk.screenshot(path=str(shot), full_page=True)
     await desk.click(f"tr[data-appointment='{appt.id}'] button[data-action=start]")
     await desk.wait_for_url(re.compile(r".*/live/j/.+"), timeout=15_000)
     await desk.wait_for_selector("#waiting-list button.admit", timeout=20_000)
@@ -230,7 +213,7 @@ async def test_inspection_from_booking_to_closed_case(
 
         # 2. The inspector starts the video from the day view and admits the manager.
         await _staff_login(desk, base, "wang", "yunkan-demo-1")
-        await _start_and_admit(desk, base, first, app[SETTINGS].zone)
+        await _start_and_admit(desk, base, first, app[SETTINGS].zone, shots / "02b-day-view.png")
         await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
         await _video_playing(desk, "#tiles video")
         await _video_playing(phone, "#call video")
@@ -268,6 +251,7 @@ async def test_inspection_from_booking_to_closed_case(
         # 5. The reviewer finds it in the case list and approves.
         await _staff_login(reviewer, base, "li", "yunkan-demo-2")
         await reviewer.goto(base + "/staff/cases")
+        await reviewer.screenshot(path=str(shots / "05b-reviewer-cases.png"))
         await reviewer.click(f"tr[data-case='{first.case_id}'] a")
         await reviewer.check(".step-review input[name=decision][value=approve]")
         await reviewer.click(".step-review button[type=submit]")
