@@ -244,6 +244,7 @@ async def test_inspection_from_booking_to_closed_case(
         await desk.fill("#decision-form textarea[name=requirements]", "加装温湿度记录仪并提交记录")
         await desk.fill("#decision-form input[name=rectify_days]", "5")
         await desk.select_option("#decision-form select[name=reviewer_id]", label="李审核")
+        await desk.locator("#procedure").screenshot(path=str(shots / "04b-decision-form.png"))
         await desk.click("#decision-form button[type=submit]")
         await desk.wait_for_selector("#procedure[data-state=under_review]")
         await desk.screenshot(path=str(shots / "05-case-under-review.png"), full_page=True)
