@@ -164,3 +164,13 @@ async def officer(
 
 def token_of(url: str) -> str:
     return url.split("token=")[1]
+
+
+async def appointment_row(client: Any, appointment_id: int) -> m.Appointment:
+    """The appointment as stored now."""
+    from server.appkeys import DB
+
+    async with client.app[DB]() as session:
+        row = await session.get(m.Appointment, appointment_id)
+        assert row is not None
+        return row

@@ -14,7 +14,15 @@ from sqlalchemy import select
 from server.appkeys import DB
 from server.booking import models as m
 from server.cases.models import Case, CaseEvent, CaseParty
-from tests.booking.support import ENTERPRISE, PERSON, officer, person, seed_app, token_of
+from tests.booking.support import (
+    ENTERPRISE,
+    PERSON,
+    appointment_row,
+    officer,
+    person,
+    seed_app,
+    token_of,
+)
 from tests.support import applicant_headers
 
 Client = TestClient[Any, Any]
@@ -28,13 +36,6 @@ async def _book(client: Client, cat: Any, headers: dict[str, str], hhmm: str = "
     )
     assert r.status == 201, await r.text()
     return await r.json()
-
-
-async def _row(client: Client, aid: int) -> m.Appointment:
-    async with client.app[DB]() as session:
-        row = await session.get(m.Appointment, aid)
-        assert row is not None
-        return row
 
 
 async def _parties(client: Client, case_id: int) -> dict[int, str]:
@@ -75,7 +76,7 @@ async def test_outsiders_get_404_oversight_reads_and_assigns(client: Client) -> 
     booked = await _book(client, cat, await applicant_headers(client, PERSON["mobile"]))
     aid = booked["id"]
     assert booked["staff_id"] == lead_id
-    before = await _row(client, aid)
+    before = await appointment_row(client, aid)
 
     stranger = await applicant_headers(client, "13700000001")
     for headers in (other, stranger, {}):
@@ -85,7 +86,7 @@ async def test_outsiders_get_404_oversight_reads_and_assigns(client: Client) -> 
         listed = await client.get("/api/v1/appointments", headers=headers)
         if listed.status == 200:
             assert aid not in [a["id"] for a in (await listed.json())["appointments"]]
-    after = await _row(client, aid)
+    after = await appointment_row(client, aid)
     assert (after.status, after.version, after.staff_id) == ("booked", before.version, lead_id)
 
     # Oversight: reads (masked, no links), may not act on the booking.
@@ -104,7 +105,7 @@ async def test_outsiders_get_404_oversight_reads_and_assigns(client: Client) -> 
     day = await (await client.get(f"/api/v1/appointments?date={cat.day}", headers=sup)).json()
     assert [a["id"] for a in day["appointments"]] == [aid]
     # …the "assign" above unassigned it: oversight may assign.
-    assert (await _row(client, aid)).staff_id is None
+    assert (await appointment_row(client, aid)).staff_id is None
 
     # The lead (once more assigned) sees everything, in full.
     async with client.app[DB].begin() as session:

@@ -21,7 +21,15 @@ from server.booking.validation import validate_applicant
 from server.cases import procedure
 from server.cases.models import Case, CaseEvent, CaseParty
 from signaling.links import appointment_room, signer_for
-from tests.booking.support import ENTERPRISE, PERSON, officer, person, seed_app, token_of
+from tests.booking.support import (
+    ENTERPRISE,
+    PERSON,
+    appointment_row,
+    officer,
+    person,
+    seed_app,
+    token_of,
+)
 from tests.support import applicant_headers
 
 Client = TestClient[Any, Any]
@@ -32,13 +40,6 @@ async def _book(client: Client, headers: dict[str, str], body: dict[str, Any]) -
     r = await client.post("/api/v1/appointments", json=body, headers=headers)
     assert r.status == 201, await r.text()
     return await r.json()
-
-
-async def _appt(client: Client, aid: int) -> m.Appointment:
-    async with client.app[DB]() as session:
-        row = await session.get(m.Appointment, aid)
-        assert row is not None
-        return row
 
 
 async def test_the_live_moves_and_no_show_only_for_who_never_joined(client: Client) -> None:
@@ -60,13 +61,13 @@ async def test_the_live_moves_and_no_show_only_for_who_never_joined(client: Clie
             assert appt is not None
             for status in moves:
                 await svc.set_status(session, appt, status, None, now=start)
-    assert (await _appt(client, waiting)).status == "checked_in"
-    assert (await _appt(client, admitted)).status == "in_session"
+    assert (await appointment_row(client, waiting)).status == "checked_in"
+    assert (await appointment_row(client, admitted)).status == "in_session"
 
     # The officer is 20 minutes late: only the one who never joined is a no-show.
     marked = await mark_no_shows(client.app[DB], grace=GRACE, now=start + timedelta(minutes=20))
     assert marked == [absent]
-    assert (await _appt(client, waiting)).status == "checked_in"
+    assert (await appointment_row(client, waiting)).status == "checked_in"
 
     # By hand: never before the start, never once the applicant joined.
     async with client.app[DB]() as session:
@@ -102,7 +103,7 @@ async def test_the_live_moves_and_no_show_only_for_who_never_joined(client: Clie
         with pytest.raises(errors.NoShowTooEarly):
             await svc.set_status(session, appt, "no_show", actor, now=cat.start("10:59"))
         await svc.set_status(session, appt, "no_show", actor, now=cat.start("11:01"))
-    assert (await _appt(client, later)).status == "no_show"
+    assert (await appointment_row(client, later)).status == "no_show"
     async with client.app[DB]() as session:
         kinds = list(
             await session.scalars(
@@ -142,7 +143,7 @@ async def test_checked_in_due_appointments_come_before_walk_ins(client: Client) 
     async with client.app[DB].begin() as session:  # 09:57: the waiting one is due
         served = await queue.take_next(session, clerk, zone=zone, now=cat.start("09:57"))
     assert served is not None and (served.kind, served.id) == ("appointment", waiting["id"])
-    row = await _appt(client, waiting["id"])
+    row = await appointment_row(client, waiting["id"])
     assert (row.status, row.staff_id) == ("in_session", clerk_id)
     async with client.app[DB]() as session:
         lead = await session.scalar(
@@ -195,7 +196,7 @@ async def test_staff_day_rows_and_their_actions(client: Client) -> None:
     assert early.status == 409
     r = await client.post(url + "/check-in", headers=lead, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"] == f"/staff/day?date={cat.day}"
-    assert (await _appt(client, aid)).status == "checked_in"
+    assert (await appointment_row(client, aid)).status == "checked_in"
     r = await client.post(url + "/start", headers=lead, allow_redirects=False)
     assert r.status == 303 and r.headers["Location"].startswith("/live/j/")
     grant = signer_for(client.app[SETTINGS]).verify(r.headers["Location"].removeprefix("/live/j/"))
@@ -228,9 +229,9 @@ async def test_staff_day_forms_work_with_the_session_and_its_csrf_token(browser:
     assert form is not None
     url = f"/staff/appointments/{aid}/check-in"
     forged = await browser.post(url, allow_redirects=False)
-    assert forged.status == 403 and (await _appt(browser, aid)).status == "booked"
+    assert forged.status == 403 and (await appointment_row(browser, aid)).status == "booked"
     r = await browser.post(url, data={"csrf_token": form.group(1)}, allow_redirects=False)
-    assert r.status == 303 and (await _appt(browser, aid)).status == "checked_in"
+    assert r.status == 303 and (await appointment_row(browser, aid)).status == "checked_in"
 
 
 async def _into_rectifying(client: Client, case_id: int, lead_id: int) -> None:
@@ -255,7 +256,10 @@ async def _into_rectifying(client: Client, case_id: int, lead_id: int) -> None:
         assert case is not None and case.status == "rectifying"
 
 
-async def test_re_inspection_is_booked_on_the_same_case(client: Client) -> None:
+async def _inspection_booking(
+    client: Client,
+) -> tuple[int, Any, dict[str, str], dict[str, Any]]:
+    """A lead qualified for the inspection matter, its owner logged in, a booking body."""
     lead_id, _ = await officer(client, "lead")
     cat = await seed_app(client.app, staff_ids=(lead_id,))
     owner = await applicant_headers(client, ENTERPRISE["mobile"])
@@ -265,6 +269,11 @@ async def test_re_inspection_is_booked_on_the_same_case(client: Client) -> None:
         "applicant": ENTERPRISE,
         "site_address": "某县工业园 3 号",
     }
+    return lead_id, cat, owner, body
+
+
+async def test_re_inspection_is_booked_on_the_same_case(client: Client) -> None:
+    lead_id, cat, owner, body = await _inspection_booking(client)
     first = await _book(client, owner, body)
     case_id = first["case_id"]
     follow = {**body, "start": cat.iso("15:00"), "case_id": case_id}
@@ -308,15 +317,7 @@ async def test_re_inspection_is_booked_on_the_same_case(client: Client) -> None:
 
 
 async def test_re_inspection_through_the_pages(client: Client) -> None:
-    lead_id, _ = await officer(client, "lead")
-    cat = await seed_app(client.app, staff_ids=(lead_id,))
-    owner = await applicant_headers(client, ENTERPRISE["mobile"])
-    body = {
-        "matter_id": cat.small_matter_id,
-        "start": cat.iso("09:00"),
-        "applicant": ENTERPRISE,
-        "site_address": "某县工业园 3 号",
-    }
+    lead_id, cat, owner, body = await _inspection_booking(client)
     case_id = (await _book(client, owner, body))["case_id"]
     await _into_rectifying(client, case_id, lead_id)
     page = await client.get(
