@@ -182,21 +182,22 @@ async def document_review(session: AsyncSession, case: Case, actor: Principal, n
 # -- the session -----------------------------------------------------------------------
 
 
+ADMITS_FROM = frozenset({SUBMITTED, ACCEPTED, SCHEDULED, RE_INSPECTION})
+"""States whose case starts its inspection (or consultation) when the applicant is admitted."""
+
+
 async def admitted(
     session: AsyncSession, case: Case, actor: Principal | None, *, consultation: bool
 ) -> bool:
     """The first admission of the applicant starts the inspection (or consultation).
 
-    Later admissions of the same step (a rejoin, a second room) change nothing; returns
-    whether the state moved.
+    Only from :data:`ADMITS_FROM`: a rejoin, a second room of the same step, or a call
+    while the draft is under review or the applicant is rectifying is on the timeline as
+    a live event but moves nothing. Returns whether the state moved.
     """
-    target = IN_SESSION if consultation else INSPECTING
-    if case.status == target:
+    if case.status not in ADMITS_FROM:
         return False
-    if case.status in (UNDER_REVIEW, DECIDED):
-        return False  # a follow-up call about a drafted decision does not reopen it
-    require(case, SCHEDULED, RE_INSPECTION, SUBMITTED, ACCEPTED)
-    await _move(session, case, target, actor)
+    await _move(session, case, IN_SESSION if consultation else INSPECTING, actor)
     return True
 
 

@@ -136,21 +136,10 @@ async def applicant_admitted(session: AsyncSession, room_id: str, actor: Princip
         await set_status(session, appt, "in_session", actor)
     case_id = await case_of_room(session, room_id)
     case = await session.get(Case, case_id, with_for_update=True) if case_id else None
-    if case is None:
-        return
-    if case.status not in (
-        procedure.SCHEDULED,
-        procedure.RE_INSPECTION,
-        procedure.SUBMITTED,
-        procedure.ACCEPTED,
-        procedure.INSPECTING,
-        procedure.IN_SESSION,
+    if case is not None and not await procedure.admitted(
+        session, case, actor, consultation=case.kind == "consultation"
     ):
-        # e.g. a call while rectifying or under review: the call is on the timeline, the
-        # procedure does not move (admitted() would refuse).
         log.info("case %s is %s; admission in %s moves nothing", case.number, case.status, room_id)
-        return
-    await procedure.admitted(session, case, actor, consultation=case.kind == "consultation")
 
 
 async def session_over(
