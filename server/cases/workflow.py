@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.evidence import record_decision
-from recordings.models import Decision
+from recordings.models import ChecklistResult, Decision
 from server.accounts.models import User
 from server.accounts.principal import Principal
 from server.booking.availability import load_calendar
@@ -68,6 +68,25 @@ async def reviewers_for(session: AsyncSession, case: Case) -> list[StaffChoice]:
     return [c for c in await department_staff(session, case) if c.id not in inspecting]
 
 
+def checklist_items(matter: Matter | None) -> list[str]:
+    """The matter's checklist, in the order the inspector walks it (item texts)."""
+    if matter is None:
+        return []
+    return [
+        str(i.get("text", "")).strip() for i in matter.checklist if str(i.get("text", "")).strip()
+    ]
+
+
+async def checklist_missing(session: AsyncSession, case: Case, matter: Matter | None) -> list[str]:
+    """The matter's checklist items that have no result on the case yet."""
+    done = set(
+        await session.scalars(
+            select(ChecklistResult.item).where(ChecklistResult.case_id == case.id)
+        )
+    )
+    return [item for item in checklist_items(matter) if item not in done]
+
+
 async def current_decision(session: AsyncSession, case_id: int) -> Decision | None:
     return await session.scalar(
         select(Decision).where(Decision.case_id == case_id).order_by(Decision.id.desc()).limit(1)
@@ -100,6 +119,13 @@ async def draft_decision(
     )
     if outcome == "rectify" and not requirements.strip():
         fields["requirements"] = "Rectification needs written requirements"
+    missing = await checklist_missing(session, case, matter)
+    if missing:
+        raise ValidationError(
+            "Record a result for every checklist item first",
+            fields={"checklist": "Record a result for every checklist item first"},
+            details={"missing": missing},
+        )
     if outcome == "rectify" and deadline is None:
         days = rectify_days or (matter.rectify_days if matter else 10)
         if not 1 <= days <= 365:

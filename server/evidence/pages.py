@@ -17,8 +17,10 @@ from urllib.parse import urlsplit
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.casefile import case_file
+from recordings.evidence import record_checklist
 from server.accounts.principal import Principal
 from server.appkeys import DB, SETTINGS
 from server.booking.models import Appointment
@@ -26,6 +28,7 @@ from server.booking.present import STATUS_LABELS
 from server.cases import procedure, workflow
 from server.cases.access import actions_on, authorize, live_role, party_roles
 from server.cases.handlers import STEPS, form_body, run_step
+from server.cases.models import Case
 from server.errors import NotFoundError, ValidationError, YunkanError
 from server.http.requests import int_param, optional_principal, translate
 from signaling.links import appointment_room, case_room, join_url, participant_id, signer_for
@@ -40,6 +43,19 @@ def _local(value: str | None, zone: Any) -> str:
     if not value:
         return ""
     return dt.datetime.fromisoformat(value).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _checklist_rows(items: list[str], results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The matter's items, each with its result so far (the form shows what was ticked)."""
+    done = {r["item"]: r for r in results}
+    return [
+        {
+            "item": item,
+            "result": done.get(item, {}).get("result"),
+            "note": done.get(item, {}).get("note", ""),
+        }
+        for item in items
+    ]
 
 
 def _page_of(principal: Principal, case_id: int) -> str:
@@ -81,6 +97,7 @@ async def _render(
         "internal_review": bool(matter and matter.internal_review),
         "rectify_days": matter.rectify_days if matter else 10,
         "issues_licence": bool(matter and matter.issues_licence),
+        "checklist": _checklist_rows(workflow.checklist_items(matter), view["checklist"]),
         "matter_id": case.matter_id,
         "live": "join_live" in actions
         and any(a["status"] in LIVE_APPOINTMENT for a in view["appointments"]),
@@ -133,7 +150,7 @@ async def case_step(request: web.Request) -> web.StreamResponse:
         raise web.HTTPSeeOther(f"/login?next={request.path}")
     case_id = int_param(request, "id")
     step = request.match_info["step"]
-    if step not in STEPS and step not in ("decide", "party"):
+    if step not in STEPS and step not in ("decide", "party", "checklist"):
         raise web.HTTPNotFound()
     form = {k: str(v) for k, v in (await request.post()).items() if k != "csrf_token"}
     today = dt.datetime.now(request.app[SETTINGS].zone).date()
@@ -152,6 +169,9 @@ async def case_step(request: web.Request) -> web.StreamResponse:
                     reviewer_id=_int(form.get("reviewer_id"), "reviewer_id"),
                     today=today,
                 )
+            elif step == "checklist":
+                case = await authorize(session, principal, case_id, "evidence")
+                await _save_checklist(session, case, principal, form)
             elif step == "party":
                 case = await authorize(session, principal, case_id, "parties")
                 user_id = _int(form.get("user_id"), "user_id")
@@ -171,6 +191,25 @@ async def case_step(request: web.Request) -> web.StreamResponse:
         message = translate(request, err.message, **err.params)
         return await _page_again(request, principal, case_id, {"_": message}, err.status)
     raise web.HTTPSeeOther(f"{_page_of(principal, case_id)}?done={step}#procedure")
+
+
+async def _save_checklist(
+    session: AsyncSession, case: Case, principal: Principal, form: dict[str, str]
+) -> None:
+    """Every item of the matter's checklist that the form gives a result for."""
+    items = workflow.checklist_items(await workflow.matter_of(session, case))
+    for index, item in enumerate(items):
+        result = form.get(f"result-{index}")
+        if result:
+            await record_checklist(
+                session,
+                case,
+                by=principal,
+                item=item,
+                result=result,
+                note=form.get(f"note-{index}", "")[:2000],
+                snapshot_ids=[],
+            )
 
 
 async def _page_again(

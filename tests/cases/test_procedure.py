@@ -296,3 +296,30 @@ def test_the_permission_table_in_the_docs_is_the_rule() -> None:
         cells = ["✓" if c in rule.parties else "" for c in PARTY_ROLES]
         cells.append("✓" if rule.oversight else "")
         assert f"| `{action}` | " + " | ".join(cells) + " |" in docs, action
+
+
+async def test_no_decision_before_every_checklist_item_has_a_result(client: Client) -> None:
+    lead_h = await staff_headers(client, "wang", "inspector")
+    lead = await _user_id(client, "wang")
+    items = [{"key": "a", "text": "仓储条件"}, {"key": "b", "text": "检验仪器"}]
+    matter_id = await _matter(client, internal_review=False, checklist=items)
+    case_id = await _case(client, matter_id, lead, "13900139020")
+    url = f"/api/v1/cases/{case_id}/decision"
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/checklist",
+        json={"item": "仓储条件", "result": "ok"},
+        headers=lead_h,
+    )
+    assert r.status == 201
+    r = await client.post(url, json={"outcome": "pass"}, headers=lead_h)
+    assert r.status == 422
+    error = (await r.json())["error"]
+    assert "checklist" in error["fields"] and error["details"]["missing"] == ["检验仪器"]
+    assert (await _state(client, case_id)).status == "inspecting"
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/checklist",
+        json={"item": "检验仪器", "result": "na"},
+        headers=lead_h,
+    )
+    r = await client.post(url, json={"outcome": "pass"}, headers=lead_h)
+    assert r.status == 201 and (await r.json())["state"] == "decided"

@@ -239,6 +239,16 @@ async def test_inspection_from_booking_to_closed_case(
 
         # 4. The decision: rectify, for internal review by 李审核.
         await desk.goto(f"{base}/staff/cases/{first.case_id}")
+        # The decision is refused until every item of the matter's checklist has a result.
+        await desk.check("#decision-form input[name=outcome][value=pass]")
+        await desk.select_option("#decision-form select[name=reviewer_id]", label="李审核")
+        await desk.click("#decision-form button[type=submit]")
+        await desk.wait_for_selector("#decision-form .field-error[data-field=checklist]")
+        assert "请先为核查清单的每一项填写结果" in await desk.inner_text("#procedure")
+        await desk.check("#checklist-form input[name=result-0][value=problem]")
+        await desk.fill("#checklist-form input[name=note-0]", "无温湿度记录设备")
+        await desk.click("#checklist-form button[type=submit]")
+        await desk.wait_for_selector("#checklist-form input[name=result-0][value=problem]:checked")
         await desk.check("#decision-form input[name=outcome][value=rectify]")
         await desk.fill("#decision-form textarea[name=reason]", "种子仓库未配备温湿度记录设备")
         await desk.fill("#decision-form textarea[name=requirements]", "加装温湿度记录仪并提交记录")
@@ -282,6 +292,10 @@ async def test_inspection_from_booking_to_closed_case(
         await _end_call(desk)
         await _until(lambda: _status_is(app, second.id, "completed"))
         await desk.goto(f"{base}/staff/cases/{first.case_id}")
+        await desk.check("#checklist-form input[name=result-0][value=ok]")
+        await desk.fill("#checklist-form input[name=note-0]", "已加装温湿度记录仪")
+        await desk.click("#checklist-form button[type=submit]")
+        await desk.wait_for_selector("#checklist-form input[name=result-0][value=ok]:checked")
         await desk.check("#decision-form input[name=outcome][value=pass]")
         await desk.select_option("#decision-form select[name=reviewer_id]", label="李审核")
         await desk.click("#decision-form button[type=submit]")
