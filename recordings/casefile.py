@@ -124,6 +124,7 @@ def timeline_view(events: list[CaseEvent], staff: bool) -> list[dict[str, Any]]:
             "seq": e.seq,
             "kind": e.kind,
             "actor": e.actor_name,
+            "actor_kind": e.actor_kind,
             "at": _iso(e.created_at),
             "data": e.data if staff else {k: v for k, v in e.data.items() if k != "blobs"},
             "hash": e.hash,

@@ -25,7 +25,7 @@ from server.accounts.principal import Principal
 from server.appkeys import DB, SETTINGS
 from server.booking.models import Appointment
 from server.booking.present import STATUS_LABELS
-from server.cases import procedure, workflow
+from server.cases import procedure, story, workflow
 from server.cases.access import actions_on, authorize, live_role, party_roles
 from server.cases.handlers import STEPS, form_body, run_step
 from server.cases.models import Case
@@ -105,6 +105,7 @@ async def _render(
         "done": request.query.get("done", ""),
     }
     zone = request.app[SETTINGS].zone
+    names = story.participant_names(view["timeline"])
     return aiohttp_jinja2.render_template(
         template,
         request,
@@ -112,6 +113,7 @@ async def _render(
             "case": view,
             "proc": proc,
             "appointment_labels": STATUS_LABELS,
+            "story": lambda event: story.sentence(event, names),
             "local": lambda v: _local(v, zone),
         },
         status=status,

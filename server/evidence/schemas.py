@@ -113,6 +113,7 @@ EVENT_OUT: Schema = {
         "seq": {"type": "integer"},
         "kind": {"type": "string"},
         "actor": {"type": ["string", "null"]},
+        "actor_kind": {"enum": ["staff", "applicant", None]},
         "at": {"type": "string", "format": "date-time"},
         "data": {"type": "object"},
         "hash": {"type": "string"},

@@ -323,3 +323,17 @@ async def test_no_decision_before_every_checklist_item_has_a_result(client: Clie
     )
     r = await client.post(url, json={"outcome": "pass"}, headers=lead_h)
     assert r.status == 201 and (await r.json())["state"] == "decided"
+
+
+def test_every_state_and_timeline_sentence_reads_in_chinese() -> None:
+    import re
+
+    from server.cases.story import SENTENCES
+    from server.i18n import Catalogs
+
+    zh = Catalogs().get("zh_CN")
+    for msgid in [*procedure.LABELS.values(), *SENTENCES.values()]:
+        text = zh.gettext(msgid)
+        assert text != msgid, msgid
+        placeholders = sorted(re.findall(r"%\((\w+)\)s", msgid))
+        assert sorted(re.findall(r"%\((\w+)\)s", text)) == placeholders, msgid

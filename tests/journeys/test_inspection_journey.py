@@ -309,6 +309,8 @@ async def test_inspection_from_booking_to_closed_case(
         await desk.click(".step-close button[type=submit]")
         await desk.wait_for_selector("#procedure[data-state=closed]")
         await desk.screenshot(path=str(shots / "07-case-closed.png"), full_page=True)
+        story = await desk.inner_text("#timeline")
+        assert "王勘验 接入了 沙河种业有限公司" in story and "李审核 审核同意，结论生效" in story
         await phone.goto(f"{base}/me/cases/{first.case_id}")
         assert "已办结" in await phone.inner_text("#procedure")
 
