@@ -31,11 +31,20 @@ from server.cases.handlers import STEPS, form_body, run_step
 from server.cases.models import Case
 from server.errors import NotFoundError, ValidationError, YunkanError
 from server.http.requests import int_param, optional_principal, translate
+from server.letters.handlers import letter_json, load_signatures
+from server.letters.models import Letter
 from signaling.links import appointment_room, case_room, join_url, participant_id, signer_for
 from signaling.tokens import JoinGrant
 
 routes = web.RouteTableDef()
 LIVE_APPOINTMENT = ("checked_in", "in_session")
+LETTER_STATUS_LABELS = {
+    "draft": "Draft",
+    "issued": "Waiting for signatures",
+    "partially_signed": "Partly signed",
+    "signed": "Signed by everyone",
+    "superseded": "Superseded by a newer version",
+}
 """Appointments whose video room is open now (the applicant is waiting or in the call)."""
 
 
@@ -87,6 +96,12 @@ async def _render(
             else []
         )
         matter = await workflow.matter_of(session, case)
+        documents = [
+            letter_json(letter, case.number, await load_signatures(session, letter.id), principal)
+            for letter in await session.scalars(
+                select(Letter).where(Letter.case_id == case.id).order_by(Letter.id.desc())
+            )
+        ]
     proc = {
         "state": case.status,
         "label": procedure.LABELS[case.status],
@@ -113,6 +128,8 @@ async def _render(
             "case": view,
             "proc": proc,
             "appointment_labels": STATUS_LABELS,
+            "documents": documents,
+            "letter_labels": LETTER_STATUS_LABELS,
             "story": lambda event: story.sentence(event, names),
             "local": lambda v: _local(v, zone),
         },

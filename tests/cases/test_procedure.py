@@ -337,3 +337,12 @@ def test_every_state_and_timeline_sentence_reads_in_chinese() -> None:
         assert text != msgid, msgid
         placeholders = sorted(re.findall(r"%\((\w+)\)s", msgid))
         assert sorted(re.findall(r"%\((\w+)\)s", text)) == placeholders, msgid
+
+
+def test_every_letter_status_reads_in_chinese() -> None:
+    from server.evidence.pages import LETTER_STATUS_LABELS
+    from server.i18n import Catalogs
+
+    zh = Catalogs().get("zh_CN")
+    for msgid in LETTER_STATUS_LABELS.values():
+        assert zh.gettext(msgid) != msgid, msgid

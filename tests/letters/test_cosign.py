@@ -68,3 +68,12 @@ async def test_lead_adds_a_co_inspector_who_then_co_signs(client: Client) -> Non
     assert view["status"] == "partially_signed"
     assert [bool(s.get("signed_at")) for s in view["signers"]] == [True, True, False]
     assert view["waiting_for"] == "张伟"  # the applicant signs last
+
+    # The case page lists the record by name, version and signers, with the PDF.
+    page = await client.get(
+        f"/staff/cases/{world.case_id}",
+        headers={**world.inspector.headers, "Accept-Language": "zh-CN"},
+    )
+    html = await page.text()
+    assert f'data-letter="{letter["id"]}"' in html and "部分已签" in html
+    assert "王强" in html and f"/api/v1/letters/{letter['id']}/pdf" in html
