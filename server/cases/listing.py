@@ -30,7 +30,24 @@ NEXT_STEP = {
     procedure.RECTIFYING: "Waiting for the rectification",
     procedure.RE_INSPECTION: "Re-inspect",
 }
-"""English msgids of what comes next in each open state."""
+"""English msgids of what comes next in each open state (for staff)."""
+
+APPLICANT_NEXT = {
+    procedure.SUBMITTED: "Your application is waiting to be accepted.",
+    procedure.ACCEPTED: "Your application was accepted: book the video inspection.",
+    procedure.SCHEDULED: "Open the join link at the booked time and wait to be let in.",
+    procedure.INSPECTING: "The inspector is recording the result of the inspection.",
+    procedure.IN_SESSION: "Your consultation is in progress.",
+    procedure.UNDER_REVIEW: "A second official is reviewing the decision; you will hear from us.",
+    procedure.DECIDED: "The decision has been made; the case will be closed shortly.",
+    procedure.RECTIFYING: "Rectify as required by the deadline, then book the re-inspection.",
+    procedure.RE_INSPECTION: "Join the re-inspection at the booked time.",
+    procedure.CLOSED: "The case is closed.",
+    procedure.REJECTED: "The application was not accepted.",
+    procedure.WITHDRAWN: "You withdrew the application.",
+    procedure.CANCELLED: "The agency cancelled the case.",
+}
+"""What the applicant reads next to the state, in plain words."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from server.booking.present import STATUS_LABELS
 from server.cases import procedure, story, workflow
 from server.cases.access import actions_on, authorize, live_role, party_roles
 from server.cases.handlers import STEPS, form_body, run_step
+from server.cases.listing import APPLICANT_NEXT, NEXT_STEP
 from server.cases.models import Case
 from server.errors import NotFoundError, ValidationError, YunkanError
 from server.http.requests import int_param, optional_principal, translate
@@ -105,6 +106,7 @@ async def _render(
     proc = {
         "state": case.status,
         "label": procedure.LABELS[case.status],
+        "next": (NEXT_STEP if principal.is_staff else APPLICANT_NEXT).get(case.status, ""),
         "open": procedure.is_open(case),
         "actions": actions,
         "reviewers": reviewers,

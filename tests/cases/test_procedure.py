@@ -332,7 +332,11 @@ def test_every_state_and_timeline_sentence_reads_in_chinese() -> None:
     from server.i18n import Catalogs
 
     zh = Catalogs().get("zh_CN")
-    for msgid in [*procedure.LABELS.values(), *SENTENCES.values()]:
+    from server.cases.listing import APPLICANT_NEXT, NEXT_STEP
+
+    assert set(APPLICANT_NEXT) == set(procedure.STATES)  # every state says what comes next
+    every = [*procedure.LABELS.values(), *SENTENCES.values()]
+    for msgid in [*every, *NEXT_STEP.values(), *APPLICANT_NEXT.values()]:
         text = zh.gettext(msgid)
         assert text != msgid, msgid
         placeholders = sorted(re.findall(r"%\((\w+)\)s", msgid))

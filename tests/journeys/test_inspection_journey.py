@@ -273,6 +273,7 @@ async def test_inspection_from_booking_to_closed_case(
         await phone.click(f"#my-cases li[data-case='{first.case_id}'] a")
         deadline = await phone.inner_text("#rectify-deadline")
         assert "请于" in deadline and "加装温湿度记录仪" in deadline
+        assert "然后预约复查" in await phone.inner_text("#next-step")
         # The supervisor who watched is nowhere on the applicant's record either.
         assert "赵监督" not in await phone.inner_text("main")
         await phone.screenshot(path=str(shots / "06-phone-rectify.png"), full_page=True)
