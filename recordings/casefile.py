@@ -227,8 +227,12 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         ).all()
         out["legal_hold"] = case.legal_hold
         out["head_hash"] = case.head_hash
+        finished = {
+            e.data.get("recording_id"): e.data for e in events if e.kind == "recording.finished"
+        }
         out["recordings"] = [
             {
+                **_quality(finished.get(r.id, {})),
                 "id": r.id,
                 "session": r.session_ref,
                 "participant": r.participant,
@@ -244,6 +248,15 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
             for r in recs
         ]
     return out
+
+
+def _quality(data: dict[str, Any]) -> dict[str, Any]:
+    """What the recorder had to do to the stream, as its ``recording.finished`` event says."""
+    return {
+        "retimed": int(data.get("retimed", 0)),
+        "skipped": int(data.get("skipped", 0)),
+        "gaps": list(data.get("gaps", [])),
+    }
 
 
 async def verify(case: Case, events: Sequence[CaseEvent], blobs: BlobStore) -> VerifyReport:
@@ -379,6 +392,7 @@ async def _report_inputs(
         deadline=decision.get("deadline"),
         recordings=[
             f"#{r['id']} {r['participant']} {r['duration_s']:.0f}s SHA-256 {r['sha256']}"
+            + _quality_text(r)
             for r in view.get("recordings", [])
             if r["status"] == "finished"
         ],
@@ -386,6 +400,19 @@ async def _report_inputs(
         events=case.head_seq,
     )
     return report, shots
+
+
+def _quality_text(recording: dict[str, Any]) -> str:
+    """The report's words for what the recorder had to do (nothing: no words)."""
+    parts = []
+    for gap in recording["gaps"]:
+        parts.append(
+            f"缺失画面 {gap['start_s']:.1f}s 起 {gap['length_s']:.1f}s"
+            f"（丢失 {gap['frames_lost']} 帧，跳过 {gap['frames_skipped']} 帧）"
+        )
+    if recording["retimed"]:
+        parts.append(f"重定时 {recording['retimed']} 帧（未丢弃）")
+    return "；" + "；".join(parts) if parts else ""
 
 
 async def _applicant_name(session: AsyncSession, case: Case) -> str:

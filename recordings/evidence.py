@@ -364,11 +364,14 @@ async def register_recording(
     started_at: dt.datetime,
     ended_at: dt.datetime,
     duration_s: float,
+    quality: dict[str, Any] | None = None,
 ) -> Recording:
     """Move a finished recorder file into the blob store and put it on the case.
 
     Called when a session's recorder closes its file; the file's hash is computed while
     moving it, so what the case records is what was on disk when the session ended.
+    ``quality`` (re-timed and skipped frames, gaps: what the recorder reports) goes on the
+    ``recording.finished`` event, i.e. on the chain.
     """
     case = await session.get(Case, case_id)
     if case is None:
@@ -400,6 +403,7 @@ async def register_recording(
             "participant": participant,
             "duration_s": round(duration_s, 2),
             "size": ref.size,
+            **(quality or {}),
             "blobs": [_blob(ref.key, ref.sha256)],
         },
     )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
+import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +29,7 @@ from recordings.evidence import (
 )
 from recordings.location import GeoFix
 from recordings.models import Recording, Snapshot
+from recordings.recorder import RecordingGap
 from recordings.retention import purge_recordings
 from recordings.snapshots import WatermarkInfo, take_snapshot
 from server.accounts.principal import Principal
@@ -347,3 +352,62 @@ async def test_export_includes_letters_from_the_timeline(
         }
     ]
     assert verify_bundle(target).ok
+
+
+async def test_recording_gaps_and_retimed_frames_are_on_the_case_and_in_the_report(
+    db: Db, blobs: BlobStore, tmp_path: Path
+) -> None:
+    """What the recorder had to do to a stream is on the chain (the recording.finished
+    event), in the case view and in the export's report."""
+    case_id = await new_case(db)
+    path = tmp_path / "rec.webm"
+    path.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(500))
+    gap = RecordingGap(
+        start=12.5, length=1.25, frames_lost=4, frames_skipped=33, cause="frames_lost"
+    )
+    async with db() as session, session.begin():
+        row = await register_recording(
+            session,
+            blobs,
+            case_id=case_id,
+            session_ref="room-1",
+            participant="applicant-1",
+            participant_role="applicant",
+            path=path,
+            started_at=ago(0) - dt.timedelta(minutes=1),
+            ended_at=ago(0),
+            duration_s=60.0,
+            quality={"retimed": 7, "skipped": 33, "gaps": [gap.as_dict()]},
+        )
+    async with db() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        (event,) = [
+            e for e in await load_events(session, case_id) if e.kind == "recording.finished"
+        ]
+        view = await case_file(session, case, INSPECTOR)
+    assert event.data["gaps"] == [gap.as_dict()] and event.data["retimed"] == 7
+    (rec,) = view["recordings"]
+    assert rec["id"] == row.id and (rec["retimed"], rec["skipped"]) == (7, 33)
+    assert rec["gaps"] == [
+        {
+            "start_s": 12.5,
+            "length_s": 1.25,
+            "frames_lost": 4,
+            "frames_skipped": 33,
+            "cause": "frames_lost",
+        }
+    ]
+    target = tmp_path / "export.zip"
+    await export_case(
+        db, blobs, case_id, target=target, timezone="Asia/Shanghai", now=dt.datetime.now(dt.UTC)
+    )
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    with zipfile.ZipFile(target) as bundle:
+        pdf = bundle.read("report.pdf")
+    words = await asyncio.to_thread(
+        subprocess.run, ["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True
+    )
+    flat = "".join(words.stdout.decode().split())  # line breaks fall anywhere
+    assert "缺失画面12.5s起1.2s（丢失4帧，跳过33帧）" in flat and "重定时7帧" in flat
