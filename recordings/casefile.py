@@ -29,7 +29,7 @@ from recordings.blobs import BlobStore
 from recordings.bundle import BundleFile, write_bundle
 from recordings.errors import BundleError
 from recordings.integrity import export_event
-from recordings.models import ChecklistResult, Decision, Location, Recording, Snapshot
+from recordings.models import STORED, ChecklistResult, Decision, Location, Recording, Snapshot
 from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
 from server.accounts.models import Applicant
 from server.accounts.principal import Principal
@@ -46,6 +46,7 @@ _FOLDERS = {
     "snapshot.taken": "media/snapshots",
     "snapshot.annotated": "media/annotated",
     "recording.finished": "media/recordings",
+    "recording.recovered": "media/recordings",
 }
 
 
@@ -228,7 +229,9 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         out["legal_hold"] = case.legal_hold
         out["head_hash"] = case.head_hash
         finished = {
-            e.data.get("recording_id"): e.data for e in events if e.kind == "recording.finished"
+            e.data.get("recording_id"): e.data
+            for e in events
+            if e.kind in ("recording.finished", "recording.recovered")
         }
         out["recordings"] = [
             {
@@ -243,7 +246,7 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
                 "sha256": r.sha256,
                 "started_at": _iso(r.started_at),
                 "ended_at": _iso(r.ended_at),
-                "url": f"/api/v1/recordings/{r.id}/media" if r.status == "finished" else None,
+                "url": f"/api/v1/recordings/{r.id}/media" if r.status in STORED else None,
             }
             for r in recs
         ]
@@ -394,7 +397,7 @@ async def _report_inputs(
             f"#{r['id']} {r['participant']} {r['duration_s']:.0f}s SHA-256 {r['sha256']}"
             + _quality_text(r)
             for r in view.get("recordings", [])
-            if r["status"] == "finished"
+            if r["status"] in STORED
         ],
         head_hash=case.head_hash,
         events=case.head_seq,
@@ -412,6 +415,8 @@ def _quality_text(recording: dict[str, Any]) -> str:
         )
     if recording["retimed"]:
         parts.append(f"重定时 {recording['retimed']} 帧（未丢弃）")
+    if recording["status"] == "incomplete":
+        parts.append("服务中断后恢复，录像不完整")
     return "；" + "；".join(parts) if parts else ""
 
 

@@ -26,12 +26,17 @@ no codec is ever opened). What makes such a file play well, learnt the hard way:
   every packet, so a process killed with SIGKILL leaves a file that demuxes up to the last
   closed cluster (about a second before the kill). Cues and duration are only written on
   :meth:`Recorder.close`.
+* While it writes, the recorder holds an exclusive ``flock`` on the file; the kernel drops
+  it when the process dies, however it dies. So a file nobody holds is one no recorder
+  will finish: ``recordings.recovery`` files such leftovers at start-up, and never touches
+  a file that another worker on the same data directory is still writing.
 
 Calls are synchronous and cheap (no codec work); call them from the event loop.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import io
 import struct
@@ -40,7 +45,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import av
 from av.container import OutputContainer
@@ -126,6 +131,7 @@ class Recorder:
         self._want = {"video": video, "audio": audio}
         self._cluster_ms = cluster_ms
         self._container: OutputContainer | None = None
+        self._lock: BinaryIO | None = None
         self._streams: dict[str, Stream] = {}
         self._anchors: dict[str, _Anchor] = {}
         self._t0: float | None = None
@@ -237,6 +243,7 @@ class Recorder:
             if size is None:
                 return False
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = hold(self.path)
         container = av.open(
             str(self.path),
             "w",
@@ -267,6 +274,9 @@ class Recorder:
                 self._close_gap(max(last, self._gap.start_ms), "ended")
             if self._container is not None:
                 self._container.close()
+            if self._lock is not None:
+                self._lock.close()  # releases the flock
+                self._lock = None
         first = min((a.start_ms for a in self._anchors.values() if a.start_ms >= 0), default=0)
         size, digest = 0, hashlib.sha256()
         if self.path.exists():
@@ -286,6 +296,17 @@ class Recorder:
             skipped=self.skipped,
             gaps=tuple(self.gaps),
         )
+
+
+def hold(path: Path) -> BinaryIO:
+    """Open ``path`` (created if need be) with an exclusive flock; BlockingIOError if held."""
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BaseException:
+        handle.close()
+        raise
+    return handle
 
 
 def _add_opus_stream(container: OutputContainer) -> Stream:

@@ -40,8 +40,9 @@ from aiohttp import WSMsgType, web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.recorder import RecordingGap
+from recordings.recovery import RECORDINGS, STAMP, recover_recordings
 from server.accounts.principal import Principal
-from server.appkeys import API_SPEC, BUS, DB, REDIS, SETTINGS
+from server.appkeys import API_SPEC, BLOBS, BUS, DB, REDIS, SETTINGS
 from server.appkeys import RELAY as RELAY  # evidence reads it too (snapshots)
 from server.booking.links import BadManageToken, read_token
 from server.booking.models import Appointment
@@ -148,7 +149,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         held.discard(room_id)
         if not options.recording:
             return relay.room(room_id)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = dt.datetime.now(dt.UTC).strftime(STAMP)
 
         def keyframe(participant: str) -> None:
             if participant in opened.publishers:
@@ -163,7 +164,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
                 keep(_gap_event(case_id, room_id, participant, hole))
 
         tape = RoomRecording(
-            settings.data_dir / "recordings" / _SAFE_NAME.sub("_", room_id) / stamp,
+            settings.data_dir / RECORDINGS / _SAFE_NAME.sub("_", room_id) / stamp,
             request_keyframe=keyframe,
             on_gap=gap,
         )
@@ -295,6 +296,10 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         idle=idle,
     )
     app[HUB], app[RELAY], app[SIGNER] = hub, relay, signer
+    # Before any room opens: what a killed process left is filed on its case (as
+    # incomplete), so nothing recorded stays off the record. Files another worker is
+    # still writing are locked and left alone.
+    await recover_recordings(sessions, app[BLOBS], settings.data_dir / RECORDINGS)
     await hub.start()
     try:
         yield
