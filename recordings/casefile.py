@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recordings.blobs import BlobStore
 from recordings.bundle import BundleFile, write_bundle
 from recordings.errors import BundleError
-from recordings.integrity import export_event
+from recordings.integrity import chain_records, export_event, record_breaks
 from recordings.models import STORED, ChecklistResult, Decision, Location, Recording, Snapshot
 from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
 from server.accounts.models import Applicant
@@ -142,16 +143,6 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
             select(Snapshot).where(Snapshot.case_id == case.id).order_by(Snapshot.id)
         )
     ).all()
-    checklist = (
-        await session.scalars(
-            select(ChecklistResult)
-            .where(ChecklistResult.case_id == case.id)
-            .order_by(ChecklistResult.id)
-        )
-    ).all()
-    decision = await session.scalar(
-        select(Decision).where(Decision.case_id == case.id).order_by(Decision.id.desc()).limit(1)
-    )
     loc_query = select(Location).where(Location.case_id == case.id).order_by(Location.id)
     if not staff:
         loc_query = loc_query.where(
@@ -159,6 +150,7 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         )
     locations = (await session.scalars(loc_query)).all()
     events = await load_events(session, case.id)
+    decision, checklist = chain_records([export_event(e) for e in events])
     appointments = (
         await session.scalars(
             select(Appointment)
@@ -189,29 +181,9 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         ],
         "sessions": sorted({s.session_ref for s in shots} | _sessions(events)),
         "snapshots": [_snapshot(s, staff) for s in shots],
-        "checklist": [
-            {
-                "item": c.item,
-                "result": c.result,
-                "note": c.note,
-                "snapshot_ids": c.snapshot_ids,
-                "by": c.by_name,
-                "at": _iso(c.at),
-            }
-            for c in checklist
-        ],
-        "decision": (
-            {
-                "outcome": decision.outcome,
-                "requirements": decision.requirements,
-                "reason": decision.reason,
-                "deadline": decision.deadline.isoformat() if decision.deadline else None,
-                "by": decision.decided_by_name,
-                "at": _iso(decision.decided_at),
-            }
-            if decision
-            else None
-        ),
+        # What the chain says, not the side tables (verify compares those with it).
+        "checklist": checklist,
+        "decision": decision,
         "locations": [_location(loc, staff) for loc in locations],
         "letters": [
             {"kind": e.kind, "at": _iso(e.created_at), "blobs": e.data.get("blobs", [])}
@@ -262,8 +234,53 @@ def _quality(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def verify(case: Case, events: Sequence[CaseEvent], blobs: BlobStore) -> VerifyReport:
-    """``verify_loaded`` minus the files that retention removed on the record.
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """The decision and checklist rows of a case, as :func:`record_breaks` compares them."""
+
+    decisions: list[dict[str, Any]]
+    checklist: list[dict[str, Any]]
+
+
+async def table_rows(session: AsyncSession, case_id: int) -> TableRows:
+    decisions = await session.scalars(
+        select(Decision).where(Decision.case_id == case_id).order_by(Decision.id)
+    )
+    items = await session.scalars(
+        select(ChecklistResult)
+        .where(ChecklistResult.case_id == case_id)
+        .order_by(ChecklistResult.id)
+    )
+    return TableRows(
+        decisions=[
+            {
+                "id": d.id,
+                "outcome": d.outcome,
+                "requirements": d.requirements,
+                "reason": d.reason,
+                "deadline": d.deadline.isoformat() if d.deadline else None,
+                "by": d.decided_by_name,
+            }
+            for d in decisions
+        ],
+        checklist=[
+            {
+                "item": c.item,
+                "result": c.result,
+                "note": c.note,
+                "snapshot_ids": list(c.snapshot_ids or []),
+                "by": c.by_name,
+            }
+            for c in items
+        ],
+    )
+
+
+async def verify(
+    case: Case, events: Sequence[CaseEvent], blobs: BlobStore, tables: TableRows | None = None
+) -> VerifyReport:
+    """``verify_loaded`` minus the files that retention removed on the record, plus the
+    decision and checklist ``tables`` (:func:`table_rows`) checked against the chain.
 
     Call it after the session that loaded ``events`` is closed (files are hashed here).
     A purged recording's blob is gone by design; its ``recording.purged`` event (itself on
@@ -273,6 +290,13 @@ async def verify(case: Case, events: Sequence[CaseEvent], blobs: BlobStore) -> V
     report = await verify_loaded(case.number, case.head_hash, events, blobs)
     purged = {str(e.data.get("key")) for e in events if e.kind == "recording.purged"}
     report.breaks = [b for b in report.breaks if not _is_purged(b, purged)]
+    if tables is not None:
+        ids = {e.seq: e.id for e in events}
+        exported = [export_event(e) for e in events]
+        for brk in record_breaks(exported, tables.decisions, tables.checklist):
+            seq = brk.seq if brk.seq is not None else case.head_seq
+            report.breaks.append(Break(seq=seq, event_id=ids.get(seq), reason=brk.reason))
+        report.breaks.sort(key=lambda b: b.seq)
     return report
 
 
@@ -314,6 +338,7 @@ async def export_case(
         )
         case_info = {"number": case.number, "title": case.title, "status": case.status}
         exported = [export_event(e) for e in events]
+        tables = await table_rows(session, case.id)
     purged = {str(e["data"].get("key")) for e in exported if e["kind"] == "recording.purged"}
     files: list[BundleFile] = []
     seen: set[str] = set()
@@ -351,6 +376,7 @@ async def export_case(
         events=exported,
         letters=letters,
         exported_at=now.isoformat(),
+        tables={"decisions": tables.decisions, "checklist": tables.checklist},
     )
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from recordings.blobs import BlobStore
 from recordings.bundle import verify_bundle
-from recordings.casefile import verify
+from recordings.casefile import table_rows, verify
 from recordings.errors import BundleError
 from recordings.recovery import RECORDINGS, unfiled_breaks
 from server.cases.models import Case
@@ -65,7 +65,8 @@ async def verify_case_number(settings: Settings, number: str) -> dict[str, Any] 
                 return None
             events = await load_events(session, case.id)
             unfiled = await unfiled_breaks(session, case, settings.data_dir / RECORDINGS)
-        report = await verify(case, events, BlobStore(settings.blobs_dir))
+            tables = await table_rows(session, case.id)
+        report = await verify(case, events, BlobStore(settings.blobs_dir), tables)
         report.breaks += unfiled
         out = report.as_dict()
         out["head_hash"] = case.head_hash

@@ -20,7 +20,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.annotations import SHAPES_SCHEMA
-from recordings.casefile import case_file, export_case, matter_name, timeline_view, verify
+from recordings.casefile import (
+    case_file,
+    export_case,
+    matter_name,
+    table_rows,
+    timeline_view,
+    verify,
+)
 from recordings.evidence import (
     annotate_snapshot,
     latest_location,
@@ -370,7 +377,8 @@ async def verify_handler(request: web.Request) -> web.Response:
         events = await load_events(session, case.id)
         root = request.app[SETTINGS].data_dir / RECORDINGS
         unfiled = await unfiled_breaks(session, case, root)
-    report = await verify(case, events, request.app[BLOBS])
+        tables = await table_rows(session, case.id)
+    report = await verify(case, events, request.app[BLOBS], tables)
     report.breaks += unfiled
     out = report.as_dict()
     out["head_hash"] = case.head_hash
