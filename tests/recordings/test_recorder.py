@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import av
 import pytest
@@ -20,13 +22,14 @@ from PIL import ImageChops, ImageStat
 
 from recordings.recorder import OPUS_HEAD, Recorder, RecordingGap
 from signaling.archive import RoomRecording
-from signaling.client import MediaClient
+from signaling.client import MediaClient, pattern_frame
 from signaling.packets import frame_number
 from signaling.relay import RelayConfig, RelayRoom
 from tests.recordings.pattern import encode_moving, moving_pattern
 
 LOOPBACK = ("127.0.0.1",)
 ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
 
 
 def media_durations(path: Path) -> dict[str, float]:
@@ -272,3 +275,92 @@ def test_room_recording_asks_for_a_key_frame_and_reports_the_gap(tmp_path: Path)
     assert [(w, g.frames_lost, g.frames_skipped) for w, g in reported] == [("applicant-1", 3, 27)]
     assert result.gaps == (reported[0][1],) and result.skipped == 27
     decoded_matches_source(result.path, list(range(10)) + list(range(40, 60)))
+
+
+async def test_a_stalled_relay_records_what_was_sent_and_its_gap(tmp_path: Path) -> None:
+    """The relay's event loop stalls for 2 s (what a stopped server looks like from the
+    network) while a real aiortc publisher in another thread keeps sending: the packets pile
+    up in the socket buffer and arrive as a burst (should the buffer overflow, what could not
+    be decoded must be a reported gap). Every frame is kept (the old recorder dropped about
+    30 here) and decodes to the picture sent: the square where the publisher drew it."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def there(coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, loop))
+
+    async def new_client() -> MediaClient:
+        return MediaClient(host_addresses=LOOPBACK)
+
+    room: RelayRoom | None = None
+    gaps: list[RecordingGap] = []
+    tape = RoomRecording(
+        tmp_path / "stall",
+        request_keyframe=lambda pid: room.publication(pid).request_keyframe() if room else None,
+        on_gap=lambda _pid, gap: gaps.append(gap),
+    )
+    room = RelayRoom("stall", RelayConfig(host_addresses=LOOPBACK), on_packet=tape.feed)
+    phone = await there(new_client())
+    try:
+        answer = await room.add_participant("applicant", await there(phone.publish_offer()))
+        await there(phone.accept_publish_answer(answer))
+        await asyncio.sleep(3.0)
+        time.sleep(2.0)  # noqa: ASYNC251 - the stall: this loop stops, the publisher goes on
+        await asyncio.sleep(4.0)
+        stats = room.publication("applicant").stats
+    finally:
+        ((_, result),) = tape.close()
+        await room.close()
+        await there(phone.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+        loop.close()
+
+    with av.open(str(result.path)) as container:
+        demuxed = [p for p in container.demux(video=0) if p.size]
+    assert len(demuxed) == result.video_packets
+    assert result.video_packets + result.skipped >= stats.packets["video"] - 2  # none dropped
+    assert result.gaps == tuple(gaps) or len(result.gaps) == len(gaps) + 1  # + one to the end
+    first = demuxed[0].pts
+    decoder = av.CodecContext.create("vp8", "r")
+    for packet in demuxed:
+        (frame,) = decoder.decode(packet)
+        assert packet.pts is not None and first is not None
+        index = round((packet.pts - first) * 30 / 1000)  # the file keeps the RTP (capture) time
+        got = frame.to_image()
+        want = pattern_frame(index % 60).to_image()
+        error = sum(ImageStat.Stat(ImageChops.difference(got, want)).mean) / 3
+        assert error < 6.0, f"frame at {packet.pts} ms (#{index}) is off by {error:.1f} levels"
+    assert demuxed[-1].pts is not None and demuxed[-1].pts > 8000  # it resumed after the stall
+    for gap in result.gaps:
+        assert gap.frames_lost > 0 and gap.cause == "frames_lost"
+
+
+async def test_publisher_reconnect_leaves_its_outage_in_the_file(
+    session: tuple[RelayRoom, Recorder, MediaClient, list[int | None]],
+) -> None:
+    """A reconnect gives the relay a new RTP origin; the publication continues it after the
+    time that passed, so the file keeps the outage (the recorder trusts RTP time for late
+    packets and no longer re-anchors them) and the frames after it are not squeezed in."""
+    room, recorder, first, numbers = session
+    answer = await room.add_participant("applicant", await first.publish_offer("testsrc"))
+    await first.accept_publish_answer(answer)
+    await asyncio.sleep(2.0)
+    await first.close()  # the phone drops; 2.5 s later it is back on a new connection
+    await asyncio.sleep(2.5)
+    second = MediaClient(host_addresses=LOOPBACK)
+    try:
+        answer = await room.add_participant("applicant", await second.publish_offer("testsrc"))
+        await second.accept_publish_answer(answer)
+        await asyncio.sleep(2.0)
+    finally:
+        await second.close()
+    result = recorder.close()
+    assert (result.skipped, result.gaps) == (0, ())  # the numbering continued
+    assert numbers and numbers == list(range(numbers[0], numbers[0] + len(numbers)))
+    with av.open(str(result.path)) as container:
+        pts = [p.pts for p in container.demux(video=0) if p.size and p.pts is not None]
+    jumps = [b - a for a, b in itertools.pairwise(pts)]
+    assert max(jumps) > 2500  # ms: the outage is there, where it happened
+    assert 5.5 < result.duration < 7.5
