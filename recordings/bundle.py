@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from recordings.errors import BundleError
-from recordings.integrity import ChainBreak, verify_chain
+from recordings.integrity import ChainBreak, record_breaks, verify_chain
 
 FORMAT = "yunkan-case-bundle/1"
 MANIFEST = "manifest.json"
@@ -108,11 +108,15 @@ def write_bundle(
     events: Sequence[Mapping[str, Any]],
     letters: Sequence[Mapping[str, Any]] = (),
     exported_at: str,
+    tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """Write the ZIP and return its manifest.
 
     A file whose bytes no longer match the hash on record raises ``BundleError``: an export
     must never launder a tampered blob into a bundle that then verifies as consistent.
+    ``tables`` are the server's decision and checklist rows as exported; the verifier
+    checks them against the events (``recordings.integrity.record_breaks``), so a bundle
+    made from a database whose side tables were edited says so.
     """
     entries: list[dict[str, Any]] = []
     seen: set[str] = set()
@@ -150,6 +154,8 @@ def write_bundle(
             },
             "letters": [dict(letter) for letter in letters],
         }
+        if tables is not None:
+            manifest["tables"] = {k: [dict(row) for row in v] for k, v in tables.items()}
         body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True)
         zf.writestr(MANIFEST, body.encode())
     return manifest
@@ -219,4 +225,15 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
         report.problems.extend(_describe(b) for b in breaks)
         if events and not breaks and events[-1].get("hash") != report.head_hash:
             report.problems.append(Problem("timeline head", "differs from the last event's hash"))
+        tables = manifest.get("tables")
+        if isinstance(tables, dict):
+            rows = record_breaks(
+                events,
+                [r for r in tables.get("decisions") or [] if isinstance(r, dict)],
+                [r for r in tables.get("checklist") or [] if isinstance(r, dict)],
+            )
+            report.problems.extend(
+                Problem(f"timeline seq {b.seq}" if b.seq is not None else "tables", b.reason)
+                for b in rows
+            )
     return report

@@ -18,6 +18,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,8 +29,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recordings.blobs import BlobStore
 from recordings.bundle import BundleFile, write_bundle
 from recordings.errors import BundleError
-from recordings.integrity import export_event
-from recordings.models import ChecklistResult, Decision, Location, Recording, Snapshot
+from recordings.integrity import chain_records, export_event, record_breaks
+from recordings.models import STORED, ChecklistResult, Decision, Location, Recording, Snapshot
 from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
 from server.accounts.models import Applicant
 from server.accounts.principal import Principal
@@ -46,6 +47,7 @@ _FOLDERS = {
     "snapshot.taken": "media/snapshots",
     "snapshot.annotated": "media/annotated",
     "recording.finished": "media/recordings",
+    "recording.recovered": "media/recordings",
 }
 
 
@@ -142,16 +144,6 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
             select(Snapshot).where(Snapshot.case_id == case.id).order_by(Snapshot.id)
         )
     ).all()
-    checklist = (
-        await session.scalars(
-            select(ChecklistResult)
-            .where(ChecklistResult.case_id == case.id)
-            .order_by(ChecklistResult.id)
-        )
-    ).all()
-    decision = await session.scalar(
-        select(Decision).where(Decision.case_id == case.id).order_by(Decision.id.desc()).limit(1)
-    )
     loc_query = select(Location).where(Location.case_id == case.id).order_by(Location.id)
     if not staff:
         loc_query = loc_query.where(
@@ -159,6 +151,7 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         )
     locations = (await session.scalars(loc_query)).all()
     events = await load_events(session, case.id)
+    decision, checklist = chain_records([export_event(e) for e in events])
     appointments = (
         await session.scalars(
             select(Appointment)
@@ -189,29 +182,9 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         ],
         "sessions": sorted({s.session_ref for s in shots} | _sessions(events)),
         "snapshots": [_snapshot(s, staff) for s in shots],
-        "checklist": [
-            {
-                "item": c.item,
-                "result": c.result,
-                "note": c.note,
-                "snapshot_ids": c.snapshot_ids,
-                "by": c.by_name,
-                "at": _iso(c.at),
-            }
-            for c in checklist
-        ],
-        "decision": (
-            {
-                "outcome": decision.outcome,
-                "requirements": decision.requirements,
-                "reason": decision.reason,
-                "deadline": decision.deadline.isoformat() if decision.deadline else None,
-                "by": decision.decided_by_name,
-                "at": _iso(decision.decided_at),
-            }
-            if decision
-            else None
-        ),
+        # What the chain says, not the side tables (verify compares those with it).
+        "checklist": checklist,
+        "decision": decision,
         "locations": [_location(loc, staff) for loc in locations],
         "letters": [
             {"kind": e.kind, "at": _iso(e.created_at), "blobs": e.data.get("blobs", [])}
@@ -228,8 +201,14 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
         ).all()
         out["legal_hold"] = case.legal_hold
         out["head_hash"] = case.head_hash
+        finished = {
+            e.data.get("recording_id"): e.data
+            for e in events
+            if e.kind in ("recording.finished", "recording.recovered")
+        }
         out["recordings"] = [
             {
+                **_quality(finished.get(r.id, {})),
                 "id": r.id,
                 "session": r.session_ref,
                 "participant": r.participant,
@@ -240,15 +219,69 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
                 "sha256": r.sha256,
                 "started_at": _iso(r.started_at),
                 "ended_at": _iso(r.ended_at),
-                "url": f"/api/v1/recordings/{r.id}/media" if r.status == "finished" else None,
+                "url": f"/api/v1/recordings/{r.id}/media" if r.status in STORED else None,
             }
             for r in recs
         ]
     return out
 
 
-async def verify(case: Case, events: Sequence[CaseEvent], blobs: BlobStore) -> VerifyReport:
-    """``verify_loaded`` minus the files that retention removed on the record.
+def _quality(data: dict[str, Any]) -> dict[str, Any]:
+    """What the recorder had to do to the stream, as its ``recording.finished`` event says."""
+    return {
+        "retimed": int(data.get("retimed", 0)),
+        "skipped": int(data.get("skipped", 0)),
+        "gaps": list(data.get("gaps", [])),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """The decision and checklist rows of a case, as :func:`record_breaks` compares them."""
+
+    decisions: list[dict[str, Any]]
+    checklist: list[dict[str, Any]]
+
+
+async def table_rows(session: AsyncSession, case_id: int) -> TableRows:
+    decisions = await session.scalars(
+        select(Decision).where(Decision.case_id == case_id).order_by(Decision.id)
+    )
+    items = await session.scalars(
+        select(ChecklistResult)
+        .where(ChecklistResult.case_id == case_id)
+        .order_by(ChecklistResult.id)
+    )
+    return TableRows(
+        decisions=[
+            {
+                "id": d.id,
+                "outcome": d.outcome,
+                "requirements": d.requirements,
+                "reason": d.reason,
+                "deadline": d.deadline.isoformat() if d.deadline else None,
+                "by": d.decided_by_name,
+            }
+            for d in decisions
+        ],
+        checklist=[
+            {
+                "item": c.item,
+                "result": c.result,
+                "note": c.note,
+                "snapshot_ids": list(c.snapshot_ids or []),
+                "by": c.by_name,
+            }
+            for c in items
+        ],
+    )
+
+
+async def verify(
+    case: Case, events: Sequence[CaseEvent], blobs: BlobStore, tables: TableRows | None = None
+) -> VerifyReport:
+    """``verify_loaded`` minus the files that retention removed on the record, plus the
+    decision and checklist ``tables`` (:func:`table_rows`) checked against the chain.
 
     Call it after the session that loaded ``events`` is closed (files are hashed here).
     A purged recording's blob is gone by design; its ``recording.purged`` event (itself on
@@ -258,6 +291,13 @@ async def verify(case: Case, events: Sequence[CaseEvent], blobs: BlobStore) -> V
     report = await verify_loaded(case.number, case.head_hash, events, blobs)
     purged = {str(e.data.get("key")) for e in events if e.kind == "recording.purged"}
     report.breaks = [b for b in report.breaks if not _is_purged(b, purged)]
+    if tables is not None:
+        ids = {e.seq: e.id for e in events}
+        exported = [export_event(e) for e in events]
+        for brk in record_breaks(exported, tables.decisions, tables.checklist):
+            seq = brk.seq if brk.seq is not None else case.head_seq
+            report.breaks.append(Break(seq=seq, event_id=ids.get(seq), reason=brk.reason))
+        report.breaks.sort(key=lambda b: b.seq)
     return report
 
 
@@ -299,6 +339,7 @@ async def export_case(
         )
         case_info = {"number": case.number, "title": case.title, "status": case.status}
         exported = [export_event(e) for e in events]
+        tables = await table_rows(session, case.id)
     purged = {str(e["data"].get("key")) for e in exported if e["kind"] == "recording.purged"}
     files: list[BundleFile] = []
     seen: set[str] = set()
@@ -336,6 +377,7 @@ async def export_case(
         events=exported,
         letters=letters,
         exported_at=now.isoformat(),
+        tables={"decisions": tables.decisions, "checklist": tables.checklist},
     )
 
 
@@ -380,13 +422,29 @@ async def _report_inputs(
         deadline=decision.get("deadline"),
         recordings=[
             f"#{r['id']} {r['participant']} {r['duration_s']:.0f}s SHA-256 {r['sha256']}"
+            + _quality_text(r)
             for r in view.get("recordings", [])
-            if r["status"] == "finished"
+            if r["status"] in STORED
         ],
         head_hash=case.head_hash,
         events=case.head_seq,
     )
     return report, shots
+
+
+def _quality_text(recording: dict[str, Any]) -> str:
+    """The report's words for what the recorder had to do (nothing: no words)."""
+    parts = []
+    for gap in recording["gaps"]:
+        parts.append(
+            f"缺失画面 {gap['start_s']:.1f}s 起 {gap['length_s']:.1f}s"
+            f"（丢失 {gap['frames_lost']} 帧，跳过 {gap['frames_skipped']} 帧）"
+        )
+    if recording["retimed"]:
+        parts.append(f"重定时 {recording['retimed']} 帧（未丢弃）")
+    if recording["status"] == "incomplete":
+        parts.append("服务中断后恢复，录像不完整")
+    return "；" + "；".join(parts) if parts else ""
 
 
 async def _applicant_name(session: AsyncSession, case: Case) -> str:

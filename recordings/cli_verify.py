@@ -20,8 +20,9 @@ from sqlalchemy import select
 
 from recordings.blobs import BlobStore
 from recordings.bundle import verify_bundle
-from recordings.casefile import verify
+from recordings.casefile import table_rows, verify
 from recordings.errors import BundleError
+from recordings.recovery import RECORDINGS, unfiled_breaks
 from server.cases.models import Case
 from server.cases.timeline import load_events
 from server.db.engine import create_engine, session_factory
@@ -63,7 +64,10 @@ async def verify_case_number(settings: Settings, number: str) -> dict[str, Any] 
             if case is None:
                 return None
             events = await load_events(session, case.id)
-        report = await verify(case, events, BlobStore(settings.blobs_dir))
+            unfiled = await unfiled_breaks(session, case, settings.data_dir / RECORDINGS)
+            tables = await table_rows(session, case.id)
+        report = await verify(case, events, BlobStore(settings.blobs_dir), tables)
+        report.breaks += unfiled
         out = report.as_dict()
         out["head_hash"] = case.head_hash
         out["breaks"] = [f"seq {b.seq}: {b.reason}" for b in report.breaks]

@@ -364,11 +364,18 @@ async def register_recording(
     started_at: dt.datetime,
     ended_at: dt.datetime,
     duration_s: float,
+    quality: dict[str, Any] | None = None,
+    status: str = "finished",
+    kind: str = "recording.finished",
 ) -> Recording:
     """Move a finished recorder file into the blob store and put it on the case.
 
     Called when a session's recorder closes its file; the file's hash is computed while
     moving it, so what the case records is what was on disk when the session ended.
+    ``quality`` (re-timed and skipped frames, gaps: what the recorder reports) goes on the
+    ``recording.finished`` event, i.e. on the chain. A file left by a killed process is
+    filed with ``status="incomplete"`` and ``kind="recording.recovered"``
+    (``recordings.recovery``).
     """
     case = await session.get(Case, case_id)
     if case is None:
@@ -385,14 +392,14 @@ async def register_recording(
         duration_s=duration_s,
         started_at=started_at,
         ended_at=ended_at,
-        status="finished",
+        status=status,
     )
     session.add(row)
     await session.flush()
     await append_event(
         session,
         case,
-        kind="recording.finished",
+        kind=kind,
         actor=None,
         data={
             "recording_id": row.id,
@@ -400,6 +407,7 @@ async def register_recording(
             "participant": participant,
             "duration_s": round(duration_s, 2),
             "size": ref.size,
+            **(quality or {}),
             "blobs": [_blob(ref.key, ref.sha256)],
         },
     )

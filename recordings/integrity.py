@@ -83,3 +83,116 @@ def verify_chain(case_number: str, events: Sequence[Mapping[str, Any]]) -> list[
             breaks.append(ChainBreak(seq_int, "event content changed"))
         prev_hash = str(event.get("hash"))
     return breaks
+
+
+def _actor_name(event: Mapping[str, Any]) -> str | None:
+    actor = event.get("actor")
+    return str(actor.get("name")) if isinstance(actor, Mapping) else None
+
+
+def _compare(
+    what: str, seq: int | None, row: Mapping[str, Any], chain: Mapping[str, Any]
+) -> list[ChainBreak]:
+    return [
+        ChainBreak(seq, f"{what}: {key} is {row[key]!r} in the table, {chain[key]!r} on the chain")
+        for key in chain
+        if row.get(key) != chain[key]
+    ]
+
+
+def record_breaks(
+    events: Sequence[Mapping[str, Any]],
+    decisions: Sequence[Mapping[str, Any]],
+    checklist: Sequence[Mapping[str, Any]],
+) -> list[ChainBreak]:
+    """The decision and checklist tables checked against the events that recorded them.
+
+    The pages read those tables (via :func:`chain_records` they now show what the chain
+    says), so an edited, added or removed row is a break at the event it contradicts.
+    Rows are plain dicts: decisions ``{"id", "outcome", "requirements", "reason",
+    "deadline" (ISO date or None), "by"}``, checklist rows ``{"item", "result", "note",
+    "snapshot_ids", "by"}``; events as exported (:func:`export_event`).
+    """
+    breaks: list[ChainBreak] = []
+    recorded: dict[Any, Mapping[str, Any]] = {}
+    latest: dict[str, Mapping[str, Any]] = {}
+    for event in events:
+        data = event.get("data")
+        if not isinstance(data, Mapping):
+            continue
+        if event.get("kind") == "decision.recorded":
+            recorded[data.get("decision_id")] = event
+        elif event.get("kind") == "checklist.result":
+            latest[str(data.get("item"))] = event
+    for row in decisions:
+        what = f"decision {row.get('id')}"
+        found = recorded.pop(row.get("id"), None)
+        if found is None:
+            breaks.append(ChainBreak(None, f"{what}: in the table but on no event"))
+            continue
+        data = found["data"]
+        chain = {k: data.get(k) for k in ("outcome", "requirements", "reason", "deadline")}
+        chain["by"] = _actor_name(found)
+        breaks += _compare(what, found.get("seq"), row, chain)
+    for left in recorded.values():
+        what = f"decision {left['data'].get('decision_id')}"
+        breaks.append(ChainBreak(left.get("seq"), f"{what}: on the chain but not in the table"))
+    for row in checklist:
+        what = f"checklist item {row.get('item')!r}"
+        found = latest.pop(str(row.get("item")), None)
+        if found is None:
+            breaks.append(ChainBreak(None, f"{what}: in the table but on no event"))
+            continue
+        data = found["data"]
+        chain = {k: data.get(k) for k in ("result", "note")}
+        chain["snapshot_ids"] = sorted(data.get("snapshot_ids") or [])
+        chain["by"] = _actor_name(found)
+        breaks += _compare(
+            what,
+            found.get("seq"),
+            {**row, "snapshot_ids": sorted(row.get("snapshot_ids") or [])},
+            chain,
+        )
+    for item, left in latest.items():
+        breaks.append(
+            ChainBreak(
+                left.get("seq"), f"checklist item {item!r}: on the chain but not in the table"
+            )
+        )
+    breaks.sort(key=lambda b: (b.seq is None, b.seq or 0))
+    return breaks
+
+
+def chain_records(
+    events: Sequence[Mapping[str, Any]],
+) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """The current decision and checklist as the chain records them (what pages show).
+
+    The newest ``decision.recorded`` is the decision; each item's newest ``checklist.result``
+    is its result, items in the order they were first recorded.
+    """
+    decision: dict[str, Any] | None = None
+    items: dict[str, dict[str, Any]] = {}
+    for event in events:
+        data = event.get("data")
+        if not isinstance(data, Mapping):
+            continue
+        if event.get("kind") == "decision.recorded":
+            decision = {
+                "outcome": data.get("outcome"),
+                "requirements": data.get("requirements") or "",
+                "reason": data.get("reason") or "",
+                "deadline": data.get("deadline"),
+                "by": _actor_name(event),
+                "at": event.get("at"),
+            }
+        elif event.get("kind") == "checklist.result":
+            items[str(data.get("item"))] = {
+                "item": str(data.get("item")),
+                "result": data.get("result"),
+                "note": data.get("note") or "",
+                "snapshot_ids": list(data.get("snapshot_ids") or []),
+                "by": _actor_name(event),
+                "at": event.get("at"),
+            }
+    return decision, list(items.values())

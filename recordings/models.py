@@ -30,6 +30,8 @@ from server.db.types import UTCDateTime, utcnow
 
 RESULTS = ("ok", "problem", "na")
 OUTCOMES = ("pass", "rectify", "fail")
+STORED = ("finished", "incomplete")
+"""Recording states whose file is in the blob store (playable, exported, purgeable)."""
 
 
 class CaseSite(Base):
@@ -62,8 +64,9 @@ class Recording(Base):
     mime: Mapped[str] = mapped_column(String(40), default="video/webm")
     started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     ended_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
-    # "finished" once stored; "purged" after retention removed the file (the row stays,
-    # with its hash, so the timeline still says what existed).
+    # "finished" once stored; "incomplete" when filed at start-up from what a killed
+    # process left (recordings.recovery); "purged" after retention removed the file (the
+    # row stays, with its hash, so the timeline still says what existed).
     status: Mapped[str] = mapped_column(String(16), default="finished")
     purged_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, default=None)
 

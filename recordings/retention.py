@@ -23,7 +23,7 @@ from sqlalchemy import column, inspect, select, table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings.blobs import BlobError, BlobStore
-from recordings.models import Recording
+from recordings.models import STORED, Recording
 from server.cases.models import Case
 from server.cases.timeline import append_event
 
@@ -98,7 +98,7 @@ async def purge_recordings(
             await session.execute(
                 select(Recording.id, Recording.ended_at, Case.id, Case.matter_id, Case.legal_hold)
                 .join(Case, Case.id == Recording.case_id)
-                .where(Recording.status == "finished", Recording.ended_at.is_not(None))
+                .where(Recording.status.in_(STORED), Recording.ended_at.is_not(None))
             )
         ).all()
     candidates: dict[int, list[tuple[int, int]]] = {}
@@ -120,7 +120,7 @@ async def purge_recordings(
                 continue
             for rec_id, days in items:
                 rec = await session.get(Recording, rec_id)
-                if rec is None or rec.status != "finished" or rec.ended_at is None:
+                if rec is None or rec.status not in STORED or rec.ended_at is None:
                     continue
                 rec.status = "purged"
                 rec.purged_at = now

@@ -5,28 +5,44 @@ muxed as they are by ``recordings.recorder.Recorder`` (no decoding, no encoding)
 recording costs almost nothing next to the forwarding. A participant who reconnects keeps
 their file: the relay keeps their publication and its timestamps across the reconnect.
 
+When frames are lost on the way in, the recorder skips what cannot be decoded until the
+next key frame: ``request_keyframe(participant)`` asks the publisher for one at once, and
+``on_gap(participant, gap)`` reports the hole when the picture resumes (live puts it on the
+case as a ``recording.gap`` event).
+
 When the room closes, ``close`` finishes every file and returns what was written (path,
-size, SHA-256, duration) for the case timeline.
+size, SHA-256, duration, re-timed and skipped frames, gaps) for the case timeline.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import av
 
-from recordings.recorder import Recorder, RecordingResult
+from recordings.recorder import Recorder, RecordingGap, RecordingResult
+from signaling.packets import frame_number
 
 log = logging.getLogger(__name__)
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 
 
 class RoomRecording:
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        request_keyframe: Callable[[str], None] | None = None,
+        on_gap: Callable[[str, RecordingGap], None] | None = None,
+    ) -> None:
         self.directory = directory
+        self.request_keyframe = request_keyframe
+        self.on_gap = on_gap
         self._recorders: dict[str, Recorder] = {}
         self._failed: set[str] = set()
         self.closed = False
@@ -39,11 +55,22 @@ class RoomRecording:
             self.directory.mkdir(parents=True, exist_ok=True)
             name = _SAFE.sub("_", participant)
             recorder = self._recorders[participant] = Recorder(self.directory / f"{name}.webm")
+            recorder.on_loss = functools.partial(self._loss, participant)
+            recorder.on_gap = functools.partial(self._gap, participant)
         try:
-            recorder.write(kind, packet)
+            recorder.write(kind, packet, frame=frame_number(packet))
         except Exception:  # a full disk must not stop the call; the log says whose file
             log.exception("recording of %s in %s failed; stopped", participant, self.directory)
             self._failed.add(participant)
+
+    def _loss(self, participant: str) -> None:
+        if self.request_keyframe is not None:
+            self.request_keyframe(participant)
+
+    def _gap(self, participant: str, gap: RecordingGap) -> None:
+        log.warning("recording of %s in %s: %s", participant, self.directory, gap)
+        if self.on_gap is not None and not self.closed:
+            self.on_gap(participant, gap)
 
     def close(self) -> list[tuple[str, RecordingResult]]:
         """Finish every file; ``(participant, result)`` for those that hold media."""

@@ -11,7 +11,10 @@ the private ``_RTCRtpReceiver__jitter_buffer`` is replaced by:
   as soon as its marker-bit packet is contiguous with the frame's first packet. Lost packets
   are waited for (NACK/RTX may bring them) until :data:`MAX_SPAN` sequence numbers pile up;
   then the frames in the gap are given up, the next frame start is sought, and the returned
-  ``pli_flag`` makes aiortc ask the publisher for a key frame.
+  ``pli_flag`` makes aiortc ask the publisher for a key frame. Every released frame gets a
+  number, :attr:`VideoAssembler.frame_seq`, that skips the frames known to be lost (from
+  the VP8 picture ID when the publisher sends one, else one per give-up), so whoever reads
+  the frames (the recorder) can tell a real loss from a late one.
 * :class:`AudioAssembler`: an Opus packet is a frame; it is released at once unless it is
   older than the last released one.
 
@@ -35,6 +38,17 @@ def _data(packet: RtpPacket) -> bytes:
     return data
 
 
+def vp8_picture_id(payload: bytes) -> tuple[int, int] | None:
+    """RFC 7741 §4.2: the picture ID and its modulus (2**7 or 2**15), if the descriptor has one."""
+    if len(payload) < 3 or not payload[0] & 0x80 or not payload[1] & 0x80:
+        return None
+    if payload[2] & 0x80:
+        if len(payload) < 4:
+            return None
+        return ((payload[2] & 0x7F) << 8) | payload[3], 1 << 15
+    return payload[2] & 0x7F, 1 << 7
+
+
 def vp8_frame_start(packet: RtpPacket) -> bool:
     """RFC 7741 payload descriptor: S=1 and partition id 0 begins a frame."""
     payload = packet.payload
@@ -46,9 +60,15 @@ class VideoAssembler:
         self._packets: dict[int, RtpPacket] = {}
         self._origin: int | None = None  # first sequence number of the frame being built
         self._cursor: int | None = None  # next sequence number to check for contiguity
-        self._ready: deque[JitterFrame] = deque()
+        self._ready: deque[tuple[JitterFrame, int]] = deque()
         self.frames = 0
         self.gaps = 0
+        self.lost = 0
+        """Frames known to be missing (picture ID jumps, or frames given up without one)."""
+        self.frame_seq = -1
+        """Number of the frame ``add`` returned last: +1 per frame, + every lost frame."""
+        self._picture: tuple[int, int] | None = None  # last released (picture ID, modulus)
+        self._given_up = 0  # frames given up since the last release (without picture IDs)
         self.ssrc: int | None = None
         """Media SSRC of the last packet (RTX already unwrapped): where a PLI must go."""
         self.last_seq: int | None = None
@@ -75,7 +95,10 @@ class VideoAssembler:
             pli = self._skip_gap() or pli
             if self._origin is not None:
                 self._advance()
-        return pli, self._ready.popleft() if self._ready else None
+        if not self._ready:
+            return pli, None
+        released, self.frame_seq = self._ready.popleft()
+        return pli, released
 
     def _advance(self) -> bool:
         """Move the cursor over newly contiguous packets, releasing complete frames."""
@@ -85,6 +108,7 @@ class VideoAssembler:
             if self._cursor != self._origin and vp8_frame_start(packet):
                 # A new frame starts but the previous one never saw its marker bit.
                 self._drop_until(self._cursor)
+                self._given_up += 1
                 broken = True
             if packet.marker:
                 self._release(self._cursor)
@@ -94,6 +118,13 @@ class VideoAssembler:
     def _release(self, last: int) -> None:
         assert self._origin is not None
         timestamp = self._packets[last].timestamp
+        picture = vp8_picture_id(self._packets[self._origin].payload)
+        step = 1 + self._given_up
+        if picture is not None and self._picture is not None and picture[1] == self._picture[1]:
+            step = (picture[0] - self._picture[0]) % picture[1] or 1
+        self._picture, self._given_up = picture, 0
+        self.lost += step - 1
+        number = (self._ready[-1][1] if self._ready else self.frame_seq) + step
         parts = []
         seq = self._origin
         while True:
@@ -101,7 +132,7 @@ class VideoAssembler:
             if seq == last:
                 break
             seq = uint16_add(seq, 1)
-        self._ready.append(JitterFrame(data=b"".join(parts), timestamp=timestamp))
+        self._ready.append((JitterFrame(data=b"".join(parts), timestamp=timestamp), number))
         self.frames += 1
         self._origin = uint16_add(last, 1)
 
@@ -115,6 +146,7 @@ class VideoAssembler:
         """Give up the frames behind a gap: restart at the oldest buffered frame start."""
         assert self._origin is not None
         self.gaps += 1
+        self._given_up += 1
         starts = sorted(
             (uint16_add(s, -self._origin), s)
             for s, p in self._packets.items()

@@ -39,8 +39,10 @@ import aiohttp_jinja2
 from aiohttp import WSMsgType, web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from recordings.recorder import RecordingGap
+from recordings.recovery import RECORDINGS, STAMP, recover_recordings
 from server.accounts.principal import Principal
-from server.appkeys import API_SPEC, BUS, DB, REDIS, SETTINGS
+from server.appkeys import API_SPEC, BLOBS, BUS, DB, REDIS, SETTINGS
 from server.appkeys import RELAY as RELAY  # evidence reads it too (snapshots)
 from server.booking.links import BadManageToken, read_token
 from server.booking.models import Appointment
@@ -147,13 +149,38 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         held.discard(room_id)
         if not options.recording:
             return relay.room(room_id)
-        stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%fZ")
+        stamp = dt.datetime.now(dt.UTC).strftime(STAMP)
+
+        def keyframe(participant: str) -> None:
+            if participant in opened.publishers:
+                opened.publication(participant).request_keyframe()
+
+        def gap(participant: str, hole: RecordingGap) -> None:
+            # On the chain as it happens (the recording itself is filed when the room
+            # closes); written in the background: the recorder runs inside the relay's
+            # packet path and must not wait.
+            case_id = case_ids.get(room_id)
+            if case_id is not None:
+                keep(_gap_event(case_id, room_id, participant, hole))
+
         tape = RoomRecording(
-            settings.data_dir / "recordings" / _SAFE_NAME.sub("_", room_id) / stamp
+            settings.data_dir / RECORDINGS / _SAFE_NAME.sub("_", room_id) / stamp,
+            request_keyframe=keyframe,
+            on_gap=gap,
         )
         opened = relay.room(room_id, on_packet=tape.feed)
         tapes[opened] = tape
         return opened
+
+    async def _gap_event(case_id: int, room_id: str, participant: str, hole: RecordingGap) -> None:
+        async with sessions() as session, session.begin():
+            await append_event(
+                session,
+                case_id,
+                kind="recording.gap",
+                actor=None,
+                data={"room": room_id, "participant": participant, **hole.as_dict()},
+            )
 
     # What writes the record runs to its end even when the connection that caused it goes
     # away: aiohttp cancels the handler of a client that disconnects (the inspector leaving
@@ -161,11 +188,14 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     # unfiled on disk, a cancelled transaction lost its event. Shutdown waits for them.
     pending: set[asyncio.Future[Any]] = set()
 
-    async def durable(coro: Coroutine[Any, Any, None]) -> None:
+    def keep(coro: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
         task = asyncio.ensure_future(coro)
         pending.add(task)
         task.add_done_callback(pending.discard)
-        await asyncio.shield(task)
+        return task
+
+    async def durable(coro: Coroutine[Any, Any, None]) -> None:
+        await asyncio.shield(keep(coro))
 
     async def close_media(room_id: str, opened: MediaRoom) -> None:
         await durable(_close_media(room_id, opened))
@@ -266,6 +296,10 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         idle=idle,
     )
     app[HUB], app[RELAY], app[SIGNER] = hub, relay, signer
+    # Before any room opens: what a killed process left is filed on its case (as
+    # incomplete), so nothing recorded stays off the record. Files another worker is
+    # still writing are locked and left alone.
+    await recover_recordings(sessions, app[BLOBS], settings.data_dir / RECORDINGS)
     await hub.start()
     try:
         yield

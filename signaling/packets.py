@@ -82,11 +82,22 @@ def vp8_dimensions(data: bytes) -> tuple[int, int] | None:
     return width, height
 
 
+def frame_number(packet: av.Packet[Any]) -> int | None:
+    """The relay's number of a forwarded video frame (see :class:`PacketSink`), if any.
+
+    Consecutive frames have consecutive numbers; a jump means frames were lost on the way
+    in (the publication keeps the numbering across reconnects). Copies do not carry it.
+    """
+    value = packet.opaque
+    return value if isinstance(value, int) else None
+
+
 class PacketSink:
     """Stands in for a receiver's decoder input queue (a ``queue.Queue``).
 
     ``put`` is called on the event loop for each re-assembled frame and for the final
-    ``None``; ``get`` is called by aiortc's (now idle) decoder thread, which we keep
+    ``None``; a video packet carries the assembler's frame number as ``opaque``
+    (:func:`frame_number`); ``get`` is called by aiortc's (now idle) decoder thread, which we keep
     parked until the receiver stops so that aiortc's shutdown path runs unchanged.
     """
 
@@ -126,6 +137,8 @@ class PacketSink:
         packet.pts = packet.dts = frame.timestamp
         packet.time_base = self._time_base
         packet.is_keyframe = self._is_opus or vp8_is_keyframe(data)
+        if isinstance(self.assembler, VideoAssembler):
+            packet.opaque = self.assembler.frame_seq
         self.frames += 1
         self.bytes += len(data)
         self._deliver(packet)

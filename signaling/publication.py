@@ -17,7 +17,13 @@ import av
 from aiortc import RTCRtpReceiver
 
 from signaling.negotiation import KINDS
-from signaling.packets import PacketSink, PacketTrack, install_packet_sink, request_keyframe
+from signaling.packets import (
+    PacketSink,
+    PacketTrack,
+    frame_number,
+    install_packet_sink,
+    request_keyframe,
+)
 
 if TYPE_CHECKING:
     from signaling.relay import RelayRoom
@@ -25,23 +31,48 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _FRAME_STEP = {"audio": 960, "video": 3000}  # one 20 ms Opus frame / one 30 fps frame
+_CLOCK = {"audio": 48000, "video": 90000}
 
 
 @dataclass
 class _Timeline:
-    """Keeps forwarded timestamps monotonic when a publisher reconnects (new RTP origin)."""
+    """Keeps forwarded timestamps monotonic when a publisher reconnects (new RTP origin).
+
+    The new origin continues after the time that passed since the last packet, so the
+    outage stays visible to subscribers and in the recording (which trusts RTP time for
+    packets that are merely late, e.g. a burst after a server stall).
+    """
+
+    offset: int = 0
+    last: int | None = None
+    last_at: float = 0.0
+    rebase: bool = False
+
+    def map(self, kind: str, pts: int) -> int:
+        now = time.monotonic()
+        if self.rebase and self.last is not None:
+            elapsed = round((now - self.last_at) * _CLOCK[kind])
+            self.offset = self.last + max(_FRAME_STEP[kind], elapsed) - pts
+        self.rebase = False
+        out = pts + self.offset
+        self.last, self.last_at = out, now
+        return out
+
+
+@dataclass
+class _Frames:
+    """The publication's video frame numbers: the receiver's, continued across reconnects."""
 
     offset: int = 0
     last: int | None = None
     rebase: bool = False
 
-    def map(self, kind: str, pts: int) -> int:
+    def map(self, number: int) -> int:
         if self.rebase and self.last is not None:
-            self.offset = self.last + _FRAME_STEP[kind] - pts
+            self.offset = self.last + 1 - number
         self.rebase = False
-        out = pts + self.offset
-        self.last = out
-        return out
+        self.last = number + self.offset
+        return self.last
 
 
 @dataclass
@@ -61,6 +92,7 @@ class Publication:
         self.stats = PublicationStats()
         self._tracks: dict[str, set[PacketTrack]] = {k: set() for k in KINDS}
         self._timelines = {k: _Timeline() for k in KINDS}
+        self._frames = _Frames()
         self._gop: list[av.Packet[Any]] = []
         self._gop_bytes = 0
         self._video_source: tuple[RTCRtpReceiver, PacketSink] | None = None
@@ -74,6 +106,8 @@ class Publication:
         self._video_source = None
         for kind, receiver in receivers.items():
             self._timelines[kind].rebase = True
+            if kind == "video":
+                self._frames.rebase = True
             sink = install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
             if kind == "video":
                 self._video_source = (receiver, sink)
@@ -88,6 +122,9 @@ class Publication:
     def feed(self, kind: str, packet: av.Packet[Any]) -> None:
         assert packet.pts is not None
         packet.pts = packet.dts = self._timelines[kind].map(kind, packet.pts)
+        number = frame_number(packet)
+        if number is not None:
+            packet.opaque = self._frames.map(number)
         self.stats.packets[kind] += 1
         self.stats.bytes[kind] += packet.size
         if kind == "video":

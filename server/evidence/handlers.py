@@ -20,7 +20,14 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.annotations import SHAPES_SCHEMA
-from recordings.casefile import case_file, export_case, matter_name, timeline_view, verify
+from recordings.casefile import (
+    case_file,
+    export_case,
+    matter_name,
+    table_rows,
+    timeline_view,
+    verify,
+)
 from recordings.evidence import (
     annotate_snapshot,
     latest_location,
@@ -30,7 +37,8 @@ from recordings.evidence import (
     store_snapshot,
 )
 from recordings.location import GeoFix
-from recordings.models import Recording, Snapshot
+from recordings.models import STORED, Recording, Snapshot
+from recordings.recovery import RECORDINGS, unfiled_breaks
 from recordings.snapshots import WatermarkInfo, take_snapshot
 from server.accounts.principal import Principal
 from server.appkeys import API_SPEC, BLOBS, DB, SETTINGS
@@ -367,7 +375,11 @@ async def verify_handler(request: web.Request) -> web.Response:
     async with request.app[DB]() as session:
         case = await _case(session, principal, int_param(request, "id"), "read_internal")
         events = await load_events(session, case.id)
-    report = await verify(case, events, request.app[BLOBS])
+        root = request.app[SETTINGS].data_dir / RECORDINGS
+        unfiled = await unfiled_breaks(session, case, root)
+        tables = await table_rows(session, case.id)
+    report = await verify(case, events, request.app[BLOBS], tables)
+    report.breaks += unfiled
     out = report.as_dict()
     out["head_hash"] = case.head_hash
     out["breaks"] = [b.as_dict() for b in report.breaks]
@@ -430,7 +442,7 @@ async def recording_media(request: web.Request) -> web.StreamResponse:
         if rec is None:
             raise NotFoundError()
         await _case(session, principal, rec.case_id, "read_internal")
-    if rec.status != "finished" or rec.blob_key is None:
+    if rec.status not in STORED or rec.blob_key is None:
         raise NotFoundError("This recording was removed by the retention policy")
     # FileResponse answers Range requests (206), which the <video> element needs to seek.
     return web.FileResponse(

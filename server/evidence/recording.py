@@ -75,6 +75,7 @@ async def file_room_recordings(
                     started_at=started,
                     ended_at=ended,
                     duration_s=duration,
+                    quality=quality(result),
                 )
                 ids.append(row.id)
         except Exception:
@@ -85,6 +86,15 @@ async def file_room_recordings(
                 result.path,
             )
     return ids
+
+
+def quality(result: RecordingResult) -> dict[str, Any]:
+    """What the recorder had to do to the stream, for the ``recording.finished`` event."""
+    return {
+        "retimed": result.retimed,
+        "skipped": result.skipped,
+        "gaps": [gap.as_dict() for gap in result.gaps],
+    }
 
 
 async def file_live_location(

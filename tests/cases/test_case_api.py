@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from PIL import Image
+from sqlalchemy import text
 
 from recordings.bundle import verify_bundle
-from server.appkeys import BLOBS
+from server.appkeys import BLOBS, DB
 from tests.cases.conftest import SESSIONS_KEY, Client, EncodedSession, new_case
 from tests.recordings.pattern import QUADRANTS, as_rtp_payloads, close, encode, shade_of
 from tests.support import applicant_headers, staff_headers
@@ -228,3 +229,45 @@ async def test_console_has_the_evidence_panel_for_inspectors_only(client: Client
     expert = signer.issue(JoinGrant(room, "staff-2", "expert", "专家"), ttl=600)
     r = await client.get(f"/live/j/{expert}", headers=expert_login)
     assert r.status == 200 and 'id="evidence"' not in await r.text()
+
+
+async def test_edited_decision_row_is_reported_by_the_api_and_pages_show_the_chain(
+    client: Client,
+) -> None:
+    case_id, inspector, applicant = await setup_case(client)
+    r = await client.post(
+        f"/api/v1/cases/{case_id}/decision",
+        json={"outcome": "fail", "reason": "无仓储条件"},
+        headers=inspector,
+    )
+    assert r.status == 201, await r.text()
+    r = await client.get(f"/api/v1/cases/{case_id}/verify", headers=inspector)
+    assert (await r.json())["ok"] is True
+    async with client.app[DB].begin() as session:  # a quiet edit in the database
+        await session.execute(
+            text("UPDATE evidence_decisions SET outcome = 'pass', reason = '' WHERE case_id = :c"),
+            {"c": case_id},
+        )
+    r = await client.get(f"/api/v1/cases/{case_id}/verify", headers=inspector)
+    report: dict[str, Any] = await r.json()
+    assert report["ok"] is False
+    seq = next(e["seq"] for e in report_timeline(await client_case(client, case_id, inspector)))
+    assert report["first_break"]["seq"] == seq
+    assert "outcome is 'pass' in the table, 'fail' on the chain" in report["first_break"]["reason"]
+    for headers in (inspector, applicant):
+        case = await client_case(client, case_id, headers)
+        assert case["decision"]["outcome"] == "fail" and case["decision"]["reason"] == "无仓储条件"
+    page = await (await client.get(f"/staff/cases/{case_id}", headers=inspector)).text()
+
+    assert 'class="decision decision-fail"><strong>不通过</strong>' in page
+
+
+async def client_case(client: Client, case_id: int, headers: dict[str, str]) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/cases/{case_id}", headers=headers)
+    assert r.status == 200
+    case: dict[str, Any] = await r.json()
+    return case
+
+
+def report_timeline(case: dict[str, Any]) -> list[dict[str, Any]]:
+    return [e for e in case["timeline"] if e["kind"] == "decision.recorded"]

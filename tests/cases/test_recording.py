@@ -14,6 +14,7 @@ from signaling.archive import RoomRecording
 from signaling.client import MediaClient
 from signaling.relay import RelayConfig, RelayRoom
 from tests.cases.conftest import Client, new_case
+from tests.recordings.pattern import encode_moving
 from tests.support import applicant_headers, staff_headers
 
 LOOPBACK = ("127.0.0.1",)
@@ -75,3 +76,31 @@ async def test_session_recording_is_filed_and_plays_with_ranges(
     assert r.status == 403
     r = await client.get(f"/api/v1/cases/{case_id}/verify", headers=inspector)
     assert (await r.json())["ok"] is True
+
+
+async def test_recording_gap_is_on_the_case_api_and_page(client: Client, tmp_path: Path) -> None:
+    """A file with lost frames is filed with its gap (on the chain, in the API, on the page)."""
+    inspector = await staff_headers(client, "inspector", "inspector")
+    applicant = await applicant_headers(client, "13800138000")
+    assert applicant
+    case_id = await new_case(client, applicant_mobile="13800138000", staff=["inspector"])
+    tape = RoomRecording(tmp_path / "recordings")
+    for number, packet in enumerate(encode_moving(0, 40) + encode_moving(40, 20)):
+        packet.opaque = number  # the relay's frame number
+        if number not in (10, 11):
+            tape.feed("applicant-1", "video", packet)
+    ids = await file_room_recordings(client.app, f"case-{case_id}", case_id, tape.close())
+    assert len(ids) == 1
+
+    r = await client.get(f"/api/v1/cases/{case_id}", headers=inspector)
+    case = await r.json()
+    (rec,) = case["recordings"]
+    (gap,) = rec["gaps"]
+    assert (gap["frames_lost"], gap["frames_skipped"], gap["cause"]) == (2, 28, "frames_lost")
+    assert rec["skipped"] == 28  # fed faster than real time: some frames are re-timed
+    finished = [e for e in case["timeline"] if e["kind"] == "recording.finished"]
+    assert finished[-1]["data"]["gaps"] == [gap]
+
+    r = await client.get(f"/staff/cases/{case_id}", headers=inspector)
+    page = await r.text()
+    assert r.status == 200 and "缺失画面" in page and "丢失 2 帧，跳过 28 帧" in page

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
+import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings.blobs import BlobStore
 from recordings.bundle import verify_bundle
-from recordings.casefile import case_file, export_case, verify
+from recordings.casefile import case_file, export_case, table_rows, verify
 from recordings.evidence import (
     annotate_snapshot,
     record_checklist,
@@ -25,6 +29,7 @@ from recordings.evidence import (
 )
 from recordings.location import GeoFix
 from recordings.models import Recording, Snapshot
+from recordings.recorder import RecordingGap
 from recordings.retention import purge_recordings
 from recordings.snapshots import WatermarkInfo, take_snapshot
 from server.accounts.principal import Principal
@@ -347,3 +352,164 @@ async def test_export_includes_letters_from_the_timeline(
         }
     ]
     assert verify_bundle(target).ok
+
+
+async def test_recording_gaps_and_retimed_frames_are_on_the_case_and_in_the_report(
+    db: Db, blobs: BlobStore, tmp_path: Path
+) -> None:
+    """What the recorder had to do to a stream is on the chain (the recording.finished
+    event), in the case view and in the export's report."""
+    case_id = await new_case(db)
+    path = tmp_path / "rec.webm"
+    path.write_bytes(b"\x1a\x45\xdf\xa3" + bytes(500))
+    gap = RecordingGap(
+        start=12.5, length=1.25, frames_lost=4, frames_skipped=33, cause="frames_lost"
+    )
+    async with db() as session, session.begin():
+        row = await register_recording(
+            session,
+            blobs,
+            case_id=case_id,
+            session_ref="room-1",
+            participant="applicant-1",
+            participant_role="applicant",
+            path=path,
+            started_at=ago(0) - dt.timedelta(minutes=1),
+            ended_at=ago(0),
+            duration_s=60.0,
+            quality={"retimed": 7, "skipped": 33, "gaps": [gap.as_dict()]},
+        )
+    async with db() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        (event,) = [
+            e for e in await load_events(session, case_id) if e.kind == "recording.finished"
+        ]
+        view = await case_file(session, case, INSPECTOR)
+    assert event.data["gaps"] == [gap.as_dict()] and event.data["retimed"] == 7
+    (rec,) = view["recordings"]
+    assert rec["id"] == row.id and (rec["retimed"], rec["skipped"]) == (7, 33)
+    assert rec["gaps"] == [
+        {
+            "start_s": 12.5,
+            "length_s": 1.25,
+            "frames_lost": 4,
+            "frames_skipped": 33,
+            "cause": "frames_lost",
+        }
+    ]
+    target = tmp_path / "export.zip"
+    await export_case(
+        db, blobs, case_id, target=target, timezone="Asia/Shanghai", now=dt.datetime.now(dt.UTC)
+    )
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) not installed")
+    with zipfile.ZipFile(target) as bundle:
+        pdf = bundle.read("report.pdf")
+    words = await asyncio.to_thread(
+        subprocess.run, ["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True
+    )
+    flat = "".join(words.stdout.decode().split())  # line breaks fall anywhere
+    assert "缺失画面12.5s起1.2s（丢失4帧，跳过33帧）" in flat and "重定时7帧" in flat
+
+
+async def test_edited_decision_and_checklist_rows_are_breaks_at_their_events(
+    db: Db, blobs: BlobStore, tmp_path: Path
+) -> None:
+    """The side tables the pages used to read are checked against the chain: a quiet edit
+    of a decision or a checklist row is a break at the event it contradicts, in verify and
+    in the exported bundle, and the case view and report keep showing what the chain says."""
+    case_id = await new_case(db)
+    async with db() as session, session.begin():
+        case = await session.get(Case, case_id)
+        assert case is not None
+        await record_checklist(
+            session,
+            case,
+            by=INSPECTOR,
+            item="仓储条件",
+            result="problem",
+            note="漏水",
+            snapshot_ids=[],
+        )
+        decision = await record_decision(
+            session,
+            case,
+            by=INSPECTOR,
+            outcome="rectify",
+            requirements="加装排风扇",
+            deadline=dt.date.today() + dt.timedelta(days=30),
+            today=dt.date.today(),
+        )
+        decision_id = decision.id
+    assert await verified(db, blobs, case_id) == []  # untouched: the tables match the chain
+
+    async with db() as session, session.begin():
+        await session.execute(
+            text("UPDATE evidence_decisions SET outcome = 'pass', deadline = NULL WHERE id = :i"),
+            {"i": decision_id},
+        )
+        await session.execute(
+            text(
+                "UPDATE evidence_checklist_results SET result = 'ok', note = '' WHERE case_id = :c"
+            ),
+            {"c": case_id},
+        )
+    deadline = (dt.date.today() + dt.timedelta(days=30)).isoformat()
+    assert await verified(db, blobs, case_id) == [
+        "1: checklist item '仓储条件': result is 'ok' in the table, 'problem' on the chain",
+        "1: checklist item '仓储条件': note is '' in the table, '漏水' on the chain",
+        f"2: decision {decision_id}: outcome is 'pass' in the table, 'rectify' on the chain",
+        f"2: decision {decision_id}: deadline is None in the table, '{deadline}' on the chain",
+    ]
+    async with db() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        view = await case_file(session, case, INSPECTOR)
+    assert view["decision"]["outcome"] == "rectify" and view["decision"]["deadline"] == deadline
+    assert [(c["item"], c["result"], c["note"]) for c in view["checklist"]] == [
+        ("仓储条件", "problem", "漏水")
+    ]
+
+    target = tmp_path / "export.zip"
+    await export_case(
+        db, blobs, case_id, target=target, timezone="Asia/Shanghai", now=dt.datetime.now(dt.UTC)
+    )
+    report = verify_bundle(target)
+    assert not report.ok
+    assert str(report.first_break) == (
+        "timeline seq 1: checklist item '仓储条件': result is 'ok' in the table,"
+        " 'problem' on the chain"
+    )
+    assert any(
+        str(p).startswith(f"timeline seq 2: decision {decision_id}: outcome")
+        for p in report.problems
+    )
+    if shutil.which("pdftotext") is None:
+        return
+    with zipfile.ZipFile(target) as bundle:
+        pdf = bundle.read("report.pdf")
+    words = await asyncio.to_thread(
+        subprocess.run, ["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True
+    )
+    flat = "".join(words.stdout.decode().split())
+    assert "限期整改" in flat and "通过" not in flat and "存在问题—漏水" in flat
+
+    # A removed row is a break too.
+    async with db() as session, session.begin():
+        await session.execute(
+            text("DELETE FROM evidence_decisions WHERE id = :i"), {"i": decision_id}
+        )
+    assert f"2: decision {decision_id}: on the chain but not in the table" in await verified(
+        db, blobs, case_id
+    )
+
+
+async def verified(db: Db, blobs: BlobStore, case_id: int) -> list[str]:
+    async with db() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        events = await load_events(session, case.id)
+        tables = await table_rows(session, case.id)
+    report = await verify(case, events, blobs, tables)
+    return [f"{b.seq}: {b.reason}" for b in report.breaks]
