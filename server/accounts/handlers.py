@@ -19,6 +19,7 @@ from server.http.requests import client_ip, is_secure, require_principal, requir
 from server.http.responses import json_response
 from server.masking import mask_mobile
 from server.openapi import ApiRoutes, read_json
+from server.parsing import parse_digits
 
 routes = ApiRoutes(tag="auth")
 
@@ -239,9 +240,7 @@ async def outbox_messages(
 async def api_outbox(request: web.Request) -> web.Response:
     require_staff(request, "admin")
     mobile = request.query.get("mobile") or None
-    limit = (
-        min(500, int(request.query["limit"])) if request.query.get("limit", "").isdigit() else 100
-    )
+    limit = min(500, parse_digits(request.query.get("limit"), 6) or 100)
     return json_response({"messages": await outbox_messages(request, mobile, limit)})
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from aiohttp import web
@@ -13,8 +12,8 @@ from server.errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
-    ValidationError,
 )
+from server.parsing import parse_id
 
 PRINCIPAL = web.RequestKey["Principal | None"]("principal")
 LOCALE = web.RequestKey[str]("locale")
@@ -69,11 +68,12 @@ def require_applicant(request: web.Request) -> Principal:
 
 
 def int_param(request: web.Request, name: str) -> int:
-    """A numeric path parameter; anything else is simply not found."""
-    raw = request.match_info.get(name, "")
-    if not raw.isdigit() or len(raw) > 18:
+    """A numeric path parameter (:func:`server.parsing.parse_id`); anything else is simply
+    not found."""
+    value = parse_id(request.match_info.get(name))
+    if value is None:
         raise NotFoundError()
-    return int(raw)
+    return value
 
 
 def locale_of(request: web.Request) -> str:
@@ -86,13 +86,3 @@ def translate(request: web.Request, message: str, **params: Any) -> str:
 
     text: str = request.app[CATALOGS].gettext(locale_of(request), message, **params)
     return text
-
-
-def parse_date(value: object, field: str) -> dt.date | None:
-    """An optional ``YYYY-MM-DD`` value of a body or form; a real date or a field error."""
-    if value is None or value == "":
-        return None
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationError(fields={field: "Enter a date like 2026-12-01"}) from None

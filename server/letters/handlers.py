@@ -21,6 +21,7 @@ from server.letters.issuance import Audit, issue
 from server.letters.models import Letter, LetterEvent, LetterSignature, LetterTemplate
 from server.letters.signing import readable_letter, sign
 from server.openapi import ApiRoutes, read_json
+from server.parsing import parse_id
 from server.ratelimit import Limit, enforce
 
 log = logging.getLogger("yunkan.letters")
@@ -352,10 +353,8 @@ async def list_templates(request: web.Request) -> web.Response:
 )
 async def save_template(request: web.Request) -> web.Response:
     principal = require_staff(request, *TEMPLATE_ROLES)
-    matter_id = (
-        int(request.match_info["matter_id"]) if request.match_info["matter_id"].isdigit() else -1
-    )
-    if matter_id < 0:
+    matter_id = parse_id(request.match_info["matter_id"])
+    if matter_id is None:
         raise web.HTTPNotFound()
     body = await read_json(request, schemas.TEMPLATE_SAVE)
     templates.render(body["source"], templates.SAMPLE_FIELDS)  # raises with line + message

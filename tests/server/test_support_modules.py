@@ -18,6 +18,7 @@ from server.i18n import Catalogs
 from server.logs import JsonFormatter
 from server.masking import mask_text
 from server.openapi import _MESSAGES
+from server.parsing import MESSAGES as PARSING_MESSAGES
 from server.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,6 +109,7 @@ def test_every_message_has_a_chinese_translation() -> None:
         if zh.gettext(cls.message) == cls.message:
             missing.add(cls.message)
     missing.update(m for m in _MESSAGES.values() if zh.gettext(m) == m)
+    missing.update(m for m in PARSING_MESSAGES if zh.gettext(m) == m)
     for path in ("web/templates",):
         for _file, _line, message, _comments, _ctx in extract_from_dir(
             ROOT / path,
