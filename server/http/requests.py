@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 from aiohttp import web
@@ -14,6 +15,7 @@ from server.errors import (
     PermissionDeniedError,
 )
 from server.parsing import parse_id
+from server.settings import IPNetwork
 
 PRINCIPAL = web.RequestKey["Principal | None"]("principal")
 LOCALE = web.RequestKey[str]("locale")
@@ -21,18 +23,50 @@ REQUEST_ID = web.RequestKey[str]("request_id")
 CSRF = web.RequestKey[str]("csrf")
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _trusted(text: str, networks: tuple[IPNetwork, ...]) -> bool:
+    address = _address(text)
+    return address is not None and any(address in network for network in networks)
+
+
+def _via_trusted_proxy(request: web.Request) -> bool:
+    settings = request.app[SETTINGS]
+    return settings.trust_proxy and _trusted(request.remote or "", settings.trusted_proxy_networks)
+
+
 def client_ip(request: web.Request) -> str:
-    if request.app[SETTINGS].trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return (request.remote or "")[:64]
+    """The address rate limits, sessions and audits key on.
+
+    With ``trust_proxy`` and a peer that is one of ``trusted_proxies``, the rightmost
+    ``X-Forwarded-For`` hop that is not a trusted proxy: each proxy appends the address it
+    saw, so everything left of that hop was written by the client and proves nothing (the
+    leftmost value is whatever an attacker wants it to be)."""
+    peer = request.remote or ""
+    if not _via_trusted_proxy(request):
+        return peer[:64]
+    networks = request.app[SETTINGS].trusted_proxy_networks
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # garbage: stay with the last hop a trusted proxy vouched for
+        client = str(address)
+        if not any(address in network for network in networks):
+            break
+    return client[:64]
 
 
 def is_secure(request: web.Request) -> bool:
     if request.app[SETTINGS].cookie_secure or request.secure:
         return True
-    return request.app[SETTINGS].trust_proxy and request.headers.get("X-Forwarded-Proto") == "https"
+    return _via_trusted_proxy(request) and request.headers.get("X-Forwarded-Proto") == "https"
 
 
 def wants_json(request: web.Request) -> bool:

@@ -47,6 +47,7 @@ def test_settings_from_env_and_toml(tmp_path: Path) -> None:
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"YUNKAN_DEMO": "maybe"}, "YUNKAN_DEMO"),
         ({"YUNKAN_ICE_HOST_ADDRESSES": "127.0.0.1,eth0"}, "YUNKAN_ICE_HOST_ADDRESSES"),
+        ({"YUNKAN_TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, "YUNKAN_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
