@@ -30,12 +30,12 @@ from server.booking.present import (
     links_for,
     utcnow,
 )
-from server.booking.queue_handlers import announce, staff_events
+from server.booking.queue_handlers import JOIN_PER_IP, TICKET_PER_IP, announce, staff_events
 from server.booking.validation import validate_applicant
 from server.cases import access
 from server.cases.models import Case
 from server.errors import NotFoundError, YunkanError
-from server.http.requests import int_param, optional_principal
+from server.http.requests import int_param, limit_per_ip, optional_principal
 from server.masking import mask_mobile
 from server.parsing import parse_id, try_date
 
@@ -363,6 +363,7 @@ async def video_now_page(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/book/now/{id}")
 async def video_now_submit(request: web.Request) -> web.StreamResponse:
+    await limit_per_ip(request, JOIN_PER_IP)
     form = await request.post()
     values = {k: str(v).strip() for k, v in form.items() if k != "csrf_token"}
     matter_id = int_param(request, "id")
@@ -398,6 +399,7 @@ async def video_now_submit(request: web.Request) -> web.StreamResponse:
 @routes.get("/book/queue/{token}", name="book_queue")
 @aiohttp_jinja2.template("booking/ticket.html")
 async def ticket_page(request: web.Request) -> dict[str, Any]:
+    await limit_per_ip(request, TICKET_PER_IP)
     async with request.app[DB]() as session:
         ticket = await queue.get_ticket(session, request.match_info["token"])
         pos = await queue.position_of(session, ticket)

@@ -8,13 +8,14 @@ from typing import Any
 from aiohttp import web
 
 from server.accounts.principal import Principal
-from server.appkeys import SETTINGS
+from server.appkeys import LIMITER, SETTINGS
 from server.errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
 )
 from server.parsing import parse_id
+from server.ratelimit import Limit, enforce
 from server.settings import IPNetwork
 
 PRINCIPAL = web.RequestKey["Principal | None"]("principal")
@@ -61,6 +62,12 @@ def client_ip(request: web.Request) -> str:
         if not any(address in network for network in networks):
             break
     return client[:64]
+
+
+async def limit_per_ip(request: web.Request, *limits: Limit) -> None:
+    """Count this request against each limit for its client address; 429 when over."""
+    ip = client_ip(request) or "unknown"
+    await enforce(request.app[LIMITER], *((limit, ip) for limit in limits))
 
 
 def is_secure(request: web.Request) -> bool:

@@ -37,14 +37,14 @@ def _spoofed(n: int) -> dict[str, str]:
 
 async def test_rotating_x_forwarded_for_does_not_escape_the_login_limit(client: Client) -> None:
     statuses = []
-    for n in range(limits.LOGIN_PER_IP.count + 1):
+    for n in range(limits.LOGIN_FAILURES_PER_IP.count + 1):
         response = await client.post(
             "/api/v1/auth/login",
             json={"username": f"nobody{n}", "password": "wrong-password-1"},
             headers=_spoofed(n),
         )
         statuses.append(response.status)
-    assert statuses[:-1] == [401] * limits.LOGIN_PER_IP.count
+    assert statuses[:-1] == [401] * limits.LOGIN_FAILURES_PER_IP.count
     assert statuses[-1] == 429
     # Another client behind the same proxy is not affected.
     other = await client.post(
