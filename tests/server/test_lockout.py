@@ -141,3 +141,24 @@ async def test_the_memory_limiter_keeps_each_window_and_is_cheap_with_many_keys(
     assert await limiter.hit(day, "13800138000") is not None
     await limiter.clear(day, "13800138000")
     assert await limiter.peek(day, "13800138000") is None
+
+
+async def test_the_redis_limiter_counts_peeks_and_clears(redis_url: str, redis_prefix: str) -> None:
+    from redis.asyncio import Redis
+
+    from server.ratelimit import RedisRateLimiter
+
+    redis = Redis.from_url(redis_url)
+    try:
+        limiter = RedisRateLimiter(redis, redis_prefix)
+        failures = Limit("fail", 2, 900)
+        assert await limiter.peek(failures, "li") is None
+        assert await limiter.hit(failures, "li") is None
+        assert await limiter.peek(failures, "li") is None
+        assert await limiter.hit(failures, "li") is None
+        assert await limiter.peek(failures, "li") is not None  # the next one would be over
+        assert await limiter.peek(failures, "someone-else") is None
+        await limiter.clear(failures, "li")
+        assert await limiter.peek(failures, "li") is None
+    finally:
+        await redis.aclose()
