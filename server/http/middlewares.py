@@ -27,7 +27,15 @@ from server.errors import (
     RateLimitedError,
     YunkanError,
 )
-from server.http.requests import CSRF, LOCALE, PRINCIPAL, REQUEST_ID, is_secure, wants_json
+from server.http.requests import (
+    CSRF,
+    LOCALE,
+    MALFORMED_FORM_ERRORS,
+    PRINCIPAL,
+    REQUEST_ID,
+    is_secure,
+    wants_json,
+)
 from server.http.responses import json_response
 from server.http.templating import template_context
 from server.i18n import LOCALE_COOKIE, pick_locale
@@ -167,15 +175,14 @@ async def read_form(
 ) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
     """The parsed form (aiohttp caches it for the handler), or 400 when it cannot be read.
 
-    aiohttp raises ``KeyError`` for a multipart type without a boundary and ``ValueError``
-    or ``UnicodeDecodeError`` for a body that does not match its type."""
+    See ``MALFORMED_FORM_ERRORS`` for what aiohttp raises instead."""
     if request.content_type == "multipart/form-data" and not _has_boundary(request):
         raise MalformedFormError()
     try:
         return await request.post()
     except web.HTTPException:
         raise  # 413 from client_max_size
-    except (KeyError, ValueError, LookupError, AssertionError):
+    except MALFORMED_FORM_ERRORS:
         raise MalformedFormError() from None
 
 

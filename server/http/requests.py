@@ -6,6 +6,7 @@ import ipaddress
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server.accounts.principal import Principal
 from server.appkeys import LIMITER, SETTINGS
@@ -17,6 +18,11 @@ from server.errors import (
 from server.parsing import parse_id
 from server.ratelimit import Limit, enforce
 from server.settings import IPNetwork
+
+# What aiohttp raises for a form or multipart body that does not parse: KeyError (no
+# boundary), ValueError/UnicodeDecodeError (bad body), LookupError (unknown charset),
+# HttpProcessingError (a part's headers), AssertionError (its reader's own checks).
+MALFORMED_FORM_ERRORS = (KeyError, ValueError, LookupError, AssertionError, HttpProcessingError)
 
 PRINCIPAL = web.RequestKey["Principal | None"]("principal")
 LOCALE = web.RequestKey[str]("locale")

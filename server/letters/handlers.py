@@ -13,7 +13,14 @@ from server.accounts.principal import Principal
 from server.appkeys import DB, LIMITER, SMS
 from server.cases.access import readable_case
 from server.db.types import utcnow
-from server.http.requests import client_ip, int_param, require_principal, require_staff
+from server.errors import MalformedFormError
+from server.http.requests import (
+    MALFORMED_FORM_ERRORS,
+    client_ip,
+    int_param,
+    require_principal,
+    require_staff,
+)
 from server.letters import schemas, signatures, templates, verification
 from server.letters.appkeys import LETTERS
 from server.letters.documents import role_label
@@ -240,6 +247,22 @@ async def letter_pdf(request: web.Request) -> web.Response:
     )
 
 
+async def _multipart_file(request: web.Request, cap: int) -> bytes:
+    reader = await request.multipart()
+    async for part in reader:
+        if getattr(part, "name", None) != "file":
+            continue
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
+            size += len(chunk)
+            if size > cap:
+                raise verification.PdfTooLargeError(details={"max_bytes": cap})
+            chunks.append(chunk)
+        return b"".join(chunks)
+    raise verification.NotAPdfError()
+
+
 async def read_upload(request: web.Request) -> bytes:
     """The uploaded PDF (multipart field ``file``, or a raw ``application/pdf`` body),
     read in chunks and cut off past the cap so a huge upload costs no more than the cap."""
@@ -247,19 +270,10 @@ async def read_upload(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > cap + 64 * 1024:
         raise verification.PdfTooLargeError(details={"max_bytes": cap})
     if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        async for part in reader:
-            if getattr(part, "name", None) != "file":
-                continue
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
-                size += len(chunk)
-                if size > cap:
-                    raise verification.PdfTooLargeError(details={"max_bytes": cap})
-                chunks.append(chunk)
-            return b"".join(chunks)
-        raise verification.NotAPdfError()
+        try:
+            return await _multipart_file(request, cap)
+        except MALFORMED_FORM_ERRORS:
+            raise MalformedFormError() from None
     data = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         data += chunk

@@ -148,6 +148,17 @@ async def test_multipart_without_a_boundary_is_400(client: Client) -> None:
             headers={"Content-Type": "multipart/form-data", "Cookie": "yk_csrf=abc"},
         )
         assert response.status == 400, (path, await response.text())
+        assert "malformed_form" in await response.text()
+    # A boundary, but a part whose headers do not parse (aiohttp raises InvalidHeader).
+    body = b'--b1\r\nContent-Disposition: form-data; name="\x12"\r\n\r\nx\r\n--b1--\r\n'
+    for path in ("/api/v1/verify", "/login/staff"):
+        response = await client.post(
+            path,
+            data=body,
+            headers={"Content-Type": "multipart/form-data; boundary=b1", "Cookie": "yk_csrf=a"},
+        )
+        assert response.status == 400, (path, await response.text())
+        assert "malformed_form" in await response.text()
 
 
 async def test_a_duplicate_matter_code_is_409(client: Client) -> None:
