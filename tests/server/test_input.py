@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from server.appkeys import DB
 from server.booking import models as m
 from server.cases.models import Case
-from tests.support import open_every_day, staff_headers
+from tests.support import applicant_headers, open_every_day, staff_headers
 
 Client = TestClient[Any, Any]
 APPLICANT = {"name": "张三", "mobile": "13800138000"}
@@ -190,3 +190,22 @@ async def test_405_carries_allow(client: Client) -> None:
     assert response.status == 405
     assert await _code(response) == "method_not_allowed"
     assert set(response.headers["Allow"].split(",")) >= {"GET"}
+
+
+async def test_slot_rule_errors_say_validation_failed(client: Client) -> None:
+    matter_id, _ = await _catalogue(client)
+    applicant = await applicant_headers(client)
+    response = await client.post(
+        "/api/v1/appointments",
+        headers=applicant,
+        json={
+            "matter_id": matter_id,
+            "start": "2026-01-01T09:00:00",  # no UTC offset: a slot rule
+            "applicant": APPLICANT,
+            "site_address": "某某路 1 号",
+        },
+    )
+    assert response.status == 422, await response.text()
+    body = await response.json()
+    assert body["error"]["code"] == "validation_failed"
+    assert "start" in body["error"]["fields"]
