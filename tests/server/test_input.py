@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from server.appkeys import DB
 from server.booking import models as m
 from server.cases.models import Case
+from tests.booking.support import person
 from tests.support import applicant_headers, open_every_day, staff_headers
 
 Client = TestClient[Any, Any]
@@ -194,14 +195,14 @@ async def test_405_carries_allow(client: Client) -> None:
 
 async def test_slot_rule_errors_say_validation_failed(client: Client) -> None:
     matter_id, _ = await _catalogue(client)
-    applicant = await applicant_headers(client)
+    applicant = await applicant_headers(client, person(1)["mobile"])
     response = await client.post(
         "/api/v1/appointments",
         headers=applicant,
         json={
             "matter_id": matter_id,
-            "start": "2026-01-01T09:00:00",  # no UTC offset: a slot rule
-            "applicant": APPLICANT,
+            "start": "2020-01-01T09:00:00+08:00",  # in the past: a slot rule
+            "applicant": person(1),
             "site_address": "某某路 1 号",
         },
     )
