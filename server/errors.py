@@ -4,7 +4,12 @@
 
     YunkanError                       500 internal_error
     ├── BadRequestError               400 bad_request
+    │   ├── MalformedJsonError        400 malformed_json
+    │   │   └── JsonTooDeepError      400 json_too_deep
+    │   ├── MalformedFormError        400 malformed_form (multipart without boundary, …)
+    │   ├── MethodNotAllowedError     405 method_not_allowed (allow=methods)
     │   └── ValidationError           422 validation_failed (fields={name: msgid})
+    │       └── InvalidTextError      422 invalid_text (NUL or a lone surrogate)
     ├── AuthenticationError           401 unauthenticated
     ├── PermissionDeniedError         403 forbidden
     │   └── CsrfError                 403 csrf_failed
@@ -55,10 +60,35 @@ class MalformedJsonError(BadRequestError):
     message = "The request body is not valid JSON"
 
 
+class JsonTooDeepError(MalformedJsonError):
+    code = "json_too_deep"
+    message = "The request body is nested too deeply"
+
+
+class MalformedFormError(BadRequestError):
+    code = "malformed_form"
+    message = "The form data could not be read"
+
+
+class MethodNotAllowedError(BadRequestError):
+    status = 405
+    code = "method_not_allowed"
+    message = "This method is not allowed here"
+
+    def __init__(self, allow: set[str] | frozenset[str]) -> None:
+        self.allow = sorted(allow)  # the ``Allow`` header RFC 9110 requires on a 405
+        super().__init__()
+
+
 class ValidationError(BadRequestError):
     status = 422
     code = "validation_failed"
     message = "Some fields are not valid"
+
+
+class InvalidTextError(ValidationError):
+    code = "invalid_text"
+    message = "Some text contains characters that are not allowed"
 
 
 class AuthenticationError(YunkanError):

@@ -3,7 +3,6 @@ same schema validates the request body (jsonschema) and feeds ``/api/v1/openapi.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -11,7 +10,8 @@ from typing import Any
 from aiohttp import web
 from jsonschema import Draft202012Validator
 
-from server.errors import BadRequestError, MalformedJsonError, ValidationError
+from server.errors import BadRequestError, ValidationError
+from server.parsing import load_json
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Schema = Mapping[str, Any]
@@ -213,11 +213,7 @@ async def read_json(request: web.Request, schema: Schema | None = None) -> Any:
     """The request's JSON body, validated against ``schema``."""
     if request.content_type != "application/json":
         raise BadRequestError("Send the request body as application/json")
-    raw = await request.read()  # client_max_size already bounds this
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise MalformedJsonError() from None
+    data = load_json(await request.read())  # client_max_size already bounds the size
     if schema is not None:
         validate(data, schema)
     return data

@@ -8,6 +8,7 @@ start-up with a :class:`SettingsError` naming the variable and what would be rig
 from __future__ import annotations
 
 import dataclasses
+import functools
 import ipaddress
 import os
 import secrets
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -48,6 +51,11 @@ class Settings:
     """Force the Secure flag on cookies (always set when the request itself is HTTPS)."""
     trust_proxy: bool = field(default=False, metadata={"env": "YUNKAN_TRUST_PROXY"})
     """Believe X-Forwarded-For/-Proto from the reverse proxy in front of us."""
+    trusted_proxies: str = field(
+        default="127.0.0.1,::1", metadata={"env": "YUNKAN_TRUSTED_PROXIES"}
+    )
+    """Comma-separated addresses or networks (10.0.0.0/8) of our reverse proxies: with
+    trust_proxy, the client is the rightmost X-Forwarded-For hop that is not one of them."""
     client_max_size: int = field(default=8 * 1024 * 1024, metadata={"env": "YUNKAN_MAX_BODY"})
     session_hours: int = field(default=12, metadata={"env": "YUNKAN_SESSION_HOURS"})
     otp_ttl_seconds: int = field(default=300, metadata={"env": "YUNKAN_OTP_TTL"})
@@ -100,6 +108,10 @@ class Settings:
     @property
     def ice_host_address_list(self) -> tuple[str, ...]:
         return _comma_list(self.ice_host_addresses)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[IPNetwork, ...]:
+        return _networks(self.trusted_proxies)
 
     @property
     def effective_node_id(self) -> str:
@@ -197,6 +209,13 @@ class Settings:
         if self.public_url and not self.public_url.startswith(("http://", "https://")):
             raise SettingsError("YUNKAN_PUBLIC_URL must start with http:// or https://")
         self._validate_ice()
+        try:
+            _networks(self.trusted_proxies)
+        except ValueError as exc:
+            raise SettingsError(
+                f"YUNKAN_TRUSTED_PROXIES: {exc.args[0]!r} is not an IP address or network "
+                "(e.g. 127.0.0.1,10.0.0.0/8)"
+            ) from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("YUNKAN_TLS_CERT and YUNKAN_TLS_KEY go together")
 
@@ -222,6 +241,18 @@ class Settings:
                 raise SettingsError(
                     f"{name}: {address!r} is not an IP address (e.g. 10.0.0.5)"
                 ) from None
+
+
+@functools.lru_cache(maxsize=8)
+def _networks(text: str) -> tuple[IPNetwork, ...]:
+    """Parsed once per distinct value: ``client_ip`` asks on every request."""
+    networks: list[IPNetwork] = []
+    for part in _comma_list(text):
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise ValueError(part) from None
+    return tuple(networks)
 
 
 def _comma_list(text: str) -> tuple[str, ...]:

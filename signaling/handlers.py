@@ -53,6 +53,7 @@ from server.errors import NotFoundError
 from server.evidence.recording import file_live_location, file_room_recordings
 from server.http.requests import int_param, optional_principal, require_principal, translate
 from server.openapi import ApiRoutes, read_json
+from server.parsing import parse_id
 from server.settings import Settings
 from signaling.archive import RoomRecording
 from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
@@ -108,9 +109,10 @@ def this_node(settings: Settings) -> Node:
 def principal_of(participant: str, role: str, name: str) -> Principal | None:
     """The case-event actor for a participant id made by ``participant_id``."""
     kind, _, number = participant.partition("-")
-    if kind not in ("staff", "applicant") or not number.isdigit():
+    user_id = parse_id(number)
+    if kind not in ("staff", "applicant") or user_id is None:
         return None
-    return Principal(kind=kind, id=int(number), role=role, name=name)  # type: ignore[arg-type]
+    return Principal(kind=kind, id=user_id, role=role, name=name)  # type: ignore[arg-type]
 
 
 async def _live(app: web.Application) -> AsyncIterator[None]:

@@ -25,6 +25,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from server.errors import JsonTooDeepError, MalformedJsonError, ValidationError
+from server.parsing import load_json
 from signaling.errors import FloodError, ProtocolError
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024
@@ -81,9 +83,15 @@ def parse(raw: str | bytes) -> ClientMessage:
     if size > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"Message is larger than {MAX_MESSAGE_BYTES} bytes", code="too_large")
     try:
-        obj = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        obj = load_json(raw)
+    except JsonTooDeepError:
+        raise ProtocolError("Message is nested too deeply") from None
+    except MalformedJsonError:
         raise ProtocolError("Message is not valid JSON") from None
+    except ValidationError as err:  # NUL, a lone surrogate, an integer out of range
+        field = next(iter(err.fields), "")
+        code = "bad_sdp" if field == "sdp" else "bad_field"  # clients already know bad_sdp
+        raise ProtocolError(f"{field[:40]} is not valid", code=code, field=field) from None
     if not isinstance(obj, dict):
         raise ProtocolError("Message must be a JSON object")
     kind = obj.get("type")

@@ -19,8 +19,11 @@ from server.http.requests import client_ip, is_secure, require_principal, requir
 from server.http.responses import json_response
 from server.masking import mask_mobile
 from server.openapi import ApiRoutes, read_json
+from server.parsing import parse_digits
 
 routes = ApiRoutes(tag="auth")
+DEVICE_COOKIE = "yk_device"
+DEVICE_DAYS = 180
 
 PRINCIPAL_SCHEMA = {
     "type": "object",
@@ -76,7 +79,14 @@ def login_context(request: web.Request) -> service.LoginContext:
         app[SETTINGS],
         client_ip(request),
         request.headers.get("User-Agent"),
+        request.cookies.get(DEVICE_COOKIE),
     )
+
+
+def _account(principal: Principal, username: str | None = None) -> str:
+    if principal.kind == "staff":
+        return service.staff_account(username or "")
+    return service.mobile_account(principal.mobile or "")
 
 
 def principal_json(principal: Principal, *, mask: bool = True) -> dict[str, object]:
@@ -91,8 +101,23 @@ def principal_json(principal: Principal, *, mask: bool = True) -> dict[str, obje
 
 
 def _with_session_cookie(
-    request: web.Request, response: web.StreamResponse, token: str, expires: dt.datetime
+    request: web.Request,
+    response: web.StreamResponse,
+    token: str,
+    expires: dt.datetime,
+    account: str,
 ) -> None:
+    # The device cookie outlives sessions: it tells the next login that this browser is the
+    # owner's, so a flood of wrong passwords on the account from elsewhere does not hold it.
+    response.set_cookie(
+        DEVICE_COOKIE,
+        service.device_mark(request.app[SETTINGS].secret_key, account),
+        max_age=DEVICE_DAYS * 86_400,
+        httponly=True,
+        samesite="Lax",
+        secure=is_secure(request),
+        path="/",
+    )
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -105,12 +130,16 @@ def _with_session_cookie(
 
 
 def _token_response(
-    request: web.Request, principal: Principal, token: str, expires: dt.datetime
+    request: web.Request,
+    principal: Principal,
+    token: str,
+    expires: dt.datetime,
+    username: str | None = None,
 ) -> web.Response:
     response = json_response(
         {"token": token, "expires_at": expires, "principal": principal_json(principal, mask=False)}
     )
-    _with_session_cookie(request, response, token, expires)
+    _with_session_cookie(request, response, token, expires, _account(principal, username))
     return response
 
 
@@ -126,7 +155,7 @@ async def api_login(request: web.Request) -> web.Response:
     principal, token, expires = await service.login_staff(
         login_context(request), username=body["username"], password=body["password"]
     )
-    return _token_response(request, principal, token, expires)
+    return _token_response(request, principal, token, expires, body["username"])
 
 
 @routes.post(
@@ -239,9 +268,7 @@ async def outbox_messages(
 async def api_outbox(request: web.Request) -> web.Response:
     require_staff(request, "admin")
     mobile = request.query.get("mobile") or None
-    limit = (
-        min(500, int(request.query["limit"])) if request.query.get("limit", "").isdigit() else 100
-    )
+    limit = min(500, parse_digits(request.query.get("limit"), 6) or 100)
     return json_response({"messages": await outbox_messages(request, mobile, limit)})
 
 
@@ -288,7 +315,7 @@ async def _form_error(
 async def login_staff_form(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     try:
-        _principal, token, expires = await service.login_staff(
+        principal, token, expires = await service.login_staff(
             login_context(request),
             username=form.get("username", "")[:64],
             password=form.get("password", "")[:200],
@@ -302,7 +329,8 @@ async def login_staff_form(request: web.Request) -> web.StreamResponse:
             next=_safe_next(form.get("next")),
         )
     response = web.HTTPSeeOther(_safe_next(form.get("next")) or "/staff")
-    _with_session_cookie(request, response, token, expires)
+    account = _account(principal, form.get("username", "")[:64])
+    _with_session_cookie(request, response, token, expires, account)
     raise response
 
 
@@ -337,7 +365,7 @@ async def otp_request_form(request: web.Request) -> web.StreamResponse:
 async def otp_verify_form(request: web.Request) -> web.StreamResponse:
     form = await _form(request)
     try:
-        _principal, token, expires = await service.verify_otp(
+        principal, token, expires = await service.verify_otp(
             login_context(request),
             mobile_raw=form.get("mobile", ""),
             code=form.get("code", "")[:12],
@@ -352,7 +380,7 @@ async def otp_verify_form(request: web.Request) -> web.StreamResponse:
             next=_safe_next(form.get("next")),
         )
     response = web.HTTPSeeOther(_safe_next(form.get("next")) or "/me")
-    _with_session_cookie(request, response, token, expires)
+    _with_session_cookie(request, response, token, expires, _account(principal))
     raise response
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import hmac
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -16,8 +18,8 @@ from server.accounts.passwords import hash_password, verify_password
 from server.accounts.principal import Principal
 from server.accounts.sessions import create_session, principal_of_applicant, principal_of_user
 from server.accounts.sms import SmsSender
-from server.errors import ValidationError
-from server.ratelimit import RateLimiter, enforce
+from server.errors import AuthenticationError, ValidationError
+from server.ratelimit import Limit, RateLimiter, check, enforce, fail
 from server.settings import Settings
 
 
@@ -31,22 +33,60 @@ class LoginContext:
     settings: Settings
     ip: str
     user_agent: str | None
+    device: str | None = None  # the ``yk_device`` cookie, if the browser sent one
+
+
+def device_mark(secret_key: str, account: str) -> str:
+    """What the ``yk_device`` cookie holds for a browser that logged in to ``account``
+    (``staff:<username>`` or ``mobile:<number>``): proof that it was the owner's before."""
+    mac = hmac.new(secret_key.encode(), f"login-device:{account}".encode(), hashlib.sha256)
+    return mac.hexdigest()[:40]
+
+
+def staff_account(username: str) -> str:
+    return f"staff:{username.lower()}"
+
+
+def mobile_account(mobile: str) -> str:
+    return f"mobile:{mobile}"
+
+
+async def _check_failures(
+    ctx: LoginContext, per_ip: Limit, per_account: Limit, account: str
+) -> None:
+    held = [(per_ip, ctx.ip)]
+    known = ctx.device and hmac.compare_digest(
+        ctx.device, device_mark(ctx.settings.secret_key, account)
+    )
+    if not known:
+        held.append((per_account, account))
+    await check(ctx.limiter, *held)
 
 
 async def login_staff(
     ctx: LoginContext, *, username: str, password: str
 ) -> tuple[Principal, str, dt.datetime]:
     settings, ip, user_agent = ctx.settings, ctx.ip, ctx.user_agent
-    await enforce(ctx.limiter, (limits.LOGIN_PER_USER, username.lower()), (limits.LOGIN_PER_IP, ip))
+    account = staff_account(username)
+    await enforce(ctx.limiter, (limits.LOGIN_PER_IP, ip))
+    await _check_failures(
+        ctx, limits.LOGIN_FAILURES_PER_IP, limits.LOGIN_FAILURES_PER_USER, account
+    )
     async with ctx.db.begin() as session:
         user = await session.scalar(select(User).where(User.username == username))
         ok = await verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.active:
+            await fail(
+                ctx.limiter,
+                (limits.LOGIN_FAILURES_PER_IP, ip),
+                (limits.LOGIN_FAILURES_PER_USER, account),
+            )
             raise InvalidCredentialsError()
         principal = principal_of_user(user)
         token, expires = await create_session(
             session, principal, hours=settings.session_hours, ip=ip, user_agent=user_agent
         )
+    await ctx.limiter.clear(limits.LOGIN_FAILURES_PER_USER, account)
     return principal, token, expires
 
 
@@ -78,18 +118,29 @@ async def verify_otp(
 ) -> tuple[Principal, str, dt.datetime]:
     settings, ip, user_agent = ctx.settings, ctx.ip, ctx.user_agent
     mobile = normalise_mobile(mobile_raw)
-    await enforce(ctx.limiter, (limits.OTP_VERIFY_PER_MOBILE, mobile))
+    account = mobile_account(mobile)
+    await enforce(ctx.limiter, (limits.OTP_VERIFY_PER_IP, ip))
+    await _check_failures(
+        ctx, limits.OTP_VERIFY_FAILURES_PER_IP, limits.OTP_VERIFY_FAILURES_PER_MOBILE, account
+    )
     async with ctx.db() as session:
         try:
             applicant = await consume_code(session, mobile, code, secret_key=settings.secret_key)
-        except OtpInvalidError:
-            await session.commit()  # keep the failed-attempt count
+        except AuthenticationError as exc:
+            if isinstance(exc, OtpInvalidError):
+                await session.commit()  # keep the failed-attempt count
+            await fail(
+                ctx.limiter,
+                (limits.OTP_VERIFY_FAILURES_PER_IP, ip),
+                (limits.OTP_VERIFY_FAILURES_PER_MOBILE, account),
+            )
             raise
         principal = principal_of_applicant(applicant)
         token, expires = await create_session(
             session, principal, hours=settings.session_hours, ip=ip, user_agent=user_agent
         )
         await session.commit()
+    await ctx.limiter.clear(limits.OTP_VERIFY_FAILURES_PER_MOBILE, account)
     return principal, token, expires
 
 

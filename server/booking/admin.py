@@ -8,7 +8,6 @@ existing appointments; slots already sold stay sold.
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 from aiohttp import web
@@ -19,18 +18,18 @@ from server.accounts.models import User
 from server.appkeys import DB
 from server.booking import models as m
 from server.booking import schemas
-from server.booking.handlers import parse_day
+from server.booking.errors import CodeTakenError
 from server.booking.present import matter_dict
 from server.booking.slots import TimeRange
-from server.errors import ConflictError, NotFoundError, ValidationError
+from server.errors import NotFoundError, ValidationError
 from server.http.requests import int_param, require_staff
 from server.http.responses import json_response
 from server.openapi import ApiRoutes, read_json
+from server.parsing import require_date, try_date
 
 routes = ApiRoutes(tag="booking-admin")
 ADMINS = ("admin", "supervisor")
 RANGE_INVALID = "The end must be after the start"
-DUPLICATE = "This code is already in use"
 
 WINDOW_OUT = {
     "type": "object",
@@ -87,7 +86,7 @@ async def create_matter(request: web.Request) -> web.Response:
             await session.flush()
             await _matter_windows(session, matter.id, window_ids)
     except IntegrityError:
-        raise ConflictError(fields={"code": DUPLICATE}) from None
+        raise CodeTakenError() from None
     return json_response(matter_dict(matter), status=201)
 
 
@@ -95,21 +94,30 @@ async def create_matter(request: web.Request) -> web.Response:
     "/api/v1/admin/matters/{id}",
     summary="Change a matter (any subset of its fields; window_ids replaces its windows)",
     request=schemas.MATTER_IN,
-    responses={200: schemas.MATTER_OUT, 403: "error", 404: "error", 422: "error"},
+    responses={200: schemas.MATTER_OUT, 403: "error", 404: "error", 409: "error", 422: "error"},
     auth="admin,supervisor",
 )
 async def update_matter(request: web.Request) -> web.Response:
     require_staff(request, *ADMINS)
     body = await read_json(request, schemas.MATTER_IN)
     window_ids = body.pop("window_ids", None)
-    async with request.app[DB]() as session, session.begin():
-        matter = await session.get(m.Matter, int_param(request, "id"))
-        if matter is None:
-            raise NotFoundError()
-        for key, value in body.items():
-            setattr(matter, key, value)
-        if window_ids is not None:
-            await _matter_windows(session, matter.id, window_ids)
+    try:
+        async with request.app[DB]() as session, session.begin():
+            matter = await session.get(m.Matter, int_param(request, "id"))
+            if matter is None:
+                raise NotFoundError()
+            if (
+                "department_id" in body
+                and await session.get(m.Department, body["department_id"]) is None
+            ):
+                raise ValidationError(fields={"department_id": "No such department"})
+            for key, value in body.items():
+                setattr(matter, key, value)
+            await session.flush()  # a taken code fails here, inside the try
+            if window_ids is not None:
+                await _matter_windows(session, matter.id, window_ids)
+    except IntegrityError:
+        raise CodeTakenError() from None
     return json_response(matter_dict(matter))
 
 
@@ -171,7 +179,7 @@ async def create_window(request: web.Request) -> web.Response:
             window = m.Window(active=True, **body)
             session.add(window)
     except IntegrityError:
-        raise ConflictError(fields={"code": DUPLICATE}) from None
+        raise CodeTakenError() from None
     return json_response({"id": window.id, "code": window.code}, status=201)
 
 
@@ -228,7 +236,7 @@ async def create_exception(request: web.Request) -> web.Response:
             raise ValidationError(fields={"end": RANGE_INVALID})
     if not body["closed"] and span is None:
         raise ValidationError(fields={"start": "This field is required"})
-    day = parse_day(body["day"], "day")
+    day = require_date(body["day"], "day")
     async with request.app[DB]() as session, session.begin():
         exc = m.PlanException(
             window_id=body.get("window_id"),
@@ -268,7 +276,7 @@ async def delete_exception(request: web.Request) -> web.Response:
 async def put_holiday(request: web.Request) -> web.Response:
     require_staff(request, *ADMINS)
     body = await read_json(request, schemas.HOLIDAY_IN)
-    day = parse_day(request.match_info["day"], "day")
+    day = require_date(request.match_info["day"], "day")
     async with request.app[DB]() as session, session.begin():
         row = await session.get(m.HolidayOverride, day)
         if row is None:
@@ -288,10 +296,9 @@ async def put_holiday(request: web.Request) -> web.Response:
 )
 async def delete_holiday(request: web.Request) -> web.Response:
     require_staff(request, *ADMINS)
-    try:
-        day = date.fromisoformat(request.match_info["day"])
-    except ValueError:
-        raise NotFoundError() from None
+    day = try_date(request.match_info["day"])
+    if day is None:
+        raise NotFoundError()
     async with request.app[DB]() as session, session.begin():
         await session.execute(delete(m.HolidayOverride).where(m.HolidayOverride.day == day))
     return json_response({"ok": True})

@@ -17,11 +17,11 @@ from sqlalchemy import delete, select
 
 from server.appkeys import DB
 from server.booking import models as m
-from server.booking.handlers import parse_day
 from server.booking.present import KIND_LABELS
 from server.booking.slots import TimeRange
 from server.errors import NotFoundError, PermissionDeniedError, ValidationError
 from server.http.requests import int_param, optional_principal
+from server.parsing import INT_MAX, parse_id, parse_int, require_date
 
 routes = web.RouteTableDef()
 PLAN_LINE = "Write one range per line, like: 1 09:00-12:00 上午"
@@ -36,15 +36,7 @@ def _require_admin(request: web.Request) -> None:
 
 
 def _int(form: Any, key: str, low: int, high: int) -> int:
-    try:
-        value = int(str(form.get(key, "")))
-    except ValueError:
-        raise ValidationError(fields={key: "This value has the wrong type"}) from None
-    if not low <= value <= high:
-        raise ValidationError(
-            fields={key: "This value is too large" if value > high else "This value is too small"}
-        )
-    return value
+    return parse_int(form.get(key), key, low, high)
 
 
 def parse_plan(text: str) -> list[tuple[int, TimeRange, str]]:
@@ -106,20 +98,23 @@ async def admin_page(request: web.Request) -> dict[str, Any]:
 async def admin_create_matter(request: web.Request) -> web.StreamResponse:
     _require_admin(request)
     form = await request.post()
-    code, name = str(form.get("code", "")).strip(), str(form.get("name", "")).strip()
+    code, name = str(form.get("code", "")).strip()[:40], str(form.get("name", "")).strip()[:200]
     zone, kind = str(form.get("zone", "")), str(form.get("kind", ""))
     if not code or not name or zone not in m.ZONES or kind not in m.KINDS:
         raise ValidationError(fields={"code": "This field is required"})
+    department_id = _int(form, "department_id", 1, INT_MAX)
     async with request.app[DB]() as session, session.begin():
         if await session.scalar(select(m.Matter.id).where(m.Matter.code == code)) is not None:
             raise ValidationError(fields={"code": "This code is already in use"})
+        if await session.get(m.Department, department_id) is None:
+            raise ValidationError(fields={"department_id": "No such department"})
         session.add(
             m.Matter(
                 code=code,
                 name=name,
                 zone=zone,
                 kind=kind,
-                department_id=_int(form, "department_id", 1, 10**9),
+                department_id=department_id,
                 description="",
                 materials=[],
                 checklist=[],
@@ -184,7 +179,7 @@ async def admin_create_window(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as session, session.begin():
         if await session.scalar(select(m.Window.id).where(m.Window.code == code)) is not None:
             raise ValidationError(fields={"code": "This code is already in use"})
-        department_id = _int(form, "department_id", 1, 10**9)
+        department_id = _int(form, "department_id", 1, INT_MAX)
         if await session.get(m.Department, department_id) is None:
             raise ValidationError(fields={"department_id": "No such department"})
         session.add(
@@ -198,7 +193,7 @@ async def admin_window_plans(request: web.Request) -> web.StreamResponse:
     _require_admin(request)
     form = await request.post()
     ranges = parse_plan(str(form.get("plan", "")))
-    matter_ids = {int(str(v)) for v in form.getall("matter_ids", []) if str(v).isdigit()}
+    matter_ids = {i for v in form.getall("matter_ids", []) if (i := parse_id(str(v))) is not None}
     async with request.app[DB]() as session, session.begin():
         window_id = int_param(request, "id")
         if await session.get(m.Window, window_id) is None:
@@ -224,7 +219,7 @@ async def admin_window_plans(request: web.Request) -> web.StreamResponse:
 async def admin_add_exception(request: web.Request) -> web.StreamResponse:
     _require_admin(request)
     form = await request.post()
-    day = parse_day(str(form.get("day", "")), "day")
+    day = require_date(form.get("day"), "day")
     closed = form.get("closed") == "on"
     start, end = str(form.get("start", "")).strip(), str(form.get("end", "")).strip()
     span = None
@@ -239,7 +234,7 @@ async def admin_add_exception(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as session, session.begin():
         session.add(
             m.PlanException(
-                window_id=int(window) if window.isdigit() else None,
+                window_id=parse_id(window),
                 day=day,
                 closed=closed,
                 start_min=span.start if span else None,
@@ -264,7 +259,7 @@ async def admin_delete_exception(request: web.Request) -> web.StreamResponse:
 async def admin_holiday(request: web.Request) -> web.StreamResponse:
     _require_admin(request)
     form = await request.post()
-    day = parse_day(str(form.get("day", "")), "day")
+    day = require_date(form.get("day"), "day")
     async with request.app[DB]() as session, session.begin():
         await session.execute(delete(m.HolidayOverride).where(m.HolidayOverride.day == day))
         if form.get("mode") in ("working", "closed"):

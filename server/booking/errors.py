@@ -9,6 +9,7 @@ localised message.
         ├── ManageLinkError (403)         │   ├── AppointmentStatusError: names the status
         │                                 │   └── NoShowTooEarly: names the start
         │                                 ├── IdempotencyConflict (422)
+        │                                 ├── CodeTakenError (409): a matter's or window's code
         └── SlotRuleError (422, field "start"): past, too soon, beyond horizon, no such slot
 """
 
@@ -109,11 +110,22 @@ class IdempotencyConflict(BookingError):
     message = "This Idempotency-Key was already used for a different request"
 
 
+class CodeTakenError(BookingError):
+    """A matter's or window's ``code`` is unique (the database says so, not a lookup)."""
+
+    status = 409
+    code = "code_taken"
+    message = "This code is already in use"
+
+    def __init__(self) -> None:
+        super().__init__(fields={"code": self.message})
+
+
 class SlotRuleError(BookingError):
     """A requested start breaks a timing rule; carries the field error for ``start``."""
 
     status = 422
-    code = "validation_error"
+    code = "validation_failed"
     message = "Some fields are not valid"
 
     def __init__(self, msgid: str, field: str = "start") -> None:

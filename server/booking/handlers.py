@@ -8,7 +8,7 @@ after the commit.
 from __future__ import annotations
 
 import logging
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiohttp import web
@@ -37,6 +37,7 @@ from server.errors import PermissionDeniedError, ValidationError
 from server.http.requests import int_param, optional_principal, require_principal, require_staff
 from server.http.responses import json_response
 from server.openapi import ApiRoutes, read_json
+from server.parsing import require_date
 
 log = logging.getLogger("yunkan.booking")
 routes = ApiRoutes(tag="booking")
@@ -61,13 +62,6 @@ def parse_start(value: str, field: str = "start") -> datetime:
     if start.tzinfo is None:
         raise errors.SlotRuleError(errors.START_NAIVE, field=field)
     return start
-
-
-def parse_day(value: str | None, field: str = "date") -> date:
-    try:
-        return date.fromisoformat(value or "")
-    except ValueError:
-        raise ValidationError(fields={field: DATE_FORMAT}) from None
 
 
 @routes.get(
@@ -108,7 +102,7 @@ async def get_matter(request: web.Request) -> web.Response:
 )
 async def list_slots(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
-    day = parse_day(request.query.get("date"))
+    day = require_date(request.query.get("date"), "date")
     async with request.app[DB]() as session:
         matter = await svc.get_matter(session, int_param(request, "id"))
         slots = await open_slots(session, matter, day, settings.zone, utcnow())
@@ -410,8 +404,9 @@ async def list_appointments(request: web.Request) -> web.Response:
     settings = request.app[SETTINGS]
     async with request.app[DB]() as session:
         if principal.is_staff:
-            day = parse_day(
-                request.query.get("date") or utcnow().astimezone(settings.zone).date().isoformat()
+            day = require_date(
+                request.query.get("date") or utcnow().astimezone(settings.zone).date().isoformat(),
+                "date",
             )
             rows = await day_appointments(session, day, settings.zone, principal)
         else:

@@ -17,6 +17,8 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from server.parsing import parse_digits
+
 
 class BadManageToken(ValueError):
     """The token is malformed, forged, expired or already used (version moved on)."""
@@ -50,7 +52,7 @@ def make_token(
 def read_token(secret_key: str, token: str, now: datetime, purpose: str = "manage") -> ManageClaim:
     """Check signature and expiry; the caller still compares the version with the row."""
     parts = token.split(".")
-    if len(parts) != 4 or not all(p.isdigit() and len(p) < 19 for p in parts[:3]):
+    if len(parts) != 4 or not all(parse_digits(p) is not None for p in parts[:3]):
         raise BadManageToken("malformed manage token")
     payload = ".".join(parts[:3])
     if not hmac.compare_digest(_sign(secret_key, purpose, payload), parts[3]):

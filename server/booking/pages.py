@@ -30,13 +30,14 @@ from server.booking.present import (
     links_for,
     utcnow,
 )
-from server.booking.queue_handlers import announce, staff_events
+from server.booking.queue_handlers import JOIN_PER_IP, TICKET_PER_IP, announce, staff_events
 from server.booking.validation import validate_applicant
 from server.cases import access
 from server.cases.models import Case
 from server.errors import NotFoundError, YunkanError
-from server.http.requests import int_param, optional_principal
+from server.http.requests import int_param, limit_per_ip, optional_principal
 from server.masking import mask_mobile
+from server.parsing import parse_id, try_date
 
 routes = web.RouteTableDef()
 DAYS_SHOWN = 14
@@ -59,8 +60,7 @@ def _labels() -> dict[str, Any]:
 
 def _case_param(value: object) -> int | None:
     """``?case=`` / the hidden ``case_id``: the case a re-inspection is booked for."""
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() and 0 < len(text) < 12 else None
+    return parse_id(str(value or "").strip())
 
 
 async def _follow_up(request: web.Request, case_id: int | None) -> dict[str, Any] | None:
@@ -123,10 +123,7 @@ def _days(start: date, calendar: Any, horizon: int) -> list[dict[str, Any]]:
 async def matter_page(request: web.Request) -> dict[str, Any]:
     settings = request.app[SETTINGS]
     today = utcnow().astimezone(settings.zone).date()
-    try:
-        day = date.fromisoformat(request.query.get("date", ""))
-    except ValueError:
-        day = None
+    day = try_date(request.query.get("date"))
     async with request.app[DB]() as session:
         matter = await svc.get_matter(session, int_param(request, "id"))
         calendar = await load_calendar(session)
@@ -285,10 +282,7 @@ async def manage_page(request: web.Request) -> dict[str, Any]:
     day_text = request.query.get("date")
     slots: list[Any] = []
     if day_text and context["appt"]["status"] == "booked":
-        try:
-            day = date.fromisoformat(day_text)
-        except ValueError:
-            day = None
+        day = try_date(day_text)
         if day is not None:
             async with request.app[DB]() as session:
                 found = await open_slots(session, context["matter"], day, settings.zone, utcnow())
@@ -369,6 +363,7 @@ async def video_now_page(request: web.Request) -> web.StreamResponse:
 
 @routes.post("/book/now/{id}")
 async def video_now_submit(request: web.Request) -> web.StreamResponse:
+    await limit_per_ip(request, JOIN_PER_IP)
     form = await request.post()
     values = {k: str(v).strip() for k, v in form.items() if k != "csrf_token"}
     matter_id = int_param(request, "id")
@@ -404,6 +399,7 @@ async def video_now_submit(request: web.Request) -> web.StreamResponse:
 @routes.get("/book/queue/{token}", name="book_queue")
 @aiohttp_jinja2.template("booking/ticket.html")
 async def ticket_page(request: web.Request) -> dict[str, Any]:
+    await limit_per_ip(request, TICKET_PER_IP)
     async with request.app[DB]() as session:
         ticket = await queue.get_ticket(session, request.match_info["token"])
         pos = await queue.position_of(session, ticket)

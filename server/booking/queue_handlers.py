@@ -21,12 +21,17 @@ from server.booking import queue, schemas
 from server.booking.handlers import STAFF_CHANNEL, publish
 from server.booking.validation import validate_applicant
 from server.errors import ValidationError
-from server.http.requests import optional_principal, require_staff
+from server.http.requests import limit_per_ip, optional_principal, require_staff
 from server.http.responses import json_response
 from server.openapi import ApiRoutes, read_json
+from server.ratelimit import Limit
 
 routes = ApiRoutes(tag="queue")
 KEEPALIVE_SECONDS = 15.0
+# Walk-in joins are anonymous writes: a few per address (a service-centre kiosk included),
+# so one client cannot fill a queue. Ticket reads are the holder polling or reconnecting.
+JOIN_PER_IP = Limit("queue-join-ip", 10, 600)
+TICKET_PER_IP = Limit("queue-ticket-ip", 120, 60)
 
 
 def queue_channel(matter_id: int) -> str:
@@ -81,10 +86,11 @@ async def announce(request: web.Request, matter_id: int) -> None:
     "/api/v1/queue",
     summary='Join the "video now" queue of a matter; keep the returned ticket token',
     request=schemas.QUEUE_JOIN,
-    responses={201: schemas.TICKET_OUT, 404: "error", 422: "error"},
+    responses={201: schemas.TICKET_OUT, 404: "error", 422: "error", 429: "error"},
     auth="none",
 )
 async def join_queue(request: web.Request) -> web.Response:
+    await limit_per_ip(request, JOIN_PER_IP)
     body = await read_json(request, schemas.QUEUE_JOIN)
     info, fields = validate_applicant(body["applicant"])
     if info is None:
@@ -102,10 +108,11 @@ async def join_queue(request: web.Request) -> web.Response:
 @routes.get(
     "/api/v1/queue/{ticket}",
     summary="A ticket's position and estimated wait",
-    responses={200: schemas.TICKET_OUT, 404: "error"},
+    responses={200: schemas.TICKET_OUT, 404: "error", 429: "error"},
     auth="none",
 )
 async def get_ticket(request: web.Request) -> web.Response:
+    await limit_per_ip(request, TICKET_PER_IP)
     async with request.app[DB]() as session:
         ticket = await queue.get_ticket(session, request.match_info["ticket"])
         pos = await queue.position_of(session, ticket)
@@ -116,10 +123,11 @@ async def get_ticket(request: web.Request) -> web.Response:
 @routes.post(
     "/api/v1/queue/{ticket}/leave",
     summary="Leave the queue",
-    responses={200: schemas.TICKET_OUT, 404: "error"},
+    responses={200: schemas.TICKET_OUT, 404: "error", 429: "error"},
     auth="none",
 )
 async def leave_queue(request: web.Request) -> web.Response:
+    await limit_per_ip(request, TICKET_PER_IP)
     async with request.app[DB]() as session, session.begin():
         ticket = await queue.get_ticket(session, request.match_info["ticket"])
         await queue.leave(session, ticket)
@@ -230,10 +238,11 @@ async def _stream(
 @routes.get(
     "/api/v1/queue/{ticket}/events",
     summary="Server-Sent Events: the ticket's position whenever the queue moves",
-    responses={200: "text/event-stream", 404: "error"},
+    responses={200: "text/event-stream", 404: "error", 429: "error"},
     auth="none",
 )
 async def ticket_events(request: web.Request) -> web.StreamResponse:
+    await limit_per_ip(request, TICKET_PER_IP)
     async with request.app[DB]() as session:
         ticket = await queue.get_ticket(session, request.match_info["ticket"])
         pos = await queue.position_of(session, ticket)

@@ -8,7 +8,7 @@ straight on to the console).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -28,6 +28,7 @@ from server.booking.staffday import day_rows, waiting_tickets
 from server.cases.procedure import LABELS as CASE_LABELS
 from server.errors import PermissionDeniedError, ValidationError
 from server.http.requests import optional_principal
+from server.parsing import parse_id, try_date
 
 routes = web.RouteTableDef()
 
@@ -48,10 +49,7 @@ def _local(url: str) -> str:
 async def staff_day_page(request: web.Request) -> web.StreamResponse:
     principal = _staff(request)
     settings = request.app[SETTINGS]
-    try:
-        day = date.fromisoformat(request.query.get("date", ""))
-    except ValueError:
-        day = utcnow().astimezone(settings.zone).date()
+    day = try_date(request.query.get("date")) or utcnow().astimezone(settings.zone).date()
     now = utcnow()
     async with request.app[DB]() as session:
         rows = await day_rows(session, principal, day, settings.zone, now)
@@ -147,8 +145,8 @@ async def staff_assign(request: web.Request) -> web.StreamResponse:
     raw = str(form.get("staff_id", "")).strip()
     if raw == "me":
         staff_id: int | None = principal.id
-    elif raw.isdigit() and len(raw) < 12:
-        staff_id = int(raw)
+    elif parse_id(raw) is not None:
+        staff_id = parse_id(raw)
     elif raw == "":
         staff_id = None
     else:

@@ -34,6 +34,7 @@ from server.booking.models import Appointment, Matter
 from server.cases import procedure
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import append_event
+from server.parsing import parse_id
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ CLOSED_APPOINTMENT = frozenset({"cancelled", "completed", "no_show"})
 def parse_room(room_id: str) -> tuple[str, int] | None:
     """``("case", 42)`` for ``case-42``, ``("appt", 7)`` for ``appt-7``; None otherwise."""
     kind, _, number = room_id.partition("-")
-    if kind in ("case", "appt") and number.isdigit() and len(number) <= 18:
-        return kind, int(number)
+    row_id = parse_id(number)
+    if kind in ("case", "appt") and row_id is not None:
+        return kind, row_id
     return None
 
 

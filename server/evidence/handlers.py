@@ -49,8 +49,9 @@ from server.cases.workflow import draft_decision
 from server.errors import NotFoundError, PermissionDeniedError
 from server.evidence import schemas as s
 from server.evidence.live import session_video
-from server.http.requests import int_param, parse_date, require_principal, require_staff
+from server.http.requests import int_param, require_principal, require_staff
 from server.openapi import ApiRoutes, read_json
+from server.parsing import parse_date
 
 routes = ApiRoutes(tag="evidence")
 INSPECTING = ("inspector", "supervisor", "admin")

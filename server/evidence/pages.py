@@ -34,6 +34,7 @@ from server.errors import NotFoundError, ValidationError, YunkanError
 from server.http.requests import int_param, optional_principal, translate
 from server.letters.handlers import letter_json, load_signatures
 from server.letters.models import Letter
+from server.parsing import parse_int
 from signaling.links import appointment_room, case_room, join_url, participant_id, signer_for
 from signaling.tokens import JoinGrant
 
@@ -156,11 +157,7 @@ async def applicant_case(request: web.Request) -> web.StreamResponse:
 
 
 def _int(value: str | None, field: str) -> int | None:
-    if not value:
-        return None
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
-        raise ValidationError(fields={field: "Enter a whole number"})
-    return int(value)
+    return parse_int(value, field, 0) if value else None
 
 
 @routes.post("/cases/{id}/step/{step}")

@@ -1,5 +1,5 @@
-"""Middlewares, outermost first: request id + metrics, errors, security headers, locale,
-authentication, CSRF."""
+"""Middlewares, outermost first: request id + metrics, security headers, errors, locale,
+input (text of the query, path, cookies and forms), authentication, CSRF."""
 
 from __future__ import annotations
 
@@ -11,22 +11,36 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp_jinja2
 from aiohttp import web
+from aiohttp.helpers import parse_mimetype
+from multidict import MultiDictProxy
 
 from server.accounts.sessions import SESSION_COOKIE, principal_for_token
 from server.appkeys import CATALOGS, DB, METRICS, SETTINGS
 from server.errors import (
     BadRequestError,
     CsrfError,
+    InvalidTextError,
+    MalformedFormError,
+    MethodNotAllowedError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
     YunkanError,
 )
-from server.http.requests import CSRF, LOCALE, PRINCIPAL, REQUEST_ID, is_secure, wants_json
+from server.http.requests import (
+    CSRF,
+    LOCALE,
+    MALFORMED_FORM_ERRORS,
+    PRINCIPAL,
+    REQUEST_ID,
+    is_secure,
+    wants_json,
+)
 from server.http.responses import json_response
 from server.http.templating import template_context
 from server.i18n import LOCALE_COOKIE, pick_locale
 from server.logs import request_id_var
+from server.parsing import BAD_TEXT, bad_text
 
 log = logging.getLogger("yunkan.http")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -75,10 +89,7 @@ def _http_error(exc: web.HTTPException) -> YunkanError:
     if isinstance(exc, web.HTTPNotFound):
         return NotFoundError()
     if isinstance(exc, web.HTTPMethodNotAllowed):
-        err: YunkanError = BadRequestError("This method is not allowed here")
-        err.status = 405  # type: ignore[misc]
-        err.code = "method_not_allowed"  # type: ignore[misc]
-        return err
+        return MethodNotAllowedError(exc.allowed_methods)
     err = BadRequestError(exc.reason)
     err.status = exc.status  # type: ignore[misc]
     return err
@@ -91,6 +102,8 @@ async def error_response(request: web.Request, error: YunkanError) -> web.Stream
     headers: dict[str, str] = {}
     if isinstance(error, RateLimitedError):
         headers["Retry-After"] = str(error.retry_after)
+    if isinstance(error, MethodNotAllowedError):
+        headers["Allow"] = ",".join(error.allow)
     if wants_json(request):
         body: dict[str, object] = {"code": error.code, "message": message}
         if error.fields:
@@ -153,6 +166,63 @@ async def locale(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_TEXT_HEADERS = ("Authorization", "Idempotency-Key")
+
+
+async def read_form(
+    request: web.Request,
+) -> MultiDictProxy[str | bytes | bytearray | web.FileField]:
+    """The parsed form (aiohttp caches it for the handler), or 400 when it cannot be read.
+
+    See ``MALFORMED_FORM_ERRORS`` for what aiohttp raises instead."""
+    if request.content_type == "multipart/form-data" and not _has_boundary(request):
+        raise MalformedFormError()
+    try:
+        return await request.post()
+    except web.HTTPException:
+        raise  # 413 from client_max_size
+    except MALFORMED_FORM_ERRORS:
+        raise MalformedFormError() from None
+
+
+def _has_boundary(request: web.Request) -> bool:
+    """RFC 2046: 1 to 70 characters; aiohttp's multipart reader parses it the same way."""
+    mimetype = parse_mimetype(request.headers.get("Content-Type", ""))
+    return 0 < len(mimetype.parameters.get("boundary", "")) <= 70
+
+
+@web.middleware
+async def input_text(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse NUL and lone surrogates wherever text enters before a handler sees it: the
+    query, the path, cookies, the headers we store or hash, and page forms (JSON bodies are
+    checked by ``read_json``). PostgreSQL cannot store NUL, and a lone surrogate (aiohttp
+    decodes header bytes with ``surrogateescape``) cannot be encoded to hash or store."""
+    fields: dict[str, str] = {}
+    for source in (request.query, request.match_info):
+        for key, value in source.items():
+            if bad_text(key) or bad_text(value):
+                fields[key] = BAD_TEXT
+    for key, value in request.cookies.items():
+        if bad_text(value):
+            fields[key] = BAD_TEXT
+    for header in _TEXT_HEADERS:
+        if bad_text(request.headers.get(header, "")):
+            fields[header] = BAD_TEXT
+    # Page forms are parsed here, once, for every page (the CSRF check reads them next);
+    # an API upload stays a stream for its handler, which reads only its file.
+    if request.method in _UNSAFE and request.content_type in _FORM_TYPES:
+        if request.content_type == "multipart/form-data" and not _has_boundary(request):
+            raise MalformedFormError()
+        if not request.path.startswith("/api/"):
+            for key, item in (await read_form(request)).items():
+                if bad_text(key) or (isinstance(item, str) and bad_text(item)):
+                    fields[key] = BAD_TEXT
+    if fields:
+        raise InvalidTextError(fields=fields)
+    return await handler(request)
+
+
 def bearer_token(request: web.Request) -> str | None:
     header = request.headers.get("Authorization", "")
     if header[:7].lower() == "bearer ":
@@ -174,8 +244,8 @@ async def _submitted_csrf(request: web.Request) -> str | None:
     header = request.headers.get(CSRF_HEADER)
     if header:
         return header
-    if request.content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        form = await request.post()  # aiohttp caches the parsed form for the handler
+    if request.content_type in _FORM_TYPES:
+        form = await read_form(request)
         value = form.get("csrf_token")
         return value if isinstance(value, str) else None
     return None
@@ -208,4 +278,12 @@ async def csrf(request: web.Request, handler: Handler) -> web.StreamResponse:
     return response
 
 
-MIDDLEWARES = (request_context, security_headers, errors, locale, authentication, csrf)
+MIDDLEWARES = (
+    request_context,
+    security_headers,
+    errors,
+    locale,
+    input_text,
+    authentication,
+    csrf,
+)

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-import datetime as dt
+import ipaddress
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from server.accounts.principal import Principal
-from server.appkeys import SETTINGS
+from server.appkeys import LIMITER, SETTINGS
 from server.errors import (
     AuthenticationError,
     NotFoundError,
     PermissionDeniedError,
-    ValidationError,
 )
+from server.parsing import parse_id
+from server.ratelimit import Limit, enforce
+from server.settings import IPNetwork
+
+# What aiohttp raises for a form or multipart body that does not parse: KeyError (no
+# boundary), ValueError/UnicodeDecodeError (bad body), LookupError (unknown charset),
+# HttpProcessingError (a part's headers), AssertionError (its reader's own checks).
+MALFORMED_FORM_ERRORS = (KeyError, ValueError, LookupError, AssertionError, HttpProcessingError)
 
 PRINCIPAL = web.RequestKey["Principal | None"]("principal")
 LOCALE = web.RequestKey[str]("locale")
@@ -22,18 +30,56 @@ REQUEST_ID = web.RequestKey[str]("request_id")
 CSRF = web.RequestKey[str]("csrf")
 
 
+def _address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _trusted(text: str, networks: tuple[IPNetwork, ...]) -> bool:
+    address = _address(text)
+    return address is not None and any(address in network for network in networks)
+
+
+def _via_trusted_proxy(request: web.Request) -> bool:
+    settings = request.app[SETTINGS]
+    return settings.trust_proxy and _trusted(request.remote or "", settings.trusted_proxy_networks)
+
+
 def client_ip(request: web.Request) -> str:
-    if request.app[SETTINGS].trust_proxy:
-        forwarded = request.headers.get("X-Forwarded-For", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()[:64]
-    return (request.remote or "")[:64]
+    """The address rate limits, sessions and audits key on.
+
+    With ``trust_proxy`` and a peer that is one of ``trusted_proxies``, the rightmost
+    ``X-Forwarded-For`` hop that is not a trusted proxy: each proxy appends the address it
+    saw, so everything left of that hop was written by the client and proves nothing (the
+    leftmost value is whatever an attacker wants it to be)."""
+    peer = request.remote or ""
+    if not _via_trusted_proxy(request):
+        return peer[:64]
+    networks = request.app[SETTINGS].trusted_proxy_networks
+    hops = [h.strip() for v in request.headers.getall("X-Forwarded-For", []) for h in v.split(",")]
+    client = peer
+    for hop in reversed(hops):
+        address = _address(hop)
+        if address is None:
+            break  # garbage: stay with the last hop a trusted proxy vouched for
+        client = str(address)
+        if not any(address in network for network in networks):
+            break
+    return client[:64]
+
+
+async def limit_per_ip(request: web.Request, *limits: Limit) -> None:
+    """Count this request against each limit for its client address; 429 when over."""
+    ip = client_ip(request) or "unknown"
+    await enforce(request.app[LIMITER], *((limit, ip) for limit in limits))
 
 
 def is_secure(request: web.Request) -> bool:
     if request.app[SETTINGS].cookie_secure or request.secure:
         return True
-    return request.app[SETTINGS].trust_proxy and request.headers.get("X-Forwarded-Proto") == "https"
+    return _via_trusted_proxy(request) and request.headers.get("X-Forwarded-Proto") == "https"
 
 
 def wants_json(request: web.Request) -> bool:
@@ -69,11 +115,12 @@ def require_applicant(request: web.Request) -> Principal:
 
 
 def int_param(request: web.Request, name: str) -> int:
-    """A numeric path parameter; anything else is simply not found."""
-    raw = request.match_info.get(name, "")
-    if not raw.isdigit() or len(raw) > 18:
+    """A numeric path parameter (:func:`server.parsing.parse_id`); anything else is simply
+    not found."""
+    value = parse_id(request.match_info.get(name))
+    if value is None:
         raise NotFoundError()
-    return int(raw)
+    return value
 
 
 def locale_of(request: web.Request) -> str:
@@ -86,13 +133,3 @@ def translate(request: web.Request, message: str, **params: Any) -> str:
 
     text: str = request.app[CATALOGS].gettext(locale_of(request), message, **params)
     return text
-
-
-def parse_date(value: object, field: str) -> dt.date | None:
-    """An optional ``YYYY-MM-DD`` value of a body or form; a real date or a field error."""
-    if value is None or value == "":
-        return None
-    try:
-        return dt.date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationError(fields={field: "Enter a date like 2026-12-01"}) from None

@@ -13,7 +13,14 @@ from server.accounts.principal import Principal
 from server.appkeys import DB, LIMITER, SMS
 from server.cases.access import readable_case
 from server.db.types import utcnow
-from server.http.requests import client_ip, int_param, require_principal, require_staff
+from server.errors import MalformedFormError
+from server.http.requests import (
+    MALFORMED_FORM_ERRORS,
+    client_ip,
+    int_param,
+    require_principal,
+    require_staff,
+)
 from server.letters import schemas, signatures, templates, verification
 from server.letters.appkeys import LETTERS
 from server.letters.documents import role_label
@@ -21,6 +28,7 @@ from server.letters.issuance import Audit, issue
 from server.letters.models import Letter, LetterEvent, LetterSignature, LetterTemplate
 from server.letters.signing import readable_letter, sign
 from server.openapi import ApiRoutes, read_json
+from server.parsing import parse_id
 from server.ratelimit import Limit, enforce
 
 log = logging.getLogger("yunkan.letters")
@@ -239,6 +247,22 @@ async def letter_pdf(request: web.Request) -> web.Response:
     )
 
 
+async def _multipart_file(request: web.Request, cap: int) -> bytes:
+    reader = await request.multipart()
+    async for part in reader:
+        if getattr(part, "name", None) != "file":
+            continue
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
+            size += len(chunk)
+            if size > cap:
+                raise verification.PdfTooLargeError(details={"max_bytes": cap})
+            chunks.append(chunk)
+        return b"".join(chunks)
+    raise verification.NotAPdfError()
+
+
 async def read_upload(request: web.Request) -> bytes:
     """The uploaded PDF (multipart field ``file``, or a raw ``application/pdf`` body),
     read in chunks and cut off past the cap so a huge upload costs no more than the cap."""
@@ -246,19 +270,10 @@ async def read_upload(request: web.Request) -> bytes:
     if request.content_length is not None and request.content_length > cap + 64 * 1024:
         raise verification.PdfTooLargeError(details={"max_bytes": cap})
     if request.content_type == "multipart/form-data":
-        reader = await request.multipart()
-        async for part in reader:
-            if getattr(part, "name", None) != "file":
-                continue
-            chunks: list[bytes] = []
-            size = 0
-            while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
-                size += len(chunk)
-                if size > cap:
-                    raise verification.PdfTooLargeError(details={"max_bytes": cap})
-                chunks.append(chunk)
-            return b"".join(chunks)
-        raise verification.NotAPdfError()
+        try:
+            return await _multipart_file(request, cap)
+        except MALFORMED_FORM_ERRORS:
+            raise MalformedFormError() from None
     data = bytearray()
     async for chunk in request.content.iter_chunked(64 * 1024):
         data += chunk
@@ -352,10 +367,8 @@ async def list_templates(request: web.Request) -> web.Response:
 )
 async def save_template(request: web.Request) -> web.Response:
     principal = require_staff(request, *TEMPLATE_ROLES)
-    matter_id = (
-        int(request.match_info["matter_id"]) if request.match_info["matter_id"].isdigit() else -1
-    )
-    if matter_id < 0:
+    matter_id = parse_id(request.match_info["matter_id"])
+    if matter_id is None:
         raise web.HTTPNotFound()
     body = await read_json(request, schemas.TEMPLATE_SAVE)
     templates.render(body["source"], templates.SAMPLE_FIELDS)  # raises with line + message

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from server.errors import ValidationError
+from server.parsing import try_date
 
 Outcome = Literal["pass", "rectify", "fail"]
 ItemResult = Literal["ok", "not_ok", "na"]
@@ -97,13 +98,11 @@ def parse_outcome(
     elif outcome == "rectify":
         if not requirements:
             errors["requirements"] = "Rectification needs at least one requirement"
-        try:
-            deadline = dt.date.fromisoformat(str(body.get("deadline")))
-        except ValueError:
+        deadline = try_date(body.get("deadline"))
+        if deadline is None:
             errors["deadline"] = "Rectification needs a deadline (YYYY-MM-DD)"
-        else:
-            if deadline <= inspection_day:
-                errors["deadline"] = "The deadline must be after the inspection day"
+        elif deadline <= inspection_day:
+            errors["deadline"] = "The deadline must be after the inspection day"
     elif outcome == "fail" and not reason:
         errors["reason"] = "A failed inspection needs a reason"
     if errors:

@@ -18,6 +18,7 @@ from server.i18n import Catalogs
 from server.logs import JsonFormatter
 from server.masking import mask_text
 from server.openapi import _MESSAGES
+from server.parsing import MESSAGES as PARSING_MESSAGES
 from server.settings import Settings, SettingsError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +47,7 @@ def test_settings_from_env_and_toml(tmp_path: Path) -> None:
         ({"REDIS_URL": "http://x"}, "REDIS_URL"),
         ({"YUNKAN_DEMO": "maybe"}, "YUNKAN_DEMO"),
         ({"YUNKAN_ICE_HOST_ADDRESSES": "127.0.0.1,eth0"}, "YUNKAN_ICE_HOST_ADDRESSES"),
+        ({"YUNKAN_TRUSTED_PROXIES": "10.0.0.0/8,nginx"}, "YUNKAN_TRUSTED_PROXIES"),
     ],
 )
 def test_bad_settings_name_the_variable(tmp_path: Path, env: dict[str, str], named: str) -> None:
@@ -108,6 +110,7 @@ def test_every_message_has_a_chinese_translation() -> None:
         if zh.gettext(cls.message) == cls.message:
             missing.add(cls.message)
     missing.update(m for m in _MESSAGES.values() if zh.gettext(m) == m)
+    missing.update(m for m in PARSING_MESSAGES if zh.gettext(m) == m)
     for path in ("web/templates",):
         for _file, _line, message, _comments, _ctx in extract_from_dir(
             ROOT / path,

@@ -190,3 +190,25 @@ async def test_error_messages_follow_the_language_cookie(live: LiveServer) -> No
         await ws.send_json({"type": "join", "token": "forged"})
         error = await ws.receive_json(timeout=5)
         assert error["code"] == "bad_token" and error["message"] == "The join link is not valid."
+
+
+async def test_deep_json_and_bad_text_get_an_error_and_the_socket_stays_open(
+    live: LiveServer,
+) -> None:
+    async with aiohttp.ClientSession() as http, http.ws_connect(live.ws_url) as ws:
+        await ws.send_json({"type": "join", "token": live.token("guest-9", "expert")})
+        assert (await ws.receive_json(timeout=5))["type"] == "welcome"
+        cases = [
+            ("[" * 5000 + "]" * 5000, "malformed"),
+            ('{"type":"chat","text":"hi \\ud800"}', "bad_field"),
+            ('{"type":"chat","text":"nul \\u0000"}', "bad_field"),
+        ]
+        for payload, code in cases:
+            message = await _raw(ws, payload)
+            while message["type"] != "error":  # presence etc. may interleave
+                message = await ws.receive_json(timeout=5)
+            assert message["code"] == code, payload[:40]
+        message = await _raw(ws, '{"type":"ping"}')
+        while message["type"] != "pong":
+            message = await ws.receive_json(timeout=5)
+        assert not ws.closed

@@ -90,3 +90,18 @@ def test_flood_limiter() -> None:
         limiter.hit(now=100.0)
     assert err.value.fatal and err.value.close_code == 4429
     limiter.hit(now=100.2)  # refilled two tokens
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("[" * 5000 + "]" * 5000, "malformed"),
+        ('{"type":"chat","text":' + "[" * 100 + "]" * 100 + "}", "malformed"),
+        ('{"type":"chat","text":"hi \\ud800"}', "bad_field"),
+        ('{"type":"chat","text":"hi \\u0000"}', "bad_field"),
+        ('{"type":"chat","text":"hi","\\udfff":1}', "bad_field"),
+        ('{"type":"ping","n":NaN}', "malformed"),
+    ],
+)
+def test_depth_and_text_are_checked_before_anything_reads_them(raw: str, code: str) -> None:
+    assert code_of(raw) == code
