@@ -20,7 +20,6 @@ from recordings.annotations import annotate_jpeg
 from recordings.blobs import BlobStore
 from recordings.location import DEFAULT_THRESHOLD_M, GeoFix, check_distance
 from recordings.models import (
-    OUTCOMES,
     RESULTS,
     CaseSite,
     ChecklistResult,
@@ -33,7 +32,7 @@ from recordings.snapshots import ORIGINAL_SUFFIX, WATERMARKED_SUFFIX, SnapshotIm
 from server.accounts.principal import Principal
 from server.booking.models import Appointment
 from server.cases.models import Case
-from server.cases.procedure import is_open
+from server.cases.procedure import OUTCOMES, is_open
 from server.cases.timeline import append_event
 from server.db.types import utcnow
 from server.errors import ConflictError, NotFoundError, ValidationError

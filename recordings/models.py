@@ -29,7 +29,6 @@ from server.db.base import Base
 from server.db.types import UTCDateTime, utcnow
 
 RESULTS = ("ok", "problem", "na")
-OUTCOMES = ("pass", "rectify", "fail")
 STORED = ("finished", "incomplete")
 """Recording states whose file is in the blob store (playable, exported, purgeable)."""
 

@@ -83,7 +83,6 @@ RULES: dict[str, Rule] = {
     "issue_letter": _rule("lead", "inspector"),
     "sign": _rule("applicant", "lead", "inspector", "expert", "reviewer"),
 }
-ACTIONS = tuple(RULES)
 
 
 def may(principal: Principal, roles: frozenset[str], action: str) -> bool:

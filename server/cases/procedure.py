@@ -73,8 +73,6 @@ STATES = (
 )
 FINAL = frozenset({REJECTED, CLOSED, WITHDRAWN, CANCELLED})
 OPEN = frozenset(STATES) - FINAL
-LIVE = frozenset({SCHEDULED, RE_INSPECTION, INSPECTING, IN_SESSION})
-"""States in which a video session may run (evidence may be taken while it does)."""
 OUTCOMES = ("pass", "rectify", "fail")
 
 LABELS = {
