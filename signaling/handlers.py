@@ -42,16 +42,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from recordings.recorder import RecordingGap
 from recordings.recovery import RECORDINGS, STAMP, recover_recordings
 from server.accounts.principal import Principal
-from server.appkeys import API_SPEC, BLOBS, BUS, DB, REDIS, SETTINGS
+from server.appkeys import API_SPEC, BLOBS, BUS, DB, REDIS, SETTINGS, SMS
 from server.appkeys import RELAY as RELAY  # evidence reads it too (snapshots)
+from server.booking.invites import qr_svg
 from server.booking.links import BadManageToken, read_token
 from server.booking.models import Appointment
+from server.booking.validation import FieldInvalid, validate_mobile
 from server.cases import rooms as case_rooms
 from server.cases.access import authorize, live_role, party_roles
 from server.cases.timeline import append_event
-from server.errors import NotFoundError
+from server.errors import NotFoundError, ValidationError
+from server.evidence.console import console_view
 from server.evidence.recording import file_live_location, file_room_recordings
 from server.http.requests import int_param, optional_principal, require_principal, translate
+from server.masking import mask_mobile
 from server.openapi import ApiRoutes, read_json
 from server.parsing import parse_id
 from server.settings import Settings
@@ -394,11 +398,20 @@ async def join_page(request: web.Request) -> web.StreamResponse:
             raise web.HTTPSeeOther(f"/login?tab=staff&next=/live/j/{token}")
         if participant_id(principal) != grant.participant:
             return _refused(request, "wrong_person", 403)
+    principal = optional_principal(request)
     async with request.app[DB]() as session:
         if await case_rooms.closed_reason(session, grant.room) is not None:
             return _refused(request, "room_closed", 410)
         observed = grant.role == "applicant" and await case_rooms.observed_notice(
             session, grant.room
+        )
+        # The applicant's page watches the case's letters to open the signing panel in
+        # the call; the inspector's console gets the case's working state.
+        case_id = await case_rooms.case_of_room(session, grant.room)
+        workbench = (
+            await console_view(session, grant.room, principal, request.app[SETTINGS].zone)
+            if grant.role == "inspector" and principal is not None and principal.is_staff
+            else None
         )
     template = "live/applicant.html" if grant.role == "applicant" else "live/console.html"
     receive_only = grant.role in HIDDEN_ROLES
@@ -406,6 +419,8 @@ async def join_page(request: web.Request) -> web.StreamResponse:
         "grant": grant,
         "observed": observed,
         "receive_only": receive_only,
+        "workbench": workbench,
+        "workbench_json": json.dumps(workbench, ensure_ascii=False) if workbench else "",
         "config": json.dumps(
             {
                 "token": token,
@@ -414,6 +429,8 @@ async def join_page(request: web.Request) -> web.StreamResponse:
                 "participant": grant.participant,
                 "name": grant.name,
                 "receive_only": receive_only,
+                "case_id": case_id,
+                "signed_in": principal is not None,
             },
             ensure_ascii=False,
         ),
@@ -550,6 +567,19 @@ INVITE_REQUEST = {
     "properties": {
         "role": {"enum": ["expert", "observer"]},
         "name": {"type": "string", "minLength": 1, "maxLength": 60},
+        "mobile": {
+            "type": "string",
+            "maxLength": 20,
+            "description": "text the link to this mainland mobile number",
+        },
+    },
+}
+INVITE_RESPONSE = {
+    **JOIN_RESPONSE,
+    "properties": {
+        **JOIN_RESPONSE["properties"],  # type: ignore[dict-item]
+        "qr_svg": {"type": "string", "description": "the join URL as a QR code (SVG)"},
+        "sms_to": {"type": ["string", "null"], "description": "masked number texted"},
     },
 }
 
@@ -558,7 +588,7 @@ INVITE_REQUEST = {
     "/api/v1/live/rooms/{room}/invite",
     summary="A join URL for an invited expert or observer (joint inspection, remote review)",
     request=INVITE_REQUEST,
-    responses={200: JOIN_RESPONSE, 403: "error", 404: "error", 422: "error"},
+    responses={200: INVITE_RESPONSE, 403: "error", 404: "error", 422: "error"},
 )
 async def invite(request: web.Request) -> web.Response:
     principal = require_principal(request)
@@ -567,6 +597,12 @@ async def invite(request: web.Request) -> web.Response:
         case_id = await case_rooms.case_of_room(session, room)
         await authorize(session, principal, case_id, "invite")
     body = await read_json(request, INVITE_REQUEST)
+    mobile: str | None = None
+    if body.get("mobile"):
+        try:
+            mobile = validate_mobile(body["mobile"])
+        except FieldInvalid as err:
+            raise ValidationError(fields={"mobile": err.msgid}) from None
     # A guest link is token-only (the guest has no account here), like the applicant's.
     grant = JoinGrant(
         room=room,
@@ -585,9 +621,23 @@ async def invite(request: web.Request) -> web.Response:
                 "participant": grant.participant,
                 "role": grant.role,
                 "name": grant.name,
+                "sms": mask_mobile(mobile) if mobile else None,
             },
         )
-    return _grant_response(request, grant)
+    response = _grant_response(request, grant)
+    out = json.loads(cast(bytes, response.body))
+    # The console's invite dialog shows the link three ways: to copy, as a QR code for a
+    # phone across the desk, and texted (through the same outbox as every other SMS).
+    out["qr_svg"] = qr_svg(out["url"])
+    out["sms_to"] = None
+    if mobile is not None:
+        await request.app[SMS].send(
+            mobile,
+            f"【云勘】{principal.name}邀请您参加视频勘验，请打开 {out['url']} 加入。",
+            kind="invite",
+        )
+        out["sms_to"] = mask_mobile(mobile)
+    return web.json_response(out)
 
 
 async def _end_rooms(app: web.Application) -> None:

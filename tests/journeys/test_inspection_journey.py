@@ -1,15 +1,21 @@
 """The remote inspection, end to end, through pages only, in Chromium.
 
 An enterprise manager books a site inspection on a phone (390x844), joins on time and
-waits; the inspector at a desk (1366x768) starts the video from the day view and admits
-them; a supervisor watches the call unseen; the inspector decides "rectify" on the case
-page and names a reviewer, who approves it from the case list; the phone shows the
+waits; the inspector at a desk (1366x768) adds a co-inspector, starts the video from the
+day view and admits them; a supervisor watches the call unseen; in the console the
+inspector walks the matter's checklist with a snapshot per item, annotates one snapshot,
+asks for the phone's location (checked against the site), decides "rectify" (refused
+until every item has a result) for review; the inspection record is issued in the call and
+signed by both inspectors in their consoles and by the manager with a finger in the
+phone's document panel, without leaving the call; the reviewer approves it from the case
+list; the phone shows the
 deadline and books the re-inspection from the case; the second call follows, the decision
 is "pass", the reviewer approves, and the lead closes the case with the licence number.
 The appointments are never marked no-show and the timeline holds every transition with
 its actor.
 
-Screenshots go to ``$YUNKAN_SCREENSHOTS`` (default: the test's tmp dir).
+Screenshots go to ``$YUNKAN_SCREENSHOTS`` (default: the test's tmp dir); the console and
+the phone's document panel also to ``$YUNKAN_DOC_SCREENSHOTS`` when set (docs/screenshots).
 """
 
 from __future__ import annotations
@@ -37,12 +43,17 @@ from tests.support import latest_code, open_every_day
 
 pytestmark = pytest.mark.browser
 
+SITE = (26.07420, 119.29650)  # 沙河镇工业园 3 号, as the inspector enters it
 PHONE = {
     "viewport": {"width": 390, "height": 844},
     "is_mobile": True,
     "has_touch": True,
     "locale": "zh-CN",
+    "permissions": ["geolocation"],
+    # About 60 m from the site: inside the 500 m limit.
+    "geolocation": {"latitude": SITE[0] + 0.0005, "longitude": SITE[1] + 0.0002, "accuracy": 12},
 }
+CHECKLIST = [("仓储条件", "problem", "无温湿度记录设备"), ("检验室", "ok", "仪器齐全")]
 DESK = {"viewport": {"width": 1366, "height": 768}, "locale": "zh-CN"}
 MOBILE = "13800138111"
 
@@ -75,6 +86,13 @@ async def _seed(app: Any) -> None:
             role="inspector",
             display_name="李审核",
         )
+        zhang = await add_user(
+            session,
+            username="zhang",
+            password="yunkan-demo-4",
+            role="inspector",
+            display_name="张协查",
+        )
         await add_user(
             session,
             username="boss",
@@ -84,7 +102,7 @@ async def _seed(app: Any) -> None:
         )
         await open_every_day(
             session,
-            staff_ids=(wang.id, li.id),
+            staff_ids=(wang.id, li.id, zhang.id),
             code="seed-licence",
             name="种子生产经营许可证变更",
             kind="inspection",
@@ -93,7 +111,7 @@ async def _seed(app: Any) -> None:
             issues_licence=True,
             observed_notice=True,
             rectify_days=5,
-            checklist=[{"key": "store", "text": "仓储条件"}],
+            checklist=[{"key": f"k{i}", "text": text} for i, (text, _, _) in enumerate(CHECKLIST)],
         )
 
 
@@ -163,6 +181,127 @@ async def _video_playing(page: Any, selector: str) -> None:
     raise AssertionError(f"no video playing in {selector}")
 
 
+async def _sign_in_frame(page: Any, frame_selector: str, *, touch: bool = False) -> None:
+    """Read to the end, consent, sign with strokes on the pad, submit (letters/sign.html
+    embedded in the call's panel)."""
+    frame = page.frame_locator(frame_selector)
+    await frame.locator("#letter-body").wait_for(timeout=15_000)
+    await frame.locator("#letter-body").evaluate(
+        "b => { b.scrollTop = b.scrollHeight; b.dispatchEvent(new Event('scroll')); }"
+    )
+    await frame.locator("#consent:not([disabled])").check()
+    pad = frame.locator("#pad")
+    await pad.wait_for(state="visible")
+    await pad.scroll_into_view_if_needed()
+    box = await pad.bounding_box()
+    assert box is not None
+    # A finger's strokes: pointer events from the (touch-enabled) context's mouse.
+    for row in (0.35, 0.65):
+        await page.mouse.move(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * row)
+        await page.mouse.down()
+        for step in range(1, 9):
+            await page.mouse.move(
+                box["x"] + box["width"] * (0.15 + 0.09 * step),
+                box["y"] + box["height"] * (row + (0.08 if step % 2 else -0.08)),
+            )
+        await page.mouse.up()
+    await frame.locator("#pad-submit:not([disabled])").wait_for(timeout=5_000)
+    if touch:
+        return  # the caller screenshots the panel, then submits
+    await frame.locator("#pad-submit").click()
+
+
+async def _doc_shot(page: Any, shots: Path, name: str, **kwargs: Any) -> None:
+    await page.screenshot(path=str(shots / name), **kwargs)
+    docs = os.environ.get("YUNKAN_DOC_SCREENSHOTS")
+    if docs:
+        Path(docs).mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(Path(docs) / name), **kwargs)
+
+
+async def _walk_checklist_in_console(desk: Any, phone: Any, shots: Path) -> None:
+    """Decision refused first; then every item: snapshot, note, result; one annotation;
+    the site and the phone's location; the decision "rectify" for review by 李审核."""
+    await desk.click(".tab[data-tab=tab-decision]")
+    await desk.check("#console-decision input[name=outcome][value=rectify]")
+    await desk.click("#console-decision button[type=submit]")
+    await desk.wait_for_selector("#decision-error:not([hidden])")
+    refusal = await desk.inner_text("#decision-error")
+    assert "请先为核查清单的每一项填写结果" in refusal and "检验室" in refusal, refusal
+    await desk.click(".tab[data-tab=tab-checklist]")
+    for index, (_, result, note) in enumerate(CHECKLIST):
+        row = f".check-item[data-index='{index}']"
+        await desk.click(f"{row} [data-action=snapshot]")
+        await desk.wait_for_selector(f"{row} .item-shots li", timeout=20_000)
+        await desk.fill(f"{row} input.note", note)
+        await desk.check(f"{row} input[type=radio][value={result}]")
+        await desk.wait_for_selector(f"{row}[data-saved={result}]")
+    assert await desk.locator("#snapshot-strip .shot").count() == len(CHECKLIST)
+
+    # One annotation: an arrow dragged on the first snapshot, saved beside the original.
+    await desk.click("#snapshot-strip .shot >> nth=-1")
+    await desk.wait_for_function("document.getElementById('annotate-canvas').width >= 320")
+    box = await desk.locator("#annotate-canvas").bounding_box()
+    assert box is not None
+    await desk.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.2)
+    await desk.mouse.down()
+    await desk.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5, steps=6)
+    await desk.mouse.up()
+    await desk.click("#annotate-save")
+    await desk.wait_for_selector("#annotate-status[data-saved]")
+    await desk.locator("#annotate").screenshot(path=str(shots / "03c-annotation.png"))
+    await desk.click("#annotate [data-close]")
+    await desk.wait_for_selector("#snapshot-strip .shot img.annotated")
+
+    # The site's coordinates, then the phone's location with its distance and flag.
+    await desk.fill("#site-form input[name=lat]", str(SITE[0]))
+    await desk.fill("#site-form input[name=lon]", str(SITE[1]))
+    await desk.click("#site-form button[type=submit]")
+    await desk.wait_for_selector("#site-status[data-saved]")
+    await desk.click("#requests [data-request=location]")
+    await phone.wait_for_selector("#ask[open]")
+    await phone.click("#ask-yes")
+    await desk.wait_for_selector("#location-flag", timeout=15_000)
+    assert await desk.get_attribute("#location-flag", "data-flagged") == "false"
+    answer = await desk.inner_text("#answers li[data-kind=location]")
+    assert "沙河种业有限公司" in answer and "共享了位置" in answer, answer
+    assert "距现场" in await desk.inner_text("#location")
+    await _doc_shot(desk, shots, "console.png")
+
+    await desk.click(".tab[data-tab=tab-decision]")
+    await desk.check("#console-decision input[name=outcome][value=rectify]")
+    await desk.fill("#console-decision textarea[name=reason]", "种子仓库未配备温湿度记录设备")
+    await desk.fill("#console-decision textarea[name=requirements]", "加装温湿度记录仪并提交记录")
+    await desk.fill("#console-decision input[name=rectify_days]", "5")
+    await desk.select_option("#console-decision select[name=reviewer_id]", label="李审核")
+    await desk.click("#console-decision button[type=submit]")
+    await desk.wait_for_selector("#decision-now[data-state=under_review]")
+
+
+async def _record_signed_in_call(desk: Any, second: Any, phone: Any, shots: Path) -> None:
+    """The record issued from the console; both inspectors co-sign in their consoles, then
+    the manager signs in the phone's panel over the running call."""
+    await desk.click(".tab[data-tab=tab-documents]")
+    await desk.click("#issue-record")
+    await desk.wait_for_selector("#sign-dialog[open]", timeout=20_000)
+    await _sign_in_frame(desk, "#sign-frame")
+    await desk.wait_for_selector("#sign-dialog:not([open])", state="attached", timeout=40_000)
+    await second.click(".tab[data-tab=tab-documents]")
+    await second.click("#documents li[data-kind=record] button.sign", timeout=20_000)
+    await _sign_in_frame(second, "#sign-frame")
+    await second.wait_for_selector("#sign-dialog:not([open])", state="attached", timeout=40_000)
+
+    await phone.wait_for_selector("#doc-panel.open", timeout=20_000)
+    await _sign_in_frame(phone, "#doc-frame", touch=True)
+    await _doc_shot(phone, shots, "phone-document-panel.png")
+    await phone.frame_locator("#doc-frame").locator("#pad-submit").click()
+    await phone.wait_for_selector("#doc-panel:not(.open)", timeout=20_000)
+    # Back to the video: the call kept going underneath.
+    assert await phone.is_visible("#call")
+    await _video_playing(phone, "#call video")
+    await desk.wait_for_selector("#documents li[data-kind=record][data-status=signed]", timeout=15_000)
+
+
 async def _end_call(desk: Any) -> None:
     desk.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await desk.click("#btn-end")
@@ -195,8 +334,13 @@ async def test_inspection_from_booking_to_closed_case(
         desk_ctx = await browser.new_context(**DESK)
         review_ctx = await browser.new_context(**DESK)
         watch_ctx = await browser.new_context(**DESK)
+        cosign_ctx = await browser.new_context(**DESK)
         phone, desk = await phone_ctx.new_page(), await desk_ctx.new_page()
+        phone.on("pageerror", lambda e: print("PHONE ERROR", e))
+        desk.on("pageerror", lambda e: print("DESK ERROR", e))
+        desk.on("console", lambda m: print("DESK", m.text) if m.type == "error" else None)
         reviewer, watcher = await review_ctx.new_page(), await watch_ctx.new_page()
+        cosigner = await cosign_ctx.new_page()
 
         # 1. The manager books the inspection on the phone and joins on time.
         await _phone_login(phone, base, app)
@@ -211,8 +355,15 @@ async def test_inspection_from_booking_to_closed_case(
         assert first.status == "checked_in"
         await phone.screenshot(path=str(shots / "02-phone-waiting.png"))
 
-        # 2. The inspector starts the video from the day view and admits the manager.
+        # 2. The inspector adds 张协查 as co-inspector on the case page, starts the video
+        # from the day view and admits the manager; the co-inspector joins from the case.
         await _staff_login(desk, base, "wang", "yunkan-demo-1")
+        await desk.goto(f"{base}/staff/cases/{first.case_id}")
+        await desk.locator("details:has(.step-party) > summary").click()
+        await desk.select_option(".step-party select[name=user_id]", label="张协查")
+        await desk.select_option(".step-party select[name=role]", "inspector")
+        await desk.click(".step-party button[type=submit]")
+        await desk.wait_for_selector("#procedure")
         await _start_and_admit(desk, base, first, app[SETTINGS].zone, shots / "02b-day-view.png")
         await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
         await _video_playing(desk, "#tiles video")
@@ -234,32 +385,28 @@ async def test_inspection_from_booking_to_closed_case(
             case = await session.get(Case, first.case_id)
             assert case is not None and case.status == "inspecting"
         assert (await _appointments(app))[0].status == "in_session"
+        await _staff_login(cosigner, base, "zhang", "yunkan-demo-4")
+        await cosigner.goto(f"{base}/staff/cases/{first.case_id}")
+        await cosigner.click("#watch-live button")
+        await cosigner.wait_for_url(re.compile(r".*/live/j/.+"), timeout=15_000)
+        await cosigner.wait_for_selector("#evidence")
+
+        # 4. The console: checklist, snapshots, annotation, location, decision "rectify".
+        try:
+            await _walk_checklist_in_console(desk, phone, shots)
+            # 5. The inspection record, issued and signed in the call by all three.
+            await _record_signed_in_call(desk, cosigner, phone, shots)
+        except Exception:
+            for name, page in (("desk", desk), ("cosigner", cosigner), ("phone", phone)):
+                await page.screenshot(path=str(shots / f"failed-{name}.png"))
+            raise
         await _end_call(desk)
         await _until(lambda: _status_is(app, first.id, "completed"))
-
-        # 4. The decision: rectify, for internal review by 李审核.
         await desk.goto(f"{base}/staff/cases/{first.case_id}")
-        # The decision is refused until every item of the matter's checklist has a result.
-        await desk.check("#decision-form input[name=outcome][value=pass]")
-        await desk.select_option("#decision-form select[name=reviewer_id]", label="李审核")
-        await desk.click("#decision-form button[type=submit]")
-        await desk.wait_for_selector("#decision-form .field-error[data-field=checklist]")
-        assert "请先为核查清单的每一项填写结果" in await desk.inner_text("#procedure")
-        await desk.check("#checklist-form input[name=result-0][value=problem]")
-        await desk.fill("#checklist-form input[name=note-0]", "无温湿度记录设备")
-        await desk.click("#checklist-form button[type=submit]")
-        await desk.wait_for_selector("#checklist-form input[name=result-0][value=problem]:checked")
-        await desk.check("#decision-form input[name=outcome][value=rectify]")
-        await desk.fill("#decision-form textarea[name=reason]", "种子仓库未配备温湿度记录设备")
-        await desk.fill("#decision-form textarea[name=requirements]", "加装温湿度记录仪并提交记录")
-        await desk.fill("#decision-form input[name=rectify_days]", "5")
-        await desk.select_option("#decision-form select[name=reviewer_id]", label="李审核")
-        await desk.locator("#procedure").screenshot(path=str(shots / "04b-decision-form.png"))
-        await desk.click("#decision-form button[type=submit]")
         await desk.wait_for_selector("#procedure[data-state=under_review]")
         await desk.screenshot(path=str(shots / "05-case-under-review.png"), full_page=True)
 
-        # 5. The reviewer finds it in the case list and approves.
+        # 6. The reviewer finds it in the case list and approves.
         await _staff_login(reviewer, base, "li", "yunkan-demo-2")
         await reviewer.goto(base + "/staff/cases")
         await reviewer.screenshot(path=str(shots / "05b-reviewer-cases.png"))
@@ -268,7 +415,7 @@ async def test_inspection_from_booking_to_closed_case(
         await reviewer.click(".step-review button[type=submit]")
         await reviewer.wait_for_selector("#procedure[data-state=rectifying]")
 
-        # 6. The phone sees the deadline and books the re-inspection from the case.
+        # 7. The phone sees the deadline and books the re-inspection from the case.
         await phone.goto(base + "/me")
         await phone.click(f"#my-cases li[data-case='{first.case_id}'] a")
         deadline = await phone.inner_text("#rectify-deadline")
@@ -284,7 +431,7 @@ async def test_inspection_from_booking_to_closed_case(
         second = (await _appointments(app))[1]
         assert second.case_id == first.case_id and second.status == "checked_in"
 
-        # 7. The second call, the pass, the review and the closing.
+        # 8. The second call, the pass, the review and the closing.
         await _start_and_admit(desk, base, second, app[SETTINGS].zone)
         await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
         await _video_playing(desk, "#tiles video")
@@ -347,6 +494,7 @@ async def test_inspection_from_booking_to_closed_case(
     ]
     assert moves == [
         ("case.opened", "applicant"),
+        ("case.party_added", "王勘验"),
         ("case.inspecting", "王勘验"),
         ("case.under_review", "王勘验"),
         ("case.decided", "李审核"),

@@ -159,6 +159,46 @@
     } catch (err) { reply(false, {reason: String(err && err.message || err)}); }
   }
 
+  /* The document panel: when the inspector issues a letter or a record and it is this
+     applicant's turn, the signing page slides over the video (same origin, same session:
+     no new login); the call, its audio and its video keep running underneath. */
+  var docShown = null, docDone = {};
+  function openDoc(letter) {
+    docShown = letter.id;
+    $("doc-title").textContent = letter.title;
+    $("doc-note").textContent = T.doc_arrived;
+    if ($("doc-frame").dataset.letter !== String(letter.id)) {
+      $("doc-frame").dataset.letter = String(letter.id);
+      $("doc-frame").src = "/letters/" + letter.id + "?embed=1";
+    }
+    $("doc-panel").classList.add("open");
+    $("doc-panel").setAttribute("aria-hidden", "false");
+    $("doc-open").hidden = true;
+  }
+  function closeDoc() {
+    $("doc-panel").classList.remove("open");
+    $("doc-panel").setAttribute("aria-hidden", "true");
+    $("doc-open").hidden = !(docShown && !docDone[docShown]);
+  }
+  $("doc-back").addEventListener("click", closeDoc);
+  $("doc-open").addEventListener("click", function () { $("doc-panel").classList.add("open"); $("doc-panel").setAttribute("aria-hidden", "false"); $("doc-open").hidden = true; });
+  window.addEventListener("message", function (ev) {
+    if (ev.origin !== location.origin || !ev.data || ev.data.type !== "yunkan:letter-signed") return;
+    docDone[ev.data.letter] = true;
+    $("doc-note").textContent = T.doc_done;
+    setTimeout(function () { closeDoc(); $("doc-frame").src = "about:blank"; $("doc-frame").dataset.letter = ""; docShown = null; }, 1200);
+  });
+  async function watchLetters() {
+    if (!config.case_id || !config.signed_in || live.state !== "admitted") return;
+    try {
+      var r = await fetch("/api/v1/cases/" + config.case_id + "/letters", {credentials: "same-origin"});
+      if (!r.ok) return;
+      var mine = (await r.json()).letters.filter(function (l) { return l.your_turn && !docDone[l.id]; }).pop();
+      if (mine && docShown !== mine.id) openDoc(mine);
+    } catch (e) { /* the next round */ }
+  }
+  setInterval(watchLetters, 3000);
+
   setInterval(async function () {
     var q = await live.quality();
     var box = $("quality");

@@ -1,4 +1,6 @@
-/* Inspector (and expert/observer) console: waiting list with sound, tiles, requests, chat. */
+/* Inspector (and expert/observer) console: waiting list with sound, tiles with spotlight and
+   full screen, requests to the phone with their answers in words, chat. The case workbench
+   (checklist, snapshots, decision, documents) is web/static/evidence/console.js. */
 (function () {
   "use strict";
   var YK = window.YK, el = YK.el;
@@ -12,36 +14,85 @@
   var $ = function (id) { return document.getElementById(id); };
   var names = {}, seenWaiting = {}, stream = null;
 
+  function fmt(template, params) {
+    return template.replace(/%\((\w+)\)s/g, function (_, k) { return params[k] != null ? params[k] : ""; });
+  }
+
   var live = new YK.LiveSession(config, {
     welcome: function () { $("banner").hidden = true; $("status").textContent = T.live; },
     state: function (state) { if (state !== "admitted" && state !== "waiting") { $("status").textContent = T.ended; } },
     reconnecting: function () { $("banner").hidden = false; $("status").textContent = T.reconnecting; },
     closed: function () { $("status").textContent = T.ended; },
     presence: render,
-    remote: function (publisher, s) { YK.tile($("tiles"), publisher, names[publisher] || publisher, s, false); },
-    remoteGone: function (publisher) { var t = $("tile-" + publisher); if (t) t.remove(); },
+    remote: function (publisher, s) { addTools(YK.tile($("tiles"), publisher, names[publisher] || publisher, s, false)); },
+    remoteGone: function (publisher) { var t = $("tile-" + publisher); if (t) t.remove(); spotlightCheck(); },
     chat: function (m) { $("chat-log").appendChild(el("li", {}, m.name + ": " + m.text)); },
-    response: function (m) {
-      var data = m.data && m.data.lat != null ? " (" + m.data.lat.toFixed(5) + ", " + m.data.lon.toFixed(5) + " ±" + Math.round(m.data.accuracy) + " m)" : "";
-      $("answers").appendChild(el("li", {"class": m.ok ? "ok" : "bad"}, (names[m.from] || m.from) + " · " + (T[m.kind] || m.kind) + " · " + (m.ok ? T.accepted : T.refused) + data + (!m.ok && m.data && m.data.reason ? " (" + (T["reason_" + m.data.reason] || m.data.reason) + ")" : "")));
-    },
-    error: function (m) { $("answers").appendChild(el("li", {"class": "bad"}, m.code + ": " + m.message)); }
+    response: onResponse,
+    error: function (m) { $("answers").appendChild(el("li", {"class": "bad"}, m.message || m.code)); }
+  });
+
+  /* The phone's answer, in words: "陈经理 switched to the rear camera". */
+  function onResponse(m) {
+    var who = names[m.from] || m.from, data = m.data || {}, text;
+    if (!m.ok) {
+      var reason = T["reason_" + data.reason] || data.reason || "";
+      var what = m.kind === "torch" ? T.torch : (T[m.kind] || m.kind);
+      text = fmt(T.answer_refused, {name: who, what: what, reason: reason});
+    } else if (m.kind === "location" && data.lat != null) {
+      var where = Number(data.lat).toFixed(5) + ", " + Number(data.lon).toFixed(5) + (data.accuracy != null ? " ±" + Math.round(data.accuracy) + " m" : "");
+      text = fmt(T.answer_location, {name: who, where: where});
+      if (window.ykWorkbench) window.ykWorkbench.locationShared(data);
+    } else if (m.kind === "zoom") {
+      text = fmt(T.answer_zoom, {name: who, zoom: data.zoom || 2});
+    } else if (m.kind === "torch") {
+      text = fmt(pendingTorch.last === false ? T.answer_torch_off : T.answer_torch, {name: who});
+    } else {
+      text = fmt(T["answer_" + m.kind] || "%(name)s", {name: who});
+    }
+    $("answers").prepend(el("li", {"class": m.ok ? "ok" : "bad", "data-kind": m.kind}, text));
+  }
+  var pendingTorch = {};
+
+  function addTools(box) {
+    if (box.querySelector(".tile-tools")) return;
+    var b = el("button", {"class": "button small tile-tools", type: "button", onclick: function () { spotlight(box); }}, T.spotlight);
+    box.appendChild(b);
+    box.addEventListener("dblclick", function () { spotlight(box); });
+  }
+  function spotlight(box) {
+    var grid = $("tiles"), on = !box.classList.contains("spotlit");
+    grid.querySelectorAll(".tile.spotlit").forEach(function (t) { t.classList.remove("spotlit"); t.querySelector(".tile-tools").textContent = T.spotlight; });
+    if (on) { box.classList.add("spotlit"); box.querySelector(".tile-tools").textContent = T.unspotlight; }
+    grid.classList.toggle("has-spotlight", on);
+  }
+  function spotlightCheck() { var g = $("tiles"); if (!g.querySelector(".spotlit")) g.classList.remove("has-spotlight"); }
+
+  $("btn-fullscreen").addEventListener("click", function () {
+    var stage = $("stage");
+    if (document.fullscreenElement) document.exitFullscreen(); else if (stage.requestFullscreen) stage.requestFullscreen().catch(function () {});
   });
 
   function render(list) {
     var people = $("people"); people.innerHTML = "";
+    var requestBars = [];
     var waiting = $("waiting-list"); if (waiting) waiting.innerHTML = "";
     var n = 0, arrived = false;
     list.forEach(function (p) {
       names[p.id] = p.name;
       var label = p.name + " · " + (T[p.role] || p.role) + (p.connected ? "" : " · " + T.reconnecting);
       var tile = $("tile-" + p.id);
-      if (tile) tile.classList.toggle("reconnecting", !p.connected);
+      if (tile) { tile.classList.toggle("reconnecting", !p.connected); tile.querySelector("figcaption").textContent = p.name; }
       if (p.state === "waiting") {
         n++;
-        if (!seenWaiting[p.id]) { seenWaiting[p.id] = true; arrived = true; }
+        if (!seenWaiting[p.id]) { seenWaiting[p.id] = Date.now(); arrived = true; }
         if (!waiting) return;
-        var li = el("li", {"class": "waiting", "data-participant": p.id}, label + " ");
+        var since = new Date(seenWaiting[p.id]);
+        var li = el("li", {"class": "waiting", "data-participant": p.id});
+        li.appendChild(el("span", {"class": "avatar", "aria-hidden": "true"}, (p.name || "?").slice(0, 1)));
+        var who = el("span", {"class": "who"});
+        who.appendChild(el("strong", {}, p.name));
+        who.appendChild(el("span", {"class": "hint"}, " · " + (T[p.role] || p.role) + " · " + since.toTimeString().slice(0, 5)));
+        li.appendChild(who);
         li.appendChild(el("button", {"class": "button primary admit", type: "button", onclick: function () { live.send({type: "admit", participant: p.id}); }}, T.admit));
         li.appendChild(el("button", {"class": "button secondary decline", type: "button", onclick: function () {
           var reason = prompt(T.reason, ""); if (reason === null) return;
@@ -56,22 +107,34 @@
         var req = function (kind, value, text) {
           return el("button", {"class": "button small", type: "button", "data-request": kind, onclick: function () {
             live.send({type: "request", kind: kind, to: p.id, value: value});
+            if (kind === "torch") pendingTorch.last = value;
           }}, text);
         };
         var tools = el("span", {"class": "tools"});
-        tools.appendChild(req("rear_camera", null, T.rear_camera));
-        tools.appendChild(req("front_camera", null, T.front_camera));
-        tools.appendChild(req("torch", true, T.torch_on));
-        tools.appendChild(req("torch", false, T.torch_off));
-        tools.appendChild(req("zoom", 2, T.zoom));
-        tools.appendChild(req("location", null, T.location));
-        tools.appendChild(el("button", {"class": "button small danger", type: "button", onclick: function () { live.send({type: "remove", participant: p.id}); }}, T.remove));
+        if (p.role === "applicant") {
+          // The requests to the phone sit under the video (#requests) where the answers
+          // appear; without that bar (older layout) they stay on the participant's row.
+          var bar = $("requests") ? el("span", {"class": "tools", "data-participant": p.id}) : tools;
+          if ($("requests")) bar.appendChild(el("span", {"class": "hint"}, p.name + ": "));
+          bar.appendChild(req("rear_camera", null, T.rear_camera));
+          bar.appendChild(req("front_camera", null, T.front_camera));
+          bar.appendChild(req("torch", true, T.torch_on));
+          bar.appendChild(req("torch", false, T.torch_off));
+          bar.appendChild(req("zoom", 2, T.zoom));
+          bar.appendChild(req("location", null, T.location));
+          if (bar !== tools) requestBars.push(bar);
+        }
+        tools.appendChild(el("button", {"class": "button small danger", type: "button", "data-action": "remove", onclick: function () {
+          if (confirm(fmt(T.confirm_remove, {name: p.name}))) live.send({type: "remove", participant: p.id});
+        }}, T.remove));
         row.appendChild(tools);
       }
       people.appendChild(row);
     });
+    if ($("requests")) { $("requests").innerHTML = ""; requestBars.forEach(function (b) { $("requests").appendChild(b); }); }
     if ($("waiting-count")) $("waiting-count").textContent = n;
     if (arrived && isStaff) YK.beep();
+    if (window.ykWorkbench) window.ykWorkbench.presence(list);
   }
 
   $("chat-form").addEventListener("submit", function (ev) {
@@ -94,4 +157,5 @@
       .finally(function () { live.connect(); });
   }
   window.ykLive = live;
+  window.ykFmt = fmt;
 })();
