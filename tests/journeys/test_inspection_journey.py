@@ -215,7 +215,6 @@ async def _doc_shot(page: Any, shots: Path, name: str, **kwargs: Any) -> None:
     await page.screenshot(path=str(shots / name), **kwargs)
     docs = os.environ.get("YUNKAN_DOC_SCREENSHOTS")
     if docs:
-        Path(docs).mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(Path(docs) / name), **kwargs)
 
 
@@ -295,11 +294,13 @@ async def _record_signed_in_call(desk: Any, second: Any, phone: Any, shots: Path
     await _sign_in_frame(phone, "#doc-frame", touch=True)
     await _doc_shot(phone, shots, "phone-document-panel.png")
     await phone.frame_locator("#doc-frame").locator("#pad-submit").click()
-    await phone.wait_for_selector("#doc-panel:not(.open)", timeout=20_000)
+    await phone.wait_for_selector("#doc-panel:not(.open)", state="attached", timeout=20_000)
     # Back to the video: the call kept going underneath.
     assert await phone.is_visible("#call")
     await _video_playing(phone, "#call video")
-    await desk.wait_for_selector("#documents li[data-kind=record][data-status=signed]", timeout=15_000)
+    await desk.wait_for_selector(
+        "#documents li[data-kind=record][data-status=signed]", timeout=15_000
+    )
 
 
 async def _end_call(desk: Any) -> None:
@@ -336,9 +337,6 @@ async def test_inspection_from_booking_to_closed_case(
         watch_ctx = await browser.new_context(**DESK)
         cosign_ctx = await browser.new_context(**DESK)
         phone, desk = await phone_ctx.new_page(), await desk_ctx.new_page()
-        phone.on("pageerror", lambda e: print("PHONE ERROR", e))
-        desk.on("pageerror", lambda e: print("DESK ERROR", e))
-        desk.on("console", lambda m: print("DESK", m.text) if m.type == "error" else None)
         reviewer, watcher = await review_ctx.new_page(), await watch_ctx.new_page()
         cosigner = await cosign_ctx.new_page()
 
@@ -464,7 +462,7 @@ async def test_inspection_from_booking_to_closed_case(
 
     statuses = [a.status for a in await _appointments(app)]
     assert statuses == ["completed", "completed"]
-    # Each call that ended normally filed its recordings (the phone's and the inspector's;
+    # Each call that ended normally filed its recordings (the phone's and the inspectors';
     # the hidden supervisor published nothing).
     async with app[DB]() as session:
         filed = sorted(
@@ -475,7 +473,8 @@ async def test_inspection_from_booking_to_closed_case(
         )
     assert filed == [
         ("appt-1", "applicant"),
-        ("appt-1", "staff"),
+        ("appt-1", "staff"),  # 王勘验
+        ("appt-1", "staff"),  # 张协查, the co-inspector
         ("appt-2", "applicant"),
         ("appt-2", "staff"),
     ], filed
