@@ -31,6 +31,7 @@ import pytest
 from sqlalchemy import select
 
 from recordings.models import Recording
+from server.accounts.models import SmsMessage
 from server.accounts.service import add_user
 from server.app import create_app
 from server.appkeys import DB, SETTINGS
@@ -394,6 +395,19 @@ async def test_inspection_from_booking_to_closed_case(
             await _walk_checklist_in_console(desk, phone, shots)
             # 5. The inspection record, issued and signed in the call by all three.
             await _record_signed_in_call(desk, cosigner, phone, shots)
+            # Spotlight one tile; invite an expert (link, QR code, SMS) from the dialog.
+            await desk.click("#tiles .tile >> nth=0 >> .tile-tools")
+            await desk.wait_for_selector("#tiles.has-spotlight .tile.spotlit")
+            await desk.click("#btn-invite")
+            await desk.fill("#invite-form input[name=name]", "省种子站专家")
+            await desk.fill("#invite-form input[name=mobile]", "13900139000")
+            await desk.click("#invite-form button[type=submit]")
+            await desk.wait_for_selector("#invite-qr svg")
+            assert "/live/j/" in await desk.input_value("#invite-link")
+            assert "139****9000" in await desk.inner_text("#invite-status")
+            await _doc_shot(desk, shots, "console-invite.png")
+            await desk.click("#invite-dialog [data-close]")
+            assert await latest_sms(app, "13900139000", "invite")
         except Exception:
             for name, page in (("desk", desk), ("cosigner", cosigner), ("phone", phone)):
                 await page.screenshot(path=str(shots / f"failed-{name}.png"))
@@ -506,6 +520,18 @@ async def test_inspection_from_booking_to_closed_case(
     ], moves
     joined = [e.data.get("role") for e in events if e.kind == "live.joined"]
     assert "supervisor" in joined
+
+
+async def latest_sms(app: Any, mobile: str, kind: str) -> str | None:
+    """The newest SMS to ``mobile`` in the outbox (the one thing the journey reads directly)."""
+    async with app[DB]() as session:
+        row = await session.scalar(
+            select(SmsMessage)
+            .where(SmsMessage.mobile == mobile, SmsMessage.kind == kind)
+            .order_by(SmsMessage.id.desc())
+            .limit(1)
+        )
+    return row.body if row else None
 
 
 async def _status_is(app: Any, appointment_id: int, status: str) -> bool:
