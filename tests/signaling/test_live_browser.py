@@ -152,7 +152,7 @@ async def test_applicant_page_and_console_show_moving_video(
 
             # An in-call request: the phone shows a prompt, carries it out, answers.
             await console.click(
-                "#people li[data-participant='applicant-2'] [data-request='rear_camera']"
+                "#requests [data-participant='applicant-2'] [data-request='rear_camera']"
             )
             await phone.wait_for_selector("#ask[open]", timeout=5000)
             await phone.screenshot(path=str(shots / "applicant-request.png"))
@@ -161,14 +161,14 @@ async def test_applicant_page_and_console_show_moving_video(
 
             # Torch: agreed on the phone, but Chromium's fake camera has no torch, so the
             # answer is a refusal with a reason, not an error or silence.
-            await console.click("#people li[data-participant='applicant-2'] [data-request='torch']")
+            await console.click("#requests [data-participant='applicant-2'] [data-request='torch']")
             await phone.wait_for_selector("#ask[open]", timeout=5000)
             await phone.click("#ask-yes")
             await console.wait_for_selector("#answers li.bad", timeout=10000)
 
             # Location: the phone shares its (granted, emulated) position.
             await console.click(
-                "#people li[data-participant='applicant-2'] [data-request='location']"
+                "#requests [data-participant='applicant-2'] [data-request='location']"
             )
             await phone.wait_for_selector("#ask[open]", timeout=5000)
             await phone.click("#ask-yes")

@@ -68,16 +68,19 @@
   }
   wb.snapshots.forEach(drawShot);
 
+  /* A snapshot for item ``index`` (or for no item: index null, from the strip's button). */
   async function snapshot(index, row) {
-    var button = row.querySelector("[data-action=snapshot]");
+    var button = row ? row.querySelector("[data-action=snapshot]") : $("snapshot-any");
     var status = $("snapshot-status");
     button.disabled = true;
     status.textContent = T.taking;
     try {
-      var shot = await api("POST", "/api/v1/sessions/" + encodeURIComponent(room) + "/snapshots", {checklist_item: items[index].item});
+      var body = index === null ? {} : {checklist_item: items[index].item};
+      var shot = await api("POST", "/api/v1/sessions/" + encodeURIComponent(room) + "/snapshots", body);
       drawShot(shot);
-      items[index].snapshot_ids.push(shot.id);
       status.textContent = T.taken + " #" + shot.id;
+      if (index === null) return;
+      items[index].snapshot_ids.push(shot.id);
       if (items[index].result) await saveItem(index, row);
     } catch (err) {
       status.textContent = errorText(err);
@@ -109,6 +112,8 @@
     row.querySelector("input.note").addEventListener("change", function () { saveItem(index, row); });
     row.querySelector("[data-action=snapshot]").addEventListener("click", function () { snapshot(index, row); });
   });
+
+  $("snapshot-any").addEventListener("click", function () { snapshot(null, null); });
 
   /* -- annotation ---------------------------------------------------------------------- */
   var canvas = $("annotate-canvas"), ctx = canvas.getContext("2d");

@@ -49,7 +49,9 @@
     } else {
       text = fmt(T["answer_" + m.kind] || "%(name)s", {name: who});
     }
-    $("answers").prepend(el("li", {"class": m.ok ? "ok" : "bad", "data-kind": m.kind}, text));
+    var log = $("answers");
+    log.appendChild(el("li", {"class": m.ok ? "ok" : "bad", "data-kind": m.kind}, text));
+    log.scrollTop = log.scrollHeight;  // newest answer in view
   }
   var pendingTorch = {};
 
