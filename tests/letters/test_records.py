@@ -22,7 +22,9 @@ START = dt.datetime(2026, 12, 1, 1, 30, tzinfo=dt.UTC)
 FACTS = CaseFacts(
     case_number="YK-20261201-0001",
     matter_title="农作物种子生产经营许可证变更",
-    applicant=ApplicantFacts("enterprise", "丰禾种业有限公司", "张伟", "91330100MA2CCQLR2K", "张伟"),
+    applicant=ApplicantFacts(
+        "enterprise", "丰禾种业有限公司", "张伟", "91330100MA2CCQLR2K", "张伟"
+    ),
     site_address="余杭区仁和街道种业路 18 号",
     location=None,
     session=SessionFacts("appt-1", START, START + dt.timedelta(minutes=14), None),
@@ -93,7 +95,7 @@ def test_what_makes_a_record_impossible(change: dict[str, object], state: str, c
 
 
 def test_statements_are_checked_not_taken() -> None:
-    session, decision = records.check(FACTS, "rectifying")
+    _session, decision = records.check(FACTS, "rectifying")
     same = {
         "outcome": "rectify",
         "deadline": "2026-12-15",
