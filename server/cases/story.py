@@ -58,6 +58,7 @@ SENTENCES: dict[str, str] = {
     "recording.purged": "A recording was removed by the retention policy",
     "letter.issued": "%(actor)s issued a document",
     "letter.signed": "%(actor)s signed a document",
+    "letter.superseded": "%(actor)s replaced a document with a new version",
 }
 
 

@@ -85,6 +85,8 @@ def letter_json(
         "supersedes_id": letter.supersedes_id,
         "superseded_by_id": letter.superseded_by_id,
         "signers": signer_rows(letter, signed),
+        "data": letter.data or {},
+        "open_for_signing": waiting is not None and letter.superseded_by_id is None,
         "waiting_for": waiting["name"] if waiting else None,
         "your_turn": bool(
             waiting and viewer and waiting["kind"] == viewer.kind and waiting["id"] == viewer.id
