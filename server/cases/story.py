@@ -58,6 +58,7 @@ SENTENCES: dict[str, str] = {
     "recording.purged": "A recording was removed by the retention policy",
     "letter.issued": "%(actor)s issued a document",
     "letter.signed": "%(actor)s signed a document",
+    "rectification.uploaded": "%(actor)s uploaded rectification evidence: %(name)s",
 }
 
 
