@@ -21,10 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.casefile import case_file
 from recordings.evidence import record_checklist
+from server.accounts.models import User
 from server.accounts.principal import Principal
 from server.appkeys import DB, SETTINGS
 from server.booking.availability import load_calendar
-from server.booking.models import Appointment
+from server.booking.models import Appointment, Department, Matter, StaffQualification
 from server.booking.present import STATUS_LABELS
 from server.cases import procedure, story, workflow
 from server.cases.access import actions_on, authorize, live_role, party_roles
@@ -88,12 +89,12 @@ async def case_context(
             if "decide" in actions and case.status == procedure.INSPECTING
             else []
         )
+        matter = await workflow.matter_of(session, case)
         staff = (
-            await workflow.department_staff(session, case)
+            await _party_candidates(session, case, matter)
             if "parties" in actions and procedure.is_open(case)
             else []
         )
-        matter = await workflow.matter_of(session, case)
         header = await case_header(session, case, view, actions)
         documents = [
             letter_json(letter, case.number, await load_signatures(session, letter.id), principal)
@@ -145,6 +146,29 @@ async def case_context(
         "story": lambda event: story.sentence(event, names),
         "local": lambda v: _local(v, zone),
     }
+
+
+async def _party_candidates(
+    session: AsyncSession, case: Case, matter: Matter | None
+) -> list[workflow.StaffChoice]:
+    """Who the party form offers: the case department's staff, then the inspectors of the
+    matter's joint departments (联合勘验: the expert comes from another department)."""
+    own = await workflow.department_staff(session, case)
+    codes = list(matter.joint_departments or []) if matter else []
+    if not codes:
+        return own
+    rows = await session.execute(
+        select(User.id, User.display_name, User.role)
+        .join(StaffQualification, StaffQualification.user_id == User.id)
+        .join(Matter, Matter.id == StaffQualification.matter_id)
+        .join(Department, Department.id == Matter.department_id)
+        .where(Department.code.in_(codes), User.active.is_(True))
+        .distinct()
+        .order_by(User.display_name)
+    )
+    seen = {c.id for c in own}
+    joint = [workflow.StaffChoice(r[0], r[1], r[2]) for r in rows.all() if r[0] not in seen]
+    return own + joint
 
 
 async def _render(
