@@ -115,7 +115,9 @@ async def start_and_admit(desk: Any, base: str, appt: Appointment, zone: Any) ->
 
 async def video_playing(page: Any, selector: str, count: int = 1) -> None:
     """Wait until ``count`` videos under ``selector`` show pictures."""
-    script = "([s, n]) => [...document.querySelectorAll(s)].filter(v => v.videoWidth > 0).length >= n"
+    script = (
+        "([s, n]) => [...document.querySelectorAll(s)].filter(v => v.videoWidth > 0).length >= n"
+    )
     for _ in range(200):
         if await page.evaluate(script, [selector, count]):
             return
