@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import os
 import re
 from pathlib import Path
@@ -61,13 +62,19 @@ async def _under_review(app: Any) -> int:
     zone = app[SETTINGS].zone
     async with app[DB].begin() as session:
         wang = await add_user(
-            session, username="wang", password="yunkan-demo-1", role="inspector",
+            session,
+            username="wang",
+            password="yunkan-demo-1",
+            role="inspector",
             display_name="王勘验",
-        )  # fmt: skip
+        )
         li = await add_user(
-            session, username="li", password="yunkan-demo-2", role="inspector",
+            session,
+            username="li",
+            password="yunkan-demo-2",
+            role="inspector",
             display_name="李审核",
-        )  # fmt: skip
+        )
         matter_id, _ = await open_every_day(
             session,
             staff_ids=(wang.id, li.id),
@@ -124,16 +131,20 @@ async def _under_review(app: Any) -> int:
                     checklist_item=item,
                     location=None,
                     taken_at=now,
-                )  # fmt: skip
+                )
             )
         await annotate_snapshot(
-            session, app[BLOBS], case=case, snapshot=shots[0], by=lead,
+            session,
+            app[BLOBS],
+            case=case,
+            snapshot=shots[0],
+            by=lead,
             shapes=[
-                {"type": "arrow", "from": [420, 60], "to": [250, 200], "color": "yellow", "width": 8},
-                {"type": "circle", "center": [200, 240], "radius": 60, "color": "yellow", "width": 6},
+                {"type": "arrow", "from": [420, 60], "to": [250, 200], "color": "yellow"},
+                {"type": "circle", "center": [200, 240], "radius": 60, "color": "yellow"},
                 {"type": "text", "at": [330, 40], "text": "无温湿度计", "color": "yellow"},
             ],
-        )  # fmt: skip
+        )
         blob = await app[BLOBS].put(b"\x1aE\xdf\xa3 short", suffix=".webm", kind="recording")
         session.add(
             Recording(
@@ -145,28 +156,46 @@ async def _under_review(app: Any) -> int:
                 sha256=blob.sha256,
                 size=10,
                 duration_s=312.0,
-            )  # fmt: skip
+            )
         )
         await set_site(
-            session, case, by=lead, address="沙河镇工业园 3 号",
-            site=GeoFix(26.0, 119.3), threshold_m=500,
-        )  # fmt: skip
+            session,
+            case,
+            by=lead,
+            address="沙河镇工业园 3 号",
+            site=GeoFix(26.0, 119.3),
+            threshold_m=500,
+        )
         applicant = Principal("applicant", case.applicant_id or 0, "applicant", "陈经理")
         await record_location(
-            session, case, by=applicant, participant="applicant-1",
+            session,
+            case,
+            by=applicant,
+            participant="applicant-1",
             fix=GeoFix(26.008, 119.3, 12.0),
-        )  # fmt: skip
+        )
         notes = {"仓储条件": "无温湿度记录设备", "消防器材": "灭火器在有效期内"}
         for item, result in (("仓储条件", "problem"), ("消防器材", "ok")):
             await record_checklist(
-                session, case, by=lead, item=item, result=result, note=notes[item],
+                session,
+                case,
+                by=lead,
+                item=item,
+                result=result,
+                note=notes[item],
                 snapshot_ids=[shots[0].id if item == "仓储条件" else shots[1].id],
-            )  # fmt: skip
+            )
         await workflow.draft_decision(
-            session, case, lead, outcome="rectify", reason="种子仓库未配备温湿度记录设备",
-            requirements="加装温湿度记录仪并提交一周的记录", rectify_days=5,
-            reviewer_id=li.id, today=dt.datetime.now(zone).date(),
-        )  # fmt: skip
+            session,
+            case,
+            lead,
+            outcome="rectify",
+            reason="种子仓库未配备温湿度记录设备",
+            requirements="加装温湿度记录仪并提交一周的记录",
+            rectify_days=5,
+            reviewer_id=li.id,
+            today=dt.datetime.now(zone).date(),
+        )
         return case.id
 
 
@@ -207,7 +236,7 @@ async def test_review_page_and_my_case_page(
             await desk.locator(f"#review-{part}").bounding_box()
             for part in ("evidence", "checklist", "decision")
         ]
-        for left, right in zip(boxes, boxes[1:], strict=False):
+        for left, right in itertools.pairwise(boxes):
             assert left and right and left["x"] + left["width"] <= right["x"], boxes
         assert boxes[2] and boxes[2]["x"] + boxes[2]["width"] <= 1366
         # Side by side: all three begin above the fold.

@@ -49,9 +49,12 @@ MOBILE = "13800138333"
 async def _seed(app: Any) -> None:
     async with app[DB].begin() as session:
         clerk = await add_user(
-            session, username="chen", password="yunkan-demo-5", role="inspector",
+            session,
+            username="chen",
+            password="yunkan-demo-5",
+            role="inspector",
             display_name="陈窗口",
-        )  # fmt: skip
+        )
         await open_every_day(
             session,
             staff_ids=(clerk.id,),

@@ -52,25 +52,38 @@ MOBILE = "13800138222"
 async def _seed(app: Any) -> None:
     async with app[DB].begin() as session:
         wang = await add_user(
-            session, username="wang", password="yunkan-demo-1", role="inspector",
+            session,
+            username="wang",
+            password="yunkan-demo-1",
+            role="inspector",
             display_name="王勘验",
-        )  # fmt: skip
+        )
         zhou = await add_user(
-            session, username="zhou", password="yunkan-demo-4", role="inspector",
+            session,
+            username="zhou",
+            password="yunkan-demo-4",
+            role="inspector",
             display_name="周消防",
-        )  # fmt: skip
+        )
         await add_user(
-            session, username="boss", password="yunkan-demo-3", role="supervisor",
+            session,
+            username="boss",
+            password="yunkan-demo-3",
+            role="supervisor",
             display_name="赵监督",
-        )  # fmt: skip
+        )
         # The expert's own department and a matter of it that he is qualified for.
         fire = Department(code="xfj", name="消防救援大队")
         session.add(fire)
         await session.flush()
         own = Matter(
-            code="fire-check", department_id=fire.id, name="消防安全检查", zone="enterprise",
-            kind="inspection", active=False,  # not bookable: only its staff matter here
-        )  # fmt: skip
+            code="fire-check",
+            department_id=fire.id,
+            name="消防安全检查",
+            zone="enterprise",
+            kind="inspection",
+            active=False,  # not bookable: only its staff matter here
+        )
         session.add(own)
         await session.flush()
         session.add(StaffQualification(user_id=zhou.id, matter_id=own.id))
@@ -151,6 +164,9 @@ async def test_joint_inspection_with_an_expert_and_a_hidden_observer(
             await case_tab.click(".step-party button[type=submit]")
             await case_tab.wait_for_url(re.compile(r".*done=party.*"))
         assert "王勘验 将 周消防 加入办件" in await case_tab.inner_text("#timeline")
+        # The list finds the case by the contact person given at booking.
+        await case_tab.goto(f"{base}/staff/cases?state=all&q=林主管")
+        assert await case_tab.locator(f"tr[data-case='{case_id}']").count() == 1
 
         # 4. The expert finds the case in his list and joins from the case page.
         await staff_login(expert, base, "zhou", "yunkan-demo-4")
