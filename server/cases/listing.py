@@ -267,5 +267,5 @@ async def visible_cases(
     """The simple form of :func:`case_page` (the applicant's "me" page uses it)."""
     f = CaseFilter(state=state or "all", mine=mine, search=search, page=page)
     zone = ZoneInfo("UTC")
-    result = await case_page(session, principal, f, zone=zone, today=dt.date.today())
+    result = await case_page(session, principal, f, zone=zone, today=dt.date.today(), page_size=50)
     return result.rows

@@ -270,3 +270,5 @@ async def test_review_page_and_my_case_page(
         await desk.goto(f"{base}/staff/cases/{case_id}")
         assert "仓库.jpg" in await desk.inner_text("#rectification")
         assert "上传了整改材料：仓库.jpg" in await desk.inner_text("#timeline")
+        await _no_sideways_scroll(desk)
+        await desk.screenshot(path=str(shots / "case-page.png"))
