@@ -59,6 +59,7 @@ SENTENCES: dict[str, str] = {
     "letter.issued": "%(actor)s issued a document",
     "letter.signed": "%(actor)s signed a document",
     "letter.superseded": "%(actor)s replaced a document with a new version",
+    "rectification.uploaded": "%(actor)s uploaded rectification evidence: %(name)s",
 }
 
 
