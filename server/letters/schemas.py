@@ -123,6 +123,14 @@ VERDICT: Schema = {
         "signed_at": {"type": ["string", "null"]},
         "sha256": {"type": "string"},
         "problem": {"type": ["string", "null"]},
+        "timestamp": {
+            "type": ["string", "null"],
+            "description": "time from the TSA's signature timestamp (PAdES B-T)",
+        },
+        "long_term": {
+            "type": "boolean",
+            "description": "validation data (certificates, CRL/OCSP) in the DSS (PAdES B-LT)",
+        },
         "matches_record": {"type": "boolean"},
         "record": {
             "type": ["object", "null"],

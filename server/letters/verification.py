@@ -7,8 +7,13 @@ The answer separates the questions a citizen or a court clerk actually asks:
 - ``trusted``: the sealing certificate chains to *our* trust root (a PDF sealed by some
   other certificate is intact but not trusted, and ``certificate`` names who sealed it);
 - ``unmodified``: nothing was appended after the seal (the seal covers the entire file
-  and the DocMDP "no changes" rule holds);
+  and the DocMDP "no changes" rule holds), except the validation data PAdES B-LT adds
+  in its own revision (DSS: certificates, CRLs, OCSP responses), which pyHanko's
+  difference analysis classifies as ``LTA_UPDATES`` and nothing else;
 - ``valid`` is all three.
+
+Also reported: ``timestamp`` (the TSA's time from the signature timestamp, B-T) and
+``long_term`` (a DSS with validation data is present, B-LT).
 
 Input that is not a PDF at all is refused with an error code rather than a "valid: false"
 result, so that an API client can tell "your file is broken" from "your file is forged":
@@ -31,6 +36,7 @@ import io
 from dataclasses import dataclass
 
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
 
@@ -81,6 +87,8 @@ class Verdict:
     signed_at: dt.datetime | None  # as reported by the signer (not a timestamp authority)
     sha256: str  # of the whole uploaded file, to look the letter up
     problem: str | None  # machine-readable reason when not valid
+    timestamp: dt.datetime | None = None  # the TSA's time (PAdES B-T), if any
+    long_term: bool = False  # validation data in the DSS (PAdES B-LT)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -94,6 +102,8 @@ class Verdict:
             "signed_at": self.signed_at.isoformat() if self.signed_at else None,
             "sha256": self.sha256,
             "problem": self.problem,
+            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
+            "long_term": self.long_term,
         }
 
 
@@ -196,7 +206,19 @@ def verify_sync(data: bytes, material: SealMaterial) -> Verdict:
     intact = bool(status.intact and status.valid and padding_clean)
     trusted = bool(status.trusted)
     coverage = status.coverage.name if status.coverage is not None else ""
-    unmodified = coverage == "ENTIRE_FILE" and status.docmdp_ok is not False
+    # B-LT appends the DSS in a revision of its own; that and only that is allowed.
+    ltv_only = (
+        coverage == "ENTIRE_REVISION"
+        and status.modification_level is not None
+        and status.modification_level <= ModificationLevel.LTA_UPDATES
+    )
+    unmodified = (coverage == "ENTIRE_FILE" or ltv_only) and status.docmdp_ok is not False
+    stamp = status.timestamp_validity
+    timestamp = stamp.timestamp if stamp is not None and stamp.intact and stamp.valid else None
+    try:
+        long_term = "/DSS" in reader.root
+    except Exception:  # a damaged catalogue is reported by the checks above
+        long_term = False
     problem = None
     if not intact:
         problem = "content_changed"
@@ -215,6 +237,8 @@ def verify_sync(data: bytes, material: SealMaterial) -> Verdict:
         signed_at=status.signer_reported_dt,
         sha256=sha,
         problem=problem,
+        timestamp=timestamp,
+        long_term=long_term,
     )
 
 
