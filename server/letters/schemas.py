@@ -139,8 +139,16 @@ VERDICT: Schema = {
                 "case_number": {"type": "string"},
                 "kind": {"type": "string"},
                 "version": {"type": "integer"},
-                "status": {"type": "string"},
-                "latest": {"type": "boolean"},
+                "status": {
+                    "type": "string",
+                    "description": "the uploaded version's own status when it was rendered",
+                },
+                "letter_status": {"type": "string", "description": "that letter's status now"},
+                "superseded": {"type": "boolean"},
+                "latest": {
+                    "type": "boolean",
+                    "description": "the current PDF of a letter no correction replaced",
+                },
                 "signers": {"type": "array", "items": _SIGNER},
             },
         },

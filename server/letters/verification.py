@@ -34,13 +34,19 @@ import datetime as dt
 import hashlib
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.cases.models import Case
+from server.letters.documents import role_label
 from server.letters.errors import LetterError
+from server.letters.models import Letter, LetterSignature
 from server.letters.pki import SealMaterial
 from server.letters.sealing import SEAL_FIELD
 
@@ -246,3 +252,82 @@ async def verify(data: bytes, material: SealMaterial) -> Verdict:
     """Verify in a worker thread; cheap checks first so junk costs nothing."""
     _precheck(data)
     return await asyncio.to_thread(verify_sync, data, material)
+
+
+# ---- the status of a document as the QR code names it ------------------------------------
+
+KIND_TITLES = {"commitment": "commitment letter", "record": "inspection record"}
+
+
+def mask_name(name: str) -> str:
+    """张三 -> 张*, 张小明 -> 张*明: a signer recognises themself, a stranger learns nothing."""
+    if len(name) <= 2:
+        return name[:1] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def status_at(signers: int, signed: int) -> str:
+    """A version's own status, from how many of its signers had signed when it was
+    rendered: an earlier PDF is judged as it was, never by the letter's current state."""
+    if signers and signed >= signers:
+        return "signed"
+    return "partially_signed" if signed else "issued"
+
+
+async def document_status(
+    session: AsyncSession, letter_id: int, version: int | None = None
+) -> dict[str, Any] | None:
+    """What the QR code's ``/verify?letter=ID[&version=N]`` shows without an upload:
+    number, version, state, masked signers, the current PDF's hash, and whether a newer
+    version replaced it. No names in full, no mobile, no body text: the page is public
+    and letter ids are sequential, so anyone can walk them."""
+    letter = await session.get(Letter, letter_id)
+    if letter is None:
+        return None
+    if version is not None and version != letter.version:
+        letter = await session.scalar(
+            select(Letter).where(
+                Letter.case_id == letter.case_id,
+                Letter.kind == letter.kind,
+                Letter.version == version,
+            )
+        )
+        if letter is None:
+            return None
+    case = await session.get(Case, letter.case_id)
+    newest = await session.scalar(
+        select(func.max(Letter.version)).where(
+            Letter.case_id == letter.case_id, Letter.kind == letter.kind
+        )
+    )
+    rows = await session.scalars(
+        select(LetterSignature).where(LetterSignature.letter_id == letter.id)
+    )
+    by_position = {s.position: s for s in rows}
+    signers = []
+    for position, signer in enumerate(letter.signers):
+        signature = by_position.get(position)
+        signers.append(
+            {
+                "name": mask_name(str(signer["name"])),
+                "role_label": role_label(str(signer["role"])),
+                "signed": signature is not None,
+                "signed_at": signature.signed_at if signature else None,
+            }
+        )
+    superseded = letter.status == "superseded" or letter.superseded_by_id is not None
+    return {
+        "letter_id": letter.id,
+        "case_number": case.number if case else "",
+        "kind": letter.kind,
+        "kind_title": KIND_TITLES.get(letter.kind, letter.kind),
+        "title": letter.title,
+        "version": letter.version,
+        "latest_version": int(newest or letter.version),
+        "status": letter.status,
+        "superseded": superseded,
+        "superseded_by_id": letter.superseded_by_id,
+        "signers": signers,
+        "pdf_sha256": letter.pdf_sha256,
+        "issued_at": letter.issued_at,
+    }
