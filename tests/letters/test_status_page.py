@@ -3,12 +3,22 @@ the version uploaded."""
 
 from __future__ import annotations
 
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import DummyCookieJar
 from sqlalchemy import select
 
+from server.app import create_app
 from server.appkeys import BLOBS, DB
 from server.letters.models import LetterEvent
+from server.settings import Settings
+from tests.browser import chromium
 from tests.letters.flow import Client, make_world
 from tests.letters.test_api import FIELDS, issue, sign, verify_upload
+from tests.letters.test_browser import ARTIFACTS
 
 
 async def page(client: Client, query: str, status: int = 200) -> str:
@@ -78,3 +88,37 @@ async def test_upload_is_judged_for_the_version_uploaded(client: Client) -> None
     record = (await (await verify_upload(client, signed)).json())["record"]
     assert record["status"] == "signed" and record["superseded"] is True
     assert record["latest"] is False
+
+
+@pytest.mark.browser
+async def test_status_page_in_chromium(
+    aiohttp_client: Any, sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    """Phone and desk: the status of a superseded version is legible, nothing overflows."""
+    client = await aiohttp_client(create_app(sqlite_settings), cookie_jar=DummyCookieJar())
+    world = await make_world(client)
+    first = await issue(client, world, {"kind": "commitment", "fields": FIELDS})
+    assert (await sign(client, first["id"], world.applicant.headers)).status == 200
+    await issue(client, world, {"kind": "commitment", "fields": FIELDS, "supersedes": first["id"]})
+    base = str(client.make_url("/")).rstrip("/")
+    await asyncio.to_thread(ARTIFACTS.mkdir, parents=True, exist_ok=True)
+    async with chromium() as browser:
+        for width, height in ((390, 844), (1366, 768)):
+            context = await browser.new_context(
+                viewport={"width": width, "height": height}, locale="zh-CN"
+            )
+            view = await context.new_page()
+            await view.goto(f"{base}/verify?letter={first['id']}")
+            verdict = view.locator("#status-verdict")
+            assert await verdict.get_attribute("data-state") == "superseded"
+            assert "已被取代" in await verdict.inner_text()
+            assert "张*" in await view.inner_text("#s-signers")
+            section = await view.inner_text("#document-status")
+            assert "Version" not in section and "State" not in section  # all translated
+            overflow = await view.evaluate(
+                "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+            )
+            assert overflow <= 0, f"page wider than the {width}px viewport by {overflow}px"
+            shot = ARTIFACTS / f"verify-status-{width}.png"
+            await view.screenshot(path=str(shot), full_page=True)
+            await context.close()
