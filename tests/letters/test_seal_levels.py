@@ -4,20 +4,35 @@ and the visible 电子印章 on the last page."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from aiohttp import DummyCookieJar
 from asn1crypto import cms
 from PIL import Image
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from sqlalchemy import select
 
+from recordings import checkpoints
+from recordings.checkpoints import CaseCheckpoint
+from server.accounts.principal import Principal
+from server.app import create_app
+from server.appkeys import DB
+from server.cases import procedure
+from server.cases.models import Case
 from server.letters import pdf, pki, sealing, verification
+from server.letters.appkeys import LETTERS
+from server.settings import Settings
+from tests.letters.flow import make_world
 from tests.letters.sample import sample_document
+from tests.letters.test_api import FIELDS, issue, verify_upload
 from tests.pki_services import AGENCY, LocalPki
 
 pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
@@ -136,3 +151,42 @@ def test_visible_seal_on_the_last_page(sealed: bytes, tmp_path: Path) -> None:
     box = (x1, height - y2, x2, height - y1)
     assert _red(last, box) > 600  # ring, star and name in seal red
     assert _red(Image.open(names[0]), box) < 50 or pages == 1
+
+
+async def test_configured_deployment_seals_b_lt_and_stamps_checkpoints(
+    aiohttp_client: Any, sqlite_settings: Settings, local_pki: LocalPki
+) -> None:
+    """YUNKAN_SEAL_P12 / YUNKAN_SEAL_CA / YUNKAN_TSA_URL end to end through the app."""
+    settings = dataclasses.replace(
+        sqlite_settings,
+        seal_p12=str(local_pki.p12_path),
+        seal_ca=str(local_pki.ca_pem_path),
+        tsa_url=local_pki.tsa_url,
+        background_tasks=False,
+    )
+    client = await aiohttp_client(create_app(settings), cookie_jar=DummyCookieJar())
+    world = await make_world(client)
+    letter = await issue(client, world, {"kind": "commitment", "fields": FIELDS})
+    response = await client.get(
+        f"/api/v1/letters/{letter['id']}/pdf", headers=world.inspector.headers
+    )
+    verdict = await (await verify_upload(client, await response.read())).json()
+    assert verdict["valid"] and verdict["timestamp"] and verdict["long_term"]
+    assert verdict["certificate"].startswith("Common Name: 云勘测试中心 Document Seal")
+
+    # a state change is signed in its transaction; the TSA token is added after commit
+    async with client.app[DB].begin() as session:
+        case = await session.get(Case, world.case_id)
+        assert case is not None
+        staff = Principal(kind="staff", id=world.inspector.id, role="inspector", name="李娜")
+        await procedure.cancel(session, case, staff, "测试：撤销")
+    signer = client.app[LETTERS].seal.checkpoint_signer()
+    assert await checkpoints.stamp_pending(client.app[DB], signer) >= 1
+    async with client.app[DB]() as session:
+        rows = list(await session.scalars(select(CaseCheckpoint)))
+    assert rows and all(r.timestamp_token for r in rows)
+    response = await client.get(
+        f"/api/v1/cases/{world.case_id}/verify", headers=world.inspector.headers
+    )
+    body = await response.json()
+    assert body["ok"] is True, body
