@@ -92,7 +92,11 @@ async def verify_case_number(settings: Settings, number: str) -> dict[str, Any] 
 
 def cmd_verify_case(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     settings = Settings.load(config_file=args.config, data_dir=args.data_dir)
-    result = asyncio.run(verify_case_number(settings, args.number))
+    try:
+        result = asyncio.run(verify_case_number(settings, args.number))
+    except pki.PkiError as exc:
+        print(f"error: the agency certificate cannot be read: {exc}", file=sys.stderr)
+        return 2
     if result is None:
         print(f"error: no case numbered {args.number}", file=sys.stderr)
         return 2
@@ -123,7 +127,7 @@ def cmd_verify_bundle(args: argparse.Namespace, out: TextIO = sys.stdout) -> int
         settings = Settings.load(config_file=args.config, data_dir=args.data_dir)
         trust = agency_trust(settings, args.cert)
         report = verify_bundle(Path(args.file), trust)
-    except (BundleError, OSError, ValueError) as exc:
+    except (BundleError, OSError, ValueError, pki.PkiError) as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 2
     summary = report.as_dict()

@@ -135,7 +135,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata.get("secret") and value:
                 value = "***"
-            elif f.name in ("database_url", "redis_url") and value:
+            elif f.name in ("database_url", "redis_url", "tsa_url") and value:
                 value = _redact_url(str(value))
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
