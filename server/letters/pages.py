@@ -58,10 +58,10 @@ async def verify_page(request: web.Request) -> web.StreamResponse:
                 int(version) if version.isdigit() and len(version) < 6 else None,
             )
         if status is None:
+            # Still the verification page (the upload form works); the alert says why
+            # nothing is shown. 200, as for any public page reached by a stale QR code.
             context["not_found"] = True
-            return aiohttp_jinja2.render_template(
-                "letters/verify.html", request, context, status=404
-            )
+            return aiohttp_jinja2.render_template("letters/verify.html", request, context)
         zone = ZoneInfo(request.app[LETTERS].timezone)
         for signer in status["signers"]:
             at = signer["signed_at"]
