@@ -15,6 +15,7 @@ from server.appkeys import API_SPEC, BLOBS, DB, SETTINGS
 from server.letters import handlers, pages, pki
 from server.letters.appkeys import LETTERS
 from server.letters.documents import LetterContext
+from server.settings import Settings
 
 DEFAULT_AGENCY = "云勘视频勘验服务中心"
 STAMP_EVERY = 30.0
@@ -22,19 +23,25 @@ STAMP_EVERY = 30.0
 log = logging.getLogger("yunkan.letters")
 
 
-async def _letters(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
+def load_seal(settings: Settings) -> pki.SealMaterial:
+    """The deployment's seal with its TSA and agency name (blocking: touches files).
+    Also used by the CLI, whose sessions sign checkpoints like the app's."""
     p12, ca = settings.seal_p12, settings.seal_ca
-    # Loading (or, on first start, generating) the PKI touches files: keep it off the loop.
-    material = await asyncio.to_thread(
-        pki.load_or_create,
+    material = pki.load_or_create(
         Path(settings.data_dir),
         p12_path=Path(p12) if p12 else None,
         p12_password=settings.seal_p12_password or None,
         ca_path=Path(ca) if ca else None,
     )
     agency = settings.agency_name or DEFAULT_AGENCY
-    material = material.configured(tsa_url=settings.tsa_url, agency_name=agency)
+    return material.configured(tsa_url=settings.tsa_url, agency_name=agency)
+
+
+async def _letters(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    # Loading (or, on first start, generating) the PKI touches files: keep it off the loop.
+    material = await asyncio.to_thread(load_seal, settings)
+    agency = material.agency_name
     signer = material.checkpoint_signer()
     # The procedure's moves sign the chain head inside their transaction: the signer
     # rides on every session of this app (``recordings.checkpoints.signer_of``).
