@@ -143,6 +143,14 @@ VERDICT: Schema = {
         "signed_at": {"type": ["string", "null"]},
         "sha256": {"type": "string"},
         "problem": {"type": ["string", "null"]},
+        "timestamp": {
+            "type": ["string", "null"],
+            "description": "time from the TSA's signature timestamp (PAdES B-T)",
+        },
+        "long_term": {
+            "type": "boolean",
+            "description": "validation data (certificates, CRL/OCSP) in the DSS (PAdES B-LT)",
+        },
         "matches_record": {"type": "boolean"},
         "record": {
             "type": ["object", "null"],
@@ -151,8 +159,16 @@ VERDICT: Schema = {
                 "case_number": {"type": "string"},
                 "kind": {"type": "string"},
                 "version": {"type": "integer"},
-                "status": {"type": "string"},
-                "latest": {"type": "boolean"},
+                "status": {
+                    "type": "string",
+                    "description": "the uploaded version's own status when it was rendered",
+                },
+                "letter_status": {"type": "string", "description": "that letter's status now"},
+                "superseded": {"type": "boolean"},
+                "latest": {
+                    "type": "boolean",
+                    "description": "the current PDF of a letter no correction replaced",
+                },
                 "signers": {"type": "array", "items": _SIGNER},
             },
         },
