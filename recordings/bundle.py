@@ -7,13 +7,18 @@ Layout::
     media/...                snapshots, annotated images, recordings
     letters/...              signed letters (PDF)
 
+    manifest.sig             the agency's detached signature over manifest.json's bytes
+
 ``verify_bundle`` re-hashes every listed file, refuses files that are not listed,
 re-computes the timeline hash chain and reports the *first* break in a stable order
-(files in manifest order, then the chain), so two people checking the same bundle get
-the same answer. The manifest itself is not signed: a forger who rewrites files,
-manifest and every event hash consistently produces a self-consistent bundle. The anchor
-against that is the timeline's head hash, printed in the report and comparable with
-``yunkan verify case`` on the server; the letters carry their own PDF signatures.
+(files in manifest order, the chain, then the signature), so two people checking the same
+bundle get the same answer. A forger who rewrites files, manifest and every event hash
+consistently still fails twice: ``manifest.sig`` (ECDSA/RSA with the seal key, with an
+RFC 3161 token when a TSA is configured) no longer holds, and the signed checkpoints in
+the manifest (``recordings.checkpoints``) name heads the rewritten chain does not have.
+Re-signing with another key is caught when the verifier is given the agency's
+certificate (``trust``; ``yunkan verify bundle`` takes it from the deployment or
+``--cert``).
 
 Files are streamed in and out in 1 MiB chunks so an hour of recording does not sit in
 memory; media that is already compressed is stored, not deflated again.
@@ -21,6 +26,9 @@ memory; media that is already compressed is stored, not deflated again.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import concurrent.futures
 import hashlib
 import json
 import zipfile
@@ -29,11 +37,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+from recordings import checkpoints
+from recordings.checkpoints import Signer, Trust, signature_holds
 from recordings.errors import BundleError
 from recordings.integrity import ChainBreak, record_breaks, verify_chain
+from server import timestamps
 
 FORMAT = "yunkan-case-bundle/1"
 MANIFEST = "manifest.json"
+SIGNATURE = "manifest.sig"
+SIGNATURE_FORMAT = "yunkan-manifest-signature/1"
 CHUNK = 1 << 20
 _STORED_SUFFIXES = {".jpg", ".jpeg", ".png", ".webm", ".mkv", ".pdf", ".zip"}
 
@@ -87,7 +100,8 @@ class BundleReport:
 
 def _check_name(name: str) -> None:
     parts = name.split("/")
-    if not name or name.startswith("/") or ".." in parts or "\\" in name or name == MANIFEST:
+    reserved = name in (MANIFEST, SIGNATURE)
+    if not name or name.startswith("/") or ".." in parts or "\\" in name or reserved:
         raise ValueError(f"unsafe or reserved bundle path: {name!r}")
 
 
@@ -109,6 +123,8 @@ def write_bundle(
     letters: Sequence[Mapping[str, Any]] = (),
     exported_at: str,
     tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    signer: Signer | None = None,
+    case_checkpoints: Sequence[Mapping[str, Any]] = (),
 ) -> dict[str, Any]:
     """Write the ZIP and return its manifest.
 
@@ -153,12 +169,65 @@ def write_bundle(
                 "head": events[-1]["hash"] if events else None,
             },
             "letters": [dict(letter) for letter in letters],
+            "checkpoints": [dict(c) for c in case_checkpoints],
         }
         if tables is not None:
             manifest["tables"] = {k: [dict(row) for row in v] for k, v in tables.items()}
-        body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True)
-        zf.writestr(MANIFEST, body.encode())
+        body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode()
+        zf.writestr(MANIFEST, body)
+        if signer is not None:
+            zf.writestr(SIGNATURE, json.dumps(_signature(body, signer), indent=2).encode())
     return manifest
+
+
+def _run(coro: Any) -> Any:
+    """Run a coroutine to completion from sync code, also when called from a running loop
+    (tests and tools call these functions from async code): in a fresh thread."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+def _signature(body: bytes, signer: Signer) -> dict[str, Any]:
+    token = None
+    if signer.timestamper is not None:
+        try:
+            token = base64.b64encode(_run(signer.timestamper.stamp(body))).decode()
+        except timestamps.TimestampError:
+            token = None  # the signature stands without it; verify reports no timestamp
+    return {
+        "format": SIGNATURE_FORMAT,
+        "manifest_sha256": hashlib.sha256(body).hexdigest(),
+        "signature": base64.b64encode(signer.sign(body)).decode(),
+        "certificate": base64.b64encode(signer.certificate).decode(),
+        "timestamp": token,
+    }
+
+
+def _check_signature(zf: zipfile.ZipFile, body: bytes, trust: Trust | None) -> list[Problem]:
+    where = SIGNATURE
+    try:
+        sig = json.loads(zf.read(SIGNATURE))
+    except KeyError:
+        return [Problem("manifest", "not signed by the agency (no manifest.sig)")]
+    except (ValueError, zipfile.BadZipFile):
+        return [Problem(where, "unreadable")]
+    if not isinstance(sig, dict) or sig.get("format") != SIGNATURE_FORMAT:
+        return [Problem(where, "unknown signature format")]
+    try:
+        signature = base64.b64decode(str(sig.get("signature")), validate=True)
+        cert = base64.b64decode(str(sig.get("certificate")), validate=True)
+    except ValueError:
+        return [Problem(where, "unreadable")]
+    if not signature_holds(cert, body, signature):
+        return [Problem("manifest", "the agency's signature does not hold (manifest changed)")]
+    if trust is not None and not trust.accepts(cert):
+        return [Problem("manifest", "signed by a key that is not the agency's")]
+    token = sig.get("timestamp")
+    if token:
+        result = _run(timestamps.check(str(token), body))
+        if not result.ok:
+            return [Problem(where, f"timestamp: {result.problem}")]
+    return []
 
 
 def _hash_member(zf: zipfile.ZipFile, name: str) -> tuple[str, int]:
@@ -175,8 +244,11 @@ def _describe(brk: ChainBreak) -> Problem:
     return Problem(f"timeline seq {brk.seq}", brk.reason)
 
 
-def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
-    """Check a bundle offline; every problem is collected, the first one is the break."""
+def verify_bundle(path: Path | IO[bytes], trust: Trust | None = None) -> BundleReport:
+    """Check a bundle offline; every problem is collected, the first one is the break.
+
+    ``trust``: the agency's certificate(s); without it the signatures are checked against
+    the certificate they carry only."""
     report = BundleReport()
     try:
         zf = zipfile.ZipFile(path)
@@ -184,7 +256,8 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
         raise BundleError(message="Not a ZIP file") from exc
     with zf:
         try:
-            manifest = json.loads(zf.read(MANIFEST))
+            body = zf.read(MANIFEST)
+            manifest = json.loads(body)
         except KeyError:
             raise BundleError(message="The bundle has no manifest.json") from None
         except (ValueError, zipfile.BadZipFile) as exc:
@@ -194,7 +267,7 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
                 message="Unknown bundle format (expected %(format)s)", params={"format": FORMAT}
             )
         report.case_number = str(manifest.get("case", {}).get("number") or "") or None
-        present = {i.filename for i in zf.infolist() if not i.is_dir()}
+        present = {i.filename for i in zf.infolist() if not i.is_dir()} - {SIGNATURE}
         listed: set[str] = set()
         for entry in manifest.get("files", []):
             name = str(entry.get("name"))
@@ -225,6 +298,9 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
         report.problems.extend(_describe(b) for b in breaks)
         if events and not breaks and events[-1].get("hash") != report.head_hash:
             report.problems.append(Problem("timeline head", "differs from the last event's hash"))
+        signed = [c for c in manifest.get("checkpoints") or [] if isinstance(c, dict)]
+        anchors = _run(checkpoints.verify(report.case_number or "", events, signed, trust))
+        report.problems.extend(Problem(f"timeline seq {b.seq}", b.reason) for b in anchors)
         tables = manifest.get("tables")
         if isinstance(tables, dict):
             rows = record_breaks(
@@ -236,4 +312,6 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
                 Problem(f"timeline seq {b.seq}" if b.seq is not None else "tables", b.reason)
                 for b in rows
             )
+        # Last, so that a located break (this file, that event) is the first one named.
+        report.problems.extend(_check_signature(zf, body, trust))
     return report

@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import column, inspect, select, table
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from recordings import checkpoints
 from recordings.blobs import BlobStore
 from recordings.bundle import BundleFile, write_bundle
 from recordings.errors import BundleError
@@ -111,7 +112,8 @@ def visible_event(kind: str, staff: bool) -> bool:
 
 def hidden_participants(events: Sequence[CaseEvent]) -> set[str]:
     """Participants who joined a call hidden (observers, supervisors): the applicant sees
-    none of their events, as they saw none of them in the call."""
+    none of their events, as they saw none of them in the call (nor their being made
+    parties: :func:`timeline_view` drops those ``case.party_added`` events too)."""
     return {
         str(e.data.get("participant"))
         for e in events
@@ -132,7 +134,9 @@ def timeline_view(events: list[CaseEvent], staff: bool) -> list[dict[str, Any]]:
             "hash": e.hash,
         }
         for e in events
-        if visible_event(e.kind, staff) and e.data.get("participant") not in hidden
+        if visible_event(e.kind, staff)
+        and e.data.get("participant") not in hidden
+        and not (not staff and e.kind == "case.party_added" and e.data.get("role") in HIDDEN_ROLES)
     ]
 
 
@@ -278,7 +282,12 @@ async def table_rows(session: AsyncSession, case_id: int) -> TableRows:
 
 
 async def verify(
-    case: Case, events: Sequence[CaseEvent], blobs: BlobStore, tables: TableRows | None = None
+    case: Case,
+    events: Sequence[CaseEvent],
+    blobs: BlobStore,
+    tables: TableRows | None = None,
+    anchors: Sequence[dict[str, Any]] | None = None,
+    trust: checkpoints.Trust | None = None,
 ) -> VerifyReport:
     """``verify_loaded`` minus the files that retention removed on the record, plus the
     decision and checklist ``tables`` (:func:`table_rows`) checked against the chain.
@@ -287,6 +296,10 @@ async def verify(
     A purged recording's blob is gone by design; its ``recording.purged`` event (itself on
     the chain) explains why, so that absence is not a break. Any other missing or changed
     blob still is.
+
+    ``anchors`` (``checkpoints.load``) are the agency's signed heads, checked against the
+    chain with ``trust`` (``recordings.checkpoints.verify``): a chain recomputed without
+    the key fails here even though every hash links.
     """
     report = await verify_loaded(case.number, case.head_hash, events, blobs)
     purged = {str(e.data.get("key")) for e in events if e.kind == "recording.purged"}
@@ -297,7 +310,12 @@ async def verify(
         for brk in record_breaks(exported, tables.decisions, tables.checklist):
             seq = brk.seq if brk.seq is not None else case.head_seq
             report.breaks.append(Break(seq=seq, event_id=ids.get(seq), reason=brk.reason))
-        report.breaks.sort(key=lambda b: b.seq)
+    if anchors is not None:
+        ids = {e.seq: e.id for e in events}
+        chain = [export_event(e) for e in events]
+        for anchor in await checkpoints.verify(case.number, chain, anchors, trust):
+            report.breaks.append(Break(anchor.seq, ids.get(anchor.seq), anchor.reason))
+    report.breaks.sort(key=lambda b: b.seq)
     return report
 
 
@@ -326,11 +344,19 @@ async def export_case(
     ZIP written: on SQLite every transaction holds the write lock, and an export of an hour
     of recordings must not stop the service from booking or snapshotting meanwhile.
     """
+    async with db.begin() as session:
+        # Every export is anchored: the agency key signs the head being exported.
+        case = await session.get(Case, case_id)
+        signer = checkpoints.signer_of(session)
+        if case is not None and signer is not None:
+            await session.refresh(case)
+            checkpoints.record(session, case, "export", signer)
     async with db() as session:
         case = await session.get(Case, case_id)
         if case is None:
             raise NotFoundError()
         events = await load_events(session, case.id)
+        anchors = await checkpoints.load(session, case)
         view = await case_file(
             session, case, Principal(kind="staff", id=0, role="admin", name="export")
         )
@@ -378,6 +404,8 @@ async def export_case(
         letters=letters,
         exported_at=now.isoformat(),
         tables={"decisions": tables.decisions, "checklist": tables.checklist},
+        signer=signer,
+        case_checkpoints=anchors,
     )
 
 

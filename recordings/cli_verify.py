@@ -16,8 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from sqlalchemy import select
 
+from recordings import checkpoints
 from recordings.blobs import BlobStore
 from recordings.bundle import verify_bundle
 from recordings.casefile import table_rows, verify
@@ -26,6 +30,7 @@ from recordings.recovery import RECORDINGS, unfiled_breaks
 from server.cases.models import Case
 from server.cases.timeline import load_events
 from server.db.engine import create_engine, session_factory
+from server.letters import pki
 from server.settings import Settings
 
 
@@ -42,8 +47,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     case.add_argument("number", help="case number, e.g. YK-20261201-0001")
     case.set_defaults(func=cmd_verify_case)
-    bundle = sub.add_parser("bundle", help="check an exported case ZIP offline")
+    bundle = sub.add_parser("bundle", parents=[common], help="check an exported case ZIP offline")
     bundle.add_argument("file", type=Path)
+    bundle.add_argument(
+        "--cert",
+        type=Path,
+        default=None,
+        help="the agency's certificate or CA (PEM) the signatures must chain to "
+        "(default: the deployment's seal in --data-dir, if there is one)",
+    )
     bundle.set_defaults(func=cmd_verify_bundle)
 
 
@@ -66,7 +78,9 @@ async def verify_case_number(settings: Settings, number: str) -> dict[str, Any] 
             events = await load_events(session, case.id)
             unfiled = await unfiled_breaks(session, case, settings.data_dir / RECORDINGS)
             tables = await table_rows(session, case.id)
-        report = await verify(case, events, BlobStore(settings.blobs_dir), tables)
+            anchors = await checkpoints.load(session, case)
+        trust = agency_trust(settings)
+        report = await verify(case, events, BlobStore(settings.blobs_dir), tables, anchors, trust)
         report.breaks += unfiled
         out = report.as_dict()
         out["head_hash"] = case.head_hash
@@ -78,7 +92,11 @@ async def verify_case_number(settings: Settings, number: str) -> dict[str, Any] 
 
 def cmd_verify_case(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     settings = Settings.load(config_file=args.config, data_dir=args.data_dir)
-    result = asyncio.run(verify_case_number(settings, args.number))
+    try:
+        result = asyncio.run(verify_case_number(settings, args.number))
+    except pki.PkiError as exc:
+        print(f"error: the agency certificate cannot be read: {exc}", file=sys.stderr)
+        return 2
     if result is None:
         print(f"error: no case numbered {args.number}", file=sys.stderr)
         return 2
@@ -86,12 +104,33 @@ def cmd_verify_case(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     return _finish(result, breaks, out)
 
 
+def agency_trust(settings: Settings, cert: Path | None = None) -> checkpoints.Trust | None:
+    """The certificates checkpoint and manifest signatures must chain to: ``cert`` (PEM,
+    the seal certificate or its CA), else the deployment's seal, else none (signatures
+    are then checked against the certificate they carry)."""
+    if cert is not None:
+        pems = x509.load_pem_x509_certificates(cert.read_bytes())
+        ders = tuple(c.public_bytes(serialization.Encoding.DER) for c in pems)
+        return checkpoints.Trust(ders, tuple(asn1_x509.Certificate.load(d) for d in ders))
+    p12, ca = settings.seal_p12, settings.seal_ca
+    material = pki.load_existing(
+        Path(settings.data_dir),
+        p12_path=Path(p12) if p12 else None,
+        p12_password=settings.seal_p12_password or None,
+        ca_path=Path(ca) if ca else None,
+    )
+    return material.trust() if material is not None else None
+
+
 def cmd_verify_bundle(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     try:
-        report = verify_bundle(Path(args.file))
-    except (BundleError, OSError) as exc:
+        settings = Settings.load(config_file=args.config, data_dir=args.data_dir)
+        trust = agency_trust(settings, args.cert)
+        report = verify_bundle(Path(args.file), trust)
+    except (BundleError, OSError, ValueError, pki.PkiError) as exc:
         print(f"error: {args.file}: {exc}", file=sys.stderr)
         return 2
     summary = report.as_dict()
     summary.pop("problems")
+    summary["agency_certificate_checked"] = trust is not None
     return _finish(summary, [str(p) for p in report.problems], out)

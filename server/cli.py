@@ -32,12 +32,21 @@ def _settings(args: argparse.Namespace, **extra: object) -> Settings:
     return Settings.load(None, getattr(args, "config", None), **overrides)
 
 
-async def _with_db(settings: Settings, work: Callable[..., object]) -> object:
+async def _with_db(
+    settings: Settings, work: Callable[..., object], *, sign: bool = False
+) -> object:
+    from recordings.checkpoints import SIGNER
     from server.db.engine import create_engine, session_factory
+    from server.letters.web import load_seal
 
     engine = create_engine(settings)
+    factory = session_factory(engine)
+    # As in the app: state changes made by CLI work (demo seeding) are signed too.
+    if sign:
+        seal = await asyncio.to_thread(load_seal, settings)
+        factory.configure(info={SIGNER: seal.checkpoint_signer()})
     try:
-        return await work(session_factory(engine))  # type: ignore[misc]
+        return await work(factory)  # type: ignore[misc]
     finally:
         await engine.dispose()
 
@@ -60,7 +69,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     log.info("starting", extra={"settings": settings.redacted()})
     upgrade_sync(settings.effective_database_url)
     if settings.demo:
-        asyncio.run(_with_db(settings, lambda db: seed(db, settings)))  # type: ignore[arg-type]
+        asyncio.run(_with_db(settings, lambda db: seed(db, settings), sign=True))  # type: ignore[arg-type]
         print(logins_text(settings), flush=True)
     from signaling.tls import TlsError, server_ssl_context
 
@@ -101,7 +110,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     upgrade_sync(settings.effective_database_url)
-    asyncio.run(_with_db(settings, lambda db: seed(db, settings)))  # type: ignore[arg-type]
+    asyncio.run(_with_db(settings, lambda db: seed(db, settings), sign=True))  # type: ignore[arg-type]
     print(logins_text(settings))
     return 0
 

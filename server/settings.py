@@ -84,6 +84,9 @@ class Settings:
     seal_ca: str = field(default="", metadata={"env": "YUNKAN_SEAL_CA"})
     """PEM trust root for verification when the PKCS#12 file carries no CA certificate."""
     agency_name: str = field(default="云勘视频勘验服务中心", metadata={"env": "YUNKAN_AGENCY_NAME"})
+    tsa_url: str = field(default="", metadata={"env": "YUNKAN_TSA_URL"})
+    """RFC 3161 timestamp authority: seals become PAdES B-T/B-LT and checkpoints carry
+    tokens. Empty: seals stay PAdES B-B and checkpoints are signed without a token."""
     reminder_offsets: str = field(default="24h,30m", metadata={"env": "YUNKAN_REMINDERS"})
     background_tasks: bool = field(default=True, metadata={"env": "YUNKAN_BACKGROUND_TASKS"})
     """Run schedulers (reminders, no-shows, retention) in this process."""
@@ -132,7 +135,7 @@ class Settings:
             value = getattr(self, f.name)
             if f.metadata.get("secret") and value:
                 value = "***"
-            elif f.name in ("database_url", "redis_url") and value:
+            elif f.name in ("database_url", "redis_url", "tsa_url") and value:
                 value = _redact_url(str(value))
             out[f.name] = str(value) if isinstance(value, Path) else value
         return out
@@ -216,6 +219,10 @@ class Settings:
                 f"YUNKAN_TRUSTED_PROXIES: {exc.args[0]!r} is not an IP address or network "
                 "(e.g. 127.0.0.1,10.0.0.0/8)"
             ) from None
+        if self.tsa_url and not self.tsa_url.startswith(("http://", "https://")):
+            raise SettingsError(
+                f"YUNKAN_TSA_URL={self.tsa_url!r} must be an http:// or https:// URL"
+            )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("YUNKAN_TLS_CERT and YUNKAN_TLS_KEY go together")
 

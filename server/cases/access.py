@@ -80,6 +80,7 @@ RULES: dict[str, Rule] = {
     # evidence and documents
     "evidence": _rule("lead", "inspector"),
     "share_location": _rule("applicant"),
+    "rectify": _rule("applicant"),
     "issue_letter": _rule("lead", "inspector"),
     "sign": _rule("applicant", "lead", "inspector", "expert", "reviewer"),
 }

@@ -36,6 +36,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from recordings import checkpoints
 from server.accounts.principal import Principal
 from server.cases.models import Case
 from server.cases.timeline import append_event
@@ -133,6 +134,8 @@ async def _move(
     await append_event(
         session, case, kind=f"case.{to}", actor=actor, data={"from": previous, **(data or {})}
     )
+    # The agency key signs the head this move appended (issue 13, anchoring).
+    await checkpoints.on_state_change(session, case, f"case.{to}")
 
 
 def _reason(reason: str | None, field: str = "reason") -> str:

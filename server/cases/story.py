@@ -58,6 +58,8 @@ SENTENCES: dict[str, str] = {
     "recording.purged": "A recording was removed by the retention policy",
     "letter.issued": "%(actor)s issued a document",
     "letter.signed": "%(actor)s signed a document",
+    "letter.superseded": "%(actor)s replaced a document with a new version",
+    "rectification.uploaded": "%(actor)s uploaded rectification evidence: %(name)s",
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from recordings import checkpoints
 from recordings.annotations import SHAPES_SCHEMA
 from recordings.casefile import (
     case_file,
@@ -50,6 +51,7 @@ from server.errors import NotFoundError, PermissionDeniedError
 from server.evidence import schemas as s
 from server.evidence.live import session_video
 from server.http.requests import int_param, require_principal, require_staff
+from server.letters.appkeys import LETTERS
 from server.openapi import ApiRoutes, read_json
 from server.parsing import parse_date
 
@@ -379,7 +381,9 @@ async def verify_handler(request: web.Request) -> web.Response:
         root = request.app[SETTINGS].data_dir / RECORDINGS
         unfiled = await unfiled_breaks(session, case, root)
         tables = await table_rows(session, case.id)
-    report = await verify(case, events, request.app[BLOBS], tables)
+        anchors = await checkpoints.load(session, case)
+    trust = request.app[LETTERS].seal.trust()
+    report = await verify(case, events, request.app[BLOBS], tables, anchors, trust)
     report.breaks += unfiled
     out = report.as_dict()
     out["head_hash"] = case.head_hash

@@ -21,16 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.casefile import case_file
 from recordings.evidence import record_checklist
+from server.accounts.models import User
 from server.accounts.principal import Principal
 from server.appkeys import DB, SETTINGS
-from server.booking.models import Appointment
+from server.booking.availability import load_calendar
+from server.booking.models import Appointment, Department, Matter, StaffQualification
 from server.booking.present import STATUS_LABELS
 from server.cases import procedure, story, workflow
 from server.cases.access import actions_on, authorize, live_role, party_roles
 from server.cases.handlers import STEPS, form_body, run_step
-from server.cases.listing import APPLICANT_NEXT, NEXT_STEP
-from server.cases.models import Case
+from server.cases.listing import APPLICANT_NEXT, NEXT_STEP, due_date
+from server.cases.models import Case, CaseEvent
 from server.errors import NotFoundError, ValidationError, YunkanError
+from server.evidence.summary import case_header, uploads
 from server.http.requests import int_param, optional_principal, translate
 from server.letters.handlers import letter_json, load_signatures
 from server.letters.models import Letter
@@ -73,16 +76,10 @@ def _page_of(principal: Principal, case_id: int) -> str:
     return f"/staff/cases/{case_id}" if principal.is_staff else f"/me/cases/{case_id}"
 
 
-async def _render(
-    request: web.Request,
-    template: str,
-    *,
-    errors: dict[str, str] | None = None,
-    status: int = 200,
-) -> web.StreamResponse:
-    principal = optional_principal(request)
-    if principal is None:
-        raise web.HTTPSeeOther(f"/login?next={request.path}")
+async def case_context(
+    request: web.Request, principal: Principal, *, errors: dict[str, str] | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """(the case row, the template context) of a case page; access checked here."""
     async with request.app[DB]() as session:
         case = await authorize(session, principal, int_param(request, "id"), "read")
         view = await case_file(session, case, principal)
@@ -92,18 +89,26 @@ async def _render(
             if "decide" in actions and case.status == procedure.INSPECTING
             else []
         )
+        matter = await workflow.matter_of(session, case)
         staff = (
-            await workflow.department_staff(session, case)
+            await _party_candidates(session, case, matter)
             if "parties" in actions and procedure.is_open(case)
             else []
         )
-        matter = await workflow.matter_of(session, case)
+        header = await case_header(session, case, view, actions)
         documents = [
             letter_json(letter, case.number, await load_signatures(session, letter.id), principal)
             for letter in await session.scalars(
                 select(Letter).where(Letter.case_id == case.id).order_by(Letter.id.desc())
             )
         ]
+        named = await named_reviewer(session, case)
+        due = due_date(
+            case,
+            matter.promised_days if matter else None,
+            await load_calendar(session),
+            request.app[SETTINGS].zone,
+        )
     proc = {
         "state": case.status,
         "label": procedure.LABELS[case.status],
@@ -121,23 +126,87 @@ async def _render(
         and any(a["status"] in LIVE_APPOINTMENT for a in view["appointments"]),
         "errors": errors or {},
         "done": request.query.get("done", ""),
+        "review_page": case.status == procedure.UNDER_REVIEW
+        and principal.is_staff
+        and named is not None
+        and named == principal.id
+        and "review" in actions,
     }
     zone = request.app[SETTINGS].zone
     names = story.participant_names(view["timeline"])
-    return aiohttp_jinja2.render_template(
-        template,
-        request,
-        {
-            "case": view,
-            "proc": proc,
-            "appointment_labels": STATUS_LABELS,
-            "documents": documents,
-            "letter_labels": LETTER_STATUS_LABELS,
-            "story": lambda event: story.sentence(event, names),
-            "local": lambda v: _local(v, zone),
-        },
-        status=status,
+    return case, {
+        "case": view,
+        "proc": proc,
+        "header": header,
+        "due": due,
+        "uploads": uploads(view),
+        "appointment_labels": STATUS_LABELS,
+        "documents": documents,
+        "letter_labels": LETTER_STATUS_LABELS,
+        "story": lambda event: story.sentence(event, names),
+        "local": lambda v: _local(v, zone),
+    }
+
+
+async def _party_candidates(
+    session: AsyncSession, case: Case, matter: Matter | None
+) -> list[workflow.StaffChoice]:
+    """Who the party form offers: the case department's staff, then the inspectors of the
+    matter's joint departments (联合勘验: the expert comes from another department)."""
+    own = await workflow.department_staff(session, case)
+    codes = list(matter.joint_departments or []) if matter else []
+    if not codes:
+        return own
+    rows = await session.execute(
+        select(User.id, User.display_name, User.role)
+        .join(StaffQualification, StaffQualification.user_id == User.id)
+        .join(Matter, Matter.id == StaffQualification.matter_id)
+        .join(Department, Department.id == Matter.department_id)
+        .where(Department.code.in_(codes), User.active.is_(True))
+        .distinct()
+        .order_by(User.display_name)
     )
+    seen = {c.id for c in own}
+    joint = [workflow.StaffChoice(r[0], r[1], r[2]) for r in rows.all() if r[0] not in seen]
+    return own + joint
+
+
+async def _render(
+    request: web.Request,
+    template: str,
+    *,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> web.StreamResponse:
+    principal = optional_principal(request)
+    if principal is None:
+        raise web.HTTPSeeOther(f"/login?next={request.path}")
+    _, context = await case_context(request, principal, errors=errors)
+    return aiohttp_jinja2.render_template(template, request, context, status=status)
+
+
+async def render_case_page(
+    request: web.Request, *, errors: dict[str, str], status: int
+) -> web.StreamResponse:
+    """The viewer's case page again, with field errors (translated here)."""
+    principal = optional_principal(request)
+    fields = {k: translate(request, v) for k, v in errors.items()}
+    staff = principal is not None and principal.is_staff
+    template = "cases/staff.html" if staff else "cases/applicant.html"
+    return await _render(request, template, errors=fields, status=status)
+
+
+async def named_reviewer(session: AsyncSession, case: Case) -> int | None:
+    """The staff id the newest ``case.under_review`` event names as the second official."""
+    data = await session.scalar(
+        select(CaseEvent.data)
+        .where(CaseEvent.case_id == case.id, CaseEvent.kind == "case.under_review")
+        .order_by(CaseEvent.seq.desc())
+        .limit(1)
+    )
+    reviewer = (data or {}).get("reviewer") or {}
+    value = reviewer.get("id") if isinstance(reviewer, dict) else None
+    return int(value) if isinstance(value, int) else None
 
 
 @routes.get("/staff/cases/{id}", name="staff_case")
@@ -263,4 +332,8 @@ async def join_live(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
+    from server.evidence import rectification, review
+
     app.router.add_routes(routes)
+    rectification.setup(app)
+    review.setup(app)

@@ -85,6 +85,8 @@ def letter_json(
         "supersedes_id": letter.supersedes_id,
         "superseded_by_id": letter.superseded_by_id,
         "signers": signer_rows(letter, signed),
+        "data": letter.data or {},
+        "open_for_signing": waiting is not None and letter.superseded_by_id is None,
         "waiting_for": waiting["name"] if waiting else None,
         "your_turn": bool(
             waiting and viewer and waiting["kind"] == viewer.kind and waiting["id"] == viewer.id
@@ -299,13 +301,18 @@ async def verify_upload(request: web.Request, data: bytes) -> dict[str, Any]:
             case = await session.get(Case, letter.case_id)
             signed = await load_signatures(session, letter.id)
             shown = [s for s in signed if s.signed_at <= event.at]
+            # Judged as the uploaded version was rendered, not as the letter is now: an
+            # unsigned earlier PDF is "issued", even when a later one is fully signed.
+            superseded = letter.status == "superseded" or letter.superseded_by_id is not None
             record = {
                 "letter_id": letter.id,
                 "case_number": case.number if case else "",
                 "kind": letter.kind,
                 "version": letter.version,
-                "status": letter.status,
-                "latest": letter.pdf_sha256 == verdict.sha256,
+                "status": verification.status_at(len(letter.signers), len(shown)),
+                "letter_status": letter.status,
+                "superseded": superseded,
+                "latest": letter.pdf_sha256 == verdict.sha256 and not superseded,
                 "signers": [r for r in signer_rows(letter, shown) if r["signed"]],
             }
     out["matches_record"] = record is not None

@@ -4,6 +4,7 @@ admin template editor. The pages render the state; the JSON API does the work.""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
@@ -12,6 +13,7 @@ from sqlalchemy import select
 
 from server.appkeys import DB
 from server.http.requests import int_param, optional_principal, require_staff
+from server.letters import verification
 from server.letters.appkeys import LETTERS
 from server.letters.handlers import TEMPLATE_ROLES, letter_view, template_json
 from server.letters.models import LetterTemplate
@@ -43,10 +45,33 @@ async def sign_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/verify", name="verify")
 async def verify_page(request: web.Request) -> web.StreamResponse:
+    """The QR code's target: ``?letter=ID[&version=N]`` shows that document's status
+    (no upload, no personal data); the upload form checks a file for exactly its version."""
     letter = request.query.get("letter", "")
-    return aiohttp_jinja2.render_template(
-        "letters/verify.html", request, {"letter_hint": letter if letter.isdigit() else ""}
-    )
+    version = request.query.get("version", "")
+    context: dict[str, Any] = {"letter_hint": letter if letter.isdigit() else "", "status": None}
+    if letter.isdigit() and len(letter) <= 12:
+        async with request.app[DB]() as session:
+            status = await verification.document_status(
+                session,
+                int(letter),
+                int(version) if version.isdigit() and len(version) < 6 else None,
+            )
+        if status is None:
+            # Still the verification page (the upload form works); the alert says why
+            # nothing is shown. 200, as for any public page reached by a stale QR code.
+            context["not_found"] = True
+            return aiohttp_jinja2.render_template("letters/verify.html", request, context)
+        zone = ZoneInfo(request.app[LETTERS].timezone)
+        for signer in status["signers"]:
+            at = signer["signed_at"]
+            signer["signed_at_local"] = at.astimezone(zone).strftime("%Y-%m-%d %H:%M") if at else ""
+        issued = status["issued_at"]
+        status["issued_at_local"] = (
+            issued.astimezone(zone).strftime("%Y-%m-%d %H:%M") if issued else ""
+        )
+        context["status"] = status
+    return aiohttp_jinja2.render_template("letters/verify.html", request, context)
 
 
 @routes.get("/staff/letter-templates", name="letter_templates")

@@ -18,6 +18,7 @@ pyHanko and every PDF reader accept it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import os
 import tempfile
@@ -32,6 +33,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from recordings.checkpoints import Signer, Trust
+from server import timestamps
+
 
 class PkiError(RuntimeError):
     """The configured seal certificate cannot be used (message says which file and why)."""
@@ -45,10 +49,27 @@ class SealMaterial:
     signing_key: asn1_keys.PrivateKeyInfo
     chain: tuple[asn1_x509.Certificate, ...]  # intermediates and root, as shipped in the PDF
     trust_roots: tuple[asn1_x509.Certificate, ...]  # what verification accepts
+    tsa_url: str = ""  # RFC 3161 authority for B-T/B-LT seals and checkpoint tokens
+    agency_name: str = ""  # drawn on the visible seal (电子印章)
 
     @property
     def subject(self) -> str:
         return str(self.signing_cert.subject.human_friendly)
+
+    def configured(self, *, tsa_url: str, agency_name: str) -> SealMaterial:
+        """The same keys with the deployment's TSA and agency name."""
+        return dataclasses.replace(self, tsa_url=tsa_url, agency_name=agency_name)
+
+    def checkpoint_signer(self) -> Signer:
+        """The seal key as the signer of case checkpoints and bundle manifests: one agency
+        key, one certificate to trust, one thing to protect."""
+        return Signer.from_der(
+            self.signing_key.dump(), self.signing_cert.dump(), timestamps.from_url(self.tsa_url)
+        )
+
+    def trust(self) -> Trust:
+        """What a checkpoint signature must chain to: this seal or the seal's trust roots."""
+        return Trust(certificates=(self.signing_cert.dump(),), roots=self.trust_roots)
 
 
 def _name(common_name: str, agency: str) -> x509.Name:
@@ -187,6 +208,20 @@ def _create_dev_pki(pki: Path) -> None:
             for child in tmp.iterdir():
                 child.unlink()
             tmp.rmdir()
+
+
+def load_existing(
+    data_dir: Path,
+    *,
+    p12_path: Path | None = None,
+    p12_password: str | None = None,
+    ca_path: Path | None = None,
+) -> SealMaterial | None:
+    """The deployment's seal if there is one, without creating a development PKI: for
+    verification tools, which must not mint a key to check signatures against."""
+    if p12_path is None and not (data_dir / "pki" / "seal.p12").exists():
+        return None
+    return load_or_create(data_dir, p12_path=p12_path, p12_password=p12_password, ca_path=ca_path)
 
 
 def load_or_create(

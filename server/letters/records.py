@@ -1,114 +1,74 @@
-"""The inspection record (勘验笔录): written from what the inspector ticked and decided.
+"""The inspection record (勘验笔录): the case's facts in a fixed structure, or a refusal.
 
 The record is a legal document in Chinese whatever language the inspector's browser
-uses, so its wording lives here rather than in the translation catalog. It is generated,
-not typed: the checklist results, the findings and the decision go in, a fixed structure
-comes out, and every signer signs the same text (its hash is in the timeline).
+uses, so its wording lives here rather than in the translation catalog. Every line is
+generated from :class:`server.letters.facts.CaseFacts`; the issuer adds a remark at most.
 
-The decision is one of three, and each demands what the practice demands:
+A record that would contradict the case is refused before anything is written:
 
-- ``pass`` (通过): nothing more;
-- ``rectify`` (限期整改): at least one requirement and a deadline after the inspection day;
-- ``fail`` (不通过): a reason.
+- no session yet, or one still going on (neither ended nor concluded by a decision):
+  ``409 record_no_session`` / ``409 record_session_not_ended`` — the record states when
+  the inspection ended;
+- a checklist item of the matter without a result: ``409 record_checklist_incomplete``
+  (``details.missing``);
+- no decision in force from the latest session, or one still in internal review:
+  ``409 record_no_decision`` / ``409 record_decision_pending``;
+- the request states something the case does not say (an outcome, a deadline, checklist
+  results, inspectors): ``409 record_contradicts_case`` (``details.field``, ``case``,
+  ``stated``). A client may state what its screen shows, and a stale screen is caught.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from server.errors import ValidationError
-from server.parsing import try_date
+from server.letters.errors import LetterStateError
+from server.letters.facts import CaseFacts, DecisionFacts, SessionFacts
 
-Outcome = Literal["pass", "rectify", "fail"]
-ItemResult = Literal["ok", "not_ok", "na"]
-
-_RESULT_CN: dict[str, str] = {"ok": "符合", "not_ok": "不符合", "na": "不适用"}
-_OUTCOME_CN: dict[str, str] = {"pass": "通过", "rectify": "限期整改", "fail": "不通过"}
+RESULT_CN: dict[str, str] = {"ok": "符合", "problem": "不符合", "not_ok": "不符合", "na": "不适用"}
+OUTCOME_CN: dict[str, str] = {"pass": "通过", "rectify": "限期整改", "fail": "不通过"}
+_STATED_RESULT = {"not_ok": "problem"}  # the record API's older spelling of "problem"
 
 
-@dataclass(frozen=True, slots=True)
-class ChecklistResult:
-    item: str
-    result: ItemResult
-    note: str = ""
+class RecordRefusedError(LetterStateError):
+    code = "record_refused"
+    message = "The record of case %(case)s cannot be issued"
 
 
-@dataclass(frozen=True, slots=True)
-class Decision:
-    outcome: Outcome
-    requirements: tuple[str, ...] = ()
-    deadline: dt.date | None = None
-    reason: str = ""
+class NoSessionError(RecordRefusedError):
+    code = "record_no_session"
+    message = "Case %(case)s has no video session in which the applicant was admitted"
 
 
-@dataclass(frozen=True, slots=True)
-class InspectionRecord:
-    case_number: str
-    matter_title: str
-    applicant: str  # person, or "enterprise（representative）"
-    site_address: str
-    inspectors: tuple[str, ...]
-    started_at: dt.datetime
-    ended_at: dt.datetime
-    checklist: tuple[ChecklistResult, ...]
-    findings: tuple[str, ...]
-    decision: Decision
-    method: str = "远程视频勘验"
-    extra: Mapping[str, str] = field(default_factory=dict)
-
-
-def _text(value: Any, limit: int) -> str | None:
-    if not isinstance(value, str):
-        return None
-    value = value.strip()
-    return value if 0 < len(value) <= limit else None
-
-
-def parse_outcome(
-    body: Mapping[str, Any], *, inspection_day: dt.date
-) -> tuple[tuple[ChecklistResult, ...], tuple[str, ...], Decision]:
-    """Checklist, findings and decision from an API body; field errors name what is wrong."""
-    errors: dict[str, str] = {}
-    checklist: list[ChecklistResult] = []
-    for index, raw in enumerate(body.get("checklist") or []):
-        item = _text(raw.get("item") if isinstance(raw, dict) else None, 200)
-        result = raw.get("result") if isinstance(raw, dict) else None
-        if item is None or result not in _RESULT_CN:
-            errors[f"checklist.{index}"] = "Each checklist item needs a text and a result"
-            continue
-        note = raw.get("note") or ""
-        checklist.append(ChecklistResult(item, result, str(note)[:500]))
-    if not checklist and "checklist" not in errors:
-        errors["checklist"] = "The record needs at least one checklist item"
-    findings = tuple(
-        f for f in (_text(x, 1000) for x in body.get("findings") or []) if f is not None
+class SessionNotEndedError(RecordRefusedError):
+    code = "record_session_not_ended"
+    message = (
+        "The video inspection of case %(case)s has not ended: end the session or "
+        "record the decision first"
     )
-    outcome = body.get("outcome")
-    requirements = tuple(
-        r for r in (_text(x, 500) for x in body.get("requirements") or []) if r is not None
-    )
-    deadline: dt.date | None = None
-    reason = _text(body.get("reason"), 1000) or ""
-    if outcome not in _OUTCOME_CN:
-        errors["outcome"] = "Choose pass, rectify or fail"
-    elif outcome == "rectify":
-        if not requirements:
-            errors["requirements"] = "Rectification needs at least one requirement"
-        deadline = try_date(body.get("deadline"))
-        if deadline is None:
-            errors["deadline"] = "Rectification needs a deadline (YYYY-MM-DD)"
-        elif deadline <= inspection_day:
-            errors["deadline"] = "The deadline must be after the inspection day"
-    elif outcome == "fail" and not reason:
-        errors["reason"] = "A failed inspection needs a reason"
-    if errors:
-        raise ValidationError(fields=errors)
-    decision = Decision(outcome, requirements, deadline, reason)  # type: ignore[arg-type]
-    return tuple(checklist), findings, decision
+
+
+class ChecklistIncompleteError(RecordRefusedError):
+    code = "record_checklist_incomplete"
+    message = "Case %(case)s has checklist items without a result: %(missing)s"
+
+
+class NoDecisionError(RecordRefusedError):
+    code = "record_no_decision"
+    message = "Case %(case)s has no decision from its latest inspection"
+
+
+class DecisionPendingError(RecordRefusedError):
+    code = "record_decision_pending"
+    message = "The decision of case %(case)s is in internal review; issue the record once approved"
+
+
+class ContradictionError(RecordRefusedError):
+    code = "record_contradicts_case"
+    message = "The record states a %(field)s that differs from case %(case)s"
 
 
 def _when(value: dt.datetime, zone: ZoneInfo) -> str:
@@ -116,41 +76,112 @@ def _when(value: dt.datetime, zone: ZoneInfo) -> str:
     return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
 
 
-def record_text(record: InspectionRecord, timezone: str) -> str:
-    """The record's full text, as it appears in the PDF and is signed."""
+def _day(value: dt.date) -> str:
+    return f"{value.year}年{value.month}月{value.day}日"
+
+
+def period(session: SessionFacts, timezone: str) -> str:
+    """勘验时间: the session's start to the end of its inspection, in the agency's zone."""
     zone = ZoneInfo(timezone)
-    lines = [
-        f"案件编号：{record.case_number}",
-        f"勘验事项：{record.matter_title}",
-        f"申请人：{record.applicant}",
-        f"勘验地点：{record.site_address}",
-        f"勘验方式：{record.method}",
-        f"勘验时间：{_when(record.started_at, zone)} 至 {_when(record.ended_at, zone)}",
-        f"勘验人员：{'、'.join(record.inspectors)}",
-    ]
-    lines += [f"{key}：{value}" for key, value in record.extra.items()]
-    lines += ["", "一、勘验内容及结果"]
-    for number, item in enumerate(record.checklist, 1):
-        note = f"（{item.note}）" if item.note else ""
-        lines.append(f"{number}. {item.item}：{_RESULT_CN[item.result]}{note}")
-    lines += ["", "二、勘验发现"]
-    if record.findings:
-        lines += [f"{n}. {f}" for n, f in enumerate(record.findings, 1)]
-    else:
-        lines.append("未发现异常情况。")
-    decision = record.decision
-    lines += ["", f"三、勘验结论：{_OUTCOME_CN[decision.outcome]}"]
-    if decision.outcome == "rectify":
-        lines += [f"{n}. {r}" for n, r in enumerate(decision.requirements, 1)]
-        assert decision.deadline is not None
-        d = decision.deadline
-        lines.append(
-            f"请于{d.year}年{d.month}月{d.day}日前完成整改，并通过本系统提交整改材料申请复查。"
+    end = session.end
+    assert end is not None
+    return f"{_when(session.started_at, zone)} 至 {_when(end, zone)}"
+
+
+def check(facts: CaseFacts, state: str) -> tuple[SessionFacts, DecisionFacts]:
+    """The session and decision the record states; raises what makes it impossible."""
+    params = {"case": facts.case_number}
+    session = facts.session
+    if session is None:
+        raise NoSessionError(params=params)
+    if session.end is None:
+        raise SessionNotEndedError(params=params, details={"room": session.room})
+    if facts.missing:
+        raise ChecklistIncompleteError(
+            params={**params, "missing": "、".join(facts.missing)},
+            details={"missing": list(facts.missing)},
         )
-    elif decision.outcome == "fail":
+    if state == "under_review":
+        raise DecisionPendingError(params=params)
+    decision = facts.decision
+    if decision is None or decision.decided_at < session.started_at:
+        raise NoDecisionError(params=params)
+    return session, decision
+
+
+def _contradiction(facts: CaseFacts, field: str, case: Any, stated: Any) -> ContradictionError:
+    return ContradictionError(
+        params={"case": facts.case_number, "field": field},
+        details={"field": field, "case": case, "stated": stated},
+    )
+
+
+def check_statements(facts: CaseFacts, decision: DecisionFacts, body: Mapping[str, Any]) -> None:
+    """What the request states must be what the case says; nothing stated is taken over."""
+    if "outcome" in body and body["outcome"] != decision.outcome:
+        raise _contradiction(facts, "outcome", decision.outcome, body["outcome"])
+    if "deadline" in body:
+        case_deadline = decision.deadline.isoformat() if decision.deadline else None
+        if body["deadline"] != case_deadline:
+            raise _contradiction(facts, "deadline", case_deadline, body["deadline"])
+    if "checklist" in body:
+        case_items = {i.item: i.result for i in facts.checklist}
+        stated = {
+            str(x.get("item")): _STATED_RESULT.get(str(x.get("result")), str(x.get("result")))
+            for x in body["checklist"]
+        }
+        if stated != case_items:
+            raise _contradiction(facts, "checklist", case_items, stated)
+    if "inspectors" in body:
+        case_ids = sorted(i.id for i in facts.inspectors)
+        if sorted(set(body["inspectors"])) != case_ids:
+            raise _contradiction(facts, "inspectors", case_ids, sorted(set(body["inspectors"])))
+
+
+def _snapshots(ids: tuple[int, ...]) -> str:
+    return f"〔照片 {'、'.join(f'#{n}' for n in ids)}〕" if ids else ""
+
+
+def record_text(facts: CaseFacts, timezone: str, remark: str = "") -> str:
+    """The record's full text, as it appears in the PDF and is signed; call :func:`check`
+    first (it guarantees the session ended and the decision is there)."""
+    assert facts.session is not None and facts.decision is not None
+    lines = [
+        f"案件编号：{facts.case_number}",
+        f"勘验事项：{facts.matter_title}",
+        f"申请人：{facts.applicant.line()}",
+        f"勘验地点：{facts.site_address or '未登记'}",
+    ]
+    if facts.location is not None:
+        lines.append(f"现场定位：{facts.location.line()}")
+    lines += [
+        "勘验方式：远程视频勘验",
+        f"勘验时间：{period(facts.session, timezone)}",
+        f"勘验人员：{'、'.join(i.name for i in facts.inspectors)}",
+        "",
+        "一、勘验内容及结果",
+    ]
+    for number, item in enumerate(facts.checklist, 1):
+        note = f"（{item.note}）" if item.note else ""
+        result = RESULT_CN.get(item.result, item.result)
+        lines.append(f"{number}. {item.item}：{result}{note}{_snapshots(item.snapshot_ids)}")
+    if not facts.checklist:
+        lines.append("本事项未设勘验清单。")
+    decision = facts.decision
+    lines += ["", f"二、勘验结论：{OUTCOME_CN.get(decision.outcome, decision.outcome)}"]
+    if decision.reason:
         lines.append(f"理由：{decision.reason}")
-    else:
+    if decision.outcome == "rectify":
+        lines.append("整改要求：")
+        lines += [f"{n}. {r}" for n, r in enumerate(decision.requirements, 1)]
+        if decision.deadline is not None:
+            lines.append(
+                f"请于{_day(decision.deadline)}前完成整改，并通过本系统提交整改材料申请复查。"
+            )
+    elif decision.outcome == "pass":
         lines.append("现场条件符合申请事项要求。")
+    if remark:
+        lines += ["", f"备注：{remark}"]
     lines += [
         "",
         "以上笔录经当事人确认无误。勘验过程已全程录音录像，并与本笔录一并归入案件档案。",
@@ -158,9 +189,9 @@ def record_text(record: InspectionRecord, timezone: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summarize(checklist: Sequence[ChecklistResult]) -> dict[str, int]:
+def summarize(facts: CaseFacts) -> dict[str, int]:
     """Counts per result, for the timeline event."""
-    counts = {"ok": 0, "not_ok": 0, "na": 0}
-    for item in checklist:
-        counts[item.result] += 1
+    counts = {"ok": 0, "problem": 0, "na": 0}
+    for item in facts.checklist:
+        counts[item.result] = counts.get(item.result, 0) + 1
     return counts

@@ -6,45 +6,56 @@ from typing import Any
 
 Schema = dict[str, Any]
 
-_TEXT = {"type": "string", "minLength": 1, "maxLength": 1000}
-
 ISSUE: Schema = {
     "type": "object",
     "additionalProperties": False,
     "required": ["kind"],
+    "description": "Every fact a letter states comes from the case (applicant, site and "
+    "location, session start and end, checklist, decision, inspectors). The request adds "
+    "a remark at most; any other value it sends is a statement checked against the case "
+    "(409 record_contradicts_case when it differs), never taken over. A new version "
+    "supersedes the newest one of its kind.",
     "properties": {
         "kind": {"enum": ["commitment", "record"]},
-        "supersedes": {"type": ["integer", "null"], "minimum": 1},
+        "remark": {"type": "string", "maxLength": 500, "description": "free remark (备注)"},
+        "supersedes": {
+            "type": ["integer", "null"],
+            "minimum": 1,
+            "description": "the version this one replaces; must be the newest (default)",
+        },
         "fields": {
             "type": "object",
             "additionalProperties": {"type": "string", "maxLength": 200},
-            "description": "enterprise_name, credit_code, site_address, matter_title, "
-            "applicant_name: values the template uses",
+            "description": "commitment: enterprise_name, credit_code, contact_name, "
+            "site_address, matter_title, applicant_name as the issuer sees them (checked)",
         },
         "inspectors": {
             "type": "array",
             "items": {"type": "integer", "minimum": 1},
-            "maxItems": 10,
-            "description": "staff ids present (records); default: the issuer",
+            "maxItems": 20,
+            "description": "record: the inspectors' staff ids as stated (checked); the "
+            "signers are always every inspector party of the case, lead first",
         },
         "checklist": {
             "type": "array",
             "maxItems": 100,
+            "description": "record: the checklist results as stated (checked)",
             "items": {
                 "type": "object",
                 "required": ["item", "result"],
                 "properties": {
                     "item": {"type": "string", "maxLength": 200},
-                    "result": {"enum": ["ok", "not_ok", "na"]},
+                    "result": {"enum": ["ok", "problem", "not_ok", "na"]},
                     "note": {"type": "string", "maxLength": 500},
                 },
             },
         },
-        "findings": {"type": "array", "items": _TEXT, "maxItems": 50},
-        "outcome": {"enum": ["pass", "rectify", "fail"]},
-        "requirements": {"type": "array", "items": _TEXT, "maxItems": 50},
-        "deadline": {"type": "string", "maxLength": 10},
-        "reason": {"type": "string", "maxLength": 1000},
+        "outcome": {"enum": ["pass", "rectify", "fail"], "description": "as stated (checked)"},
+        "deadline": {
+            "type": ["string", "null"],
+            "maxLength": 10,
+            "description": "rectification deadline YYYY-MM-DD as stated (checked)",
+        },
     },
 }
 
@@ -90,6 +101,15 @@ LETTER: Schema = {
         "supersedes_id": {"type": ["integer", "null"]},
         "superseded_by_id": {"type": ["integer", "null"]},
         "signers": {"type": "array", "items": _SIGNER},
+        "data": {
+            "type": "object",
+            "description": "what the letter was made from: commitment fields, or the "
+            "record's outcome, deadline, checklist counts, session start and end, remark",
+        },
+        "open_for_signing": {
+            "type": "boolean",
+            "description": "the newest version, issued and waiting for a signature",
+        },
         "waiting_for": {"type": ["string", "null"]},
         "your_turn": {"type": "boolean"},
         "pdf_sha256": {"type": ["string", "null"]},
@@ -123,6 +143,14 @@ VERDICT: Schema = {
         "signed_at": {"type": ["string", "null"]},
         "sha256": {"type": "string"},
         "problem": {"type": ["string", "null"]},
+        "timestamp": {
+            "type": ["string", "null"],
+            "description": "time from the TSA's signature timestamp (PAdES B-T)",
+        },
+        "long_term": {
+            "type": "boolean",
+            "description": "validation data (certificates, CRL/OCSP) in the DSS (PAdES B-LT)",
+        },
         "matches_record": {"type": "boolean"},
         "record": {
             "type": ["object", "null"],
@@ -131,8 +159,16 @@ VERDICT: Schema = {
                 "case_number": {"type": "string"},
                 "kind": {"type": "string"},
                 "version": {"type": "integer"},
-                "status": {"type": "string"},
-                "latest": {"type": "boolean"},
+                "status": {
+                    "type": "string",
+                    "description": "the uploaded version's own status when it was rendered",
+                },
+                "letter_status": {"type": "string", "description": "that letter's status now"},
+                "superseded": {"type": "boolean"},
+                "latest": {
+                    "type": "boolean",
+                    "description": "the current PDF of a letter no correction replaced",
+                },
                 "signers": {"type": "array", "items": _SIGNER},
             },
         },

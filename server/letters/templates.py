@@ -52,15 +52,20 @@ class Preview:
 
 SAMPLE_FIELDS: dict[str, Any] = {
     "case_number": "YK-20261201-0001",
+    "case_title": "农作物种子生产经营许可证变更",
     "applicant_name": "张伟",
+    "applicant": "丰禾种业有限公司（统一社会信用代码：91330100MA2XXXXX0X），联系人：张伟",
+    "contact_name": "张伟",
     "applicant_mobile": "138****5678",
     "enterprise_name": "丰禾种业有限公司",
     "credit_code": "91330100MA2XXXXX0X",
     "matter_title": "农作物种子生产经营许可证变更",
     "site_address": "浙江省杭州市余杭区仁和街道种业路 18 号",
+    "location": "北纬 30.41230°，东经 120.12340°（精度约 15 米），距登记地址 40 米，在允许范围内",
     "inspection_date": "2026年12月1日",
     "inspector_names": "李娜、王强",
     "agency_name": "云勘市行政审批局",
+    "remark": "",
 }
 
 

@@ -7,8 +7,13 @@ The answer separates the questions a citizen or a court clerk actually asks:
 - ``trusted``: the sealing certificate chains to *our* trust root (a PDF sealed by some
   other certificate is intact but not trusted, and ``certificate`` names who sealed it);
 - ``unmodified``: nothing was appended after the seal (the seal covers the entire file
-  and the DocMDP "no changes" rule holds);
+  and the DocMDP "no changes" rule holds), except the validation data PAdES B-LT adds
+  in its own revision (DSS: certificates, CRLs, OCSP responses), which pyHanko's
+  difference analysis classifies as ``LTA_UPDATES`` and nothing else;
 - ``valid`` is all three.
+
+Also reported: ``timestamp`` (the TSA's time from the signature timestamp, B-T) and
+``long_term`` (a DSS with validation data is present, B-LT).
 
 Input that is not a PDF at all is refused with an error code rather than a "valid: false"
 result, so that an API client can tell "your file is broken" from "your file is forged":
@@ -29,12 +34,19 @@ import datetime as dt
 import hashlib
 import io
 from dataclasses import dataclass
+from typing import Any
 
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko_certvalidator import ValidationContext
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.cases.models import Case
+from server.letters.documents import role_label
 from server.letters.errors import LetterError
+from server.letters.models import Letter, LetterSignature
 from server.letters.pki import SealMaterial
 from server.letters.sealing import SEAL_FIELD
 
@@ -81,6 +93,8 @@ class Verdict:
     signed_at: dt.datetime | None  # as reported by the signer (not a timestamp authority)
     sha256: str  # of the whole uploaded file, to look the letter up
     problem: str | None  # machine-readable reason when not valid
+    timestamp: dt.datetime | None = None  # the TSA's time (PAdES B-T), if any
+    long_term: bool = False  # validation data in the DSS (PAdES B-LT)
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -94,6 +108,8 @@ class Verdict:
             "signed_at": self.signed_at.isoformat() if self.signed_at else None,
             "sha256": self.sha256,
             "problem": self.problem,
+            "timestamp": self.timestamp.isoformat() if self.timestamp else None,
+            "long_term": self.long_term,
         }
 
 
@@ -196,7 +212,19 @@ def verify_sync(data: bytes, material: SealMaterial) -> Verdict:
     intact = bool(status.intact and status.valid and padding_clean)
     trusted = bool(status.trusted)
     coverage = status.coverage.name if status.coverage is not None else ""
-    unmodified = coverage == "ENTIRE_FILE" and status.docmdp_ok is not False
+    # B-LT appends the DSS in a revision of its own; that and only that is allowed.
+    ltv_only = (
+        coverage == "ENTIRE_REVISION"
+        and status.modification_level is not None
+        and status.modification_level <= ModificationLevel.LTA_UPDATES
+    )
+    unmodified = (coverage == "ENTIRE_FILE" or ltv_only) and status.docmdp_ok is not False
+    stamp = status.timestamp_validity
+    timestamp = stamp.timestamp if stamp is not None and stamp.intact and stamp.valid else None
+    try:
+        long_term = "/DSS" in reader.root
+    except Exception:  # a damaged catalogue is reported by the checks above
+        long_term = False
     problem = None
     if not intact:
         problem = "content_changed"
@@ -215,6 +243,8 @@ def verify_sync(data: bytes, material: SealMaterial) -> Verdict:
         signed_at=status.signer_reported_dt,
         sha256=sha,
         problem=problem,
+        timestamp=timestamp,
+        long_term=long_term,
     )
 
 
@@ -222,3 +252,82 @@ async def verify(data: bytes, material: SealMaterial) -> Verdict:
     """Verify in a worker thread; cheap checks first so junk costs nothing."""
     _precheck(data)
     return await asyncio.to_thread(verify_sync, data, material)
+
+
+# ---- the status of a document as the QR code names it ------------------------------------
+
+KIND_TITLES = {"commitment": "commitment letter", "record": "inspection record"}
+
+
+def mask_name(name: str) -> str:
+    """张三 -> 张*, 张小明 -> 张*明: a signer recognises themself, a stranger learns nothing."""
+    if len(name) <= 2:
+        return name[:1] + "*"
+    return name[0] + "*" * (len(name) - 2) + name[-1]
+
+
+def status_at(signers: int, signed: int) -> str:
+    """A version's own status, from how many of its signers had signed when it was
+    rendered: an earlier PDF is judged as it was, never by the letter's current state."""
+    if signers and signed >= signers:
+        return "signed"
+    return "partially_signed" if signed else "issued"
+
+
+async def document_status(
+    session: AsyncSession, letter_id: int, version: int | None = None
+) -> dict[str, Any] | None:
+    """What the QR code's ``/verify?letter=ID[&version=N]`` shows without an upload:
+    number, version, state, masked signers, the current PDF's hash, and whether a newer
+    version replaced it. No names in full, no mobile, no body text: the page is public
+    and letter ids are sequential, so anyone can walk them."""
+    letter = await session.get(Letter, letter_id)
+    if letter is None:
+        return None
+    if version is not None and version != letter.version:
+        letter = await session.scalar(
+            select(Letter).where(
+                Letter.case_id == letter.case_id,
+                Letter.kind == letter.kind,
+                Letter.version == version,
+            )
+        )
+        if letter is None:
+            return None
+    case = await session.get(Case, letter.case_id)
+    newest = await session.scalar(
+        select(func.max(Letter.version)).where(
+            Letter.case_id == letter.case_id, Letter.kind == letter.kind
+        )
+    )
+    rows = await session.scalars(
+        select(LetterSignature).where(LetterSignature.letter_id == letter.id)
+    )
+    by_position = {s.position: s for s in rows}
+    signers = []
+    for position, signer in enumerate(letter.signers):
+        signature = by_position.get(position)
+        signers.append(
+            {
+                "name": mask_name(str(signer["name"])),
+                "role_label": role_label(str(signer["role"])),
+                "signed": signature is not None,
+                "signed_at": signature.signed_at if signature else None,
+            }
+        )
+    superseded = letter.status == "superseded" or letter.superseded_by_id is not None
+    return {
+        "letter_id": letter.id,
+        "case_number": case.number if case else "",
+        "kind": letter.kind,
+        "kind_title": KIND_TITLES.get(letter.kind, letter.kind),
+        "title": letter.title,
+        "version": letter.version,
+        "latest_version": int(newest or letter.version),
+        "status": letter.status,
+        "superseded": superseded,
+        "superseded_by_id": letter.superseded_by_id,
+        "signers": signers,
+        "pdf_sha256": letter.pdf_sha256,
+        "issued_at": letter.issued_at,
+    }

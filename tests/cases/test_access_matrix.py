@@ -296,6 +296,9 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/me/cases/{id}"): CASE,
     ("POST", "/cases/{id}/step/{step}"): CASE,
     ("POST", "/cases/{id}/live"): CASE,
+    ("GET", "/staff/cases/{id}/review"): CASE,
+    ("POST", "/cases/{id}/rectification"): CASE,
+    ("GET", "/cases/{id}/uploads/{seq}"): CASE,
     ("POST", "/api/v1/cases/{case_id}/letters"): CASE,
     ("GET", "/api/v1/cases/{case_id}/letters"): CASE,
     ("GET", "/api/v1/letters/{letter_id}"): CASE,
@@ -342,6 +345,7 @@ def _fill(path: str, w: World) -> str:
         "{room}": f"appt-{w.appointment_id}",
         "{token}": w.console_token,
         "{ticket}": "forged-ticket",
+        "{seq}": "1",
     }
     if path.startswith("/api/v1/snapshots/"):
         values["{id}"] = str(w.snapshot_id)

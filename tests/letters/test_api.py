@@ -23,7 +23,15 @@ from server.letters.appkeys import LETTERS
 from server.letters.models import LetterEvent
 from server.letters.pki import SealMaterial, generate_dev_pki, load_p12
 from server.letters.verification import MAX_PDF_BYTES
-from tests.letters.flow import Client, World, close_case, data_url, make_world, snapshot
+from tests.letters.flow import (
+    Client,
+    World,
+    close_case,
+    data_url,
+    inspected,
+    make_world,
+    snapshot,
+)
 from tests.letters.images import signature_png
 from tests.letters.sample import sample_document
 from tests.support import staff_headers
@@ -33,13 +41,11 @@ RECORD = {
     "kind": "record",
     "checklist": [
         {"item": "生产场所与申请材料一致", "result": "ok"},
-        {"item": "种子检验室配备发芽箱", "result": "not_ok", "note": "未校准"},
+        {"item": "种子检验室配备发芽箱", "result": "problem", "note": "未校准"},
     ],
-    "findings": ["发芽箱校准证书过期"],
     "outcome": "rectify",
-    "requirements": ["完成发芽箱校准并上传证书"],
-    "deadline": "2099-12-31",
 }
+"""What the inspector's screen shows, stated with the record (checked against the case)."""
 
 
 async def issue(client: Client, world: World, body: dict[str, Any]) -> dict[str, Any]:
@@ -242,32 +248,47 @@ async def test_concurrent_signing_yields_one_signature(client: Client) -> None:
 
 async def test_record_signed_in_order_then_corrected(client: Client) -> None:
     world = await make_world(client)
-    record = await issue(
-        client,
-        world,
-        {**RECORD, "inspectors": [world.inspector.id, world.second_inspector.id], "fields": FIELDS},
-    )
+    await inspected(client, world)
+    record = await issue(client, world, RECORD)
     assert [s["role"] for s in record["signers"]] == ["inspector", "inspector", "applicant"]
-    assert "三、勘验结论：限期整改" in record["body"]
+    assert record["open_for_signing"] and record["waiting_for"] == "李娜"
+    assert "二、勘验结论：限期整改" in record["body"]
     rid = record["id"]
+    # Out of order: the applicant before the inspectors, the co-inspector before the lead.
+    before = await snapshot(client, world.case_id)
     response = await sign(client, rid, world.applicant.headers)
     assert await error_code(response, 409) == "not_your_turn"
     response = await sign(client, rid, world.second_inspector.headers)
     assert await error_code(response, 409) == "not_your_turn"
-    for party in (world.inspector, world.second_inspector):
-        assert (await sign(client, rid, party.headers)).status == 200
-    response = await sign(client, rid, world.applicant.headers)
-    assert response.status == 200
-    assert (await response.json())["status"] == "signed"
+    assert await snapshot(client, world.case_id) == before
+    assert (await sign(client, rid, world.inspector.headers)).status == 200
+    # The same person twice.
+    response = await sign(client, rid, world.inspector.headers)
+    assert await error_code(response, 409) == "letter_already_signed"
 
-    # A correction supersedes the signed record; both stay, the old one cannot be signed.
-    correction = await issue(
-        client, world, {**RECORD, "outcome": "pass", "supersedes": rid, "fields": FIELDS}
-    )
+    # A correction (a new version) supersedes the half-signed record: only it can be signed.
+    correction = await issue(client, world, {"kind": "record", "remark": "更正：补充定位说明"})
     assert correction["version"] == 2 and correction["supersedes_id"] == rid
     old = await (await client.get(f"/api/v1/letters/{rid}", headers=world.applicant.headers)).json()
     assert old["status"] == "superseded" and old["superseded_by_id"] == correction["id"]
-    assert old["signers"][2]["signed"]  # the signed original is kept as it was
+    assert not old["open_for_signing"] and old["signers"][0]["signed"]  # kept as it was
+    replaced = await snapshot(client, world.case_id)
+    response = await sign(client, rid, world.second_inspector.headers)
+    assert await error_code(response, 409) == "letter_superseded"
+    assert await snapshot(client, world.case_id) == replaced
+    async with client.app[DB]() as session:
+        events = await load_events(session, world.case_id)
+    superseded = [e for e in events if e.kind == "letter.superseded"]
+    assert len(superseded) == 1 and superseded[0].data["letter_id"] == rid
+    assert superseded[0].data["superseded_by"] == correction["id"]
+    assert [e.kind for e in events[-2:]] == ["letter.issued", "letter.superseded"]
+
+    cid = correction["id"]
+    for party in (world.inspector, world.second_inspector, world.applicant):
+        response = await sign(client, cid, party.headers)
+        assert response.status == 200, await response.text()
+    assert (await response.json())["status"] == "signed"
+    # Naming a version that is not the newest is refused.
     response = await client.post(
         f"/api/v1/cases/{world.case_id}/letters",
         json={**RECORD, "supersedes": rid},
@@ -278,13 +299,9 @@ async def test_record_signed_in_order_then_corrected(client: Client) -> None:
         f"/api/v1/cases/{world.case_id}/letters", headers=world.applicant.headers
     )
     assert [x["version"] for x in (await listing.json())["letters"]] == [1, 2]
-
-    bad = await client.post(
-        f"/api/v1/cases/{world.case_id}/letters",
-        json={**RECORD, "outcome": "rectify", "requirements": []},
-        headers=world.inspector.headers,
-    )
-    assert await error_code(bad, 422) == "validation_failed"
+    async with client.app[DB]() as session:
+        kinds = [e.kind for e in await load_events(session, world.case_id)]
+    assert kinds.count("letter.signed") == 4 and kinds.count("letter.issued") == 2
 
 
 async def test_forged_verification_uploads(sqlite_client: Client) -> None:

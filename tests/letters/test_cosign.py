@@ -1,8 +1,8 @@
 """The second inspector co-signs the record: made a party of the case, then signing works.
 
-Before the procedure issue, a record could name any member of staff as an inspector who
-then could not open it (404). Now the lead adds the co-inspector to the case, the record
-names the case's inspectors only, and each signs in turn.
+The record's signers are every inspector party of the case (lead first), never a list
+typed in: a co-inspector added after a version was issued signs the next version, which
+supersedes it.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from sqlalchemy import delete, select
 
 from server.appkeys import DB
 from server.cases.models import CaseParty
-from tests.letters.flow import Client, make_world
+from tests.letters.flow import Client, inspected, make_world
 from tests.letters.test_api import RECORD, sign
 
 
@@ -35,13 +35,18 @@ async def test_lead_adds_a_co_inspector_who_then_co_signs(client: Client) -> Non
         )
         assert lead is not None
         lead.role = "lead"
-    body = {**RECORD, "inspectors": [world.inspector.id, world.second_inspector.id]}
+    await inspected(client, world)
     url = f"/api/v1/cases/{world.case_id}/letters"
+    r = await client.post(url, json=RECORD, headers=world.inspector.headers)
+    assert r.status == 201, await r.text()
+    alone = await r.json()
+    assert [s["name"] for s in alone["signers"]] == ["李娜", "张伟"]
 
-    # A record cannot name someone who is not an inspector of the case.
+    # A record cannot state someone who is not an inspector of the case.
+    body = {**RECORD, "inspectors": [world.inspector.id, world.second_inspector.id]}
     r = await client.post(url, json=body, headers=world.inspector.headers)
-    assert r.status == 422
-    assert "inspectors" in (await r.json())["error"]["fields"]
+    assert r.status == 409
+    assert (await r.json())["error"]["details"]["field"] == "inspectors"
     # Nor can that person add themselves.
     r = await client.post(
         f"/api/v1/cases/{world.case_id}/parties",
@@ -56,9 +61,11 @@ async def test_lead_adds_a_co_inspector_who_then_co_signs(client: Client) -> Non
         headers=world.inspector.headers,
     )
     assert r.status == 201, await r.text()
+    # The new version names every inspector of the case and replaces the first one.
     r = await client.post(url, json=body, headers=world.inspector.headers)
     assert r.status == 201, await r.text()
     letter = await r.json()
+    assert letter["supersedes_id"] == alone["id"] and letter["version"] == 2
 
     first = await sign(client, letter["id"], world.inspector.headers)
     assert first.status == 200, await first.text()

@@ -13,12 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 import recordings.models  # noqa: F401  (registers the evidence tables)
 import server.db.models  # noqa: F401
 from recordings.blobs import BlobStore
+from recordings.checkpoints import SIGNER
 from server.accounts.principal import Principal
 from server.cases.models import Case
 from server.db.base import Base
 from server.db.engine import create_engine, session_factory
 from server.settings import Settings
 from tests.conftest import PG_URL, _pg_exec, _unavailable
+from tests.pki_services import dev_signer
 from tests.support import pg_async_url, pg_reachable
 
 INSPECTOR = Principal(kind="staff", id=7, role="inspector", name="王勘验")
@@ -45,8 +47,11 @@ async def db(
     engine = create_engine(settings)
     async with engine.begin() as conn:
         await conn.run_sync(Base.metadata.create_all)
+    factory = session_factory(engine)
+    # As the app does (server/letters/web.py): the agency key signs checkpoints.
+    factory.configure(info={SIGNER: dev_signer()})
     try:
-        yield session_factory(engine)
+        yield factory
     finally:
         await engine.dispose()
         if pg_name is not None:

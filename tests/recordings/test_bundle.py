@@ -13,6 +13,7 @@ from recordings.errors import BundleError
 from recordings.integrity import verify_chain
 from server.cases.models import GENESIS_HASH
 from server.cases.timeline import event_hash
+from tests.pki_services import dev_signer
 
 CASE = "YK-20261122-0007"
 T0 = dt.datetime(2026, 11, 22, 3, 0, 0, tzinfo=dt.UTC)
@@ -64,6 +65,7 @@ def make(tmp_path: Path, events: list[dict[str, Any]] | None = None) -> Path:
         events=events if events is not None else chain(5),
         letters=[{"id": 1, "sha256": "ab" * 32}],
         exported_at=T0.isoformat(),
+        signer=dev_signer(),
     )
     return target
 

@@ -37,3 +37,16 @@
     });
   }
 })();
+
+(function () {
+  // The rectification form: say how many files were chosen (the input itself is hidden
+  // under its big label, which is easier to hit on a phone).
+  var input = document.getElementById("rectification-file");
+  var card = document.getElementById("case");
+  if (!input || !card) return;
+  var T = JSON.parse(card.dataset.text || "{}");
+  input.addEventListener("change", function () {
+    var out = document.getElementById("rectification-chosen");
+    out.textContent = (T.chosen || "%(n)s").replace("%(n)s", String(input.files.length));
+  });
+})();

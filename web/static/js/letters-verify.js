@@ -1,4 +1,5 @@
-// Verification page: upload the PDF to the public API and show the verdict.
+// Verification page: upload the PDF to the public API and show the verdict for exactly
+// that version (its own status, whether a correction replaced it), not the letter's now.
 "use strict";
 (function () {
   const form = document.getElementById("verify-form");
@@ -37,6 +38,15 @@
       if (!body.valid && body.seal_valid && !body.matches_record) verdict.textContent = m.not_on_record;
       $("v-certificate").textContent = body.certificate || "—";
       $("v-signed-at").textContent = body.signed_at ? new Date(body.signed_at).toLocaleString() : "—";
+      $("v-timestamp").textContent = body.timestamp ? new Date(body.timestamp).toLocaleString() : "—";
+      // Authentic is not the same as current: say which version this file is.
+      if (body.valid && body.record && body.record.superseded) {
+        verdict.className = "verdict pending";
+        verdict.textContent = m.superseded;
+      } else if (body.valid && body.record && !body.record.latest) {
+        verdict.className = "verdict pending";
+        verdict.textContent = m.outdated;
+      }
       $("v-sha").textContent = body.sha256;
       const signers = $("v-signers");
       signers.textContent = "";
@@ -44,7 +54,7 @@
         let text = m.record.replace("%(case)s", body.record.case_number)
           .replace("%(version)s", body.record.version)
           .replace("%(status)s", m["status" + body.record.status[0].toUpperCase() + body.record.status.slice(1)] || body.record.status);
-        if (!body.record.latest) text += " " + m.notLatest;
+        if (!body.record.latest && !body.record.superseded) text += " " + m.notLatest;
         $("v-record").textContent = text;
         for (const s of body.record.signers) {
           const li = document.createElement("li");
