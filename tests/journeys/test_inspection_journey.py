@@ -5,14 +5,15 @@ waits; the inspector at a desk (1366x768) adds a co-inspector, starts the video 
 day view and admits them; a supervisor watches the call unseen; in the console the
 inspector walks the matter's checklist with a snapshot per item, annotates one snapshot,
 asks for the phone's location (checked against the site), decides "rectify" (refused
-until every item has a result) for review; the inspection record is issued in the call and
-signed by both inspectors in their consoles and by the manager with a finger in the
-phone's document panel, without leaving the call; the reviewer approves it from the case
-list; the phone shows the
-deadline and books the re-inspection from the case; the second call follows, the decision
-is "pass", the reviewer approves, and the lead closes the case with the licence number.
-The appointments are never marked no-show and the timeline holds every transition with
-its actor.
+until every item has a result) for review; the reviewer approves it on the review page
+while the call goes on; the inspection record is issued in the call and signed by both
+inspectors in their consoles and by the manager with a finger in the phone's document
+panel, without leaving the call. After the call the phone shows the deadline, uploads
+two rectification photos and books the re-inspection from the case; the second call
+follows, the decision is "pass", the reviewer approves, the lead closes the case with the
+licence number, and the case's bundle is exported from its page and verified with
+``yunkan verify bundle``. The appointments are never marked no-show and the timeline
+holds every transition with its actor.
 
 Screenshots go to ``$YUNKAN_SCREENSHOTS`` (default: the test's tmp dir); the console and
 the phone's document panel also to ``$YUNKAN_DOC_SCREENSHOTS`` when set (docs/screenshots).
@@ -21,6 +22,7 @@ the phone's document panel also to ``$YUNKAN_DOC_SCREENSHOTS`` when set (docs/sc
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import re
 from pathlib import Path
@@ -28,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from PIL import Image
 from sqlalchemy import select
 
 from recordings.models import Recording
@@ -40,6 +43,7 @@ from server.cases.models import Case, CaseEvent
 from server.settings import Settings
 from signaling.handlers import LIVE_OPTIONS, LiveOptions
 from tests.browser import chromium
+from tests.journeys.support import export_and_verify
 from tests.support import latest_code, open_every_day
 
 pytestmark = pytest.mark.browser
@@ -304,6 +308,14 @@ async def _record_signed_in_call(desk: Any, second: Any, phone: Any, shots: Path
     )
 
 
+def _jpeg(path: Path, shade: int) -> Path:
+    """A photo as the phone's camera would hand it to the file input."""
+    out = io.BytesIO()
+    Image.new("RGB", (640, 480), (90, 140 + 20 * shade, 60)).save(out, "JPEG")
+    path.write_bytes(out.getvalue())
+    return path
+
+
 async def _end_call(desk: Any) -> None:
     desk.once("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
     await desk.click("#btn-end")
@@ -323,7 +335,7 @@ async def _until(predicate: Any, within: float = 15.0) -> None:
 
 
 async def test_inspection_from_booking_to_closed_case(
-    aiohttp_server: Any, sqlite_settings: Settings, shots: Path
+    aiohttp_server: Any, sqlite_settings: Settings, shots: Path, tmp_path: Path
 ) -> None:
     app = create_app(sqlite_settings)
     app[LIVE_OPTIONS] = LiveOptions(grace=5.0, host_addresses=("127.0.0.1",))
@@ -393,7 +405,18 @@ async def test_inspection_from_booking_to_closed_case(
         # 4. The console: checklist, snapshots, annotation, location, decision "rectify".
         try:
             await _walk_checklist_in_console(desk, phone, shots)
-            # 5. The inspection record, issued and signed in the call by all three.
+            # 5. The reviewer approves the draft on the review page while the call goes on
+            # (a record states a decision in force: none is issued while under review).
+            await _staff_login(reviewer, base, "li", "yunkan-demo-2")
+            await reviewer.goto(base + "/staff/cases")
+            await reviewer.screenshot(path=str(shots / "05b-reviewer-cases.png"))
+            await reviewer.click(f"tr[data-case='{first.case_id}'] a.review-link")
+            await reviewer.wait_for_selector("#review-decision")
+            await reviewer.screenshot(path=str(shots / "05c-review-page.png"))
+            await reviewer.check(".step-review input[name=decision][value=approve]")
+            await reviewer.click(".step-review button[type=submit]")
+            await reviewer.wait_for_selector("#procedure[data-state=rectifying]")
+            # 6. The inspection record, issued and signed in the call by all three.
             await _record_signed_in_call(desk, cosigner, phone, shots)
             # Spotlight one tile; invite an expert (link, QR code, SMS) from the dialog.
             await desk.click("#tiles .tile >> nth=0 >> .tile-tools")
@@ -415,19 +438,11 @@ async def test_inspection_from_booking_to_closed_case(
         await _end_call(desk)
         await _until(lambda: _status_is(app, first.id, "completed"))
         await desk.goto(f"{base}/staff/cases/{first.case_id}")
-        await desk.wait_for_selector("#procedure[data-state=under_review]")
-        await desk.screenshot(path=str(shots / "05-case-under-review.png"), full_page=True)
+        await desk.wait_for_selector("#procedure[data-state=rectifying]")
+        await desk.screenshot(path=str(shots / "05-case-rectifying.png"), full_page=True)
 
-        # 6. The reviewer finds it in the case list and approves.
-        await _staff_login(reviewer, base, "li", "yunkan-demo-2")
-        await reviewer.goto(base + "/staff/cases")
-        await reviewer.screenshot(path=str(shots / "05b-reviewer-cases.png"))
-        await reviewer.click(f"tr[data-case='{first.case_id}'] a")
-        await reviewer.check(".step-review input[name=decision][value=approve]")
-        await reviewer.click(".step-review button[type=submit]")
-        await reviewer.wait_for_selector("#procedure[data-state=rectifying]")
-
-        # 7. The phone sees the deadline and books the re-inspection from the case.
+        # 7. The phone sees the deadline, uploads the rectification photos taken with its
+        # camera, and books the re-inspection from the case.
         await phone.goto(base + "/me")
         await phone.click(f"#my-cases li[data-case='{first.case_id}'] a")
         deadline = await phone.inner_text("#rectify-deadline")
@@ -436,6 +451,13 @@ async def test_inspection_from_booking_to_closed_case(
         # The supervisor who watched is nowhere on the applicant's record either.
         assert "赵监督" not in await phone.inner_text("main")
         await phone.screenshot(path=str(shots / "06-phone-rectify.png"), full_page=True)
+        photos = [_jpeg(tmp_path / f"整改{n}.jpg", n) for n in (1, 2)]
+        await phone.set_input_files("#rectification-file", [str(p) for p in photos])
+        assert "已选择 2 个文件" in await phone.inner_text("#rectification-chosen")
+        await phone.fill("#rectification-form textarea[name=note]", "已加装温湿度记录仪")
+        await phone.click("#rectification-form button[type=submit]")
+        await phone.wait_for_selector("#upload-done")
+        assert await phone.locator("#upload-list img").count() == 2
         await phone.click("#book-reinspection")
         join_path = await _book_first_slot(phone, base, first=False)
         assert "复查" in await phone.inner_text("main")
@@ -473,6 +495,9 @@ async def test_inspection_from_booking_to_closed_case(
         assert "王勘验 接入了 沙河种业有限公司" in story and "李审核 审核同意，结论生效" in story
         await phone.goto(f"{base}/me/cases/{first.case_id}")
         assert "已办结" in await phone.inner_text("#procedure")
+        # The record of the whole case leaves as a bundle that verifies on its own.
+        summary = await export_and_verify(desk, base, first.case_id, tmp_path)
+        assert summary, summary
 
     statuses = [a.status for a in await _appointments(app)]
     assert statuses == ["completed", "completed"]

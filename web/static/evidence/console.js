@@ -315,19 +315,15 @@
     var view = await api("GET", "/api/v1/cases/" + caseId);
     var d = view.decision;
     if (!d) { var box = $("doc-error"); box.textContent = T.need_decision; box.hidden = false; return; }
+    // The letters domain writes the record from the case itself; what the screen shows is
+    // sent as statements, so a stale console is refused (record_contradicts_case).
     var body = {
       kind: "record",
-      fields: facts(),
       inspectors: wb.inspectors.map(function (i) { return i.id; }),
       checklist: view.checklist.map(function (r) { return {item: r.item, result: wb.result_to_record[r.result] || r.result, note: r.note || ""}; }),
-      findings: view.checklist.filter(function (r) { return r.note; }).map(function (r) { return r.item + "：" + r.note; }),
       outcome: d.outcome
     };
-    if (d.reason) body.reason = d.reason;
-    if (d.outcome === "rectify") {
-      body.requirements = (d.requirements || "").split(/\n+/).filter(Boolean);
-      body.deadline = d.deadline;
-    }
+    if (d.outcome === "rectify" && d.deadline) body.deadline = d.deadline;
     var prior = letters.filter(function (l) { return l.kind === "record" && !l.superseded_by_id; }).pop();
     if (prior) body.supersedes = prior.id;
     issue(body);
