@@ -27,10 +27,11 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from recordings.errors import BundleError
 from recordings.integrity import ChainBreak, record_breaks, verify_chain
+from recordings.segments import segment_breaks
 
 FORMAT = "yunkan-case-bundle/1"
 MANIFEST = "manifest.json"
@@ -225,6 +226,18 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
         report.problems.extend(_describe(b) for b in breaks)
         if events and not breaks and events[-1].get("hash") != report.head_hash:
             report.problems.append(Problem("timeline head", "differs from the last event's hash"))
+        by_sha = {str(e.get("sha256")): str(e.get("name")) for e in manifest.get("files", [])}
+
+        def member(_key: str, sha256: str) -> BinaryIO | None:
+            name = by_sha.get(sha256)
+            if name is None or name not in present:
+                return None
+            # Segments are read by offset; ZIP members of media are stored, so seekable.
+            return cast(BinaryIO, zf.open(name))
+
+        report.problems.extend(
+            Problem(f"timeline seq {b.seq}", b.reason) for b in segment_breaks(events, member)
+        )
         tables = manifest.get("tables")
         if isinstance(tables, dict):
             rows = record_breaks(

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import column, inspect, select, table
@@ -32,6 +33,7 @@ from recordings.errors import BundleError
 from recordings.integrity import chain_records, export_event, record_breaks
 from recordings.models import STORED, ChecklistResult, Decision, Location, Recording, Snapshot
 from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
+from recordings.segments import segment_breaks, take_summaries
 from server.accounts.models import Applicant
 from server.accounts.principal import Principal
 from server.booking.models import Appointment
@@ -206,9 +208,11 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
             for e in events
             if e.kind in ("recording.finished", "recording.recovered")
         }
+        takes = take_summaries([export_event(e) for e in events])
         out["recordings"] = [
             {
                 **_quality(finished.get(r.id, {})),
+                "take": takes.get(str(finished.get(r.id, {}).get("take"))),
                 "id": r.id,
                 "session": r.session_ref,
                 "participant": r.participant,
@@ -291,14 +295,23 @@ async def verify(
     report = await verify_loaded(case.number, case.head_hash, events, blobs)
     purged = {str(e.data.get("key")) for e in events if e.kind == "recording.purged"}
     report.breaks = [b for b in report.breaks if not _is_purged(b, purged)]
+    ids = {e.seq: e.id for e in events}
+    exported = [export_event(e) for e in events]
+    found = await asyncio.to_thread(segment_breaks, exported, functools.partial(_open, blobs))
     if tables is not None:
-        ids = {e.seq: e.id for e in events}
-        exported = [export_event(e) for e in events]
-        for brk in record_breaks(exported, tables.decisions, tables.checklist):
-            seq = brk.seq if brk.seq is not None else case.head_seq
-            report.breaks.append(Break(seq=seq, event_id=ids.get(seq), reason=brk.reason))
-        report.breaks.sort(key=lambda b: b.seq)
+        found += record_breaks(exported, tables.decisions, tables.checklist)
+    for brk in found:
+        seq = brk.seq if brk.seq is not None else case.head_seq
+        report.breaks.append(Break(seq=seq, event_id=ids.get(seq), reason=brk.reason))
+    report.breaks.sort(key=lambda b: b.seq)
     return report
+
+
+def _open(blobs: BlobStore, key: str, _sha256: str) -> BinaryIO | None:
+    try:
+        return blobs.path(key).open("rb")
+    except (OSError, ValueError):
+        return None
 
 
 def _is_purged(brk: Break, purged: set[str]) -> bool:

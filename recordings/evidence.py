@@ -28,6 +28,7 @@ from recordings.models import (
     Recording,
     Snapshot,
 )
+from recordings.segments import take_of
 from recordings.snapshots import ORIGINAL_SUFFIX, WATERMARKED_SUFFIX, SnapshotImages
 from server.accounts.principal import Principal
 from server.booking.models import Appointment
@@ -404,6 +405,8 @@ async def register_recording(
             "recording_id": row.id,
             "session": session_ref,
             "participant": participant,
+            # The name its ``recording.segment`` events carry (recordings.segments).
+            "take": take_of(path),
             "duration_s": round(duration_s, 2),
             "size": ref.size,
             **(quality or {}),
