@@ -14,6 +14,8 @@ from typing import Any
 
 import av
 
+import recordings.models  # noqa: F401  (the tables the chain refers to)
+import server.db.models  # noqa: F401
 from recordings.recorder import Recorder
 from recordings.segments import SegmentLog, append_segment
 from server.db.engine import create_engine, session_factory
