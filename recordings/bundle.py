@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Any, BinaryIO, cast
 
 from recordings.errors import BundleError
+from recordings.facts import FACT_TABLES, fact_breaks
 from recordings.integrity import ChainBreak, record_breaks, verify_chain
 from recordings.segments import segment_breaks
 
@@ -244,6 +245,14 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
                 events,
                 [r for r in tables.get("decisions") or [] if isinstance(r, dict)],
                 [r for r in tables.get("checklist") or [] if isinstance(r, dict)],
+            )
+            rows += fact_breaks(
+                events,
+                {
+                    k: [r for r in v if isinstance(r, dict)]
+                    for k, v in tables.items()
+                    if k in FACT_TABLES and isinstance(v, list)
+                },
             )
             report.problems.extend(
                 Problem(f"timeline seq {b.seq}" if b.seq is not None else "tables", b.reason)

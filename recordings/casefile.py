@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recordings.blobs import BlobStore
 from recordings.bundle import BundleFile, write_bundle
 from recordings.errors import BundleError
+from recordings.facts import fact_breaks, load_facts
 from recordings.integrity import chain_records, export_event, record_breaks
 from recordings.models import STORED, ChecklistResult, Decision, Location, Recording, Snapshot
 from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
@@ -245,9 +246,18 @@ class TableRows:
 
     decisions: list[dict[str, Any]]
     checklist: list[dict[str, Any]]
+    facts: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    """The other side tables (``recordings.facts``: locations, site, snapshots, …)."""
+
+    def as_tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every table as the bundle's ``manifest.json`` carries it."""
+        return {"decisions": self.decisions, "checklist": self.checklist, **self.facts}
 
 
 async def table_rows(session: AsyncSession, case_id: int) -> TableRows:
+    case = await session.get(Case, case_id)
+    if case is None:
+        raise NotFoundError()
     decisions = await session.scalars(
         select(Decision).where(Decision.case_id == case_id).order_by(Decision.id)
     )
@@ -278,6 +288,7 @@ async def table_rows(session: AsyncSession, case_id: int) -> TableRows:
             }
             for c in items
         ],
+        facts=await load_facts(session, case),
     )
 
 
@@ -300,6 +311,7 @@ async def verify(
     found = await asyncio.to_thread(segment_breaks, exported, functools.partial(_open, blobs))
     if tables is not None:
         found += record_breaks(exported, tables.decisions, tables.checklist)
+        found += fact_breaks(exported, tables.facts)
     for brk in found:
         seq = brk.seq if brk.seq is not None else case.head_seq
         report.breaks.append(Break(seq=seq, event_id=ids.get(seq), reason=brk.reason))
@@ -390,7 +402,7 @@ async def export_case(
         events=exported,
         letters=letters,
         exported_at=now.isoformat(),
-        tables={"decisions": tables.decisions, "checklist": tables.checklist},
+        tables=tables.as_tables(),
     )
 
 

@@ -127,6 +127,11 @@ async def store_snapshot(
             "participant": participant,
             "checklist_item": checklist_item,
             "size": [images.width, images.height],
+            "location": (
+                {"lat": location.lat, "lon": location.lon, "accuracy_m": location.accuracy_m}
+                if location
+                else None
+            ),
             "blobs": [_blob(original.key, original.sha256), _blob(marked.key, marked.sha256)],
         },
     )

@@ -56,6 +56,10 @@ SENTENCES: dict[str, str] = {
     "decision.recorded": "%(actor)s drafted the decision",
     "recording.finished": "A recording was filed",
     "recording.purged": "A recording was removed by the retention policy",
+    "recording.segment": "A segment of the recording was sealed on the record",
+    "recording.gap": "Part of the recording is missing (frames lost)",
+    "recording.recovered": "A recording left by a server restart was filed",
+    "export.redacted": "%(actor)s exported a redacted copy for sharing",
     "letter.issued": "%(actor)s issued a document",
     "letter.signed": "%(actor)s signed a document",
 }
