@@ -66,6 +66,8 @@ class BundleReport:
     events_checked: int = 0
     head_hash: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    redacted: list[int] | None = None
+    """A redacted copy: the seqs of the events whose content was masked (see ``limits``)."""
 
     @property
     def ok(self) -> bool:
@@ -84,7 +86,22 @@ class BundleReport:
             "head_hash": self.head_hash,
             "first_break": str(self.first_break) if self.first_break else None,
             "problems": [str(p) for p in self.problems],
+            "redacted": self.redacted is not None,
+            "limits": self.limits(),
         }
+
+    def limits(self) -> list[str]:
+        """What this check could not establish (a redacted copy cannot show everything)."""
+        if self.redacted is None:
+            return []
+        return [
+            f"redacted copy: the content of {len(self.redacted)} events was masked, so their"
+            " hashes were not recomputed (the links between events were checked; compare the"
+            " head hash with `yunkan verify case` at the agency)",
+            "documents are unsealed redacted copies: their seals and signatures cannot be"
+            " checked here; the sealed originals stay at the agency",
+            "every file, snapshot and recording was checked byte for byte (not redacted)",
+        ]
 
 
 def _check_name(name: str) -> None:
@@ -111,6 +128,7 @@ def write_bundle(
     letters: Sequence[Mapping[str, Any]] = (),
     exported_at: str,
     tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
+    redaction: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the ZIP and return its manifest.
 
@@ -156,6 +174,8 @@ def write_bundle(
             },
             "letters": [dict(letter) for letter in letters],
         }
+        if redaction is not None:
+            manifest["redaction"] = dict(redaction)
         if tables is not None:
             manifest["tables"] = {k: [dict(row) for row in v] for k, v in tables.items()}
         body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True)
@@ -223,7 +243,10 @@ def verify_bundle(path: Path | IO[bytes]) -> BundleReport:
         events = timeline.get("events") or []
         report.events_checked = len(events)
         report.head_hash = timeline.get("head")
-        breaks = verify_chain(report.case_number or "", events)
+        redaction = manifest.get("redaction")
+        if isinstance(redaction, dict):
+            report.redacted = [int(e["seq"]) for e in events if e.get("redacted")]
+        breaks = verify_chain(report.case_number or "", events, masked=report.redacted is not None)
         report.problems.extend(_describe(b) for b in breaks)
         if events and not breaks and events[-1].get("hash") != report.head_hash:
             report.problems.append(Problem("timeline head", "differs from the last event's hash"))

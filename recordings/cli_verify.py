@@ -94,4 +94,6 @@ def cmd_verify_bundle(args: argparse.Namespace, out: TextIO = sys.stdout) -> int
         return 2
     summary = report.as_dict()
     summary.pop("problems")
+    for line in report.limits():
+        print(f"NOTE {line}", file=out)
     return _finish(summary, [str(p) for p in report.problems], out)

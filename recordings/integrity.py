@@ -66,8 +66,15 @@ def _recompute(case_number: str, event: Mapping[str, Any]) -> str:
     )
 
 
-def verify_chain(case_number: str, events: Sequence[Mapping[str, Any]]) -> list[ChainBreak]:
-    """Each event must follow its predecessor (seq + 1, prev_hash) and hash to itself."""
+def verify_chain(
+    case_number: str, events: Sequence[Mapping[str, Any]], *, masked: bool = False
+) -> list[ChainBreak]:
+    """Each event must follow its predecessor (seq + 1, prev_hash) and hash to itself.
+
+    ``masked``: a redacted copy (``recordings.redaction``), whose events marked
+    ``"redacted"`` cannot hash to themselves; only their links are checked. Elsewhere the
+    mark is itself a break.
+    """
     breaks: list[ChainBreak] = []
     prev_hash = GENESIS_HASH
     for expected_seq, event in enumerate(events, start=1):
@@ -79,6 +86,11 @@ def verify_chain(case_number: str, events: Sequence[Mapping[str, Any]]) -> list[
             )
         if event.get("prev_hash") != prev_hash:
             breaks.append(ChainBreak(seq_int, "previous-hash link broken"))
+        if event.get("redacted"):
+            if not masked:
+                breaks.append(ChainBreak(seq_int, "marked redacted in a bundle that is not"))
+            prev_hash = str(event.get("hash"))
+            continue
         try:
             recomputed: str | None = _recompute(case_number, event)
         except (KeyError, TypeError, ValueError) as exc:

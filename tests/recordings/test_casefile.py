@@ -17,7 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings.blobs import BlobStore
 from recordings.bundle import verify_bundle
-from recordings.casefile import case_file, export_case, table_rows, verify
+from recordings.casefile import case_file, table_rows, verify
+from recordings.export import export_case
 from recordings.evidence import (
     annotate_snapshot,
     record_checklist,
