@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recordings.blobs import BlobStore
 from recordings.bundle import verify_bundle
 from recordings.casefile import case_file, verify
-from recordings.export import export_case
 from recordings.evidence import register_recording
+from recordings.export import export_case
 from recordings.integrity import export_event
 from recordings.recorder import Recorder
 from recordings.segments import KIND, SegmentLog, append_segment
