@@ -16,7 +16,14 @@ minus the HTTP and database round trip: ``RelayRoomVideo.video_packets`` (decode
 short GOP as is, otherwise asks for a fresh key frame), ``take_snapshot`` in a thread
 (decode from the key frame, watermark, PNG + JPEG) and two fsynced ``BlobStore.put``.
 Reported: p50/p95 of that total, and of the decode + watermark part alone; plus the same
-decode + watermark on an idle machine for comparison. The last line is JSON.
+decode + watermark on an idle machine for comparison.
+
+The recording run also keeps live's continuous-take proof: every recorder marks its file
+every 10 s and ``recordings.segments.SegmentLog`` hashes each segment in a thread (SHA-256
+plus the cluster walk that counts frames). The segment-hash cost is that thread's CPU time
+(``time.thread_time`` around each ``segment_data``) per stream; the event append itself
+(one INSERT per stream per 10 s) is left out, there is no database here. The last line is
+JSON.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ sys.path.insert(0, str(ROOT))
 from _loadgen import ChildServer, LoopTrack  # noqa: E402
 
 from recordings.blobs import BlobStore  # noqa: E402
+from recordings.segments import Mark, SegmentLog, TakeState, segment_data  # noqa: E402
 from recordings.snapshots import WatermarkInfo, take_snapshot  # noqa: E402
 from server.evidence.live import RelayRoomVideo  # noqa: E402
 from signaling.archive import RoomRecording  # noqa: E402
@@ -85,7 +93,23 @@ def pct(values: list[float], q: float) -> float:
 
 
 async def serve(record: bool, data: Path) -> None:
-    recordings = RoomRecording(data / "recordings") if record else None
+    hashing = {"cpu": 0.0, "bytes": 0, "segments": 0}
+
+    def timed_hash(path: Path, state: TakeState, mark: Mark) -> dict[str, Any] | None:
+        start = time.thread_time()
+        out = segment_data(path, state, mark)
+        hashing["cpu"] += time.thread_time() - start
+        if out is not None:
+            hashing["bytes"] += out["bytes"][1] - out["bytes"][0]
+            hashing["segments"] += 1
+        return out
+
+    async def append(_participant: str, _data: dict[str, Any]) -> None:
+        return None
+
+    segments = SegmentLog(append, hash_segment=timed_hash)
+    recordings = RoomRecording(data / "recordings", on_segment=segments.mark) if record else None
+    began = time.monotonic()
     spent = [0.0]  # seconds inside the recorder's packet callback (it runs on the loop)
 
     def timed(participant: str, kind: str, packet: av.Packet[Any]) -> None:
@@ -135,7 +159,12 @@ async def serve(record: bool, data: Path) -> None:
                 reply = {"seconds": spent[0]}
             elif msg["op"] == "finish" and recordings is not None:
                 done = await asyncio.to_thread(recordings.close)
+                await segments.drain()
                 reply = {
+                    "segment_cpu": hashing["cpu"] / (time.monotonic() - began),
+                    "segment_cpu_seconds": hashing["cpu"],
+                    "segments": hashing["segments"],
+                    "segment_bytes": hashing["bytes"],
                     "files": len(done),
                     "reported_s": [round(r.duration, 1) for _, r in done],
                     "demuxed_video_s": [round(video_seconds(r.path), 1) for _, r in done],
@@ -303,6 +332,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     total = [s["total"] * 1000 for s in shots]
     decode = [s["decode_watermark"] * 1000 for s in shots]
     recorder_cpu = recorded["recorder_cpu"] / STREAMS
+    files = recorded["files"]
+    segment_cpu = files["segment_cpu"] / STREAMS
+    per_segment_ms = files["segment_cpu_seconds"] * 1000 / max(1, files["segments"])
+    mb_per_segment = files["segment_bytes"] / max(1, files["segments"]) / 1e6
     difference = (recorded["server_cpu"] - plain["server_cpu"]) / STREAMS
     if recorded["snapshot_errors"]:
         print(f"  snapshot errors: {recorded['snapshot_errors']}")
@@ -315,6 +348,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     print(
         f"  recorder CPU per stream: {recorder_cpu:.2%} of a core in its callback "
         f"({difference:.2%} by the difference of the two runs)"
+    )
+    print(
+        f"  segment hashes: {files['segments']} segments, {mb_per_segment:.2f} MB and "
+        f"{per_segment_ms:.1f} ms CPU each (in a thread), {segment_cpu:.3%} of a core per stream"
     )
     print(
         f"  snapshot total p50 {pct(total, 0.5):.0f} ms p95 {pct(total, 0.95):.0f} ms; "
@@ -332,6 +369,9 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "idle_decode_watermark_ms_p50": round(statistics.median(idle) * 1000, 1),
         "recorder_cpu_per_stream": round(recorder_cpu, 4),
         "recorder_cpu_per_stream_by_difference": round(difference, 4),
+        "segment_hash_cpu_per_stream": round(segment_cpu, 5),
+        "segment_hash_ms_per_segment": round(per_segment_ms, 2),
+        "segments": files["segments"],
         "server_cpu_relay_only": round(plain["server_cpu"], 4),
         "server_cpu_relay_and_record": round(recorded["server_cpu"], 4),
         "fps_median_while_recording": round(statistics.median(recorded["fps"]), 1),

@@ -215,19 +215,37 @@ class SegmentLog:
     files are moved into the blob store).
     """
 
-    def __init__(self, append: Append) -> None:
+    def __init__(
+        self,
+        append: Append,
+        *,
+        hash_segment: Callable[[Path, TakeState, Mark], dict[str, Any] | None] | None = None,
+    ) -> None:
         self._append = append
+        self._hash = hash_segment or segment_data
+        self._loop = asyncio.get_running_loop()  # made where the recorders' packets arrive
         self._queue: asyncio.Queue[tuple[str, Path, Mark] | None] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._states: dict[Path, TakeState] = {}
         self.written = 0
 
     def mark(self, participant: str, path: Path, mark: Mark) -> None:
-        self._queue.put_nowait((participant, path, mark))
+        try:
+            here = asyncio.get_running_loop()
+        except RuntimeError:
+            here = None
+        if here is self._loop:
+            self._enqueue((participant, path, mark))
+        else:  # a recorder closed in a worker thread
+            self._loop.call_soon_threadsafe(self._enqueue, (participant, path, mark))
+
+    def _enqueue(self, item: tuple[str, Path, Mark]) -> None:
+        self._queue.put_nowait(item)
         if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._task = self._loop.create_task(self._run())
 
     async def drain(self) -> None:
+        await asyncio.sleep(0)  # marks handed over from a thread are queued by now
         if self._task is None:
             return
         self._queue.put_nowait(None)
@@ -240,7 +258,7 @@ class SegmentLog:
             state = self._states.setdefault(path, TakeState())
             before = TakeState(state.start, state.index, state.frames)
             try:
-                data = await asyncio.to_thread(segment_data, path, state, mark)
+                data = await asyncio.to_thread(self._hash, path, state, mark)
                 if data is not None:
                     await self._append(participant, data)
                     self.written += 1
