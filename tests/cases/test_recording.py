@@ -140,6 +140,8 @@ async def test_a_call_over_twenty_seconds_is_proven_segment_by_segment(
     assert segments[0]["media_s"][0] is not None and segments[1]["frames"][0] > 200
     (rec,) = case["recordings"]
     assert rec["take"] == {"segments": 3, "ended": "ended", "interruptions": []}
+    r = await client.get(f"/staff/cases/{case_id}", headers=inspector)
+    assert "连续录制证明：3 个片段的哈希已记入时间线" in await r.text()
     r = await client.get(f"/api/v1/cases/{case_id}/verify", headers=inspector)
     assert (await r.json())["ok"] is True
     cli = await verify_case_number(client.app[SETTINGS], case["number"])

@@ -123,5 +123,7 @@ async def test_killed_take_is_closed_on_the_chain_with_server_restart(
     assert rec["status"] == "incomplete"
     assert rec["take"]["ended"] == "server_restart"
     assert rec["take"]["interruptions"][-1]["reason"] == "server_restart"
+    r = await restarted.get(f"/staff/cases/{case_id}", headers=inspector)
+    assert "因服务重启中断" in await r.text()
     r = await restarted.get(f"/api/v1/cases/{case_id}/verify", headers=inspector)
     assert (await r.json())["ok"]
