@@ -35,12 +35,14 @@ import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, cast
 
 from recordings import checkpoints
 from recordings.checkpoints import Signer, Trust, signature_holds
 from recordings.errors import BundleError
+from recordings.facts import FACT_TABLES, fact_breaks
 from recordings.integrity import ChainBreak, record_breaks, verify_chain
+from recordings.segments import segment_breaks
 from server import timestamps
 
 FORMAT = "yunkan-case-bundle/1"
@@ -77,6 +79,8 @@ class BundleReport:
     events_checked: int = 0
     head_hash: str | None = None
     problems: list[Problem] = field(default_factory=list)
+    redacted: list[int] | None = None
+    """A redacted copy: the seqs of the events whose content was masked (see ``limits``)."""
 
     @property
     def ok(self) -> bool:
@@ -95,7 +99,22 @@ class BundleReport:
             "head_hash": self.head_hash,
             "first_break": str(self.first_break) if self.first_break else None,
             "problems": [str(p) for p in self.problems],
+            "redacted": self.redacted is not None,
+            "limits": self.limits(),
         }
+
+    def limits(self) -> list[str]:
+        """What this check could not establish (a redacted copy cannot show everything)."""
+        if self.redacted is None:
+            return []
+        return [
+            f"redacted copy: the content of {len(self.redacted)} events was masked, so their"
+            " hashes were not recomputed (the links between events were checked; compare the"
+            " head hash with `yunkan verify case` at the agency)",
+            "documents are unsealed redacted copies: their seals and signatures cannot be"
+            " checked here; the sealed originals stay at the agency",
+            "every file, snapshot and recording was checked byte for byte (not redacted)",
+        ]
 
 
 def _check_name(name: str) -> None:
@@ -125,6 +144,7 @@ def write_bundle(
     tables: Mapping[str, Sequence[Mapping[str, Any]]] | None = None,
     signer: Signer | None = None,
     case_checkpoints: Sequence[Mapping[str, Any]] = (),
+    redaction: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write the ZIP and return its manifest.
 
@@ -171,6 +191,8 @@ def write_bundle(
             "letters": [dict(letter) for letter in letters],
             "checkpoints": [dict(c) for c in case_checkpoints],
         }
+        if redaction is not None:
+            manifest["redaction"] = dict(redaction)
         if tables is not None:
             manifest["tables"] = {k: [dict(row) for row in v] for k, v in tables.items()}
         body = json.dumps(manifest, ensure_ascii=False, indent=2, sort_keys=True).encode()
@@ -294,19 +316,42 @@ def verify_bundle(path: Path | IO[bytes], trust: Trust | None = None) -> BundleR
         events = timeline.get("events") or []
         report.events_checked = len(events)
         report.head_hash = timeline.get("head")
-        breaks = verify_chain(report.case_number or "", events)
+        redaction = manifest.get("redaction")
+        if isinstance(redaction, dict):
+            report.redacted = [int(e["seq"]) for e in events if e.get("redacted")]
+        breaks = verify_chain(report.case_number or "", events, masked=report.redacted is not None)
         report.problems.extend(_describe(b) for b in breaks)
         if events and not breaks and events[-1].get("hash") != report.head_hash:
             report.problems.append(Problem("timeline head", "differs from the last event's hash"))
         signed = [c for c in manifest.get("checkpoints") or [] if isinstance(c, dict)]
         anchors = _run(checkpoints.verify(report.case_number or "", events, signed, trust))
         report.problems.extend(Problem(f"timeline seq {b.seq}", b.reason) for b in anchors)
+        by_sha = {str(e.get("sha256")): str(e.get("name")) for e in manifest.get("files", [])}
+
+        def member(_key: str, sha256: str) -> BinaryIO | None:
+            name = by_sha.get(sha256)
+            if name is None or name not in present:
+                return None
+            # Segments are read by offset; ZIP members of media are stored, so seekable.
+            return cast(BinaryIO, zf.open(name))
+
+        report.problems.extend(
+            Problem(f"timeline seq {b.seq}", b.reason) for b in segment_breaks(events, member)
+        )
         tables = manifest.get("tables")
         if isinstance(tables, dict):
             rows = record_breaks(
                 events,
                 [r for r in tables.get("decisions") or [] if isinstance(r, dict)],
                 [r for r in tables.get("checklist") or [] if isinstance(r, dict)],
+            )
+            rows += fact_breaks(
+                events,
+                {
+                    k: [r for r in v if isinstance(r, dict)]
+                    for k, v in tables.items()
+                    if k in FACT_TABLES and isinstance(v, list)
+                },
             )
             report.problems.extend(
                 Problem(f"timeline seq {b.seq}" if b.seq is not None else "tables", b.reason)

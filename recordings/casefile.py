@@ -16,24 +16,20 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import hashlib
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import Any, BinaryIO
 
 from sqlalchemy import column, inspect, select, table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings import checkpoints
 from recordings.blobs import BlobStore
-from recordings.bundle import BundleFile, write_bundle
-from recordings.errors import BundleError
+from recordings.facts import fact_breaks, load_facts
 from recordings.integrity import chain_records, export_event, record_breaks
 from recordings.models import STORED, ChecklistResult, Decision, Location, Recording, Snapshot
-from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
-from server.accounts.models import Applicant
+from recordings.segments import segment_breaks, take_summaries
 from server.accounts.principal import Principal
 from server.booking.models import Appointment
 from server.cases.models import Case, CaseEvent
@@ -43,13 +39,6 @@ from signaling.tokens import HIDDEN_ROLES
 
 # Timeline kinds an applicant does not see (internal assessments and housekeeping).
 STAFF_ONLY_KINDS = ("location.shared", "recording.", "site.", "case.hold")
-
-_FOLDERS = {
-    "snapshot.taken": "media/snapshots",
-    "snapshot.annotated": "media/annotated",
-    "recording.finished": "media/recordings",
-    "recording.recovered": "media/recordings",
-}
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -112,8 +101,7 @@ def visible_event(kind: str, staff: bool) -> bool:
 
 def hidden_participants(events: Sequence[CaseEvent]) -> set[str]:
     """Participants who joined a call hidden (observers, supervisors): the applicant sees
-    none of their events, as they saw none of them in the call (nor their being made
-    parties: :func:`timeline_view` drops those ``case.party_added`` events too)."""
+    none of their events, as they saw none of them in the call."""
     return {
         str(e.data.get("participant"))
         for e in events
@@ -134,9 +122,7 @@ def timeline_view(events: list[CaseEvent], staff: bool) -> list[dict[str, Any]]:
             "hash": e.hash,
         }
         for e in events
-        if visible_event(e.kind, staff)
-        and e.data.get("participant") not in hidden
-        and not (not staff and e.kind == "case.party_added" and e.data.get("role") in HIDDEN_ROLES)
+        if visible_event(e.kind, staff) and e.data.get("participant") not in hidden
     ]
 
 
@@ -210,9 +196,11 @@ async def case_file(session: AsyncSession, case: Case, principal: Principal) -> 
             for e in events
             if e.kind in ("recording.finished", "recording.recovered")
         }
+        takes = take_summaries([export_event(e) for e in events])
         out["recordings"] = [
             {
                 **_quality(finished.get(r.id, {})),
+                "take": takes.get(str(finished.get(r.id, {}).get("take"))),
                 "id": r.id,
                 "session": r.session_ref,
                 "participant": r.participant,
@@ -245,9 +233,18 @@ class TableRows:
 
     decisions: list[dict[str, Any]]
     checklist: list[dict[str, Any]]
+    facts: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
+    """The other side tables (``recordings.facts``: locations, site, snapshots, …)."""
+
+    def as_tables(self) -> dict[str, list[dict[str, Any]]]:
+        """Every table as the bundle's ``manifest.json`` carries it."""
+        return {"decisions": self.decisions, "checklist": self.checklist, **self.facts}
 
 
 async def table_rows(session: AsyncSession, case_id: int) -> TableRows:
+    case = await session.get(Case, case_id)
+    if case is None:
+        raise NotFoundError()
     decisions = await session.scalars(
         select(Decision).where(Decision.case_id == case_id).order_by(Decision.id)
     )
@@ -278,6 +275,7 @@ async def table_rows(session: AsyncSession, case_id: int) -> TableRows:
             }
             for c in items
         ],
+        facts=await load_facts(session, case),
     )
 
 
@@ -304,189 +302,31 @@ async def verify(
     report = await verify_loaded(case.number, case.head_hash, events, blobs)
     purged = {str(e.data.get("key")) for e in events if e.kind == "recording.purged"}
     report.breaks = [b for b in report.breaks if not _is_purged(b, purged)]
+    ids = {e.seq: e.id for e in events}
+    exported = [export_event(e) for e in events]
+    found = await asyncio.to_thread(segment_breaks, exported, functools.partial(_open, blobs))
     if tables is not None:
-        ids = {e.seq: e.id for e in events}
-        exported = [export_event(e) for e in events]
-        for brk in record_breaks(exported, tables.decisions, tables.checklist):
-            seq = brk.seq if brk.seq is not None else case.head_seq
-            report.breaks.append(Break(seq=seq, event_id=ids.get(seq), reason=brk.reason))
+        found += record_breaks(exported, tables.decisions, tables.checklist)
+        found += fact_breaks(exported, tables.facts)
+    for brk in found:
+        seq = brk.seq if brk.seq is not None else case.head_seq
+        report.breaks.append(Break(seq=seq, event_id=ids.get(seq), reason=brk.reason))
     if anchors is not None:
-        ids = {e.seq: e.id for e in events}
-        chain = [export_event(e) for e in events]
-        for anchor in await checkpoints.verify(case.number, chain, anchors, trust):
+        for anchor in await checkpoints.verify(case.number, exported, anchors, trust):
             report.breaks.append(Break(anchor.seq, ids.get(anchor.seq), anchor.reason))
     report.breaks.sort(key=lambda b: b.seq)
     return report
 
 
+def _open(blobs: BlobStore, key: str, _sha256: str) -> BinaryIO | None:
+    try:
+        return blobs.path(key).open("rb")
+    except (OSError, ValueError):
+        return None
+
+
 def _is_purged(brk: Break, purged: set[str]) -> bool:
     return any(brk.reason == f"blob {key}: missing" for key in purged)
-
-
-def _folder(kind: str) -> str:
-    if kind.startswith("letter."):
-        return "letters"
-    return _FOLDERS.get(kind, "files")
-
-
-async def export_case(
-    db: async_sessionmaker[AsyncSession],
-    blobs: BlobStore,
-    case_id: int,
-    *,
-    target: Path,
-    timezone: str,
-    now: dt.datetime,
-) -> dict[str, Any]:
-    """Write the case bundle to ``target`` and return its manifest (access checked by caller).
-
-    The database is read in one short session and closed before any file is read or the
-    ZIP written: on SQLite every transaction holds the write lock, and an export of an hour
-    of recordings must not stop the service from booking or snapshotting meanwhile.
-    """
-    async with db.begin() as session:
-        # Every export is anchored: the agency key signs the head being exported.
-        case = await session.get(Case, case_id)
-        signer = checkpoints.signer_of(session)
-        if case is not None and signer is not None:
-            await session.refresh(case)
-            checkpoints.record(session, case, "export", signer)
-    async with db() as session:
-        case = await session.get(Case, case_id)
-        if case is None:
-            raise NotFoundError()
-        events = await load_events(session, case.id)
-        anchors = await checkpoints.load(session, case)
-        view = await case_file(
-            session, case, Principal(kind="staff", id=0, role="admin", name="export")
-        )
-        report, shots = await _report_inputs(
-            session, case, view, now.astimezone(ZoneInfo(timezone))
-        )
-        case_info = {"number": case.number, "title": case.title, "status": case.status}
-        exported = [export_event(e) for e in events]
-        tables = await table_rows(session, case.id)
-    purged = {str(e["data"].get("key")) for e in exported if e["kind"] == "recording.purged"}
-    files: list[BundleFile] = []
-    seen: set[str] = set()
-    letters: list[dict[str, Any]] = []
-    for event in exported:
-        for ref in event["data"].get("blobs", []):
-            key, sha = str(ref.get("key")), str(ref.get("sha256"))
-            if key in seen or key in purged:
-                continue
-            seen.add(key)
-            name = f"{_folder(event['kind'])}/{key.rsplit('/', 1)[-1]}"
-            files.append(BundleFile(name, event["kind"], blobs.path(key), sha))
-            if event["kind"].startswith("letter."):
-                letters.append(
-                    {"kind": event["kind"], "seq": event["seq"], "file": name, "sha256": sha}
-                )
-    snapshots = []
-    for key, sha, caption in shots:
-        jpeg = await blobs.read(key)
-        if hashlib.sha256(jpeg).hexdigest() != sha:
-            # Never print a tampered picture into the report; the bundle would refuse it too.
-            raise BundleError(
-                message="%(name)s: stored file does not match its recorded SHA-256",
-                params={"name": key},
-            )
-        snapshots.append(ReportSnapshot(caption=caption, jpeg=jpeg, sha256=sha))
-    data = dataclasses.replace(report, snapshots=snapshots, files=[f.name for f in files])
-    pdf = await asyncio.to_thread(render_report, data)
-    files.append(BundleFile("report.pdf", "report", pdf))
-    return await asyncio.to_thread(
-        write_bundle,
-        target,
-        case=case_info,
-        files=files,
-        events=exported,
-        letters=letters,
-        exported_at=now.isoformat(),
-        tables={"decisions": tables.decisions, "checklist": tables.checklist},
-        signer=signer,
-        case_checkpoints=anchors,
-    )
-
-
-async def _report_inputs(
-    session: AsyncSession, case: Case, view: dict[str, Any], local_now: dt.datetime
-) -> tuple[ReportData, list[tuple[str, str, str]]]:
-    """The report without pictures, and (blob key, sha256, caption) of the pictures."""
-    shots: list[tuple[str, str, str]] = []
-    for item in view["snapshots"][:12]:  # a report is a summary; the bundle has them all
-        shot = await session.get(Snapshot, item["id"])
-        if shot is None:
-            continue
-        key = shot.annotated_key or shot.watermarked_key
-        sha = shot.annotated_sha256 or shot.watermarked_sha256
-        shots.append((key, sha, f"#{shot.id} {shot.checklist_item or ''} {shot.taken_by_name}"))
-    loc = view["locations"][-1] if view["locations"] else None
-    location = None
-    if loc:
-        location = f"{loc['lat']:.5f},{loc['lon']:.5f}"
-        if loc["accuracy_m"] is not None:
-            location += f" ±{loc['accuracy_m']:.0f}m"
-        if loc.get("distance_m") is not None:
-            location += f"，距现场 {loc['distance_m']:.0f} m"
-    decision = view["decision"] or {}
-    inspectors = {s["taken_by"] for s in view["snapshots"]}
-    if decision:
-        inspectors.add(decision["by"])
-    report = ReportData(
-        case_number=case.number,
-        title=case.title,
-        matter=await matter_name(session, case),
-        applicant=await _applicant_name(session, case),
-        exported_at=f"{local_now:%Y-%m-%d %H:%M}",
-        inspectors=sorted(inspectors),
-        location=location,
-        location_flagged=bool(loc and loc.get("flagged")),
-        checklist=[
-            ReportChecklistRow(c["item"], c["result"], c["note"]) for c in view["checklist"]
-        ],
-        decision=decision.get("outcome"),
-        requirements=decision.get("requirements") or "",
-        deadline=decision.get("deadline"),
-        recordings=[
-            f"#{r['id']} {r['participant']} {r['duration_s']:.0f}s SHA-256 {r['sha256']}"
-            + _quality_text(r)
-            for r in view.get("recordings", [])
-            if r["status"] in STORED
-        ],
-        head_hash=case.head_hash,
-        events=case.head_seq,
-    )
-    return report, shots
-
-
-def _quality_text(recording: dict[str, Any]) -> str:
-    """The report's words for what the recorder had to do (nothing: no words)."""
-    parts = []
-    for gap in recording["gaps"]:
-        parts.append(
-            f"缺失画面 {gap['start_s']:.1f}s 起 {gap['length_s']:.1f}s"
-            f"（丢失 {gap['frames_lost']} 帧，跳过 {gap['frames_skipped']} 帧）"
-        )
-    if recording["retimed"]:
-        parts.append(f"重定时 {recording['retimed']} 帧（未丢弃）")
-    if recording["status"] == "incomplete":
-        parts.append("服务中断后恢复，录像不完整")
-    return "；" + "；".join(parts) if parts else ""
-
-
-async def _applicant_name(session: AsyncSession, case: Case) -> str:
-    if case.applicant_id is None:
-        return "—"
-    applicant = await session.get(Applicant, case.applicant_id)
-    return mask_name(applicant.name) if applicant and applicant.name else "—"
-
-
-def mask_name(name: str) -> str:
-    """张三 -> 张*, 张小明 -> 张*明: enough to recognise, not enough to harvest."""
-    if len(name) <= 2:
-        return name[:1] + "*"
-    return name[0] + "*" * (len(name) - 2) + name[-1]
 
 
 # The matters table belongs to booking; a lightweight clause reads the name only.

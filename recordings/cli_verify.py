@@ -133,4 +133,6 @@ def cmd_verify_bundle(args: argparse.Namespace, out: TextIO = sys.stdout) -> int
     summary = report.as_dict()
     summary.pop("problems")
     summary["agency_certificate_checked"] = trust is not None
+    for line in report.limits():
+        print(f"NOTE {line}", file=out)
     return _finish(summary, [str(p) for p in report.problems], out)

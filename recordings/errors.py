@@ -5,7 +5,8 @@
     ├── SnapshotDecodeError     422  packets arrived but no frame decodes from them
     ├── InvalidLocationError    422  latitude/longitude/accuracy out of range
     ├── InvalidAnnotationError  422  a shape that cannot be drawn on this image
-    └── BundleError             422  an export bundle that cannot even be read
+    ├── BundleError             422  an export bundle that cannot even be read
+    └── RecordTamperedError     409  a side row differs from the chain: not acted on
 
 Messages are English msgids; the middleware translates them (``evidence.po``).
 """
@@ -51,3 +52,14 @@ class BundleError(EvidenceError):
     status = 422
     code = "bad_bundle"
     message = "The file is not a readable case bundle"
+
+
+class RecordTamperedError(EvidenceError):
+    """The decision row the procedure would act on is not the one the chain records."""
+
+    status = 409
+    code = "record_tampered"
+    message = (
+        "The decision in the database differs from the case record (event %(seq)s); "
+        "nothing was changed, run verify"
+    )

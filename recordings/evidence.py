@@ -28,6 +28,7 @@ from recordings.models import (
     Recording,
     Snapshot,
 )
+from recordings.segments import take_of
 from recordings.snapshots import ORIGINAL_SUFFIX, WATERMARKED_SUFFIX, SnapshotImages
 from server.accounts.principal import Principal
 from server.booking.models import Appointment
@@ -126,6 +127,11 @@ async def store_snapshot(
             "participant": participant,
             "checklist_item": checklist_item,
             "size": [images.width, images.height],
+            "location": (
+                {"lat": location.lat, "lon": location.lon, "accuracy_m": location.accuracy_m}
+                if location
+                else None
+            ),
             "blobs": [_blob(original.key, original.sha256), _blob(marked.key, marked.sha256)],
         },
     )
@@ -404,6 +410,8 @@ async def register_recording(
             "recording_id": row.id,
             "session": session_ref,
             "participant": participant,
+            # The name its ``recording.segment`` events carry (recordings.segments).
+            "take": take_of(path),
             "duration_s": round(duration_s, 2),
             "size": ref.size,
             **(quality or {}),

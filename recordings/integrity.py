@@ -14,6 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from recordings.errors import RecordTamperedError
+from recordings.models import Decision
 from server.cases.models import GENESIS_HASH, CaseEvent
 from server.cases.timeline import event_hash
 
@@ -61,8 +66,15 @@ def _recompute(case_number: str, event: Mapping[str, Any]) -> str:
     )
 
 
-def verify_chain(case_number: str, events: Sequence[Mapping[str, Any]]) -> list[ChainBreak]:
-    """Each event must follow its predecessor (seq + 1, prev_hash) and hash to itself."""
+def verify_chain(
+    case_number: str, events: Sequence[Mapping[str, Any]], *, masked: bool = False
+) -> list[ChainBreak]:
+    """Each event must follow its predecessor (seq + 1, prev_hash) and hash to itself.
+
+    ``masked``: a redacted copy (``recordings.redaction``), whose events marked
+    ``"redacted"`` cannot hash to themselves; only their links are checked. Elsewhere the
+    mark is itself a break.
+    """
     breaks: list[ChainBreak] = []
     prev_hash = GENESIS_HASH
     for expected_seq, event in enumerate(events, start=1):
@@ -74,6 +86,11 @@ def verify_chain(case_number: str, events: Sequence[Mapping[str, Any]]) -> list[
             )
         if event.get("prev_hash") != prev_hash:
             breaks.append(ChainBreak(seq_int, "previous-hash link broken"))
+        if event.get("redacted"):
+            if not masked:
+                breaks.append(ChainBreak(seq_int, "marked redacted in a bundle that is not"))
+            prev_hash = str(event.get("hash"))
+            continue
         try:
             recomputed: str | None = _recompute(case_number, event)
         except (KeyError, TypeError, ValueError) as exc:
@@ -196,3 +213,37 @@ def chain_records(
                 "at": event.get("at"),
             }
     return decision, list(items.values())
+
+
+async def checked_decision(session: AsyncSession, case_id: int) -> Decision | None:
+    """The case's newest decision row, after checking it against its ``decision.recorded``.
+
+    What the procedure (``server.cases.workflow.current_decision``) and anything else that
+    acts on a decision call instead of reading the table: a row edited in the database
+    raises :class:`RecordTamperedError` naming the event, so it is never acted on.
+    """
+    row = await session.scalar(
+        select(Decision).where(Decision.case_id == case_id).order_by(Decision.id.desc()).limit(1)
+    )
+    if row is None:
+        return None
+    events = await session.scalars(
+        select(CaseEvent).where(CaseEvent.case_id == case_id, CaseEvent.kind == "decision.recorded")
+    )
+    mine = [export_event(e) for e in events if e.data.get("decision_id") == row.id]
+    found = record_breaks(mine, [decision_row(row)], [])
+    if found:
+        raise RecordTamperedError(params={"seq": found[0].seq if found[0].seq else "—"})
+    return row
+
+
+def decision_row(row: Decision) -> dict[str, Any]:
+    """A decision row as :func:`record_breaks` compares it."""
+    return {
+        "id": row.id,
+        "outcome": row.outcome,
+        "requirements": row.requirements,
+        "reason": row.reason,
+        "deadline": row.deadline.isoformat() if row.deadline else None,
+        "by": row.decided_by_name,
+    }

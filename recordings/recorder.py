@@ -26,6 +26,10 @@ no codec is ever opened). What makes such a file play well, learnt the hard way:
   every packet, so a process killed with SIGKILL leaves a file that demuxes up to the last
   closed cluster (about a second before the kill). Cues and duration are only written on
   :meth:`Recorder.close`.
+* Every :data:`recordings.segments.SEGMENT_S` seconds, after a pause of
+  :data:`recordings.segments.PAUSE_S` in the stream and when the file is closed the
+  recorder *marks* how big its file is (:attr:`Recorder.on_segment`, one ``stat``); the
+  hashing of those bytes onto the case chain happens elsewhere (``recordings.segments``).
 * While it writes, the recorder holds an exclusive ``flock`` on the file; the kernel drops
   it when the process dies, however it dies. So a file nobody holds is one no recorder
   will finish: ``recordings.recovery`` files such leftovers at start-up, and never touches
@@ -51,6 +55,7 @@ import av
 from av.container import OutputContainer
 from av.stream import Stream
 
+from recordings.segments import PAUSE_S, SEGMENT_S, Mark
 from signaling.packets import vp8_dimensions
 
 MS = Fraction(1, 1000)
@@ -145,6 +150,10 @@ class Recorder:
         self._frame: int | None = None  # the relay's number of the last video frame seen
         self.on_loss: Callable[[], None] | None = None
         self.on_gap: Callable[[RecordingGap], None] | None = None
+        self.on_segment: Callable[[Mark], None] | None = None
+        self.segment_s = SEGMENT_S
+        self._next_mark = 0.0
+        self._last_arrival = 0.0
         self.closed = False
 
     @property
@@ -175,6 +184,11 @@ class Recorder:
             self.dropped += 1
             return
         assert self._t0 is not None and self._container is not None
+        if self.on_segment is not None and (
+            now >= self._next_mark or now - self._last_arrival >= PAUSE_S
+        ):
+            self._mark(now)
+        self._last_arrival = now
         offset = now - self._t0
         anchor = self._anchors.get(kind)
         if anchor is None:
@@ -200,6 +214,22 @@ class Recorder:
         copy.stream = self._streams[kind]
         self._container.mux(copy)
         self._counts[kind] += 1
+
+    def _mark(self, now: float) -> None:
+        """A segment ends here: at the interval, or (before this packet) at a pause."""
+        pause = now - self._last_arrival
+        if self._next_mark:  # not at the file's first packet
+            assert self.on_segment is not None
+            network = pause >= PAUSE_S
+            self.on_segment(
+                Mark(
+                    end=self.path.stat().st_size,
+                    wall=self._last_arrival if network else now,
+                    reason="network" if network else "interval",
+                    pause_s=pause if network else None,
+                )
+            )
+        self._next_mark = now + self.segment_s
 
     def _continues(self, packet: av.Packet[Any], frame: int | None) -> bool:
         """False for a video frame that cannot be decoded because frames before it are lost."""
@@ -274,6 +304,10 @@ class Recorder:
                 self._close_gap(max(last, self._gap.start_ms), "ended")
             if self._container is not None:
                 self._container.close()
+                if self.on_segment is not None:  # before the flock goes: nobody moves it yet
+                    self.on_segment(
+                        Mark(self.path.stat().st_size, time.time(), "ended", final=True)
+                    )
             if self._lock is not None:
                 self._lock.close()  # releases the flock
                 self._lock = None

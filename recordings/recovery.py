@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import av
 from sqlalchemy import select
@@ -32,12 +33,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings.blobs import BlobStore
 from recordings.evidence import register_recording
+from recordings.integrity import export_event
 from recordings.probe import media_seconds
 from recordings.recorder import hold
+from recordings.segments import KIND, Mark, TakeState, segment_data, take_of
 from server.booking.models import Appointment
 from server.cases.models import Case
 from server.cases.rooms import case_of_room, parse_room
-from server.cases.timeline import Break
+from server.cases.timeline import Break, append_event, load_events
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +132,9 @@ async def recover_recordings(
             ended = dt.datetime.fromtimestamp(leftover.path.stat().st_mtime, dt.UTC)
             started = leftover.opened_at or ended - dt.timedelta(seconds=recovered)
             async with db.begin() as session:
+                # The take's last segment: from where the chain's segments stop to the end
+                # of what the file still holds, the interruption's reason on it.
+                await close_take(session, case_id, leftover, "server_restart")
                 row = await register_recording(
                     session,
                     blobs,
@@ -154,6 +160,33 @@ async def recover_recordings(
             )
     _prune(root)
     return ids
+
+
+async def close_take(
+    session: AsyncSession, case_id: int, leftover: Leftover, reason: str
+) -> dict[str, Any] | None:
+    """Append the final ``recording.segment`` of a take its recorder never finished."""
+    take = take_of(leftover.path)
+    events = [export_event(e) for e in await load_events(session, case_id)]
+    state = TakeState.after(events, take)
+    if any(
+        e["kind"] == KIND and e["data"].get("take") == take and e["data"].get("final")
+        for e in events
+    ):
+        return None  # the recorder closed it; only the filing failed
+    size = leftover.path.stat().st_size
+    mark = Mark(size, leftover.path.stat().st_mtime, reason, final=True)
+    data = await asyncio.to_thread(segment_data, leftover.path, state, mark)
+    if data is None:
+        return None
+    await append_event(
+        session,
+        case_id,
+        kind=KIND,
+        actor=None,
+        data={"room": leftover.room_id, "participant": leftover.participant, **data},
+    )
+    return data
 
 
 def _prune(root: Path) -> None:

@@ -10,6 +10,10 @@ next key frame: ``request_keyframe(participant)`` asks the publisher for one at 
 ``on_gap(participant, gap)`` reports the hole when the picture resumes (live puts it on the
 case as a ``recording.gap`` event).
 
+Every recorder marks how far its file has grown every 10 s, at a pause in the stream and
+when it closes; ``on_segment(participant, path, mark)`` receives those marks (live hands
+them to ``recordings.segments.SegmentLog``, which hashes them onto the case chain).
+
 When the room closes, ``close`` finishes every file and returns what was written (path,
 size, SHA-256, duration, re-timed and skipped frames, gaps) for the case timeline.
 """
@@ -26,6 +30,7 @@ from typing import Any
 import av
 
 from recordings.recorder import Recorder, RecordingGap, RecordingResult
+from recordings.segments import Mark
 from signaling.packets import frame_number
 
 log = logging.getLogger(__name__)
@@ -39,10 +44,12 @@ class RoomRecording:
         *,
         request_keyframe: Callable[[str], None] | None = None,
         on_gap: Callable[[str, RecordingGap], None] | None = None,
+        on_segment: Callable[[str, Path, Mark], None] | None = None,
     ) -> None:
         self.directory = directory
         self.request_keyframe = request_keyframe
         self.on_gap = on_gap
+        self.on_segment = on_segment
         self._recorders: dict[str, Recorder] = {}
         self._failed: set[str] = set()
         self.closed = False
@@ -57,6 +64,8 @@ class RoomRecording:
             recorder = self._recorders[participant] = Recorder(self.directory / f"{name}.webm")
             recorder.on_loss = functools.partial(self._loss, participant)
             recorder.on_gap = functools.partial(self._gap, participant)
+            if self.on_segment is not None:
+                recorder.on_segment = functools.partial(self.on_segment, participant, recorder.path)
         try:
             recorder.write(kind, packet, frame=frame_number(packet))
         except Exception:  # a full disk must not stop the call; the log says whose file

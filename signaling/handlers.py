@@ -41,6 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.recorder import RecordingGap
 from recordings.recovery import RECORDINGS, STAMP, recover_recordings
+from recordings.segments import SegmentLog, append_segment
 from server.accounts.principal import Principal
 from server.appkeys import API_SPEC, BLOBS, BUS, DB, REDIS, SETTINGS, SMS
 from server.appkeys import RELAY as RELAY  # evidence reads it too (snapshots)
@@ -146,6 +147,7 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     # Keyed by the relay room itself: a room may reopen under the same id while the old
     # one is still closing, and each must close its own media and recording.
     tapes: dict[MediaRoom, RoomRecording] = {}
+    segment_logs: dict[MediaRoom, SegmentLog] = {}
     # Rooms whose applicant has been admitted since they opened: when such a room closes
     # because everyone left, the session is over (as if ended); otherwise it just idles.
     held: set[str] = set()
@@ -169,13 +171,23 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
             if case_id is not None:
                 keep(_gap_event(case_id, room_id, participant, hole))
 
+        async def segment(participant: str, data: dict[str, Any]) -> None:
+            case_id = case_ids.get(room_id)
+            if case_id is not None:
+                await append_segment(sessions, case_id, room_id, participant, data)
+
+        # The continuous-take proof: the recorders mark, the log hashes and appends
+        # off the packet path, in order (recordings/segments.py).
+        segment_log = SegmentLog(segment)
         tape = RoomRecording(
             settings.data_dir / RECORDINGS / _SAFE_NAME.sub("_", room_id) / stamp,
             request_keyframe=keyframe,
             on_gap=gap,
+            on_segment=segment_log.mark,
         )
         opened = relay.room(room_id, on_packet=tape.feed)
         tapes[opened] = tape
+        segment_logs[opened] = segment_log
         return opened
 
     async def _gap_event(case_id: int, room_id: str, participant: str, hole: RecordingGap) -> None:
@@ -212,10 +224,13 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         else:
             await opened.close()
         tape = tapes.pop(opened, None)
+        segments = segment_logs.pop(opened, None)
         case_id = case_ids.get(room_id)
         if tape is None:
             return
         results = tape.close()
+        if segments is not None:  # every segment on the chain before the files move
+            await segments.drain()
         if case_id is None or not results:
             return
         # Filed as evidence: moved into the blob store, a recording row and a

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from recordings.evidence import record_decision
+from recordings.integrity import checked_decision
 from recordings.models import ChecklistResult, Decision
 from server.accounts.models import User
 from server.accounts.principal import Principal
@@ -88,9 +89,8 @@ async def checklist_missing(session: AsyncSession, case: Case, matter: Matter | 
 
 
 async def current_decision(session: AsyncSession, case_id: int) -> Decision | None:
-    return await session.scalar(
-        select(Decision).where(Decision.case_id == case_id).order_by(Decision.id.desc()).limit(1)
-    )
+    """The newest decision, checked against the chain (an edited row is refused, 409)."""
+    return await checked_decision(session, case_id)
 
 
 async def draft_decision(

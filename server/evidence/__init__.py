@@ -43,11 +43,12 @@ async def _retention(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup(app: web.Application) -> None:
-    from server.evidence import handlers, pages
+    from server.evidence import handlers, pages, redacted
     from server.evidence.live import VIDEO_RESOLVER
     from server.evidence.recording import relay_resolver
 
     handlers.setup(app)
+    redacted.setup(app)
     pages.setup(app)
     app[VIDEO_RESOLVER] = relay_resolver
     app.cleanup_ctx.append(_retention)

@@ -23,7 +23,6 @@ from recordings import checkpoints
 from recordings.annotations import SHAPES_SCHEMA
 from recordings.casefile import (
     case_file,
-    export_case,
     matter_name,
     table_rows,
     timeline_view,
@@ -37,6 +36,7 @@ from recordings.evidence import (
     set_site,
     store_snapshot,
 )
+from recordings.export import export_case
 from recordings.location import GeoFix
 from recordings.models import STORED, Recording, Snapshot
 from recordings.recovery import RECORDINGS, unfiled_breaks

@@ -18,8 +18,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from recordings.casefile import mask_name
 from recordings.evidence import site_of
+from recordings.redaction import mask_name
 from server.accounts.models import Applicant
 from server.booking.models import Appointment, Department, Matter
 from server.cases.models import Case

@@ -291,6 +291,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/api/v1/cases/{id}/timeline"): CASE,
     ("GET", "/api/v1/cases/{id}/verify"): CASE,
     ("GET", "/api/v1/cases/{id}/export"): CASE,
+    ("GET", "/api/v1/cases/{id}/export/redacted"): CASE,
     ("GET", "/api/v1/recordings/{id}/media"): CASE,
     ("GET", "/staff/cases/{id}"): CASE,
     ("GET", "/me/cases/{id}"): CASE,

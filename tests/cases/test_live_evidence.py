@@ -121,6 +121,8 @@ async def test_live_session_to_verified_bundle(live: LiveServer, tmp_path: Path)
             await asyncio.sleep(0.1)
         (recording,) = recordings
         assert recording["participant"] == "applicant-2" and recording["duration_s"] > 1.0
+        # Live's SegmentLog closed the take on the chain before the file was filed.
+        assert recording["take"]["ended"] == "ended" and recording["take"]["segments"] >= 1
 
         report = await (await http.get(f"{case}/verify")).json()
         assert report["ok"] is True, report

@@ -23,12 +23,13 @@ from tests.support import staff_headers
 ROOT = Path(__file__).resolve().parents[2]
 
 
-async def record_until_killed(path: Path, seconds: float) -> None:
+async def record_until_killed(path: Path, seconds: float, *database: str) -> None:
     """The real relay and Recorder in a child process, SIGKILLed mid-recording."""
     child = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "tests" / "recordings" / "record_child.py"),
         str(path),
+        *database,
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         cwd=ROOT,
@@ -90,3 +91,39 @@ async def test_killed_recording_is_reported_then_filed_at_start_up(
     assert (await r.json())["ok"]
     cli = await verify_case_number(evidence_settings, number)
     assert cli is not None and cli["breaks"] == []
+
+
+async def test_killed_take_is_closed_on_the_chain_with_server_restart(
+    client: Client, aiohttp_client: Any, evidence_settings: Settings
+) -> None:
+    """The child puts a segment on the chain every second until it is killed; the restart
+    closes the take with ``server_restart`` and the recovered file verifies segment by
+    segment."""
+    inspector = await staff_headers(client, "inspector", "inspector")
+    case_id = await new_case(client, staff=["inspector"])
+    stamp = dt.datetime.now(dt.UTC).strftime(STAMP)
+    room_id = f"case-{case_id}"
+    path = evidence_settings.data_dir / RECORDINGS / room_id / stamp / "applicant-1.webm"
+    url = evidence_settings.effective_database_url
+    await record_until_killed(path, 4.0, url, str(case_id), room_id)
+
+    r = await client.get(f"/api/v1/cases/{case_id}", headers=inspector)
+    before = [e["data"] for e in (await r.json())["timeline"] if e["kind"] == "recording.segment"]
+    assert len(before) >= 2 and not any(s["final"] for s in before)
+
+    restarted = await aiohttp_client(create_app(evidence_settings), cookie_jar=DummyCookieJar())
+    r = await restarted.get(f"/api/v1/cases/{case_id}", headers=inspector)
+    case = await r.json()
+    segments = [e["data"] for e in case["timeline"] if e["kind"] == "recording.segment"]
+    assert segments[: len(before)] == before
+    last = segments[-1]
+    assert last["final"] is True and last["reason"] == "server_restart"
+    assert last["bytes"][0] == before[-1]["bytes"][1]
+    (rec,) = case["recordings"]
+    assert rec["status"] == "incomplete"
+    assert rec["take"]["ended"] == "server_restart"
+    assert rec["take"]["interruptions"][-1]["reason"] == "server_restart"
+    r = await restarted.get(f"/staff/cases/{case_id}", headers=inspector)
+    assert "因服务重启中断" in await r.text()
+    r = await restarted.get(f"/api/v1/cases/{case_id}/verify", headers=inspector)
+    assert (await r.json())["ok"]

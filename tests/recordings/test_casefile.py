@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings.blobs import BlobStore
 from recordings.bundle import verify_bundle
-from recordings.casefile import case_file, export_case, table_rows, verify
+from recordings.casefile import case_file, table_rows, verify
 from recordings.evidence import (
     annotate_snapshot,
     record_checklist,
@@ -27,6 +27,7 @@ from recordings.evidence import (
     set_site,
     store_snapshot,
 )
+from recordings.export import export_case
 from recordings.location import GeoFix
 from recordings.models import Recording, Snapshot
 from recordings.recorder import RecordingGap

@@ -18,8 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from recordings import checkpoints, cli_verify
 from recordings.blobs import BlobStore
 from recordings.bundle import MANIFEST, SIGNATURE, verify_bundle
-from recordings.casefile import export_case, verify
+from recordings.casefile import verify
 from recordings.checkpoints import CaseCheckpoint
+from recordings.export import export_case
 from server.cases import procedure
 from server.cases.models import GENESIS_HASH, Case
 from server.cases.timeline import append_event, hash_of, load_events

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings import cli_verify
 from recordings.blobs import BlobStore
-from recordings.casefile import export_case
+from recordings.export import export_case
 from recordings.models import Snapshot
 from tests.recordings.conftest import new_case
 from tests.recordings.test_casefile import snap
