@@ -101,7 +101,8 @@ def visible_event(kind: str, staff: bool) -> bool:
 
 def hidden_participants(events: Sequence[CaseEvent]) -> set[str]:
     """Participants who joined a call hidden (observers, supervisors): the applicant sees
-    none of their events, as they saw none of them in the call."""
+    none of their events, as they saw none of them in the call (nor their being made
+    parties: :func:`timeline_view` drops those ``case.party_added`` events too)."""
     return {
         str(e.data.get("participant"))
         for e in events
@@ -122,7 +123,9 @@ def timeline_view(events: list[CaseEvent], staff: bool) -> list[dict[str, Any]]:
             "hash": e.hash,
         }
         for e in events
-        if visible_event(e.kind, staff) and e.data.get("participant") not in hidden
+        if visible_event(e.kind, staff)
+        and e.data.get("participant") not in hidden
+        and not (not staff and e.kind == "case.party_added" and e.data.get("role") in HIDDEN_ROLES)
     ]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from recordings import checkpoints
@@ -32,6 +33,7 @@ from recordings.redaction import MASKED, STANDARD, UNCHANGED, Redactor, mask_nam
 from recordings.report import ReportChecklistRow, ReportData, ReportSnapshot, render_report
 from server.accounts.models import Applicant
 from server.accounts.principal import Principal
+from server.booking.models import Appointment
 from server.cases.models import Case
 from server.cases.timeline import load_events
 from server.errors import NotFoundError
@@ -101,9 +103,20 @@ async def export_case(
         exported = [export_event(e) for e in events]
         tables = await table_rows(session, case.id)
         applicant = await session.get(Applicant, case.applicant_id) if case.applicant_id else None
+        # The people named at booking (a person applying, an enterprise's contact person).
+        booked = (
+            await session.execute(
+                select(
+                    Appointment.applicant_kind, Appointment.applicant_name, Appointment.contact_name
+                ).where(Appointment.case_id == case.id)
+            )
+        ).all()
     redactor = None
     if redaction is not None:
         known = [applicant.name] if applicant is not None else []
+        # An enterprise's name is public (it is what the case is about); its contact is not.
+        for kind, name, contact in booked:
+            known += [n for n in (contact, None if kind == "enterprise" else name) if n]
         redactor = redactor_for(exported, [*known, *(s["taken_by"] for s in view["snapshots"])])
     purged = {str(e["data"].get("key")) for e in exported if e["kind"] == "recording.purged"}
     files: list[BundleFile] = []
@@ -143,6 +156,7 @@ async def export_case(
     if redactor is not None and redaction is not None:
         data = _redact_report(data, redactor)
         exported = [redactor.event(e) for e in exported]
+        case_info["title"] = redactor.text(case_info["title"])  # "事项（企业（联系人））"
         all_tables = {k: redactor.rows(v) for k, v in all_tables.items()}
         extra["redaction"] = {
             "standard": STANDARD,
@@ -172,6 +186,8 @@ async def export_case(
 def _redact_report(data: ReportData, redactor: Redactor) -> ReportData:
     return dataclasses.replace(
         data,
+        title=redactor.text(data.title),
+        applicant=redactor.text(data.applicant),
         inspectors=[mask_name(n) for n in data.inspectors],
         checklist=[
             ReportChecklistRow(r.item, r.result, redactor.text(r.note)) for r in data.checklist

@@ -97,7 +97,7 @@ def redactor_for(events: Iterable[Mapping[str, Any]], extra: Iterable[str | None
         if isinstance(actor, Mapping) and actor.get("name"):
             found.add(str(actor["name"]))
         data = event.get("data") or {}
-        for key in ("name", "applicant_name"):
+        for key in ("name", "applicant_name", "contact_name"):
             if isinstance(data.get(key), str):
                 found.add(data[key])
         reviewer = data.get("reviewer")
