@@ -25,8 +25,10 @@ from server.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
+    ServiceUnavailableError,
     YunkanError,
 )
+from server.http.outages import unavailable
 from server.http.requests import (
     CSRF,
     LOCALE,
@@ -100,7 +102,7 @@ async def error_response(request: web.Request, error: YunkanError) -> web.Stream
     locale = request.get(LOCALE, request.app[SETTINGS].default_locale)
     message = catalogs.gettext(locale, error.message, **error.params)
     headers: dict[str, str] = {}
-    if isinstance(error, RateLimitedError):
+    if isinstance(error, RateLimitedError | ServiceUnavailableError):
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, MethodNotAllowedError):
         headers["Allow"] = ",".join(error.allow)
@@ -135,7 +137,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400 or exc.status in (101,):
             raise  # redirects and the like are answers, not errors
         return await error_response(request, _http_error(exc))
-    except Exception:
+    except Exception as exc:
+        outage = unavailable(exc)
+        if outage is not None:
+            # Expected while a dependency restarts: one line, not a stack trace per request.
+            log.warning("%s on %s %s: %r", outage.code, request.method, request.path, exc)
+            request.app[METRICS].outages.labels(outage.code).inc()
+            return await error_response(request, outage)
         # Never a stack trace to the client; the log has it, keyed by the request id.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return await error_response(request, YunkanError())
