@@ -16,8 +16,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
-from jinja2.sandbox import SandboxedEnvironment, SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 MAX_VALUE = 1_000_000
 """Largest string or list (characters or items) one operation may produce."""
@@ -109,9 +110,9 @@ class BoundedSandbox(SandboxedEnvironment):
             _check_repeat(left, right)
             _check_repeat(right, left)
         elif operator == "+":
-            sizes = (_size(left), _size(right))
-            if sizes[0] is not None and sizes[1] is not None and sum(sizes) > MAX_VALUE:
-                raise _too_big(sizes[0] + sizes[1])
+            a, b = _size(left), _size(right)
+            if a is not None and b is not None and a + b > MAX_VALUE:
+                raise _too_big(a + b)
         elif operator == "**":
             ints = isinstance(left, int) and isinstance(right, int) and right > 0
             if ints and abs(left).bit_length() * right > MAX_POWER_BITS:
