@@ -19,6 +19,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from recordings.blobs import BlobStore
 from server import booking, evidence, letters, ops, pages
 from server.accounts import handlers as account_handlers
+from server.accounts import unlock as account_unlock
 from server.accounts.sms import OutboxSender
 from server.appkeys import (
     API_SPEC,
@@ -128,6 +129,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(ops.routes)
     app.router.add_routes(account_handlers.routes)
     app[API_SPEC].include(account_handlers.routes)
+    app.router.add_routes(account_unlock.routes)
+    app[API_SPEC].include(account_unlock.routes)
     app.router.add_routes(pages.routes)
     for setup in DOMAINS:
         setup(app)
