@@ -140,9 +140,9 @@ class ApiSpec:
                 for p in params
             ]
             for where, declared in (("query", op.query), ("header", op.headers)):
-                for name, schema in {**declared, **extra.get(where, {})}.items():
+                for name, param in {**declared, **extra.get(where, {})}.items():
                     parameters.append(
-                        {"name": name, "in": where, "required": False, "schema": dict(schema)}
+                        {"name": name, "in": where, "required": False, "schema": dict(param)}
                     )
             if parameters:
                 entry["parameters"] = parameters

@@ -40,7 +40,7 @@ except ImportError:
         raise
     pytest.skip("schemathesis is not installed (pip install -e '.[dev]')", allow_module_level=True)
 
-from schemathesis.specs.openapi.checks import (  # noqa: E402 (after the optional import)
+from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
