@@ -10,14 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
+import pytest
 from aiohttp import DummyCookieJar
 from aiohttp.test_utils import TestClient
 
 from server.app import create_app
 from server.settings import Settings
 from tests.booking.support import person, seed_app
+from tests.conftest import PG_URL
 from tests.private_redis import PrivateRedis
-from tests.support import create_staff
+from tests.support import create_staff, pg_admin_url
 
 Client = TestClient[Any, Any]
 
@@ -165,3 +168,37 @@ async def test_while_the_database_is_unreachable_requests_answer_503(
     ready = await client.get("/readyz")
     assert ready.status == 503
     assert (await ready.json())["checks"]["database"].startswith("error")
+
+
+@pytest.mark.postgres
+async def test_terminated_and_dropped_postgres_answers_503_not_500(
+    aiohttp_client: Any, tmp_path: Path, pg_database: str
+) -> None:
+    data = tmp_path / "var"
+    data.mkdir()
+    client: Client = await aiohttp_client(
+        create_app(Settings.for_tests(data, database_url=pg_database)),
+        cookie_jar=DummyCookieJar(),
+    )
+    assert (await client.get("/api/v1/matters")).status == 200  # a pooled connection
+    name = pg_database.rsplit("/", 1)[1]
+    admin = await asyncpg.connect(pg_admin_url(PG_URL))
+    try:
+        # An administrator ends every session of the app's database (a failover, a restart).
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        first = await client.get("/api/v1/matters")
+        assert first.status in (200, 503), await first.text()  # never 500
+        if first.status == 503:
+            assert (await first.json())["error"]["code"] == "database_unavailable"
+        assert (await client.get("/api/v1/matters")).status == 200  # and it comes back
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        gone = await client.get("/api/v1/matters")
+        assert gone.status == 503, await gone.text()
+        assert gone.headers["Retry-After"] == "5"
+        assert (await gone.json())["error"]["code"] == "database_unavailable"
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+    finally:
+        await admin.close()
