@@ -39,8 +39,10 @@ _DRIVER_DOWN = (
     asyncpg.InterfaceError,
     asyncpg.InvalidCatalogNameError,  # the database was dropped
     # asyncpg raises the socket's own error when it cannot connect (refused, unknown host);
-    # files never raise these, so they cannot hide a full disk behind a 503.
-    ConnectionError,
+    # files never raise these, so they cannot hide a full disk behind a 503. A reset or a
+    # broken pipe is not listed: mid-query SQLAlchemy wraps it (connection_invalidated),
+    # and raw it is the browser going away, which is no outage.
+    ConnectionRefusedError,
     socket.gaierror,
     TimeoutError,
     sqlalchemy.exc.TimeoutError,  # the pool had no connection to give
