@@ -11,10 +11,15 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from recordings.blobs import BlobStore
 from server import booking, evidence, letters, ops, pages
 from server.accounts import handlers as account_handlers
+from server.accounts import unlock as account_unlock
 from server.accounts.sms import OutboxSender
 from server.appkeys import (
     API_SPEC,
@@ -64,10 +69,24 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+def redis_client(url: str) -> Redis:
+    """A client that retries a dead pooled socket (after a Redis restart) a few times within
+    about a second, then raises, so a request answers 503 quickly while Redis is down
+    (redis-py's default retries ten times with up to a second between tries)."""
+    return Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_connect_timeout=2,
+        socket_timeout=5,
+        retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), 3),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError],
+    )
+
+
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     if settings.redis_url:
-        redis = Redis.from_url(settings.redis_url, decode_responses=True)
+        redis = redis_client(settings.redis_url)
         app[REDIS] = redis
         app[BUS] = RedisBus(redis, settings.redis_prefix)
         app[LIMITER] = RedisRateLimiter(redis, settings.redis_prefix)
@@ -110,6 +129,8 @@ def create_app(settings: Settings) -> web.Application:
     app.router.add_routes(ops.routes)
     app.router.add_routes(account_handlers.routes)
     app[API_SPEC].include(account_handlers.routes)
+    app.router.add_routes(account_unlock.routes)
+    app[API_SPEC].include(account_unlock.routes)
     app.router.add_routes(pages.routes)
     for setup in DOMAINS:
         setup(app)

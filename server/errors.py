@@ -16,7 +16,10 @@
     ├── NotFoundError                 404 not_found
     ├── ConflictError                 409 conflict
     ├── PayloadTooLargeError          413 payload_too_large
-    └── RateLimitedError              429 rate_limited (retry_after seconds)
+    ├── RateLimitedError              429 rate_limited (retry_after seconds)
+    └── ServiceUnavailableError       503 service_unavailable (retry_after seconds)
+        ├── DatabaseUnavailableError  503 database_unavailable
+        └── RedisUnavailableError     503 redis_unavailable
 
 ``message`` is an English msgid; the middleware translates it (and field messages) into
 the request's language. Domain packages subclass these with their own ``code``.
@@ -134,3 +137,24 @@ class RateLimitedError(YunkanError):
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         self.retry_after = max(1, int(retry_after))
         super().__init__(message, params={"retry_after": self.retry_after})
+
+
+class ServiceUnavailableError(YunkanError):
+    """A dependency (the database, Redis) cannot be reached: nothing was changed, and the
+    client may simply try again after ``retry_after`` seconds."""
+
+    status = 503
+    code = "service_unavailable"
+    message = "The service is briefly unavailable; try again in %(retry_after)s seconds"
+
+    def __init__(self, retry_after: int = 5) -> None:
+        self.retry_after = max(1, int(retry_after))
+        super().__init__(params={"retry_after": self.retry_after})
+
+
+class DatabaseUnavailableError(ServiceUnavailableError):
+    code = "database_unavailable"
+
+
+class RedisUnavailableError(ServiceUnavailableError):
+    code = "redis_unavailable"

@@ -12,6 +12,7 @@ class Metrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
+    outages: Counter
 
     @classmethod
     def create(cls) -> Metrics:
@@ -28,6 +29,12 @@ class Metrics:
                 "yunkan_http_request_seconds",
                 "HTTP request latency",
                 ["method", "route"],
+                registry=registry,
+            ),
+            outages=Counter(
+                "yunkan_dependency_unavailable",
+                "Requests answered 503 because the database or Redis was unreachable",
+                ["code"],
                 registry=registry,
             ),
         )

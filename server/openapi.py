@@ -1,5 +1,12 @@
 """Routes that document themselves: every JSON endpoint declares its schemas once, and the
-same schema validates the request body (jsonschema) and feeds ``/api/v1/openapi.json``."""
+same schema validates the request body (jsonschema) and feeds ``/api/v1/openapi.json``.
+
+The document is the contract Schemathesis holds the app to (tests/server/test_fuzz.py):
+besides what each route declares, :meth:`ApiSpec.document` adds the statuses any route
+can answer through the middlewares (400 for unreadable input, 422 ``invalid_text``, 401
+and 403 where a login is needed, 404 where the path names something, 413 where a body is
+taken, 503 while the database or Redis is unreachable), and the query parameters and
+headers of routes that other packages own are listed in :data:`PARAMETERS`."""
 
 from __future__ import annotations
 
@@ -27,6 +34,7 @@ ERROR_SCHEMA: Schema = {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+                "details": {"type": "object"},
             },
         }
     },
@@ -43,6 +51,8 @@ class Operation:
     tags: tuple[str, ...]
     auth: str  # "none", "applicant", "staff", "any", or a role list like "admin"
     content_type: str = "application/json"
+    query: Mapping[str, Schema] = field(default_factory=dict)
+    headers: Mapping[str, Schema] = field(default_factory=dict)
 
 
 class ApiRoutes(web.RouteTableDef):
@@ -64,6 +74,8 @@ class ApiRoutes(web.RouteTableDef):
         auth: str = "any",
         content_type: str = "application/json",
         tags: tuple[str, ...] = (),
+        query: Mapping[str, Schema] | None = None,
+        headers: Mapping[str, Schema] | None = None,
     ) -> Callable[[Handler], Handler]:
         self.operations.append(
             Operation(
@@ -75,6 +87,8 @@ class ApiRoutes(web.RouteTableDef):
                 tags or ((self._tag,) if self._tag else ()),
                 auth,
                 content_type,
+                dict(query or {}),
+                dict(headers or {}),
             )
         )
         return self.route(method, path)
@@ -113,17 +127,25 @@ class ApiSpec:
                 "x-auth": op.auth,
                 "responses": {},
             }
+            path = "/".join(p.split(":")[0] + ("}" if ":" in p else "") for p in op.path.split("/"))
             params = [p.strip("{}") for p in op.path.split("/") if p.startswith("{")]
-            if params:
-                entry["parameters"] = [
-                    {
-                        "name": p.split(":")[0],
-                        "in": "path",
-                        "required": True,
-                        "schema": {"type": "string"},
-                    }
-                    for p in params
-                ]
+            extra = PARAMETERS.get((op.method, path), {})
+            parameters = [
+                {
+                    "name": p.split(":")[0],
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+                for p in params
+            ]
+            for where, declared in (("query", op.query), ("header", op.headers)):
+                for name, param in {**declared, **extra.get(where, {})}.items():
+                    parameters.append(
+                        {"name": name, "in": where, "required": False, "schema": dict(param)}
+                    )
+            if parameters:
+                entry["parameters"] = parameters
             if op.auth != "none":
                 entry["security"] = [{"bearer": []}, {"cookie": []}]
             if op.request is not None:
@@ -131,7 +153,7 @@ class ApiSpec:
                     "required": True,
                     "content": {op.content_type: {"schema": dict(op.request)}},
                 }
-            for status, schema in op.responses.items():
+            for status, schema in {**_implied(op, bool(params)), **op.responses}.items():
                 if schema == "error" or (schema is None and status >= 400):
                     body: dict[str, Any] = {
                         "content": {"application/json": {"schema": ERROR_SCHEMA}}
@@ -141,9 +163,8 @@ class ApiSpec:
                 elif schema is None:
                     body = {}
                 else:
-                    body = {"content": {"application/json": {"schema": dict(schema)}}}
+                    body = {"content": {"application/json": {"schema": _answered(schema)}}}
                 entry["responses"][str(status)] = {"description": _REASONS.get(status, ""), **body}
-            path = "/".join(p.split(":")[0] + ("}" if ":" in p else "") for p in op.path.split("/"))
             paths.setdefault(path, {})[op.method.lower()] = entry
         return {
             "openapi": "3.1.0",
@@ -159,6 +180,57 @@ class ApiSpec:
         }
 
 
+def _answered(schema: Schema) -> dict[str, Any]:
+    """A response schema with ``required`` filled in: every property a schema names is
+    in each answer unless the schema says otherwise (its own ``required``). Schemathesis
+    holds the app to it (an answer missing a field fails the fuzz test)."""
+    out: dict[str, Any] = dict(schema)
+    properties = out.get("properties")
+    if isinstance(properties, Mapping):
+        out["properties"] = {k: _answered(v) for k, v in properties.items()}
+        out.setdefault("required", sorted(properties))
+    items = out.get("items")
+    if isinstance(items, Mapping):
+        out["items"] = _answered(items)
+    return out
+
+
+def _implied(op: Operation, has_path_params: bool) -> dict[int, Schema | str | None]:
+    """Statuses the middlewares and the shared helpers can answer for ``op``."""
+    # 400: aiohttp and ``server.parsing`` refuse unreadable input on any route.
+    implied: dict[int, Schema | str | None] = {400: "error", 422: "error", 503: "error"}
+    if op.request is not None:
+        implied[413] = "error"
+    if op.auth != "none":
+        implied[401] = "error"
+        implied[403] = "error"
+    if has_path_params:
+        implied[404] = "error"
+    return implied
+
+
+_STRING = {"type": "string", "maxLength": 200}
+_DATE = {"type": "string", "format": "date", "examples": ["2026-12-01"]}
+PARAMETERS: dict[tuple[str, str], dict[str, dict[str, Schema]]] = {
+    ("GET", "/api/v1/matters"): {"query": {"zone": {"enum": ["citizen", "enterprise"]}}},
+    ("GET", "/api/v1/matters/{id}/slots"): {"query": {"date": _DATE}},
+    ("GET", "/api/v1/appointments"): {"query": {"date": _DATE}},
+    ("POST", "/api/v1/appointments"): {"header": {"Idempotency-Key": _STRING}},
+    ("GET", "/api/v1/appointments/{id}"): {"query": {"token": _STRING}},
+    ("GET", "/api/v1/appointments/{id}/calendar.ics"): {"query": {"token": _STRING}},
+    ("GET", "/api/v1/appointments/{id}/qr.svg"): {"query": {"token": _STRING}},
+    ("GET", "/api/v1/outbox"): {
+        "query": {
+            "mobile": {"type": "string", "maxLength": 32},
+            "limit": {"type": "string", "pattern": "^[0-9]{1,6}$"},
+        }
+    },
+}
+"""Query parameters and headers of routes declared in other packages, by (method, path);
+tests/server/test_openapi.py checks that every ``request.query`` name a handler reads is
+documented here or in the route's own ``query=``."""
+
+
 _REASONS = {
     200: "OK",
     201: "Created",
@@ -172,6 +244,7 @@ _REASONS = {
     413: "Too large",
     422: "Invalid fields",
     429: "Too many requests",
+    503: "A dependency is unavailable; retry after Retry-After seconds",
 }
 
 _MESSAGES = {

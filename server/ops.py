@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from server.appkeys import API_SPEC, ENGINE, METRICS, REDIS
+from server.appkeys import API_SPEC, ENGINE, METRICS, REDIS, SETTINGS
+from server.errors import AuthenticationError, PermissionDeniedError
+from server.http.middlewares import bearer_token
 from server.http.responses import json_response
 
 routes = web.RouteTableDef()
@@ -45,8 +48,37 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
+_LOOPBACK = ("127.0.0.1", "::1")
+
+
+def _may_scrape(request: web.Request) -> None:
+    """With ``YUNKAN_METRICS_TOKEN`` the scraper sends it as a bearer token. Without one,
+    only a scraper on this host connecting directly may read: a request that came through
+    the reverse proxy (which also connects from loopback) carries X-Forwarded-For."""
+    token = request.app[SETTINGS].metrics_token
+    if token:
+        given = bearer_token(request) or ""
+        if not hmac.compare_digest(given.encode(), token.encode()):
+            raise MetricsTokenError()
+        return
+    proxied = "X-Forwarded-For" in request.headers or "Forwarded" in request.headers
+    if request.remote not in _LOOPBACK or proxied:
+        raise MetricsForbiddenError()
+
+
+class MetricsTokenError(AuthenticationError):
+    code = "metrics_token_required"
+    message = "Send the metrics token as a bearer token"
+
+
+class MetricsForbiddenError(PermissionDeniedError):
+    code = "metrics_forbidden"
+    message = "Metrics are served to this host only; set YUNKAN_METRICS_TOKEN to scrape them"
+
+
 @routes.get("/metrics")
 async def metrics(request: web.Request) -> web.Response:
+    _may_scrape(request)
     body = generate_latest(request.app[METRICS].registry)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 

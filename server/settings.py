@@ -56,6 +56,8 @@ class Settings:
     )
     """Comma-separated addresses or networks (10.0.0.0/8) of our reverse proxies: with
     trust_proxy, the client is the rightmost X-Forwarded-For hop that is not one of them."""
+    metrics_token: str = field(default="", metadata={"env": "YUNKAN_METRICS_TOKEN", "secret": True})
+    """Bearer token for ``/metrics``; without it only direct loopback requests may read."""
     client_max_size: int = field(default=8 * 1024 * 1024, metadata={"env": "YUNKAN_MAX_BODY"})
     session_hours: int = field(default=12, metadata={"env": "YUNKAN_SESSION_HOURS"})
     otp_ttl_seconds: int = field(default=300, metadata={"env": "YUNKAN_OTP_TTL"})

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient
 from server.app import create_app
 from server.db.migrate import upgrade_sync
 from server.settings import Settings
+from tests.private_redis import REDIS_SERVER, PrivateRedis
 from tests.support import pg_admin_url, pg_async_url, pg_reachable, redis_reachable
 
 PG_URL = os.environ.get("YUNKAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -104,6 +105,21 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
         await client.aclose()
 
     asyncio.run(clean())
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    """A redis-server of the test's own, which it may kill and start again."""
+    if REDIS_SERVER is None:
+        _unavailable("redis-server", "install Debian's redis-server")
+    data = tmp_path / "redis"
+    data.mkdir()
+    server = PrivateRedis(data)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 # ---- Settings and app --------------------------------------------------------------

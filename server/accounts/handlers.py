@@ -13,7 +13,7 @@ from server.accounts.models import SmsMessage
 from server.accounts.principal import Principal
 from server.accounts.sessions import SESSION_COOKIE, revoke
 from server.appkeys import DB, LIMITER, SETTINGS, SMS
-from server.errors import YunkanError
+from server.errors import NotFoundError, YunkanError
 from server.http.middlewares import bearer_token, error_response
 from server.http.requests import client_ip, is_secure, require_principal, require_staff
 from server.http.responses import json_response
@@ -261,11 +261,14 @@ async def outbox_messages(
 
 @routes.get(
     "/api/v1/outbox",
-    summary="SMS messages sent (admin; filter with ?mobile=)",
-    responses={200: OUTBOX_SCHEMA, 401: "error", 403: "error"},
+    summary="SMS messages sent, codes included: demo mode only (admin; filter with ?mobile=)",
+    responses={200: OUTBOX_SCHEMA, 401: "error", 403: "error", 404: "error"},
     auth="admin",
 )
 async def api_outbox(request: web.Request) -> web.Response:
+    # Outside demo mode the outbox holds real people's log-in codes: no API shows them.
+    if not request.app[SETTINGS].demo:
+        raise NotFoundError()
     require_staff(request, "admin")
     mobile = request.query.get("mobile") or None
     limit = min(500, parse_digits(request.query.get("limit"), 6) or 100)

@@ -98,6 +98,7 @@ async def request_otp(ctx: LoginContext, *, mobile_raw: object) -> str:
         (limits.OTP_PER_MOBILE_MINUTE, mobile),
         (limits.OTP_PER_MOBILE_DAY, mobile),
         (limits.OTP_PER_IP_HOUR, ip),
+        (limits.OTP_PER_IP_DAY, ip),
     )
     async with ctx.db.begin() as session:
         code = await issue_code(

@@ -9,7 +9,6 @@ connected to any other.
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -23,6 +22,7 @@ from server.booking.validation import validate_applicant
 from server.errors import ValidationError
 from server.http.requests import limit_per_ip, optional_principal, require_staff
 from server.http.responses import json_response
+from server.http.sse import RESYNC_EVENT, EventStream, resumed
 from server.openapi import ApiRoutes, read_json
 from server.ratelimit import Limit
 
@@ -169,22 +169,6 @@ async def close_streams(app: web.Application) -> None:
         task.cancel()
 
 
-async def _sse(request: web.Request) -> web.StreamResponse:
-    response = web.StreamResponse(
-        headers={
-            "Content-Type": "text/event-stream",
-            "Cache-Control": "no-cache",
-            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
-        }
-    )
-    await response.prepare(request)
-    return response
-
-
-async def _send(response: web.StreamResponse, data: dict[str, Any]) -> None:
-    await response.write(f"data: {json.dumps(data, ensure_ascii=False)}\n\n".encode())
-
-
 Relay = Callable[[dict[str, Any]], Awaitable[dict[str, Any] | None]]
 
 
@@ -195,19 +179,22 @@ async def _stream(
     relay: Relay,
 ) -> web.StreamResponse:
     """Send ``first``, then whatever ``relay`` makes of each bus message (None ends it).
+    The bus's RESYNC marker reaches ``relay`` like any message; each relay answers it
+    with the current state (see ``server.http.sse``).
 
     The pending ``__anext__`` is kept across keep-alive timeouts instead of being
     cancelled: cancelling it would close the bus subscription's generator and silently
     end the stream after the first quiet period.
     """
-    response = await _sse(request)
+    events = EventStream(request)
+    response = await events.open()
     streams = request.app[STREAMS]
     task = asyncio.current_task()
     assert task is not None
     streams.add(task)
     pending: asyncio.Future[dict[str, Any]] | None = None
     try:
-        await _send(response, first)
+        await events.send(first)
         async with request.app[BUS].subscribe(channel) as messages:
             iterator = messages.__aiter__()
             while True:
@@ -215,7 +202,7 @@ async def _stream(
                     pending = asyncio.ensure_future(iterator.__anext__())
                 done, _ = await asyncio.wait({pending}, timeout=KEEPALIVE_SECONDS)
                 if not done:
-                    await response.write(b": keepalive\n\n")
+                    await events.keepalive()
                     continue
                 try:
                     message = pending.result()
@@ -225,7 +212,7 @@ async def _stream(
                 out = await relay(message)
                 if out is None:
                     break
-                await _send(response, out)
+                await events.send(out)
     except (ConnectionResetError, asyncio.CancelledError):
         pass  # the browser went away, or the server is shutting down
     finally:
@@ -279,4 +266,5 @@ async def staff_events(request: web.Request) -> web.StreamResponse:
     async def relay(message: dict[str, Any]) -> dict[str, Any] | None:
         return message
 
-    return await _stream(request, STAFF_CHANNEL, {"type": "hello"}, relay)
+    first = RESYNC_EVENT if resumed(request) else {"type": "hello"}  # missed updates: reload
+    return await _stream(request, STAFF_CHANNEL, first, relay)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
@@ -25,8 +26,10 @@ from server.errors import (
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
+    ServiceUnavailableError,
     YunkanError,
 )
+from server.http.outages import unavailable
 from server.http.requests import (
     CSRF,
     LOCALE,
@@ -51,9 +54,21 @@ _NO_SESSION_PREFIXES = ("/static/", "/healthz", "/readyz", "/metrics")
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data: blob:; media-src 'self' blob:; connect-src 'self' ws: wss:; "
+    "img-src 'self' data: blob:; media-src 'self' blob:; connect-src {connect}; "
     "object-src 'none'; base-uri 'self'; frame-ancestors 'self'; form-action 'self'"
 )
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def content_security_policy(request: web.Request) -> str:
+    """``connect-src`` is this origin and its own WebSocket: CSP Level 2 browsers do not
+    count ``ws:``/``wss:`` to the same host as ``'self'``, so the host is named; a Host
+    header that is not a plain host[:port] gets ``'self'`` alone."""
+    host = request.host
+    connect = "'self'"
+    if _HOST.fullmatch(host):
+        connect += f" wss://{host}" if is_secure(request) else f" ws://{host} wss://{host}"
+    return CSP.format(connect=connect)
 
 
 @web.middleware
@@ -100,7 +115,7 @@ async def error_response(request: web.Request, error: YunkanError) -> web.Stream
     locale = request.get(LOCALE, request.app[SETTINGS].default_locale)
     message = catalogs.gettext(locale, error.message, **error.params)
     headers: dict[str, str] = {}
-    if isinstance(error, RateLimitedError):
+    if isinstance(error, RateLimitedError | ServiceUnavailableError):
         headers["Retry-After"] = str(error.retry_after)
     if isinstance(error, MethodNotAllowedError):
         headers["Allow"] = ",".join(error.allow)
@@ -135,7 +150,13 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400 or exc.status in (101,):
             raise  # redirects and the like are answers, not errors
         return await error_response(request, _http_error(exc))
-    except Exception:
+    except Exception as exc:
+        outage = unavailable(exc)
+        if outage is not None:
+            # Expected while a dependency restarts: one line, not a stack trace per request.
+            log.warning("%s on %s %s: %r", outage.code, request.method, request.path, exc)
+            request.app[METRICS].outages.labels(outage.code).inc()
+            return await error_response(request, outage)
         # Never a stack trace to the client; the log has it, keyed by the request id.
         log.exception("unhandled error on %s %s", request.method, request.path)
         return await error_response(request, YunkanError())
@@ -147,7 +168,7 @@ async def security_headers(request: web.Request, handler: Handler) -> web.Stream
     headers = response.headers
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("Referrer-Policy", "same-origin")
-    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("Content-Security-Policy", content_security_policy(request))
     headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=(self)")
     if is_secure(request):
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")

@@ -23,6 +23,7 @@ import jinja2
 from jinja2.sandbox import SandboxedEnvironment
 
 from server.letters.errors import LetterError
+from server.sandbox import BoundedSandbox
 
 MAX_TEMPLATE_CHARS = 20_000
 MAX_OUTPUT_CHARS = 40_000
@@ -70,7 +71,7 @@ SAMPLE_FIELDS: dict[str, Any] = {
 
 
 def _environment() -> SandboxedEnvironment:
-    env = SandboxedEnvironment(
+    env = BoundedSandbox(  # sizes checked before allocating (server/sandbox.py)
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # the output is PDF text, never HTML
         keep_trailing_newline=True,

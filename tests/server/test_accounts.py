@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from typing import Any
 
+from aiohttp import DummyCookieJar
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select, update
 
 from server.accounts.models import AuthSession, OtpCode
+from server.app import create_app
 from server.appkeys import DB
+from server.settings import Settings
 from tests.support import applicant_headers, create_staff, latest_code, staff_headers
 
 Client = TestClient[Any, Any]
@@ -140,7 +144,18 @@ async def test_forged_token_is_unauthenticated(client: Client) -> None:
     assert (await response.json())["error"]["code"] == "unauthenticated"
 
 
-async def test_outbox_is_for_admins_only(client: Client) -> None:
+async def test_outbox_api_is_for_admins_in_demo_mode_only(
+    aiohttp_client: Any, sqlite_settings: Settings
+) -> None:
+    plain: Client = await aiohttp_client(create_app(sqlite_settings), cookie_jar=DummyCookieJar())
+    boss = await staff_headers(plain, "root", "admin")
+    await plain.post("/api/v1/auth/otp", json={"mobile": "13600136000"})
+    refused = await plain.get("/api/v1/outbox", headers=boss)
+    assert refused.status == 404  # real log-in codes are never served by the API
+    assert "验证码" not in await refused.text()
+
+    demo = dataclasses.replace(sqlite_settings, demo=True)
+    client: Client = await aiohttp_client(create_app(demo), cookie_jar=DummyCookieJar())
     applicant = await applicant_headers(client, "13500135000")
     inspector = await staff_headers(client, "insp", "inspector")
     admin = await staff_headers(client, "boss", "admin")

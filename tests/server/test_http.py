@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 from typing import Any
 
+from aiohttp import DummyCookieJar
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
 from server.accounts.models import User
+from server.app import create_app
 from server.appkeys import DB, SETTINGS
+from server.settings import Settings
 from tests.support import create_staff
 
 Client = TestClient[Any, Any]
@@ -119,6 +123,34 @@ async def test_health_ready_and_metrics(client: Client) -> None:
     metrics = await (await client.get("/metrics")).text()
     assert "yunkan_http_requests_total" in metrics
     assert 'route="/healthz"' in metrics
+    # Through the reverse proxy (it connects from loopback too, and says so): refused.
+    proxied = await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status == 403
+    assert "metrics_forbidden" in await proxied.text()
+
+
+async def test_metrics_token(aiohttp_client: Any, sqlite_settings: Settings) -> None:
+    settings = dataclasses.replace(sqlite_settings, metrics_token="scrape-" + "k" * 24)
+    client = await aiohttp_client(create_app(settings), cookie_jar=DummyCookieJar())
+    assert (await client.get("/metrics")).status == 401
+    wrong = await client.get("/metrics", headers={"Authorization": "Bearer scrape-nope"})
+    assert wrong.status == 401
+    assert "metrics_token_required" in await wrong.text()
+    right = await client.get(
+        "/metrics",
+        headers={"Authorization": f"Bearer {settings.metrics_token}", "X-Forwarded-For": "1.2.3.4"},
+    )
+    assert right.status == 200 and "yunkan_http_requests_total" in await right.text()
+
+
+async def test_csp_connects_to_this_origin_only(client: Client) -> None:
+    response = await client.get("/")
+    csp = response.headers["Content-Security-Policy"]
+    connect = next(p for p in csp.split("; ") if p.startswith("connect-src"))
+    host = f"127.0.0.1:{client.port}"
+    assert connect == f"connect-src 'self' ws://{host} wss://{host}"
+    odd = await client.get("/", headers={"Host": "evil.example/x y"})
+    assert "connect-src 'self';" in odd.headers["Content-Security-Policy"]
 
 
 async def test_errors_carry_a_request_id_and_no_stack(client: Client) -> None:

@@ -6,6 +6,7 @@ keeps each window's counters for that window and stays cheap with many keys."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from server.accounts import limits
 from server.app import create_app
-from server.appkeys import DB
+from server.appkeys import DB, LIMITER
 from server.booking.queue_handlers import JOIN_PER_IP
 from server.ratelimit import Limit, MemoryRateLimiter
 from server.settings import Settings
@@ -162,3 +163,94 @@ async def test_the_redis_limiter_counts_peeks_and_clears(redis_url: str, redis_p
         assert await limiter.peek(failures, "li") is None
     finally:
         await redis.aclose()
+
+
+async def test_sms_codes_are_capped_per_address_per_day(client: Client) -> None:
+    sender = "198.51.100.77"
+    for _ in range(limits.OTP_PER_IP_DAY.count):  # as if sent over the day's earlier hours
+        await client.app[LIMITER].hit(limits.OTP_PER_IP_DAY, sender)
+    held = await client.post(
+        "/api/v1/auth/otp", json={"mobile": "13900139000"}, headers=_from(sender)
+    )
+    assert held.status == 429 and int(held.headers["Retry-After"]) >= 1
+    other = await client.post(
+        "/api/v1/auth/otp", json={"mobile": "13900139001"}, headers=_from(OWNER)
+    )
+    assert other.status == 202
+    for _ in range(limits.OTP_PER_MOBILE_DAY.count):
+        await client.app[LIMITER].hit(limits.OTP_PER_MOBILE_DAY, "13700137000")
+    capped = await client.post(
+        "/api/v1/auth/otp", json={"mobile": "13700137000"}, headers=_from("203.0.113.5")
+    )
+    assert capped.status == 429
+
+
+async def test_a_supervisor_unlocks_a_held_account_and_it_is_audited(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    await create_staff(client, "li", "inspector", PASSWORD)
+    await create_staff(client, "chief", "supervisor", PASSWORD)
+    chief = await client.post(
+        "/api/v1/auth/login", json={"username": "chief", "password": PASSWORD}
+    )
+    boss = {"Authorization": f"Bearer {(await chief.json())['token']}"}
+    per_ip = limits.LOGIN_FAILURES_PER_IP.count
+    for n in range(limits.LOGIN_FAILURES_PER_USER.count):
+        await _login(client, f"198.53.{n // per_ip}.{n % per_ip + 1}", "x")
+    assert (await _login(client, "203.0.113.99", PASSWORD)).status == 429
+    inspector = await client.post(
+        "/api/v1/auth/login", json={"username": "li", "password": PASSWORD}, headers=_from(OWNER)
+    )
+    assert inspector.status == 429  # the held account cannot log in to unlock itself
+    refused = await client.post("/api/v1/admin/unlock", json={"username": "li"})
+    assert refused.status == 401
+    with caplog.at_level(logging.INFO, logger="yunkan.audit"):
+        unlocked = await client.post("/api/v1/admin/unlock", json={"username": "li"}, headers=boss)
+    assert unlocked.status == 200, await unlocked.text()
+    assert await unlocked.json() == {"account": "li", "was_locked": True}
+    [record] = [r for r in caplog.records if r.name == "yunkan.audit"]
+    assert record.__dict__["event"] == "account.unlocked"
+    assert record.__dict__["account"] == "staff:li" and record.__dict__["was_locked"] is True
+    assert (await _login(client, "203.0.113.99", PASSWORD)).status == 200
+    again = await client.post("/api/v1/admin/unlock", json={"username": "li"}, headers=boss)
+    assert (await again.json())["was_locked"] is False
+    both = await client.post(
+        "/api/v1/admin/unlock", json={"username": "li", "mobile": "1"}, headers=boss
+    )
+    assert both.status == 422
+    bad = await client.post("/api/v1/admin/unlock", json={"mobile": "12"}, headers=boss)
+    assert bad.status == 422 and (await bad.json())["error"]["code"] == "invalid_mobile"
+    # An inspector may not unlock anyone.
+    li = await _login(client, "203.0.113.99", PASSWORD)
+    li_headers = {"Authorization": f"Bearer {(await li.json())['token']}"}
+    denied = await client.post(
+        "/api/v1/admin/unlock", json={"mobile": "13800138000"}, headers=li_headers
+    )
+    assert denied.status == 403
+
+
+async def test_the_unlock_page_button(browser: Client) -> None:
+    await create_staff(browser, "chief", "supervisor", PASSWORD)
+    page = await browser.get("/staff/unlock", allow_redirects=False)
+    assert page.status == 303
+    csrf = (await browser.get("/login")).cookies["yk_csrf"].value
+    login = await browser.post(
+        "/login/staff",
+        data={"username": "chief", "password": PASSWORD, "csrf_token": csrf},
+        allow_redirects=False,
+    )
+    assert login.status == 303
+    assert "/staff/unlock" in await (await browser.get("/staff")).text()
+    page = await browser.get("/staff/unlock")
+    assert page.status == 200 and "解除账号锁定" in await page.text()
+    for _ in range(limits.OTP_VERIFY_FAILURES_PER_MOBILE.count):
+        await browser.app[LIMITER].hit(limits.OTP_VERIFY_FAILURES_PER_MOBILE, "mobile:13800138000")
+    done = await browser.post("/staff/unlock", data={"account": "13800138000", "csrf_token": csrf})
+    assert done.status == 200
+    assert "138****8000 已解除锁定" in await done.text()
+    assert (
+        await browser.app[LIMITER].peek(limits.OTP_VERIFY_FAILURES_PER_MOBILE, "mobile:13800138000")
+        is None
+    )
+    empty = await browser.post("/staff/unlock", data={"account": "", "csrf_token": csrf})
+    assert empty.status == 422
