@@ -3,6 +3,11 @@
 A matter's slots are the union over the windows serving it: each window's plan is cut
 with the matter's rules, and windows offering the same start add up their seats. The
 seats taken come from ``slot_seats`` rows, which exist only once somebody booked.
+
+Seats are people: once officers are qualified for the matter, a start offers no more
+seats than officers free then (no appointment of theirs overlaps it, whatever the
+matter), so the window's seat number is only an upper bound. A matter nobody is
+qualified for yet keeps its window seats and is booked unassigned.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from server.booking.slots import (
     WeeklyPlan,
     generate_slots,
 )
+from server.booking.staffing import qualified_staff
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,18 +140,42 @@ async def window_slots(
     return out
 
 
+async def _officer_busy(
+    session: AsyncSession, staff: list[int], first: datetime, last: datetime
+) -> list[tuple[int, datetime, datetime]]:
+    """(officer, start, end) of every appointment holding the officers' time in the span."""
+    rows = await session.execute(
+        select(m.Appointment.staff_id, m.Appointment.starts_at, m.Appointment.ends_at).where(
+            m.Appointment.staff_id.in_(staff),
+            m.Appointment.status != "cancelled",
+            m.Appointment.starts_at < last,
+            m.Appointment.ends_at > first,
+        )
+    )
+    return [(int(s), a, b) for s, a, b in rows.all() if s is not None]
+
+
 async def open_slots(
     session: AsyncSession, matter: m.Matter, day: date, zone: ZoneInfo, now: datetime
 ) -> list[OpenSlot]:
     by_start: dict[datetime, list[WindowSlot]] = defaultdict(list)
     for ws in await window_slots(session, matter, day, zone, now):
         by_start[ws.slot.start].append(ws)
-    return [
-        OpenSlot(
-            start=start,
-            end=group[0].slot.end,
-            seats=sum(g.seats for g in group),
-            seats_left=sum(g.seats_left for g in group),
-        )
-        for start, group in sorted(by_start.items())
-    ]
+    if not by_start:
+        return []
+    staff = await qualified_staff(session, matter.id)
+    busy: list[tuple[int, datetime, datetime]] = []
+    if staff:
+        ends = [g[0].slot.end for g in by_start.values()]
+        busy = await _officer_busy(session, staff, min(by_start), max(ends))
+    out = []
+    for start, group in sorted(by_start.items()):
+        end = group[0].slot.end
+        seats = sum(g.seats for g in group)
+        left = sum(g.seats_left for g in group)
+        if staff:
+            taken = {s for s, a, b in busy if a < end and b > start}
+            free = len(staff) - len(taken & set(staff))
+            seats, left = min(seats, len(staff)), min(left, free)
+        out.append(OpenSlot(start=start, end=end, seats=seats, seats_left=max(left, 0)))
+    return out

@@ -5,7 +5,8 @@ localised message.
     └── BookingError
         ├── MatterNotFound (404)          ├── SlotFullError (409)
         ├── AppointmentNotFound (404)     ├── AlreadyBookedError (409)
-        ├── TicketNotFound (404)          ├── AppointmentStateError (409)
+        ├── TicketNotFound (404)          ├── StaffBusyError (409): the chosen officer is taken
+        │                                 ├── AppointmentStateError (409)
         ├── ManageLinkError (403)         │   ├── AppointmentStatusError: names the status
         │                                 │   └── NoShowTooEarly: names the start
         │                                 ├── IdempotencyConflict (422)
@@ -58,6 +59,17 @@ class SlotFullError(BookingError):
     status = 409
     code = "slot_full"
     message = "This slot is fully booked"
+
+
+class StaffBusyError(BookingError):
+    """The officer named for an appointment already holds another one over that time."""
+
+    status = 409
+    code = "staff_busy"
+    message = "This officer already has an appointment at this time"
+
+    def __init__(self, staff_id: int) -> None:
+        super().__init__(details={"staff_id": staff_id})
 
 
 class AlreadyBookedError(BookingError):

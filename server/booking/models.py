@@ -290,3 +290,43 @@ class QueueTicket(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TimeClaim(Base):
+    """One minute of one person's time, held by one appointment.
+
+    ``resource`` is ``staff:<user id>`` (an officer). The primary key makes "this
+    officer already has an appointment in this minute" a constraint the database keeps
+    for every process: an overlapping claim inserts nothing (``ON CONFLICT DO NOTHING``;
+    on PostgreSQL it first waits for the transaction holding the row). ``minute`` is
+    minutes since the Unix epoch, so the claim is exact for minute-aligned slots.
+    """
+
+    __tablename__ = "time_claims"
+
+    resource: Mapped[str] = mapped_column(String(60), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(
+        ForeignKey("appointments.id", ondelete="CASCADE"), index=True
+    )
+
+
+class HolidayYear(Base):
+    """A year whose statutory holidays were loaded (from the State Council's notice)."""
+
+    __tablename__ = "holiday_years"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HolidayDay(Base):
+    """A day off (``working`` false) or a 调休 working weekend day of a loaded year."""
+
+    __tablename__ = "holiday_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    working: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str] = mapped_column(String(60), default="")

@@ -28,7 +28,7 @@ from sqlalchemy import ColumnElement, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.principal import Principal
-from server.booking import errors
+from server.booking import claims, errors
 from server.booking import models as m
 from server.booking.appointments import get_matter
 from server.booking.casework import applicant_account, open_case, record
@@ -181,7 +181,9 @@ async def take_next(
         return None
     # 1. Checked-in appointments whose time has come (theirs or unassigned), earliest first.
     due = await session.execute(
-        select(m.Appointment.id, m.Appointment.staff_id)
+        select(
+            m.Appointment.id, m.Appointment.staff_id, m.Appointment.starts_at, m.Appointment.ends_at
+        )
         .where(
             m.Appointment.matter_id.in_(matters),
             _due(now),
@@ -189,7 +191,12 @@ async def take_next(
         )
         .order_by(m.Appointment.starts_at, m.Appointment.id)
     )
-    for appt_id, assigned in list(due):
+    resource = claims.staff_resource(staff_id)
+    for appt_id, assigned, starts, ends in list(due):
+        # Taking an unassigned appointment claims the clerk's minutes like a booking; a
+        # clerk who has another appointment then is not given this one.
+        if assigned is None and not await claims.claim(session, resource, appt_id, starts, ends):
+            continue
         result = await session.execute(
             update(m.Appointment)
             .where(
@@ -202,21 +209,24 @@ async def take_next(
             .values(status="in_session", staff_id=staff_id, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            appt = await session.get(m.Appointment, appt_id)
-            assert appt is not None
-            await session.refresh(appt)
-            if appt.case_id is not None:
-                if assigned is None:
-                    await hand_over(session, appt.case_id, staff_id)
-                await record(
-                    session,
-                    appt.case_id,
-                    "appointment.in_session",
-                    staff,
-                    {"appointment_id": appt_id, "by": "queue", "taken": assigned is None},
-                )
-            return Served("appointment", appt_id, appt.case_id, appt.matter_id)
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            if assigned is None:
+                await claims.release(session, appt_id)
+            continue
+        appt = await session.get(m.Appointment, appt_id)
+        assert appt is not None
+        await session.refresh(appt)
+        if appt.case_id is not None:
+            if assigned is None:
+                await hand_over(session, appt.case_id, staff_id)
+            await record(
+                session,
+                appt.case_id,
+                "appointment.in_session",
+                staff,
+                {"appointment_id": appt_id, "by": "queue", "taken": assigned is None},
+            )
+        return Served("appointment", appt_id, appt.case_id, appt.matter_id)
     # 2. Walk-ins, first come first served.
     waiting = await session.scalars(
         select(m.QueueTicket.id)

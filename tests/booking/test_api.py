@@ -337,7 +337,12 @@ async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -
         json={"matter_id": cat.matter_id, "start": cat.iso("10:00"), "applicant": person(9)},
         headers=headers,
     )
-    assert (await r.json())["staff_id"] is None  # both busy: left for a supervisor to assign
+    # Both officers are busy at 10:00: seats are people, so the slot is full.
+    assert r.status == 409 and (await r.json())["error"]["code"] == "slot_full"
+    slots = await client.get(f"/api/v1/matters/{cat.matter_id}/slots?date={cat.day}")
+    by_start = {x["start"]: x for x in (await slots.json())["slots"]}
+    assert by_start[cat.iso("10:00")]["seats_left"] == 0
+    assert by_start[cat.iso("11:00")]["seats"] == 2  # two officers, not the window's 10
     bad = await client.post(
         "/api/v1/appointments",
         json={
@@ -349,10 +354,44 @@ async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -
         headers=headers,
     )
     assert bad.status == 422
-    aid = (await r.json())["id"]
+    busy = await client.post(
+        "/api/v1/appointments",
+        json={
+            "matter_id": cat.small_matter_id,
+            "start": cat.iso("10:00"),
+            "applicant": person(11),
+            "staff_id": a,
+            "site_address": "福州市鼓楼区",
+        },
+        headers=headers,
+    )
+    assert busy.status == 409, await busy.text()
+    assert (await busy.json())["error"]["code"] == "staff_busy"  # another matter, same officer
+    r = await client.post(
+        "/api/v1/appointments",
+        json={"matter_id": cat.matter_id, "start": cat.iso("11:00"), "applicant": person(9)},
+        headers=headers,
+    )
+    first = await r.json()
+    aid = first["id"]
+    other = b if first["staff_id"] == a else a
     url = f"/api/v1/appointments/{aid}/assign"
-    by_hand = await client.post(url, json={"staff_id": a}, headers=headers)
-    assert by_hand.status == 200 and (await by_hand.json())["staff_id"] == a
+    by_hand = await client.post(url, json={"staff_id": other}, headers=headers)
+    assert by_hand.status == 200 and (await by_hand.json())["staff_id"] == other
+    # Handing a 10:00 appointment to an officer who already has one at 10:00 is refused.
+    ten = [
+        x
+        for x in (
+            await (await client.get(f"/api/v1/appointments?date={cat.day}", headers=headers)).json()
+        )["appointments"]
+        if x["start"] == cat.iso("10:00")
+    ]
+    clash = await client.post(
+        f"/api/v1/appointments/{ten[0]['id']}/assign",
+        json={"staff_id": ten[1]["staff_id"]},
+        headers=headers,
+    )
+    assert clash.status == 409 and (await clash.json())["error"]["code"] == "staff_busy"
     wrong = await client.post(url, json={"staff_id": 424242}, headers=headers)
     assert wrong.status == 422
     inspector = await staff_headers(client, "insp", "inspector")
