@@ -15,9 +15,10 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import delete, select
 
-from server.appkeys import DB
+from server.appkeys import DB, SETTINGS
+from server.booking import holidays
 from server.booking import models as m
-from server.booking.present import KIND_LABELS
+from server.booking.present import KIND_LABELS, utcnow
 from server.booking.slots import TimeRange
 from server.errors import NotFoundError, PermissionDeniedError, ValidationError
 from server.http.requests import int_param, optional_principal
@@ -82,7 +83,11 @@ async def admin_page(request: web.Request) -> dict[str, Any]:
             await session.scalars(select(m.HolidayOverride).order_by(m.HolidayOverride.day))
         ).all()
         links = (await session.scalars(select(m.WindowMatter))).all()
+        years = (await session.scalars(select(m.HolidayYear).order_by(m.HolidayYear.year))).all()
+    today = utcnow().astimezone(request.app[SETTINGS].zone).date()
     return {
+        "holiday_years": years,
+        "missing_holiday_year": holidays.missing_year(today, {y.year for y in years}),
         "matters": matters,
         "departments": departments,
         "windows": [(w, plan_text([p for p in plans if p.window_id == w.id])) for w in windows],
@@ -271,3 +276,16 @@ async def admin_holiday(request: web.Request) -> web.StreamResponse:
                 )
             )
     raise web.HTTPSeeOther("/admin/matters#holidays")
+
+
+@routes.post("/admin/holidays/import")
+async def admin_import_holidays(request: web.Request) -> web.StreamResponse:
+    """One year from the State Council's notice (the format is in :mod:`holidays`)."""
+    _require_admin(request)
+    form = await request.post()
+    year = _int(form, "year", 2000, 2100)
+    entries = holidays.parse(str(form.get("holidays", "")), year)
+    source = str(form.get("source", "")).strip() or "admin form"
+    async with request.app[DB]() as session, session.begin():
+        await holidays.import_year(session, year, entries, source, utcnow())
+    raise web.HTTPSeeOther("/admin/matters#holiday-import")

@@ -22,7 +22,13 @@ from server.accounts.models import Applicant
 from server.accounts.principal import Principal
 from server.booking import claims, errors, seats
 from server.booking import models as m
-from server.booking.availability import WindowSlot, matter_windows, rules_of, window_slots
+from server.booking.availability import (
+    WindowSlot,
+    load_calendar,
+    matter_windows,
+    rules_of,
+    window_slots,
+)
 from server.booking.casework import applicant_account, open_case, record
 from server.booking.leads import hand_over, lead_of
 from server.booking.slots import bookable_window
@@ -97,6 +103,9 @@ async def _candidates(
         if ws.slot.start == start
     ]
     if not candidates:
+        calendar = await load_calendar(session)
+        if not calendar.knows(start.astimezone(zone).year):
+            raise errors.SlotRuleError(errors.YEAR_NOT_LOADED)
         raise errors.SlotRuleError(errors.START_NOT_A_SLOT)
     free = sorted(
         (ws for ws in candidates if ws.seats_left > 0),

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.booking import holidays
 from server.booking import models as m
 from server.booking.calendar import HolidayCalendar
 from server.booking.slots import (
@@ -67,7 +68,9 @@ def rules_of(matter: m.Matter) -> SlotRules:
 
 async def load_calendar(session: AsyncSession) -> HolidayCalendar:
     rows = (await session.scalars(select(m.HolidayOverride))).all()
-    return HolidayCalendar({r.day: (r.working, r.note or None) for r in rows})
+    return HolidayCalendar(
+        {r.day: (r.working, r.note or None) for r in rows}, await holidays.loaded(session)
+    )
 
 
 async def window_plans(

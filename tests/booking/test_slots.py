@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.booking.calendar import HolidayCalendar
+from server.booking.calendar import DayKind, HolidayCalendar
+from server.booking.holidays import parse
 from server.booking.slots import (
     PlanException,
     SlotRules,
@@ -20,6 +20,7 @@ from server.booking.slots import (
     day_ranges,
     generate_slots,
 )
+from server.errors import ValidationError
 
 SH = ZoneInfo("Asia/Shanghai")
 WEEKDAY = [TimeRange.parse("09:00-12:00"), TimeRange.parse("12:00-14:00")]  # 午间错时
@@ -100,12 +101,44 @@ def test_notice_and_horizon() -> None:
     assert generate_slots(date(2026, 11, 20), PLAN, (), CAL, rules, SH, now) == []
 
 
-def test_unknown_year_falls_back_to_weekdays_and_logs(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING):
-        now = datetime(2031, 2, 1, tzinfo=UTC)
-        assert local_times(date(2031, 3, 3), now=now)  # a Monday
-        assert local_times(date(2031, 3, 1), now=now) == []  # a Saturday
-    assert CAL.day_kind(date(2031, 3, 3)).reason == "fallback"
+def test_an_unknown_year_is_closed_until_loaded() -> None:
+    now = datetime(2031, 2, 1, tzinfo=UTC)
+    assert local_times(date(2031, 3, 3), now=now) == []  # a Monday of a year nobody knows
+    assert CAL.day_kind(date(2031, 3, 3)).reason == "unknown_year"
+    assert CAL.day_kind(date(2031, 1, 1)).name == "元旦"
+    text = """
+    # 国务院办公厅关于2031年部分节假日安排的通知（节选）
+    2031-01-01 休 元旦
+    2031-03-01 班 试验   # a Saturday worked
+    2031-03-05~2031-03-06 off 试验
+    """
+    loaded = HolidayCalendar({}, {2031: {e.day: (e.working, e.name) for e in parse(text, 2031)}})
+    assert loaded.day_kind(date(2031, 3, 3)).reason == "weekday"
+    assert loaded.day_kind(date(2031, 3, 1)) == DayKind(True, "makeup", "试验")  # Saturday
+    assert loaded.day_kind(date(2031, 3, 5)).reason == "holiday"
+    assert loaded.day_kind(date(2031, 3, 2)).reason == "weekend"
+    # 劳动节 and 国庆节 are closed even when the import leaves them out.
+    assert loaded.day_kind(date(2031, 5, 1)) == DayKind(False, "holiday", "劳动节")
+    assert loaded.day_kind(date(2031, 10, 2)).name == "国庆节"
+    assert loaded.knows(2031) and not CAL.knows(2031) and CAL.knows(2025)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("2031-13-01 休 元旦", "holidays.1"),
+        ("\n2031-01-01", "holidays.2"),
+        ("2031-01-01 maybe", "holidays.1"),
+        ("2030-12-31 休 元旦", "holidays.1"),
+        ("2031-03-03 班 周一", "holidays.1"),  # a Monday cannot be a 调休 working day
+        ("2031-03-01 班 周六", "holidays"),  # no day off at all
+        ("2031-02-01~2031-01-01 休 春节", "holidays.1"),
+    ],
+)
+def test_holiday_import_errors_name_the_line(text: str, field: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        parse(text, 2031)
+    assert list(error.value.fields) == [field]
 
 
 def test_rejects_bad_ranges() -> None:

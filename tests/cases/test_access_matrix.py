@@ -268,6 +268,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/admin/exceptions"): ADMIN,
     ("POST", "/admin/exceptions/{id}/delete"): ADMIN,
     ("POST", "/admin/holidays"): ADMIN,
+    ("POST", "/admin/holidays/import"): ADMIN,
     ("POST", "/api/v1/cases/{id}/accept"): CASE,
     ("POST", "/api/v1/cases/{id}/reject"): CASE,
     ("POST", "/api/v1/cases/{id}/review"): CASE,
