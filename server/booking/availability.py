@@ -30,6 +30,7 @@ from server.booking.slots import (
     TimeRange,
     WeeklyPlan,
     generate_slots,
+    period_of,
 )
 from server.booking.staffing import qualified_staff
 
@@ -41,6 +42,7 @@ class WindowSlot:
     seats: int
     taken: int
     seat_id: int | None = None  # the slot_seats row, once somebody booked this slot
+    label: str = ""  # the plan range's label: 午间错时, 延时服务 …
 
     @property
     def seats_left(self) -> int:
@@ -55,6 +57,8 @@ class OpenSlot:
     end: datetime
     seats: int
     seats_left: int
+    label: str = ""
+    period: str = "morning"  # slots.PERIODS: morning, midday, afternoon, evening
 
 
 def rules_of(matter: m.Matter) -> SlotRules:
@@ -77,10 +81,14 @@ async def window_plans(
     session: AsyncSession, window_ids: list[int]
 ) -> dict[int, tuple[WeeklyPlan, list[PlanException]]]:
     plans: dict[int, dict[int, list[TimeRange]]] = {w: defaultdict(list) for w in window_ids}
+    labels: dict[int, dict[tuple[int, TimeRange], str]] = {w: {} for w in window_ids}
     for p in await session.scalars(
         select(m.WorkingPlan).where(m.WorkingPlan.window_id.in_(window_ids))
     ):
-        plans[p.window_id][p.weekday].append(TimeRange(p.start_min, p.end_min))
+        planned = TimeRange(p.start_min, p.end_min)
+        plans[p.window_id][p.weekday].append(planned)
+        if p.label:
+            labels[p.window_id][(p.weekday, planned)] = p.label
     exceptions: dict[int, list[PlanException]] = {w: [] for w in window_ids}
     rows = await session.scalars(
         select(m.PlanException).where(
@@ -94,7 +102,7 @@ async def window_plans(
         targets = window_ids if e.window_id is None else [e.window_id]
         for w in targets:
             exceptions[w].append(PlanException(e.day, e.closed, span))
-    return {w: (WeeklyPlan(dict(plans[w])), exceptions[w]) for w in window_ids}
+    return {w: (WeeklyPlan(dict(plans[w]), labels=labels[w]), exceptions[w]) for w in window_ids}
 
 
 async def matter_windows(session: AsyncSession, matter_id: int) -> list[int]:
@@ -117,15 +125,16 @@ async def window_slots(
     calendar = await load_calendar(session)
     plans = await window_plans(session, windows)
     rules = rules_of(matter)
-    generated: list[tuple[int, Slot]] = []
+    generated: list[tuple[int, Slot, str]] = []
     for w in windows:
         plan, exceptions = plans[w]
-        generated += [
-            (w, s) for s in generate_slots(day, plan, exceptions, calendar, rules, zone, now)
-        ]
+        for s in generate_slots(day, plan, exceptions, calendar, rules, zone, now):
+            local = s.start.astimezone(zone)
+            label = plan.label_at(day.weekday(), local.hour * 60 + local.minute)
+            generated.append((w, s, label))
     if not generated:
         return []
-    starts = [s.start for _, s in generated]
+    starts = [s.start for _, s, _ in generated]
     taken = {
         (row.window_id, row.starts_at): (row.seats, row.taken, row.id)
         for row in await session.scalars(
@@ -137,9 +146,9 @@ async def window_slots(
         )
     }
     out = []
-    for w, s in generated:
+    for w, s, label in generated:
         seats, used, seat_id = taken.get((w, s.start), (matter.seats, 0, None))
-        out.append(WindowSlot(w, s, seats, used, seat_id))
+        out.append(WindowSlot(w, s, seats, used, seat_id, label))
     return out
 
 
@@ -180,5 +189,38 @@ async def open_slots(
             taken = {s for s, a, b in busy if a < end and b > start}
             free = len(staff) - len(taken & set(staff))
             seats, left = min(seats, len(staff)), min(left, free)
-        out.append(OpenSlot(start=start, end=end, seats=seats, seats_left=max(left, 0)))
+        local = start.astimezone(zone)
+        out.append(
+            OpenSlot(
+                start=start,
+                end=end,
+                seats=seats,
+                seats_left=max(left, 0),
+                label=next((g.label for g in group if g.label), ""),
+                period=period_of(local.hour * 60 + local.minute),
+            )
+        )
+    return out
+
+
+async def bookable_days(
+    session: AsyncSession, matter: m.Matter, zone: ZoneInfo, now: datetime
+) -> list[date]:
+    """Local dates from today to the horizon on which the matter has at least one slot
+    (full or not): what the day picker offers. Pure generation after two reads."""
+    windows = await matter_windows(session, matter.id)
+    if not windows:
+        return []
+    calendar = await load_calendar(session)
+    plans = await window_plans(session, windows)
+    rules = rules_of(matter)
+    today = now.astimezone(zone).date()
+    out = []
+    for i in range(rules.horizon_days + 1):
+        day = today + timedelta(days=i)
+        if any(
+            generate_slots(day, plan, exceptions, calendar, rules, zone, now)
+            for plan, exceptions in plans.values()
+        ):
+            out.append(day)
     return out

@@ -120,6 +120,8 @@ async def list_slots(request: web.Request) -> web.Response:
                     "end": s.end.astimezone(settings.zone).isoformat(),
                     "seats": s.seats,
                     "seats_left": s.seats_left,
+                    "period": s.period,
+                    "label": s.label,
                 }
                 for s in slots
             ],

@@ -8,7 +8,7 @@ Forms post back to the same URL; the domain's field errors are shown beside the 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -20,7 +20,7 @@ from server.appkeys import DB, SETTINGS
 from server.booking import admin_pages, errors, queue, staff_pages
 from server.booking import appointments as svc
 from server.booking import models as m
-from server.booking.availability import load_calendar, open_slots
+from server.booking.availability import bookable_days, open_slots
 from server.booking.handlers import after_change, permit_for, reminder_offsets
 from server.booking.invites import qr_svg
 from server.booking.present import (
@@ -40,7 +40,12 @@ from server.masking import mask_mobile
 from server.parsing import parse_id, try_date
 
 routes = web.RouteTableDef()
-DAYS_SHOWN = 14
+PERIOD_LABELS = {
+    "morning": "Morning",
+    "midday": "Midday",
+    "afternoon": "Afternoon",
+    "evening": "Evening",
+}
 
 
 def _login(request: web.Request, staff: bool = False) -> web.HTTPSeeOther:
@@ -110,14 +115,6 @@ async def zone_page(request: web.Request) -> dict[str, Any]:
     return {"zone": zone, "matters": matters, **_labels()}
 
 
-def _days(start: date, calendar: Any, horizon: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(min(horizon, DAYS_SHOWN) + 1):
-        day = start + timedelta(days=i)
-        out.append({"date": day, "working": calendar.is_working_day(day)})
-    return out
-
-
 @routes.get("/book/matter/{id}", name="book_matter")
 @aiohttp_jinja2.template("booking/matter.html")
 async def matter_page(request: web.Request) -> dict[str, Any]:
@@ -126,24 +123,30 @@ async def matter_page(request: web.Request) -> dict[str, Any]:
     day = try_date(request.query.get("date"))
     async with request.app[DB]() as session:
         matter = await svc.get_matter(session, int_param(request, "id"))
-        calendar = await load_calendar(session)
-        days = _days(today, calendar, matter.horizon_days)
+        days = await bookable_days(session, matter, settings.zone, utcnow())
         if day is None:  # first day with a free seat, so the page opens on something useful
             for d in days:
-                if d["working"] and any(
+                if any(
                     s.seats_left
-                    for s in await open_slots(session, matter, d["date"], settings.zone, utcnow())
+                    for s in await open_slots(session, matter, d, settings.zone, utcnow())
                 ):
-                    day = d["date"]
+                    day = d
                     break
-        day = day or today
+        day = day or (days[0] if days else today)
         slots = await open_slots(session, matter, day, settings.zone, utcnow())
+    groups: list[tuple[str, list[tuple[Any, datetime]]]] = []
+    for s in slots:
+        if not groups or groups[-1][0] != s.period:
+            groups.append((s.period, []))
+        groups[-1][1].append((s, s.start.astimezone(settings.zone)))
     case_id = _case_param(request.query.get("case"))
     return {
         "matter": matter,
         "days": days,
         "day": day,
         "slots": [(s, s.start.astimezone(settings.zone)) for s in slots],
+        "groups": groups,
+        "period_labels": PERIOD_LABELS,
         "case_id": case_id,
         "follow_up": await _follow_up(request, case_id),
         **_labels(),

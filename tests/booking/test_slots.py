@@ -19,6 +19,7 @@ from server.booking.slots import (
     WeeklyPlan,
     day_ranges,
     generate_slots,
+    period_of,
 )
 from server.errors import ValidationError
 
@@ -141,6 +142,33 @@ def test_holiday_import_errors_name_the_line(text: str, field: str) -> None:
     assert list(error.value.fields) == [field]
 
 
+def test_a_saturday_plan_gives_saturday_slots() -> None:
+    weekend = WeeklyPlan({5: [TimeRange.parse("09:00-10:30")]})  # 周末不打烊, Saturdays only
+    assert local_times(date(2026, 11, 21), plan=weekend) == ["09:00", "09:40"]  # a Saturday
+    assert local_times(date(2026, 11, 22), plan=weekend) == []  # Sunday: not planned
+    assert local_times(date(2026, 10, 3), plan=weekend) == []  # 国庆节, a Saturday: holiday
+    assert local_times(date(2026, 11, 21)) == []  # the weekday plan has no Saturday rows
+
+
+def test_slot_periods_and_labels() -> None:
+    assert [period_of(h * 60) for h in (8, 12, 13, 14, 17, 18, 21)] == [
+        "morning",
+        "midday",
+        "midday",
+        "afternoon",
+        "afternoon",
+        "evening",
+        "evening",
+    ]
+    noon = TimeRange.parse("12:00-14:00")
+    plan = WeeklyPlan(
+        {2: [noon, EVENING]}, labels={(2, noon): "午间错时", (2, EVENING): "延时服务"}
+    )
+    assert plan.label_at(2, 12 * 60 + 40) == "午间错时"
+    assert plan.label_at(2, 19 * 60) == "延时服务"
+    assert plan.label_at(2, 15 * 60) == "" and plan.label_at(3, 12 * 60) == ""
+
+
 def test_rejects_bad_ranges() -> None:
     with pytest.raises(ValueError, match="within one day"):
         TimeRange(600, 600)
@@ -184,8 +212,8 @@ def test_slot_properties(
     now = (midnight + timedelta(hours=now_offset_h)).astimezone(UTC)
     slots = generate_slots(day, plan, exceptions, CAL, rules, SH, now)
     open_ranges = day_ranges(day, plan, exceptions, CAL)
-    if not CAL.is_working_day(day):
-        assert open_ranges == []
+    if not CAL.is_working_day(day) and CAL.day_kind(day).reason != "weekend":
+        assert open_ranges == []  # a holiday (or an unknown year) runs no plan
     for a, b in itertools.pairwise(slots):
         assert a.end <= b.start, "slots overlap"
     for s in slots:
