@@ -157,6 +157,14 @@ async def admin_update_matter(request: web.Request) -> web.StreamResponse:
         matter.rectification_allowed = form.get("rectification_allowed") == "on"
         matter.issues_licence = form.get("issues_licence") == "on"
         matter.observed_notice = form.get("observed_notice") == "on"
+        for rule, high in (
+            ("max_open_bookings", 100),
+            ("no_show_limit", 100),
+            ("no_show_window_days", 366),
+            ("no_show_block_days", 366),
+        ):
+            if form.get(rule):
+                setattr(matter, rule, _int(form, rule, 0, high))
         if form.get("rectify_days"):
             matter.rectify_days = _int(form, "rectify_days", 1, 365)
         matter.materials = [

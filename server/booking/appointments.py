@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Applicant
 from server.accounts.principal import Principal
-from server.booking import claims, errors, seats
+from server.booking import claims, errors, person_rules, seats
 from server.booking import models as m
 from server.booking.availability import (
     WindowSlot,
@@ -168,6 +168,13 @@ async def _officers(
     return free
 
 
+async def _claim_person(session: AsyncSession, appt: m.Appointment) -> None:
+    """The applicant's own minutes: one person is never in two appointments at once."""
+    resource = claims.person_resource(appt.identity_key)
+    if not await claims.claim(session, resource, appt.id, appt.starts_at, appt.ends_at):
+        raise errors.PersonBusyError()
+
+
 async def _claim_officer(
     session: AsyncSession, appt: m.Appointment, officers: list[int] | None, *, explicit: int | None
 ) -> int | None:
@@ -234,8 +241,11 @@ async def book(
     key = req.applicant.identity_key
     case = await _follow_up_case(session, req, matter) if req.case_id is not None else None
     await _check_not_booked(session, matter.id, start, key)  # the clearer answer goes first
+    await person_rules.check(session, matter, key, now, zone)
     candidates = await _candidates(session, matter, start, zone, now)
     end = start + timedelta(minutes=matter.duration_min)
+    if await claims.held(session, claims.person_resource(key), start, end):
+        raise errors.PersonBusyError()
     lead = await lead_of(session, case.id) if case is not None else None
     officers = await _officers(session, matter.id, start, end, zone, req.staff_id, prefer=lead)
 
@@ -272,6 +282,7 @@ async def book(
         await session.flush()
     except IntegrityError as exc:  # the partial unique index lost a race for this applicant
         raise errors.AlreadyBookedError() from exc
+    await _claim_person(session, appt)
     staff_id = await _claim_officer(session, appt, officers, explicit=req.staff_id)
     _schedule_reminders(session, appt, now, reminders)
     data: dict[str, object] = {
@@ -412,6 +423,7 @@ async def reschedule(
         )
     except IntegrityError as exc:
         raise errors.AlreadyBookedError() from exc
+    await _claim_person(session, appt)
     staff_id = await _claim_officer(session, appt, officers, explicit=None)
     await seats.give_back(session, old_seat)
     await session.execute(

@@ -31,6 +31,11 @@ def staff_resource(staff_id: int) -> str:
     return f"staff:{staff_id}"
 
 
+def person_resource(identity_key: str) -> str:
+    """An applicant (resident ID or credit code): one person, one appointment at a time."""
+    return f"person:{identity_key}"
+
+
 def minutes(start: datetime, end: datetime) -> range:
     """Epoch minutes of ``[start, end)``; a partial minute at either end counts whole."""
     first = int(start.timestamp()) // 60
@@ -62,12 +67,14 @@ async def claim(
     return False
 
 
-async def release(session: AsyncSession, appointment_id: int) -> None:
-    """Give back every minute ``appointment_id`` holds (cancel, move, hand-over)."""
+async def release(session: AsyncSession, appointment_id: int, resource: str | None = None) -> None:
+    """Give back the minutes ``appointment_id`` holds: all of them (cancel, move), or only
+    ``resource``'s (a hand-over releases the old officer, not the applicant)."""
+    condition = TimeClaim.appointment_id == appointment_id
+    if resource is not None:
+        condition = condition & (TimeClaim.resource == resource)
     await session.execute(
-        delete(TimeClaim)
-        .where(TimeClaim.appointment_id == appointment_id)
-        .execution_options(synchronize_session=False)
+        delete(TimeClaim).where(condition).execution_options(synchronize_session=False)
     )
 
 
@@ -89,3 +96,19 @@ async def busy_staff(
         .distinct()
     )
     return {resources[r] for r in rows}
+
+
+async def held(session: AsyncSession, resource: str, start: datetime, end: datetime) -> bool:
+    """Whether ``resource`` holds any minute of ``[start, end)``: the cheap read before
+    the claim, for a clear answer without a write."""
+    span = minutes(start, end)
+    found = await session.scalar(
+        select(TimeClaim.minute)
+        .where(
+            TimeClaim.resource == resource,
+            TimeClaim.minute >= span.start,
+            TimeClaim.minute < span.stop,
+        )
+        .limit(1)
+    )
+    return found is not None

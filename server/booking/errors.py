@@ -6,6 +6,7 @@ localised message.
         ├── MatterNotFound (404)          ├── SlotFullError (409)
         ├── AppointmentNotFound (404)     ├── AlreadyBookedError (409)
         ├── TicketNotFound (404)          ├── StaffBusyError (409): the chosen officer is taken
+        ├── BookingBlockedError (403)     ├── PersonBusyError (409), BookingLimitError (409)
         │                                 ├── AppointmentStateError (409)
         ├── ManageLinkError (403)         │   ├── AppointmentStatusError: names the status
         │                                 │   └── NoShowTooEarly: names the start
@@ -71,6 +72,40 @@ class StaffBusyError(BookingError):
 
     def __init__(self, staff_id: int) -> None:
         super().__init__(details={"staff_id": staff_id})
+
+
+class PersonBusyError(BookingError):
+    """The applicant already holds an appointment (of any matter) over this time."""
+
+    status = 409
+    code = "person_busy"
+    message = "You already have another appointment at this time"
+
+
+class BookingLimitError(BookingError):
+    status = 409
+    code = "booking_limit"
+    message = "You already hold %(n)s open bookings of this matter, the most allowed"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(params={"n": limit}, details={"limit": limit})
+
+
+class BookingBlockedError(BookingError):
+    """Too many no-shows: the reason (count, window, end of the block) is in the message."""
+
+    status = 403
+    code = "booking_blocked"
+    message = (
+        "You missed %(count)s appointments in %(days)s days, so booking is closed to you "
+        "until %(until)s"
+    )
+
+    def __init__(self, count: int, days: int, until: str) -> None:
+        super().__init__(
+            params={"count": count, "days": days, "until": until},
+            details={"no_shows": count, "window_days": days, "until": until},
+        )
 
 
 class AlreadyBookedError(BookingError):

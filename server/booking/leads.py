@@ -83,7 +83,8 @@ async def assign(
     if staff_id != previous:
         # The new officer's minutes are claimed like a booking's; a busy one is refused
         # and the appointment keeps its officer (the caller rolls back).
-        await claims.release(session, appt.id)
+        if previous is not None:
+            await claims.release(session, appt.id, claims.staff_resource(previous))
         if staff_id is not None and not await claims.claim(
             session, claims.staff_resource(staff_id), appt.id, appt.starts_at, appt.ends_at
         ):

@@ -90,6 +90,12 @@ class Matter(Base):
     # for deadline supervision.
     promised_days: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Rules per person (0 switches a rule off): open bookings one person may hold of this
+    # matter; N no-shows (of any matter) within the window block booking for some days.
+    max_open_bookings: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    no_show_limit: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    no_show_window_days: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
+    no_show_block_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
 
 
 class Window(Base):
@@ -295,7 +301,8 @@ class QueueTicket(Base):
 class TimeClaim(Base):
     """One minute of one person's time, held by one appointment.
 
-    ``resource`` is ``staff:<user id>`` (an officer). The primary key makes "this
+    ``resource`` is ``staff:<user id>`` (an officer) or ``person:<identity key>`` (an
+    applicant, who cannot be in two video sessions at once either). The primary key makes "this
     officer already has an appointment in this minute" a constraint the database keeps
     for every process: an overlapping claim inserts nothing (``ON CONFLICT DO NOTHING``;
     on PostgreSQL it first waits for the transaction holding the row). ``minute`` is

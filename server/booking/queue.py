@@ -211,7 +211,7 @@ async def take_next(
         )
         if result.rowcount != 1:  # type: ignore[attr-defined]
             if assigned is None:
-                await claims.release(session, appt_id)
+                await claims.release(session, appt_id, resource)
             continue
         appt = await session.get(m.Appointment, appt_id)
         assert appt is not None

@@ -121,8 +121,12 @@ async def test_full_slot_and_one_booking_per_applicant(client: Client) -> None:
     full = await client.post("/api/v1/appointments", json=other, headers=headers)
     assert full.status == 409
     assert (await full.json())["error"]["code"] == "slot_full"
-    # Same applicant, same time, other matter: a different slot, allowed.
-    ok = {"matter_id": cat.matter_id, "start": cat.iso("11:00"), "applicant": ENTERPRISE}
+    # Same applicant, overlapping time, other matter: one person, one appointment at once.
+    clash = {"matter_id": cat.matter_id, "start": cat.iso("11:00"), "applicant": ENTERPRISE}
+    busy = await client.post("/api/v1/appointments", json=clash, headers=headers)
+    assert busy.status == 409 and (await busy.json())["error"]["code"] == "person_busy"
+    assert (await busy.json())["error"]["message"] == "您在该时间已有其他预约"
+    ok = {**clash, "start": cat.iso("11:30")}  # right after: fine
     assert (await client.post("/api/v1/appointments", json=ok, headers=headers)).status == 201
     assert await _count(client, m.Appointment) == 2
 

@@ -18,6 +18,19 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("matters") as batch:
+        batch.add_column(
+            sa.Column("max_open_bookings", sa.Integer(), nullable=False, server_default="3")
+        )
+        batch.add_column(
+            sa.Column("no_show_limit", sa.Integer(), nullable=False, server_default="3")
+        )
+        batch.add_column(
+            sa.Column("no_show_window_days", sa.Integer(), nullable=False, server_default="90")
+        )
+        batch.add_column(
+            sa.Column("no_show_block_days", sa.Integer(), nullable=False, server_default="30")
+        )
     op.create_table(
         "time_claims",
         sa.Column("resource", sa.String(60), primary_key=True),
@@ -49,3 +62,11 @@ def downgrade() -> None:
     op.drop_table("holiday_days")
     op.drop_table("holiday_years")
     op.drop_table("time_claims")
+    with op.batch_alter_table("matters") as batch:
+        for column in (
+            "no_show_block_days",
+            "no_show_window_days",
+            "no_show_limit",
+            "max_open_bookings",
+        ):
+            batch.drop_column(column)
