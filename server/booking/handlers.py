@@ -363,7 +363,9 @@ async def calendar_invite(request: web.Request) -> web.Response:
         start=appt.starts_at,
         end=appt.ends_at,
         join_url=links.join_url,
-        description=f"改期或取消：{links.manage_url}" if permit.links else "",
+        # An invite is forwarded to colleagues and calendars: it never carries the manage
+        # link (the SMS and the confirmation page do).
+        description="",
         location=appt.site_address,
         sequence=appt.version,
         cancelled=appt.status == "cancelled",

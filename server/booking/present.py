@@ -50,8 +50,10 @@ def links_for(settings: Settings, appt: m.Appointment) -> Links:
     return Links(
         join_url=f"{base}/join/{appt.id}?token={join}",
         manage_url=f"{base}/booking/manage/{appt.id}?token={manage}",
-        calendar_url=f"{base}/api/v1/appointments/{appt.id}/calendar.ics?token={manage}",
-        qr_url=f"{base}/api/v1/appointments/{appt.id}/qr.svg?token={manage}",
+        # Invites are forwarded and QR codes photographed: they carry the read-only join
+        # token (view and join), never the manage token that can cancel.
+        calendar_url=f"{base}/api/v1/appointments/{appt.id}/calendar.ics?token={join}",
+        qr_url=f"{base}/api/v1/appointments/{appt.id}/qr.svg?token={join}",
         manage_token=manage,
     )
 

@@ -14,7 +14,7 @@ from server.appkeys import DB
 from server.booking import models as m
 from server.booking import validation as v
 from server.cases.models import Case, CaseEvent, CaseParty
-from tests.booking.support import ENTERPRISE, PERSON, officer, person, seed_app
+from tests.booking.support import ENTERPRISE, PERSON, appointment_row, officer, person, seed_app
 from tests.support import applicant_headers, create_staff, staff_headers
 
 Client = TestClient[Any, Any]
@@ -255,6 +255,19 @@ async def test_manage_link_cancel_reschedule_ics_qr(client: Client) -> None:
     assert "BEGIN:VEVENT" in await ics.text()
     qr = await client.get(f"/api/v1/appointments/{aid}/qr.svg?token={token}")
     assert qr.status == 200 and "<svg" in await qr.text()
+    # The invite and the QR carry the read-only join token: it views, it cannot change.
+    invite = appt["calendar_url"].split("token=")[1]
+    assert invite != token and appt["qr_url"].split("token=")[1] == invite
+    assert token not in (await ics.text()).replace("\r\n ", "")
+    viewed = await client.get(f"/api/v1/appointments/{aid}?token={invite}")
+    assert viewed.status == 200 and "manage_url" not in await viewed.text()
+    for action, body in (("cancel", {}), ("reschedule", {"start": cat.iso("16:30")})):
+        refused = await client.post(
+            f"/api/v1/appointments/{aid}/{action}", json={**body, "token": invite}
+        )
+        assert refused.status in (403, 404), await refused.text()
+    assert (await client.get(f"/api/v1/appointments/{aid}?token={token}")).status == 200
+    assert (await appointment_row(client, aid)).status == "booked"
     # Reschedule: new token, old one dead.
     moved = await client.post(
         f"/api/v1/appointments/{aid}/reschedule", json={"start": cat.iso("16:00"), "token": token}
