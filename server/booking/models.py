@@ -337,3 +337,35 @@ class HolidayDay(Base):
     year: Mapped[int] = mapped_column(Integer, index=True)
     working: Mapped[bool] = mapped_column(Boolean)
     name: Mapped[str] = mapped_column(String(60), default="")
+
+
+class OutboxMessage(Base):
+    """One SMS to send, written in the transaction of the change it tells about.
+
+    ``key`` makes the write idempotent (one reminder, one cancellation of one version);
+    a worker sends it after taking a lease with a conditional UPDATE, records the
+    provider's answer, and on failure sets the next attempt (backoff) and lets go.
+    """
+
+    __tablename__ = "booking_outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+        Index("ix_booking_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    mobile: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -21,7 +21,7 @@ from server.booking import admin_pages, errors, queue, staff_pages
 from server.booking import appointments as svc
 from server.booking import models as m
 from server.booking.availability import bookable_days, open_slots
-from server.booking.handlers import after_change, permit_for, reminder_offsets
+from server.booking.handlers import after_change, permit_for, reminder_offsets, tell_cancelled
 from server.booking.invites import qr_svg
 from server.booking.present import (
     KIND_LABELS,
@@ -308,6 +308,7 @@ async def manage_submit(request: web.Request) -> web.StreamResponse:
         appt = (await permit_for(session, request, "manage_booking", token)).appt
         if action == "cancel":
             await svc.cancel(session, appt, optional_principal(request))
+            await tell_cancelled(session, request, appt)
         elif action == "reschedule":
             await svc.reschedule(
                 session,

@@ -145,5 +145,20 @@ def confirmation_sms(appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, link
     )
 
 
+def cancellation_sms(
+    appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, rebook_url: str, *, by_staff: bool
+) -> str:
+    """Told whoever cancelled: the applicant (a receipt) or staff (an apology and a way back).
+
+    zh-CN only: applicants have no stored language yet, and a text is never bilingual.
+    """
+    local = appt.starts_at.astimezone(zone)
+    who = "工作人员已取消" if by_staff else "已取消"
+    return (
+        f"【云勘】您预约的“{matter.name}”（{local:%m月%d日 %H:%M}）{who}。"
+        f"如需重新预约：{rebook_url}"
+    )
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

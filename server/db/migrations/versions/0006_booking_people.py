@@ -44,6 +44,32 @@ def upgrade() -> None:
         ),
     )
     op.create_table(
+        "booking_outbox",
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("key", sa.String(120), nullable=False, unique=True),
+        sa.Column(
+            "appointment_id",
+            sa.Integer,
+            sa.ForeignKey("appointments.id", ondelete="SET NULL"),
+            nullable=True,
+        ),
+        sa.Column("kind", sa.String(40), nullable=False),
+        sa.Column("mobile", sa.String(20), nullable=False),
+        sa.Column("body", sa.Text, nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("attempts", sa.Integer, nullable=False),
+        sa.Column("next_attempt_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", server.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_by", sa.String(100), nullable=True),
+        sa.Column("answer", sa.Text, nullable=False),
+        sa.Column("sent_at", server.db.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", server.db.types.UTCDateTime(timezone=True), nullable=False),
+        sa.CheckConstraint(
+            "status IN ('pending', 'sent', 'failed')", name=op.f("ck_booking_outbox_status")
+        ),
+    )
+    op.create_index("ix_booking_outbox_due", "booking_outbox", ["status", "next_attempt_at"])
+    op.create_table(
         "holiday_years",
         sa.Column("year", sa.Integer, primary_key=True),
         sa.Column("source", sa.String(200), nullable=False),
@@ -61,6 +87,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("holiday_days")
     op.drop_table("holiday_years")
+    op.drop_index("ix_booking_outbox_due", "booking_outbox")
+    op.drop_table("booking_outbox")
     op.drop_table("time_claims")
     with op.batch_alter_table("matters") as batch:
         for column in (
