@@ -16,12 +16,13 @@ from aiohttp import web
 from sqlalchemy import delete, select
 
 from server.appkeys import DB, SETTINGS
-from server.booking import holidays
+from server.booking import closures, holidays
 from server.booking import models as m
-from server.booking.present import KIND_LABELS, utcnow
+from server.booking.present import KIND_LABELS, links_for, utcnow
 from server.booking.slots import TimeRange
 from server.errors import NotFoundError, PermissionDeniedError, ValidationError
 from server.http.requests import int_param, optional_principal
+from server.masking import mask_mobile
 from server.parsing import INT_MAX, parse_id, parse_int, require_date
 
 routes = web.RouteTableDef()
@@ -82,6 +83,8 @@ async def admin_page(request: web.Request) -> dict[str, Any]:
         overrides = (
             await session.scalars(select(m.HolidayOverride).order_by(m.HolidayOverride.day))
         ).all()
+        zone = request.app[SETTINGS].zone
+        affected = {e.id: await closures.affected(session, e, zone) for e in exceptions}
         links = (await session.scalars(select(m.WindowMatter))).all()
         years = (await session.scalars(select(m.HolidayYear).order_by(m.HolidayYear.year))).all()
     today = utcnow().astimezone(request.app[SETTINGS].zone).date()
@@ -92,6 +95,9 @@ async def admin_page(request: web.Request) -> dict[str, Any]:
         "departments": departments,
         "windows": [(w, plan_text([p for p in plans if p.window_id == w.id])) for w in windows],
         "exceptions": exceptions,
+        "affected": affected,
+        "local_time": lambda t: t.astimezone(zone).strftime("%H:%M"),
+        "mask": mask_mobile,
         "overrides": overrides,
         "kind_labels": KIND_LABELS,
         "window_matter_ids": lambda wid: {x.matter_id for x in links if x.window_id == wid},
@@ -244,16 +250,21 @@ async def admin_add_exception(request: web.Request) -> web.StreamResponse:
     if not closed and span is None:
         raise ValidationError(fields={"start": "This field is required"})
     window = str(form.get("window_id", ""))
+    settings = request.app[SETTINGS]
     async with request.app[DB]() as session, session.begin():
-        session.add(
-            m.PlanException(
-                window_id=parse_id(window),
-                day=day,
-                closed=closed,
-                start_min=span.start if span else None,
-                end_min=span.end if span else None,
-                note=str(form.get("note", ""))[:200],
-            )
+        exc = m.PlanException(
+            window_id=parse_id(window),
+            day=day,
+            closed=closed,
+            start_min=span.start if span else None,
+            end_min=span.end if span else None,
+            note=str(form.get("note", ""))[:200],
+        )
+        session.add(exc)
+        await session.flush()
+        # The people who booked the closed time are told in this transaction.
+        await closures.tell_affected(
+            session, exc, settings.zone, lambda a: links_for(settings, a).manage_url, utcnow()
         )
     raise web.HTTPSeeOther("/admin/matters#exceptions")
 

@@ -227,3 +227,32 @@ async def test_a_failing_provider_still_delivers_each_sms_once_it_recovers(
         assert "Your" not in cancelled[0].body  # one language per text
     finally:
         await second_engine.dispose()
+
+
+async def test_a_closure_lists_and_tells_the_affected(client: Client) -> None:
+    booked = await _book(client, 3)  # 10:00, 10:30, 11:00 (see _book)
+    admin = await staff_headers(client, "boss", "admin")
+    async with client.app[DB]() as session:
+        appts = [await session.get(m.Appointment, b["id"]) for b in booked]
+    day = appts[0].starts_at.astimezone(client.app[SETTINGS].zone).date()  # type: ignore[union-attr]
+    first = appts[0].starts_at.astimezone(client.app[SETTINGS].zone)  # type: ignore[union-attr]
+    end = (first + timedelta(minutes=45)).strftime("%H:%M")
+    body = {"day": day.isoformat(), "closed": "on", "start": first.strftime("%H:%M"), "end": end}
+    for _ in range(2):  # saved twice: nobody is told twice
+        r = await client.post("/admin/exceptions", data=body, headers=admin, allow_redirects=False)
+        assert r.status == 303, await r.text()
+    async with client.app[DB]() as session:
+        told = (
+            await session.scalars(
+                select(m.OutboxMessage).where(m.OutboxMessage.kind == "booking.closure")
+            )
+        ).all()
+    overlapping = [
+        a for a in appts if a is not None and a.starts_at < first + timedelta(minutes=45)
+    ]
+    assert {t.appointment_id for t in told} == {a.id for a in overlapping}
+    assert len(told) == len(overlapping) == 3  # all at 19:00; told once each
+    assert all("/booking/manage/" in t.body and "改约" in t.body for t in told)
+    page = await (await client.get("/admin/matters", headers=admin)).text()
+    assert page.count('class="affected"') == 2
+    assert f"受影响的预约 {len(overlapping)} 个" in page
