@@ -108,6 +108,23 @@ class BookingBlockedError(BookingError):
         )
 
 
+class AlreadyQueuedError(BookingError):
+    status = 409
+    code = "already_queued"
+    message = "You already hold a ticket for this matter"
+
+
+class VideoNowClosedError(BookingError):
+    """Outside the matter's video-now hours; names the next opening."""
+
+    status = 409
+    code = "video_now_closed"
+    message = "Video now is closed at the moment; it opens at %(opens)s. You can book a time."
+
+    def __init__(self, opens: str) -> None:
+        super().__init__(params={"opens": opens}, details={"opens": opens})
+
+
 class AlreadyBookedError(BookingError):
     status = 409
     code = "already_booked"

@@ -96,6 +96,9 @@ class Matter(Base):
     no_show_limit: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
     no_show_window_days: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
     no_show_block_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    video_now_hours: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """"Video now" service hours on working days, like ``09:00-12:00,13:30-17:00``;
+    empty: whenever the matter allows video now."""
 
 
 class Window(Base):
@@ -283,6 +286,15 @@ class QueueTicket(Base):
     __table_args__ = (
         CheckConstraint("status IN ('waiting', 'serving', 'done', 'left')", name="status"),
         Index("ix_queue_tickets_matter_status", "matter_id", "status", "id"),
+        # One live ticket per person (mobile) per matter, whichever node they ask.
+        Index(
+            "uq_queue_tickets_one_live",
+            "matter_id",
+            "mobile",
+            unique=True,
+            sqlite_where=text("status IN ('waiting', 'serving')"),
+            postgresql_where=text("status IN ('waiting', 'serving')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

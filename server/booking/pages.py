@@ -20,7 +20,7 @@ from server.appkeys import DB, SETTINGS
 from server.booking import admin_pages, errors, queue, staff_pages
 from server.booking import appointments as svc
 from server.booking import models as m
-from server.booking.availability import bookable_days, open_slots
+from server.booking.availability import bookable_days, load_calendar, open_slots
 from server.booking.handlers import after_change, permit_for, reminder_offsets, tell_cancelled
 from server.booking.invites import qr_svg
 from server.booking.present import (
@@ -31,6 +31,7 @@ from server.booking.present import (
     utcnow,
 )
 from server.booking.queue_handlers import JOIN_PER_IP, TICKET_PER_IP, announce, staff_events
+from server.booking.service_hours import next_opening
 from server.booking.validation import validate_applicant
 from server.cases import access
 from server.cases.models import Case
@@ -354,15 +355,22 @@ async def mine_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/book/now/{id}", name="book_now")
 async def video_now_page(request: web.Request) -> web.StreamResponse:
+    zone = request.app[SETTINGS].zone
     async with request.app[DB]() as session:
         matter = await svc.get_matter(session, int_param(request, "id"))
+        opens = (
+            next_opening(matter.video_now_hours, await load_calendar(session), utcnow(), zone)
+            if matter.video_now_hours
+            else None
+        )
     principal = optional_principal(request)
     values = (
         {"mobile": principal.mobile or ""} if principal and principal.kind == "applicant" else {}
     )
-    return aiohttp_jinja2.render_template(
-        "booking/now.html", request, {"matter": matter, "values": values, "fields": {}, **_labels()}
-    )
+    context = {"matter": matter, "values": values, "fields": {}, **_labels()}
+    if opens is not None:
+        context["closed"] = errors.VideoNowClosedError(opens.strftime("%Y-%m-%d %H:%M"))
+    return aiohttp_jinja2.render_template("booking/now.html", request, context)
 
 
 @routes.post("/book/now/{id}")
@@ -376,12 +384,21 @@ async def video_now_submit(request: web.Request) -> web.StreamResponse:
     )
     principal = optional_principal(request)
     account = principal.id if principal is not None and principal.kind == "applicant" else None
+    closed = None
     if info is not None:
         try:
             async with request.app[DB]() as session, session.begin():
-                ticket = await queue.join(session, matter_id, info, applicant_account_id=account)
+                ticket = await queue.join(
+                    session,
+                    matter_id,
+                    info,
+                    applicant_account_id=account,
+                    zone=request.app[SETTINGS].zone,
+                )
         except errors.SlotRuleError as exc:
             fields = dict(exc.fields)
+        except (errors.VideoNowClosedError, errors.AlreadyQueuedError) as exc:
+            closed = exc
         else:
             await announce(request, matter_id)
             raise web.HTTPSeeOther(f"/book/queue/{ticket.token}")
@@ -394,10 +411,22 @@ async def video_now_submit(request: web.Request) -> web.StreamResponse:
             "matter": matter,
             "values": values,
             "fields": {k.removeprefix("applicant."): v for k, v in fields.items()},
+            "closed": closed,
             **_labels(),
         },
-        status=422,
+        status=409 if closed is not None else 422,
     )
+
+
+@routes.post("/book/queue/{token}/leave")
+async def ticket_leave(request: web.Request) -> web.StreamResponse:
+    """The leave button: only the secret ticket token can give up its place."""
+    await limit_per_ip(request, TICKET_PER_IP)
+    async with request.app[DB]() as session, session.begin():
+        ticket = await queue.get_ticket(session, request.match_info["token"])
+        await queue.leave(session, ticket)
+    await announce(request, ticket.matter_id)
+    raise web.HTTPSeeOther(f"/book/queue/{ticket.token}")
 
 
 @routes.get("/book/queue/{token}", name="book_queue")

@@ -260,6 +260,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/book/now/{id}"): PUBLIC,
     ("POST", "/book/now/{id}"): SELF,
     ("GET", "/book/queue/{token}"): TOKEN,
+    ("POST", "/book/queue/{token}/leave"): TOKEN,
     ("GET", "/admin/matters"): ADMIN,
     ("POST", "/admin/matters"): ADMIN,
     ("POST", "/admin/matters/{id}"): ADMIN,

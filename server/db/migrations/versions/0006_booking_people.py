@@ -31,6 +31,17 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("no_show_block_days", sa.Integer(), nullable=False, server_default="30")
         )
+        batch.add_column(
+            sa.Column("video_now_hours", sa.String(200), nullable=False, server_default="")
+        )
+    op.create_index(
+        "uq_queue_tickets_one_live",
+        "queue_tickets",
+        ["matter_id", "mobile"],
+        unique=True,
+        sqlite_where=sa.text("status IN ('waiting', 'serving')"),
+        postgresql_where=sa.text("status IN ('waiting', 'serving')"),
+    )
     op.create_table(
         "time_claims",
         sa.Column("resource", sa.String(60), primary_key=True),
@@ -90,8 +101,10 @@ def downgrade() -> None:
     op.drop_index("ix_booking_outbox_due", "booking_outbox")
     op.drop_table("booking_outbox")
     op.drop_table("time_claims")
+    op.drop_index("uq_queue_tickets_one_live", "queue_tickets")
     with op.batch_alter_table("matters") as batch:
         for column in (
+            "video_now_hours",
             "no_show_block_days",
             "no_show_window_days",
             "no_show_limit",
