@@ -241,8 +241,10 @@ async def book(
     key = req.applicant.identity_key
     case = await _follow_up_case(session, req, matter) if req.case_id is not None else None
     await _check_not_booked(session, matter.id, start, key)  # the clearer answer goes first
-    await person_rules.check(session, matter, key, now, zone)
+    # A sold-out slot (most attempts in a rush) is answered from _candidates' lockless read
+    # before the per-person counts are read.
     candidates = await _candidates(session, matter, start, zone, now)
+    await person_rules.check(session, matter, key, now, zone)
     end = start + timedelta(minutes=matter.duration_min)
     if await claims.held(session, claims.person_resource(key), start, end):
         raise errors.PersonBusyError()
