@@ -186,6 +186,7 @@ async def _book_once(
     responses={
         201: schemas.APPOINTMENT_OUT,
         401: "error",
+        403: "error",
         404: "error",
         409: "error",
         422: "error",

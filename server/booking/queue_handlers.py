@@ -86,7 +86,7 @@ async def announce(request: web.Request, matter_id: int) -> None:
     "/api/v1/queue",
     summary='Join the "video now" queue of a matter; keep the returned ticket token',
     request=schemas.QUEUE_JOIN,
-    responses={201: schemas.TICKET_OUT, 404: "error", 422: "error", 429: "error"},
+    responses={201: schemas.TICKET_OUT, 404: "error", 409: "error", 422: "error", 429: "error"},
     auth="none",
 )
 async def join_queue(request: web.Request) -> web.Response:
