@@ -8,7 +8,7 @@ Forms post back to the same URL; the domain's field errors are shown beside the 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -416,6 +416,35 @@ async def video_now_submit(request: web.Request) -> web.StreamResponse:
         },
         status=409 if closed is not None else 422,
     )
+
+
+@routes.get("/hall", name="hall_display")
+@aiohttp_jinja2.template("booking/hall.html")
+async def hall_display(request: web.Request) -> dict[str, Any]:
+    """The hall's display: numbers being called and how many wait, per matter. Numbers
+    only (the ticket's id, as the ticket page shows it): no names on a public screen.
+    The page reloads itself every few seconds (a display has no one to click)."""
+    since = utcnow() - timedelta(minutes=30)
+    async with request.app[DB]() as session:
+        rows = (
+            await session.execute(
+                select(m.QueueTicket.id, m.QueueTicket.status, m.Matter.name)
+                .join(m.Matter, m.Matter.id == m.QueueTicket.matter_id)
+                .where(
+                    (m.QueueTicket.status == "waiting")
+                    | ((m.QueueTicket.status == "serving") & (m.QueueTicket.taken_at >= since))
+                )
+                .order_by(m.Matter.name, m.QueueTicket.id)
+            )
+        ).all()
+    matters: dict[str, dict[str, Any]] = {}
+    for ticket_id, status, name in rows:
+        entry = matters.setdefault(name, {"calling": [], "waiting": 0})
+        if status == "serving":
+            entry["calling"].append(f"{ticket_id:04d}")
+        else:
+            entry["waiting"] += 1
+    return {"matters": matters}
 
 
 @routes.post("/book/queue/{token}/leave")

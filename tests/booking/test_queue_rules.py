@@ -91,3 +91,29 @@ async def test_hours_one_ticket_leave_and_eta(browser: Client) -> None:
         "/api/v1/queue", json={"matter_id": cat.queue_matter_id, "applicant": person(0)}
     )
     assert back.status == 201  # who left may queue again
+
+
+async def test_the_hall_display_calls_numbers(client: Client) -> None:
+    cat = await seed_app(client.app)
+    clerk = await create_staff(client, "clerk", "inspector")
+    async with client.app[DB].begin() as session:
+        session.add(m.StaffQualification(user_id=clerk, matter_id=cat.queue_matter_id))
+    tickets = []
+    for i in range(2):
+        r = await client.post(
+            "/api/v1/queue", json={"matter_id": cat.queue_matter_id, "applicant": person(i)}
+        )
+        tickets.append(await r.json())
+    login = await client.post(
+        "/api/v1/auth/login", json={"username": "clerk", "password": "correct-horse-1"}
+    )
+    headers = {"Authorization": f"Bearer {(await login.json())['token']}"}
+    served = await client.post("/api/v1/queue/next", json={}, headers=headers)
+    assert served.status == 200, await served.text()
+    hall = await (await client.get("/hall")).text()
+    first, second = (f"{t['id']:04d}" for t in tickets)
+    assert f'data-number="{first}"' in hall and f'data-number="{second}"' not in hall
+    assert "等候 1 人" in hall and "正在呼叫" in hall
+    assert person(0)["name"] not in hall  # numbers only on a public screen
+    ticket = await (await client.get(f"/book/queue/{tickets[1]['ticket']}")).text()
+    assert f"<b>{second}</b>" in ticket

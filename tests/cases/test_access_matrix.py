@@ -261,6 +261,7 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/book/now/{id}"): SELF,
     ("GET", "/book/queue/{token}"): TOKEN,
     ("POST", "/book/queue/{token}/leave"): TOKEN,
+    ("GET", "/hall"): PUBLIC,
     ("GET", "/admin/matters"): ADMIN,
     ("POST", "/admin/matters"): ADMIN,
     ("POST", "/admin/matters/{id}"): ADMIN,
