@@ -136,9 +136,11 @@ async def test_checked_in_due_appointments_come_before_walk_ins(client: Client) 
     assert info is not None
     clerk = Principal(kind="staff", id=clerk_id, role="inspector", name="clerk")
     zone = client.app[SETTINGS].zone
+    other, _ = validate_applicant(person(6))  # one live ticket per person: two people
+    assert other is not None
     async with client.app[DB].begin() as session:
         await queue.join(session, cat.queue_matter_id, info, applicant_account_id=None)
-        await queue.join(session, cat.queue_matter_id, info, applicant_account_id=None)
+        await queue.join(session, cat.queue_matter_id, other, applicant_account_id=None)
     async with client.app[DB].begin() as session:  # 09:45: the absent one does not block
         first = await queue.take_next(session, clerk, zone=zone, now=cat.start("09:45"))
     assert first is not None and first.kind == "ticket"
