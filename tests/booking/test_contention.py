@@ -154,7 +154,16 @@ async def test_one_officer_is_never_booked_twice_at_once(pg_database: str, tmp_p
                 .where(m.Appointment.status == "booked")
             )
             taken = await session.scalar(select(func.sum(m.SlotSeat.taken)))
-            claimed = await session.scalar(select(func.count()).select_from(m.TimeClaim))
+            claimed = await session.scalar(
+                select(func.count())
+                .select_from(m.TimeClaim)
+                .where(m.TimeClaim.resource == f"staff:{clerk.id}")
+            )
+            applicants = await session.scalar(
+                select(func.count())
+                .select_from(m.TimeClaim)
+                .where(m.TimeClaim.resource.like("person:%"))
+            )
             minutes = await session.scalar(
                 select(func.sum(m.Matter.duration_min))
                 .select_from(m.Appointment)
@@ -162,6 +171,6 @@ async def test_one_officer_is_never_booked_twice_at_once(pg_database: str, tmp_p
             )
         assert overlaps == 0
         assert booked == taken == 6
-        assert claimed == minutes  # every minute of every appointment claimed, once
+        assert claimed == applicants == minutes  # every minute claimed once, officer and person
     finally:
         await engine.dispose()
