@@ -15,6 +15,7 @@ from aiohttp import web
 
 from recordings import cli_verify
 from server import logs
+from server.booking import cli_holidays
 from server.settings import Settings, SettingsError
 from signaling import cli_join
 
@@ -24,6 +25,7 @@ log = logging.getLogger("yunkan.cli")
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], object]] = [
     cli_join.add_parser,
     cli_verify.add_parser,
+    cli_holidays.add_parser,
 ]
 
 
@@ -147,15 +149,21 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="yunkan", description="Yunkan (云勘) video window service"
-    )
+def build_common() -> argparse.ArgumentParser:
+    """The options every command that opens the database takes."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--data-dir", type=Path, default=None, help="data directory (default ./var)"
     )
     common.add_argument("--config", default=None, help="TOML settings file")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="yunkan", description="Yunkan (云勘) video window service"
+    )
+    common = build_common()
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", parents=[common], help="run the web server")

@@ -15,12 +15,14 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import delete, select
 
-from server.appkeys import DB
+from server.appkeys import DB, SETTINGS
+from server.booking import closures, holidays
 from server.booking import models as m
-from server.booking.present import KIND_LABELS
+from server.booking.present import KIND_LABELS, links_for, utcnow
 from server.booking.slots import TimeRange
 from server.errors import NotFoundError, PermissionDeniedError, ValidationError
 from server.http.requests import int_param, optional_principal
+from server.masking import mask_mobile
 from server.parsing import INT_MAX, parse_id, parse_int, require_date
 
 routes = web.RouteTableDef()
@@ -81,12 +83,21 @@ async def admin_page(request: web.Request) -> dict[str, Any]:
         overrides = (
             await session.scalars(select(m.HolidayOverride).order_by(m.HolidayOverride.day))
         ).all()
+        zone = request.app[SETTINGS].zone
+        affected = {e.id: await closures.affected(session, e, zone) for e in exceptions}
         links = (await session.scalars(select(m.WindowMatter))).all()
+        years = (await session.scalars(select(m.HolidayYear).order_by(m.HolidayYear.year))).all()
+    today = utcnow().astimezone(request.app[SETTINGS].zone).date()
     return {
+        "holiday_years": years,
+        "missing_holiday_year": holidays.missing_year(today, {y.year for y in years}),
         "matters": matters,
         "departments": departments,
         "windows": [(w, plan_text([p for p in plans if p.window_id == w.id])) for w in windows],
         "exceptions": exceptions,
+        "affected": affected,
+        "local_time": lambda t: t.astimezone(zone).strftime("%H:%M"),
+        "mask": mask_mobile,
         "overrides": overrides,
         "kind_labels": KIND_LABELS,
         "window_matter_ids": lambda wid: {x.matter_id for x in links if x.window_id == wid},
@@ -152,6 +163,14 @@ async def admin_update_matter(request: web.Request) -> web.StreamResponse:
         matter.rectification_allowed = form.get("rectification_allowed") == "on"
         matter.issues_licence = form.get("issues_licence") == "on"
         matter.observed_notice = form.get("observed_notice") == "on"
+        for rule, high in (
+            ("max_open_bookings", 100),
+            ("no_show_limit", 100),
+            ("no_show_window_days", 366),
+            ("no_show_block_days", 366),
+        ):
+            if form.get(rule):
+                setattr(matter, rule, _int(form, rule, 0, high))
         if form.get("rectify_days"):
             matter.rectify_days = _int(form, "rectify_days", 1, 365)
         matter.materials = [
@@ -231,16 +250,21 @@ async def admin_add_exception(request: web.Request) -> web.StreamResponse:
     if not closed and span is None:
         raise ValidationError(fields={"start": "This field is required"})
     window = str(form.get("window_id", ""))
+    settings = request.app[SETTINGS]
     async with request.app[DB]() as session, session.begin():
-        session.add(
-            m.PlanException(
-                window_id=parse_id(window),
-                day=day,
-                closed=closed,
-                start_min=span.start if span else None,
-                end_min=span.end if span else None,
-                note=str(form.get("note", ""))[:200],
-            )
+        exc = m.PlanException(
+            window_id=parse_id(window),
+            day=day,
+            closed=closed,
+            start_min=span.start if span else None,
+            end_min=span.end if span else None,
+            note=str(form.get("note", ""))[:200],
+        )
+        session.add(exc)
+        await session.flush()
+        # The people who booked the closed time are told in this transaction.
+        await closures.tell_affected(
+            session, exc, settings.zone, lambda a: links_for(settings, a).manage_url, utcnow()
         )
     raise web.HTTPSeeOther("/admin/matters#exceptions")
 
@@ -271,3 +295,16 @@ async def admin_holiday(request: web.Request) -> web.StreamResponse:
                 )
             )
     raise web.HTTPSeeOther("/admin/matters#holidays")
+
+
+@routes.post("/admin/holidays/import")
+async def admin_import_holidays(request: web.Request) -> web.StreamResponse:
+    """One year from the State Council's notice (the format is in :mod:`holidays`)."""
+    _require_admin(request)
+    form = await request.post()
+    year = _int(form, "year", 2000, 2100)
+    entries = holidays.parse(str(form.get("holidays", "")), year)
+    source = str(form.get("source", "")).strip() or "admin form"
+    async with request.app[DB]() as session, session.begin():
+        await holidays.import_year(session, year, entries, source, utcnow())
+    raise web.HTTPSeeOther("/admin/matters#holiday-import")

@@ -20,13 +20,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import Applicant
 from server.accounts.principal import Principal
-from server.booking import errors, seats
+from server.booking import claims, errors, person_rules, seats
 from server.booking import models as m
-from server.booking.availability import WindowSlot, matter_windows, rules_of, window_slots
+from server.booking.availability import (
+    WindowSlot,
+    load_calendar,
+    matter_windows,
+    rules_of,
+    window_slots,
+)
 from server.booking.casework import applicant_account, open_case, record
 from server.booking.leads import hand_over, lead_of
 from server.booking.slots import bookable_window
-from server.booking.staffing import assign_staff, is_qualified
+from server.booking.staffing import candidates as free_staff
+from server.booking.staffing import is_qualified, qualified_staff
 from server.booking.validation import ApplicantInfo
 from server.cases import access, procedure
 from server.cases.models import Case
@@ -96,6 +103,9 @@ async def _candidates(
         if ws.slot.start == start
     ]
     if not candidates:
+        calendar = await load_calendar(session)
+        if not calendar.knows(start.astimezone(zone).year):
+            raise errors.SlotRuleError(errors.YEAR_NOT_LOADED)
         raise errors.SlotRuleError(errors.START_NOT_A_SLOT)
     free = sorted(
         (ws for ws in candidates if ws.seats_left > 0),
@@ -123,6 +133,67 @@ async def _take_seat(
             )
         if await seats.take(session, seat_id):
             return ws.window_id, seat_id, ws.slot.end
+    raise errors.SlotFullError()
+
+
+async def _officers(
+    session: AsyncSession,
+    matter_id: int,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    explicit: int | None,
+    *,
+    prefer: int | None = None,
+) -> list[int] | None:
+    """Who may take the appointment, best first, as read before any write.
+
+    ``None``: nobody is qualified for the matter yet, so it is booked unassigned (a
+    supervisor assigns). An empty list never comes back: with officers but none free the
+    slot is full (its seats come from the officers), and a named officer who is busy is
+    :class:`errors.StaffBusyError`. The claim after the insert has the final word.
+    """
+    if explicit is not None:
+        if not await is_qualified(session, explicit, matter_id):
+            raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
+        if await claims.busy_staff(session, [explicit], start, end):
+            raise errors.StaffBusyError(explicit)
+        return [explicit]
+    staff = await qualified_staff(session, matter_id)
+    if not staff:
+        return None
+    free = await free_staff(session, matter_id, start, end, zone, prefer=prefer, staff=staff)
+    if not free:
+        raise errors.SlotFullError()
+    return free
+
+
+async def _claim_person(session: AsyncSession, appt: m.Appointment) -> None:
+    """The applicant's own minutes: one person is never in two appointments at once."""
+    resource = claims.person_resource(appt.identity_key)
+    if not await claims.claim(session, resource, appt.id, appt.starts_at, appt.ends_at):
+        raise errors.PersonBusyError()
+
+
+async def _claim_officer(
+    session: AsyncSession, appt: m.Appointment, officers: list[int] | None, *, explicit: int | None
+) -> int | None:
+    """Claim the first of ``officers`` whose minutes are still free; set ``appt.staff_id``.
+
+    Losing every claim means a racing booking took the officer(s) since we read: the
+    named officer's 409 ``staff_busy``, or the slot is full. Either way the caller's
+    transaction rolls back, seat and all.
+    """
+    if officers is None:
+        return None
+    for staff_id in officers:
+        resource = claims.staff_resource(staff_id)
+        if await claims.claim(session, resource, appt.id, appt.starts_at, appt.ends_at):
+            appt.staff_id = staff_id
+            await session.flush()
+            return staff_id
+    if explicit is not None:
+        raise errors.StaffBusyError(explicit)
     raise errors.SlotFullError()
 
 
@@ -170,15 +241,15 @@ async def book(
     key = req.applicant.identity_key
     case = await _follow_up_case(session, req, matter) if req.case_id is not None else None
     await _check_not_booked(session, matter.id, start, key)  # the clearer answer goes first
+    # A sold-out slot (most attempts in a rush) is answered from _candidates' lockless read
+    # before the per-person counts are read.
     candidates = await _candidates(session, matter, start, zone, now)
+    await person_rules.check(session, matter, key, now, zone)
     end = start + timedelta(minutes=matter.duration_min)
+    if await claims.held(session, claims.person_resource(key), start, end):
+        raise errors.PersonBusyError()
     lead = await lead_of(session, case.id) if case is not None else None
-    if req.staff_id is not None:
-        if not await is_qualified(session, req.staff_id, matter.id):
-            raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
-        staff_id: int | None = req.staff_id
-    else:
-        staff_id = await assign_staff(session, matter.id, start, end, zone, prefer=lead)
+    officers = await _officers(session, matter.id, start, end, zone, req.staff_id, prefer=lead)
 
     window_id, seat_id, end = await _take_seat(session, matter, candidates)
     on_behalf = req.actor is not None and req.actor.is_staff
@@ -189,7 +260,7 @@ async def book(
         slot_id=seat_id,
         starts_at=start,
         ends_at=end,
-        staff_id=staff_id,
+        staff_id=officers[0] if officers else None,  # _claim_officer has the final word
         booked_by_staff_id=req.actor.id if on_behalf and req.actor else None,
         applicant_id=applicant_id,
         applicant_kind=req.applicant.kind,
@@ -213,6 +284,8 @@ async def book(
         await session.flush()
     except IntegrityError as exc:  # the partial unique index lost a race for this applicant
         raise errors.AlreadyBookedError() from exc
+    await _claim_person(session, appt)
+    staff_id = await _claim_officer(session, appt, officers, explicit=req.staff_id)
     _schedule_reminders(session, appt, now, reminders)
     data: dict[str, object] = {
         "appointment_id": appt.id,
@@ -300,6 +373,7 @@ async def cancel(
         raise errors.AppointmentStatusError(appt.id, appt.status)
     await _bump(session, appt, status="cancelled", updated_at=now)
     await seats.give_back(session, appt.slot_id)
+    await claims.release(session, appt.id)
     await session.execute(
         update(m.Reminder)
         .where(m.Reminder.appointment_id == appt.id, m.Reminder.sent_at.is_(None))
@@ -335,11 +409,8 @@ async def reschedule(
     await _check_not_booked(session, matter.id, start, appt.identity_key)
     old_seat, old_start, old_staff = appt.slot_id, appt.starts_at, appt.staff_id
     end = start + timedelta(minutes=matter.duration_min)
-    staff_id = await assign_staff(
-        session, matter.id, start, end, zone, exclude_appointment=appt.id, prefer=old_staff
-    )
-    # None: nobody is free then. The appointment waits for a taker, and the case keeps
-    # its lead (who may take it back) rather than losing every officer.
+    await claims.release(session, appt.id)  # the old time is given back with the move
+    officers = await _officers(session, matter.id, start, end, zone, None, prefer=old_staff)
     window_id, seat_id, end = await _take_seat(session, matter, candidates)
     try:
         await _bump(
@@ -349,11 +420,13 @@ async def reschedule(
             window_id=window_id,
             starts_at=start,
             ends_at=end,
-            staff_id=staff_id,
+            staff_id=None,
             updated_at=now,
         )
     except IntegrityError as exc:
         raise errors.AlreadyBookedError() from exc
+    await _claim_person(session, appt)
+    staff_id = await _claim_officer(session, appt, officers, explicit=None)
     await seats.give_back(session, old_seat)
     await session.execute(
         update(m.Reminder)

@@ -5,7 +5,9 @@ localised message.
     └── BookingError
         ├── MatterNotFound (404)          ├── SlotFullError (409)
         ├── AppointmentNotFound (404)     ├── AlreadyBookedError (409)
-        ├── TicketNotFound (404)          ├── AppointmentStateError (409)
+        ├── TicketNotFound (404)          ├── StaffBusyError (409): the chosen officer is taken
+        ├── BookingBlockedError (403)     ├── PersonBusyError (409), BookingLimitError (409)
+        │                                 ├── AppointmentStateError (409)
         ├── ManageLinkError (403)         │   ├── AppointmentStatusError: names the status
         │                                 │   └── NoShowTooEarly: names the start
         │                                 ├── IdempotencyConflict (422)
@@ -21,6 +23,7 @@ START_PAST = "This time is in the past"
 START_TOO_SOON = "This time is too soon: book further ahead"
 START_BEYOND_HORIZON = "This time is too far ahead: it is beyond the booking horizon"
 START_NOT_A_SLOT = "There is no slot at this time"
+YEAR_NOT_LOADED = "Booking for this year opens once its public holidays are published and loaded"
 START_NAIVE = "Give the time with its UTC offset, like 2026-12-01T09:00:00+08:00"
 STAFF_NOT_QUALIFIED = "This staff member is not qualified for this matter"
 SITE_REQUIRED = "Give the site address for an inspection"
@@ -58,6 +61,68 @@ class SlotFullError(BookingError):
     status = 409
     code = "slot_full"
     message = "This slot is fully booked"
+
+
+class StaffBusyError(BookingError):
+    """The officer named for an appointment already holds another one over that time."""
+
+    status = 409
+    code = "staff_busy"
+    message = "This officer already has an appointment at this time"
+
+    def __init__(self, staff_id: int) -> None:
+        super().__init__(details={"staff_id": staff_id})
+
+
+class PersonBusyError(BookingError):
+    """The applicant already holds an appointment (of any matter) over this time."""
+
+    status = 409
+    code = "person_busy"
+    message = "You already have another appointment at this time"
+
+
+class BookingLimitError(BookingError):
+    status = 409
+    code = "booking_limit"
+    message = "You already hold %(n)s open bookings of this matter, the most allowed"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(params={"n": limit}, details={"limit": limit})
+
+
+class BookingBlockedError(BookingError):
+    """Too many no-shows: the reason (count, window, end of the block) is in the message."""
+
+    status = 403
+    code = "booking_blocked"
+    message = (
+        "You missed %(count)s appointments in %(days)s days, so booking is closed to you "
+        "until %(until)s"
+    )
+
+    def __init__(self, count: int, days: int, until: str) -> None:
+        super().__init__(
+            params={"count": count, "days": days, "until": until},
+            details={"no_shows": count, "window_days": days, "until": until},
+        )
+
+
+class AlreadyQueuedError(BookingError):
+    status = 409
+    code = "already_queued"
+    message = "You already hold a ticket for this matter"
+
+
+class VideoNowClosedError(BookingError):
+    """Outside the matter's video-now hours; names the next opening."""
+
+    status = 409
+    code = "video_now_closed"
+    message = "Video now is closed at the moment; it opens at %(opens)s. You can book a time."
+
+    def __init__(self, opens: str) -> None:
+        super().__init__(params={"opens": opens}, details={"opens": opens})
 
 
 class AlreadyBookedError(BookingError):

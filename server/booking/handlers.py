@@ -18,13 +18,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.principal import Principal
 from server.appkeys import BUS, DB, SETTINGS, SMS
 from server.booking import appointments as svc
-from server.booking import errors, guard, idempotency, leads, schemas
+from server.booking import errors, guard, idempotency, leads, outbox, schemas
 from server.booking import models as m
 from server.booking.availability import load_calendar, open_slots
 from server.booking.invites import ics_invite, qr_svg
 from server.booking.present import (
     Links,
     appointment_dict,
+    cancellation_sms,
     confirmation_sms,
     links_for,
     matter_dict,
@@ -120,6 +121,8 @@ async def list_slots(request: web.Request) -> web.Response:
                     "end": s.end.astimezone(settings.zone).isoformat(),
                     "seats": s.seats,
                     "seats_left": s.seats_left,
+                    "period": s.period,
+                    "label": s.label,
                 }
                 for s in slots
             ],
@@ -183,6 +186,7 @@ async def _book_once(
     responses={
         201: schemas.APPOINTMENT_OUT,
         401: "error",
+        403: "error",
         404: "error",
         409: "error",
         422: "error",
@@ -214,6 +218,25 @@ async def create_appointment(request: web.Request) -> web.Response:
     if appt is not None:
         await after_change(request, appt, "booked")
     return json_response(out, status=status)
+
+
+async def tell_cancelled(session: AsyncSession, request: web.Request, appt: m.Appointment) -> None:
+    """The cancellation SMS, written to the outbox in the cancelling transaction."""
+    settings = request.app[SETTINGS]
+    principal = optional_principal(request)
+    matter = await svc.get_matter(session, appt.matter_id)
+    rebook = f"{settings.effective_public_url.rstrip('/')}/book/matter/{matter.id}"
+    await outbox.enqueue(
+        session,
+        key=f"cancelled:{appt.id}",
+        kind="booking.cancelled",
+        mobile=appt.mobile,
+        body=cancellation_sms(
+            appt, matter, settings.zone, rebook, by_staff=bool(principal and principal.is_staff)
+        ),
+        now=utcnow(),
+        appointment_id=appt.id,
+    )
 
 
 def reminder_offsets(request: web.Request) -> tuple[timedelta, ...]:
@@ -296,6 +319,7 @@ async def cancel_appointment(request: web.Request) -> web.Response:
         permit = await permit_for(session, request, "manage_booking", body.get("token"))
         appt = permit.appt
         await svc.cancel(session, appt, optional_principal(request))
+        await tell_cancelled(session, request, appt)
         out = await shaped(session, request, appt, full_identity=permit.full_identity)
     await after_change(request, appt, "cancelled")
     return json_response(out)
@@ -361,7 +385,9 @@ async def calendar_invite(request: web.Request) -> web.Response:
         start=appt.starts_at,
         end=appt.ends_at,
         join_url=links.join_url,
-        description=f"改期或取消：{links.manage_url}" if permit.links else "",
+        # An invite is forwarded to colleagues and calendars: it never carries the manage
+        # link (the SMS and the confirmation page do).
+        description="",
         location=appt.site_address,
         sequence=appt.version,
         cancelled=appt.status == "cancelled",

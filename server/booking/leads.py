@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.principal import Principal
-from server.booking import errors
+from server.booking import claims, errors
 from server.booking import models as m
 from server.booking.casework import record
 from server.booking.staffing import is_qualified
@@ -80,6 +80,15 @@ async def assign(
     if staff_id is not None and not await is_qualified(session, staff_id, appt.matter_id):
         raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
     previous = appt.staff_id
+    if staff_id != previous:
+        # The new officer's minutes are claimed like a booking's; a busy one is refused
+        # and the appointment keeps its officer (the caller rolls back).
+        if previous is not None:
+            await claims.release(session, appt.id, claims.staff_resource(previous))
+        if staff_id is not None and not await claims.claim(
+            session, claims.staff_resource(staff_id), appt.id, appt.starts_at, appt.ends_at
+        ):
+            raise errors.StaffBusyError(staff_id)
     appt.staff_id = staff_id
     appt.updated_at = now or datetime.now(UTC)
     if appt.case_id is not None:

@@ -90,6 +90,15 @@ class Matter(Base):
     # for deadline supervision.
     promised_days: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Rules per person (0 switches a rule off): open bookings one person may hold of this
+    # matter; N no-shows (of any matter) within the window block booking for some days.
+    max_open_bookings: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    no_show_limit: Mapped[int] = mapped_column(Integer, default=3, server_default="3")
+    no_show_window_days: Mapped[int] = mapped_column(Integer, default=90, server_default="90")
+    no_show_block_days: Mapped[int] = mapped_column(Integer, default=30, server_default="30")
+    video_now_hours: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    """"Video now" service hours on working days, like ``09:00-12:00,13:30-17:00``;
+    empty: whenever the matter allows video now."""
 
 
 class Window(Base):
@@ -277,6 +286,15 @@ class QueueTicket(Base):
     __table_args__ = (
         CheckConstraint("status IN ('waiting', 'serving', 'done', 'left')", name="status"),
         Index("ix_queue_tickets_matter_status", "matter_id", "status", "id"),
+        # One live ticket per person (mobile) per matter, whichever node they ask.
+        Index(
+            "uq_queue_tickets_one_live",
+            "matter_id",
+            "mobile",
+            unique=True,
+            sqlite_where=text("status IN ('waiting', 'serving')"),
+            postgresql_where=text("status IN ('waiting', 'serving')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -290,3 +308,76 @@ class QueueTicket(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class TimeClaim(Base):
+    """One minute of one person's time, held by one appointment.
+
+    ``resource`` is ``staff:<user id>`` (an officer) or ``person:<identity key>`` (an
+    applicant, who cannot be in two video sessions at once either). The primary key makes "this
+    officer already has an appointment in this minute" a constraint the database keeps
+    for every process: an overlapping claim inserts nothing (``ON CONFLICT DO NOTHING``;
+    on PostgreSQL it first waits for the transaction holding the row). ``minute`` is
+    minutes since the Unix epoch, so the claim is exact for minute-aligned slots.
+    """
+
+    __tablename__ = "time_claims"
+
+    resource: Mapped[str] = mapped_column(String(60), primary_key=True)
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)
+    appointment_id: Mapped[int] = mapped_column(
+        ForeignKey("appointments.id", ondelete="CASCADE"), index=True
+    )
+
+
+class HolidayYear(Base):
+    """A year whose statutory holidays were loaded (from the State Council's notice)."""
+
+    __tablename__ = "holiday_years"
+
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    imported_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class HolidayDay(Base):
+    """A day off (``working`` false) or a 调休 working weekend day of a loaded year."""
+
+    __tablename__ = "holiday_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, index=True)
+    working: Mapped[bool] = mapped_column(Boolean)
+    name: Mapped[str] = mapped_column(String(60), default="")
+
+
+class OutboxMessage(Base):
+    """One SMS to send, written in the transaction of the change it tells about.
+
+    ``key`` makes the write idempotent (one reminder, one cancellation of one version);
+    a worker sends it after taking a lease with a conditional UPDATE, records the
+    provider's answer, and on failure sets the next attempt (backoff) and lets go.
+    """
+
+    __tablename__ = "booking_outbox"
+    __table_args__ = (
+        CheckConstraint("status IN ('pending', 'sent', 'failed')", name="status"),
+        Index("ix_booking_outbox_due", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    appointment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("appointments.id", ondelete="SET NULL"), nullable=True
+    )
+    kind: Mapped[str] = mapped_column(String(40))
+    mobile: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    answer: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

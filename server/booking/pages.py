@@ -8,7 +8,7 @@ Forms post back to the same URL; the domain's field errors are shown beside the 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -20,8 +20,8 @@ from server.appkeys import DB, SETTINGS
 from server.booking import admin_pages, errors, queue, staff_pages
 from server.booking import appointments as svc
 from server.booking import models as m
-from server.booking.availability import load_calendar, open_slots
-from server.booking.handlers import after_change, permit_for, reminder_offsets
+from server.booking.availability import bookable_days, load_calendar, open_slots
+from server.booking.handlers import after_change, permit_for, reminder_offsets, tell_cancelled
 from server.booking.invites import qr_svg
 from server.booking.present import (
     KIND_LABELS,
@@ -31,6 +31,7 @@ from server.booking.present import (
     utcnow,
 )
 from server.booking.queue_handlers import JOIN_PER_IP, TICKET_PER_IP, announce, staff_events
+from server.booking.service_hours import next_opening
 from server.booking.validation import validate_applicant
 from server.cases import access
 from server.cases.models import Case
@@ -40,7 +41,12 @@ from server.masking import mask_mobile
 from server.parsing import parse_id, try_date
 
 routes = web.RouteTableDef()
-DAYS_SHOWN = 14
+PERIOD_LABELS = {
+    "morning": "Morning",
+    "midday": "Midday",
+    "afternoon": "Afternoon",
+    "evening": "Evening",
+}
 
 
 def _login(request: web.Request, staff: bool = False) -> web.HTTPSeeOther:
@@ -110,14 +116,6 @@ async def zone_page(request: web.Request) -> dict[str, Any]:
     return {"zone": zone, "matters": matters, **_labels()}
 
 
-def _days(start: date, calendar: Any, horizon: int) -> list[dict[str, Any]]:
-    out = []
-    for i in range(min(horizon, DAYS_SHOWN) + 1):
-        day = start + timedelta(days=i)
-        out.append({"date": day, "working": calendar.is_working_day(day)})
-    return out
-
-
 @routes.get("/book/matter/{id}", name="book_matter")
 @aiohttp_jinja2.template("booking/matter.html")
 async def matter_page(request: web.Request) -> dict[str, Any]:
@@ -126,24 +124,30 @@ async def matter_page(request: web.Request) -> dict[str, Any]:
     day = try_date(request.query.get("date"))
     async with request.app[DB]() as session:
         matter = await svc.get_matter(session, int_param(request, "id"))
-        calendar = await load_calendar(session)
-        days = _days(today, calendar, matter.horizon_days)
+        days = await bookable_days(session, matter, settings.zone, utcnow())
         if day is None:  # first day with a free seat, so the page opens on something useful
             for d in days:
-                if d["working"] and any(
+                if any(
                     s.seats_left
-                    for s in await open_slots(session, matter, d["date"], settings.zone, utcnow())
+                    for s in await open_slots(session, matter, d, settings.zone, utcnow())
                 ):
-                    day = d["date"]
+                    day = d
                     break
-        day = day or today
+        day = day or (days[0] if days else today)
         slots = await open_slots(session, matter, day, settings.zone, utcnow())
+    groups: list[tuple[str, list[tuple[Any, datetime]]]] = []
+    for s in slots:
+        if not groups or groups[-1][0] != s.period:
+            groups.append((s.period, []))
+        groups[-1][1].append((s, s.start.astimezone(settings.zone)))
     case_id = _case_param(request.query.get("case"))
     return {
         "matter": matter,
         "days": days,
         "day": day,
         "slots": [(s, s.start.astimezone(settings.zone)) for s in slots],
+        "groups": groups,
+        "period_labels": PERIOD_LABELS,
         "case_id": case_id,
         "follow_up": await _follow_up(request, case_id),
         **_labels(),
@@ -305,6 +309,7 @@ async def manage_submit(request: web.Request) -> web.StreamResponse:
         appt = (await permit_for(session, request, "manage_booking", token)).appt
         if action == "cancel":
             await svc.cancel(session, appt, optional_principal(request))
+            await tell_cancelled(session, request, appt)
         elif action == "reschedule":
             await svc.reschedule(
                 session,
@@ -350,15 +355,22 @@ async def mine_page(request: web.Request) -> web.StreamResponse:
 
 @routes.get("/book/now/{id}", name="book_now")
 async def video_now_page(request: web.Request) -> web.StreamResponse:
+    zone = request.app[SETTINGS].zone
     async with request.app[DB]() as session:
         matter = await svc.get_matter(session, int_param(request, "id"))
+        opens = (
+            next_opening(matter.video_now_hours, await load_calendar(session), utcnow(), zone)
+            if matter.video_now_hours
+            else None
+        )
     principal = optional_principal(request)
     values = (
         {"mobile": principal.mobile or ""} if principal and principal.kind == "applicant" else {}
     )
-    return aiohttp_jinja2.render_template(
-        "booking/now.html", request, {"matter": matter, "values": values, "fields": {}, **_labels()}
-    )
+    context = {"matter": matter, "values": values, "fields": {}, **_labels()}
+    if opens is not None:
+        context["closed"] = errors.VideoNowClosedError(opens.strftime("%Y-%m-%d %H:%M"))
+    return aiohttp_jinja2.render_template("booking/now.html", request, context)
 
 
 @routes.post("/book/now/{id}")
@@ -372,12 +384,21 @@ async def video_now_submit(request: web.Request) -> web.StreamResponse:
     )
     principal = optional_principal(request)
     account = principal.id if principal is not None and principal.kind == "applicant" else None
+    closed = None
     if info is not None:
         try:
             async with request.app[DB]() as session, session.begin():
-                ticket = await queue.join(session, matter_id, info, applicant_account_id=account)
+                ticket = await queue.join(
+                    session,
+                    matter_id,
+                    info,
+                    applicant_account_id=account,
+                    zone=request.app[SETTINGS].zone,
+                )
         except errors.SlotRuleError as exc:
             fields = dict(exc.fields)
+        except (errors.VideoNowClosedError, errors.AlreadyQueuedError) as exc:
+            closed = exc
         else:
             await announce(request, matter_id)
             raise web.HTTPSeeOther(f"/book/queue/{ticket.token}")
@@ -390,10 +411,51 @@ async def video_now_submit(request: web.Request) -> web.StreamResponse:
             "matter": matter,
             "values": values,
             "fields": {k.removeprefix("applicant."): v for k, v in fields.items()},
+            "closed": closed,
             **_labels(),
         },
-        status=422,
+        status=409 if closed is not None else 422,
     )
+
+
+@routes.get("/hall", name="hall_display")
+@aiohttp_jinja2.template("booking/hall.html")
+async def hall_display(request: web.Request) -> dict[str, Any]:
+    """The hall's display: numbers being called and how many wait, per matter. Numbers
+    only (the ticket's id, as the ticket page shows it): no names on a public screen.
+    The page reloads itself every few seconds (a display has no one to click)."""
+    since = utcnow() - timedelta(minutes=30)
+    async with request.app[DB]() as session:
+        rows = (
+            await session.execute(
+                select(m.QueueTicket.id, m.QueueTicket.status, m.Matter.name)
+                .join(m.Matter, m.Matter.id == m.QueueTicket.matter_id)
+                .where(
+                    (m.QueueTicket.status == "waiting")
+                    | ((m.QueueTicket.status == "serving") & (m.QueueTicket.taken_at >= since))
+                )
+                .order_by(m.Matter.name, m.QueueTicket.id)
+            )
+        ).all()
+    matters: dict[str, dict[str, Any]] = {}
+    for ticket_id, status, name in rows:
+        entry = matters.setdefault(name, {"calling": [], "waiting": 0})
+        if status == "serving":
+            entry["calling"].append(f"{ticket_id:04d}")
+        else:
+            entry["waiting"] += 1
+    return {"matters": matters}
+
+
+@routes.post("/book/queue/{token}/leave")
+async def ticket_leave(request: web.Request) -> web.StreamResponse:
+    """The leave button: only the secret ticket token can give up its place."""
+    await limit_per_ip(request, TICKET_PER_IP)
+    async with request.app[DB]() as session, session.begin():
+        ticket = await queue.get_ticket(session, request.match_info["token"])
+        await queue.leave(session, ticket)
+    await announce(request, ticket.matter_id)
+    raise web.HTTPSeeOther(f"/book/queue/{ticket.token}")
 
 
 @routes.get("/book/queue/{token}", name="book_queue")

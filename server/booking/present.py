@@ -50,8 +50,10 @@ def links_for(settings: Settings, appt: m.Appointment) -> Links:
     return Links(
         join_url=f"{base}/join/{appt.id}?token={join}",
         manage_url=f"{base}/booking/manage/{appt.id}?token={manage}",
-        calendar_url=f"{base}/api/v1/appointments/{appt.id}/calendar.ics?token={manage}",
-        qr_url=f"{base}/api/v1/appointments/{appt.id}/qr.svg?token={manage}",
+        # Invites are forwarded and QR codes photographed: they carry the read-only join
+        # token (view and join), never the manage token that can cancel.
+        calendar_url=f"{base}/api/v1/appointments/{appt.id}/calendar.ics?token={join}",
+        qr_url=f"{base}/api/v1/appointments/{appt.id}/qr.svg?token={join}",
         manage_token=manage,
     )
 
@@ -140,6 +142,21 @@ def confirmation_sms(appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, link
     return (
         f"【云勘】您已预约“{matter.name}”，时间{local:%m月%d日 %H:%M}。"
         f"届时请点击进入视频窗口：{links.join_url} 改期或取消：{links.manage_url}"
+    )
+
+
+def cancellation_sms(
+    appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, rebook_url: str, *, by_staff: bool
+) -> str:
+    """Told whoever cancelled: the applicant (a receipt) or staff (an apology and a way back).
+
+    zh-CN only: applicants have no stored language yet, and a text is never bilingual.
+    """
+    local = appt.starts_at.astimezone(zone)
+    who = "工作人员已取消" if by_staff else "已取消"
+    return (
+        f"【云勘】您预约的“{matter.name}”（{local:%m月%d日 %H:%M}）{who}。"
+        f"如需重新预约：{rebook_url}"
     )
 
 

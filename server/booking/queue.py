@@ -25,14 +25,18 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, and_, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.accounts.models import User
 from server.accounts.principal import Principal
-from server.booking import errors
+from server.booking import claims, errors
 from server.booking import models as m
 from server.booking.appointments import get_matter
+from server.booking.availability import load_calendar
 from server.booking.casework import applicant_account, open_case, record
 from server.booking.leads import hand_over
+from server.booking.service_hours import next_opening
 from server.booking.staffing import qualified_staff
 from server.booking.validation import ApplicantInfo
 from server.cases import access
@@ -82,10 +86,30 @@ async def join(
     *,
     applicant_account_id: int | None,
     now: datetime | None = None,
+    zone: ZoneInfo | None = None,
 ) -> m.QueueTicket:
+    """A ticket, if the matter serves walk-ins now and the person holds none of it yet.
+
+    The partial unique index on live tickets per (matter, mobile) has the last word, so
+    two taps on two nodes still give one ticket.
+    """
+    now = now or datetime.now(UTC)
     matter = await get_matter(session, matter_id)
     if not matter.allows_video_now:
         raise errors.SlotRuleError(errors.VIDEO_NOW_OFF, field="matter_id")
+    if zone is not None and matter.video_now_hours:
+        opens = next_opening(matter.video_now_hours, await load_calendar(session), now, zone)
+        if opens is not None:
+            raise errors.VideoNowClosedError(opens.strftime("%Y-%m-%d %H:%M"))
+    live = await session.scalar(
+        select(m.QueueTicket.id).where(
+            m.QueueTicket.matter_id == matter.id,
+            m.QueueTicket.mobile == applicant.mobile,
+            m.QueueTicket.status.in_(("waiting", "serving")),
+        )
+    )
+    if live is not None:
+        raise errors.AlreadyQueuedError()
     ticket = m.QueueTicket(
         token=secrets.token_urlsafe(18),
         matter_id=matter.id,
@@ -93,11 +117,30 @@ async def join(
         name=applicant.display_name,
         mobile=applicant.mobile,
         status="waiting",
-        created_at=now or datetime.now(UTC),
+        created_at=now,
     )
     session.add(ticket)
-    await session.flush()
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # a racing twin of this person's ticket won
+        raise errors.AlreadyQueuedError() from exc
     return ticket
+
+
+async def serving_officers(session: AsyncSession, matter_id: int) -> int:
+    """Officers who actually serve the queue: qualified inspectors, not the admins and
+    supervisors who are qualified only to oversee or stand in."""
+    qualified = await qualified_staff(session, matter_id)
+    if not qualified:
+        return 0
+    return int(
+        await session.scalar(
+            select(func.count())
+            .select_from(User)
+            .where(User.id.in_(qualified), User.role == "inspector")
+        )
+        or 0
+    )
 
 
 async def _due_appointments(session: AsyncSession, matter_id: int, now: datetime) -> int:
@@ -117,7 +160,7 @@ async def positions(
     """Every waiting ticket of a matter with its position and estimate (for the bus)."""
     now = now or datetime.now(UTC)
     matter = await get_matter(session, matter_id)
-    servers = max(len(await qualified_staff(session, matter_id)), 1)
+    servers = max(await serving_officers(session, matter_id), 1)
     ahead = await _due_appointments(session, matter_id, now)
     waiting = await session.scalars(
         select(m.QueueTicket.id)
@@ -181,7 +224,9 @@ async def take_next(
         return None
     # 1. Checked-in appointments whose time has come (theirs or unassigned), earliest first.
     due = await session.execute(
-        select(m.Appointment.id, m.Appointment.staff_id)
+        select(
+            m.Appointment.id, m.Appointment.staff_id, m.Appointment.starts_at, m.Appointment.ends_at
+        )
         .where(
             m.Appointment.matter_id.in_(matters),
             _due(now),
@@ -189,7 +234,12 @@ async def take_next(
         )
         .order_by(m.Appointment.starts_at, m.Appointment.id)
     )
-    for appt_id, assigned in list(due):
+    resource = claims.staff_resource(staff_id)
+    for appt_id, assigned, starts, ends in list(due):
+        # Taking an unassigned appointment claims the clerk's minutes like a booking; a
+        # clerk who has another appointment then is not given this one.
+        if assigned is None and not await claims.claim(session, resource, appt_id, starts, ends):
+            continue
         result = await session.execute(
             update(m.Appointment)
             .where(
@@ -202,21 +252,24 @@ async def take_next(
             .values(status="in_session", staff_id=staff_id, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount == 1:  # type: ignore[attr-defined]
-            appt = await session.get(m.Appointment, appt_id)
-            assert appt is not None
-            await session.refresh(appt)
-            if appt.case_id is not None:
-                if assigned is None:
-                    await hand_over(session, appt.case_id, staff_id)
-                await record(
-                    session,
-                    appt.case_id,
-                    "appointment.in_session",
-                    staff,
-                    {"appointment_id": appt_id, "by": "queue", "taken": assigned is None},
-                )
-            return Served("appointment", appt_id, appt.case_id, appt.matter_id)
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            if assigned is None:
+                await claims.release(session, appt_id, resource)
+            continue
+        appt = await session.get(m.Appointment, appt_id)
+        assert appt is not None
+        await session.refresh(appt)
+        if appt.case_id is not None:
+            if assigned is None:
+                await hand_over(session, appt.case_id, staff_id)
+            await record(
+                session,
+                appt.case_id,
+                "appointment.in_session",
+                staff,
+                {"appointment_id": appt_id, "by": "queue", "taken": assigned is None},
+            )
+        return Served("appointment", appt_id, appt.case_id, appt.matter_id)
     # 2. Walk-ins, first come first served.
     waiting = await session.scalars(
         select(m.QueueTicket.id)

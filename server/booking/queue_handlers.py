@@ -86,7 +86,7 @@ async def announce(request: web.Request, matter_id: int) -> None:
     "/api/v1/queue",
     summary='Join the "video now" queue of a matter; keep the returned ticket token',
     request=schemas.QUEUE_JOIN,
-    responses={201: schemas.TICKET_OUT, 404: "error", 422: "error", 429: "error"},
+    responses={201: schemas.TICKET_OUT, 404: "error", 409: "error", 422: "error", 429: "error"},
     auth="none",
 )
 async def join_queue(request: web.Request) -> web.Response:
@@ -98,7 +98,13 @@ async def join_queue(request: web.Request) -> web.Response:
     principal = optional_principal(request)
     account = principal.id if principal is not None and principal.kind == "applicant" else None
     async with request.app[DB]() as session, session.begin():
-        ticket = await queue.join(session, body["matter_id"], info, applicant_account_id=account)
+        ticket = await queue.join(
+            session,
+            body["matter_id"],
+            info,
+            applicant_account_id=account,
+            zone=request.app[SETTINGS].zone,
+        )
     async with request.app[DB]() as session:
         pos = await queue.position_of(session, ticket)
     await announce(request, ticket.matter_id)

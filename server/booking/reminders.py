@@ -1,20 +1,18 @@
 """Reminders and no-shows, safe with any number of schedulers running.
 
-A reminder is sent by whoever flips its ``sent_at`` from NULL in a conditional UPDATE;
-the database lets exactly one scheduler see "one row changed", so with several
-processes (or a restart halfway) each reminder goes out once. The flip is committed
-*before* the SMS is handed to the sender: a crash between the two loses one reminder
-rather than sending it twice (an SMS cannot be taken back; a missed reminder is the
-lesser harm, and the confirmation SMS already carried the time). On PostgreSQL the
-candidate rows are read with ``FOR UPDATE SKIP LOCKED`` so schedulers split the work
-instead of queueing on the same rows.
+A due reminder is queued by whoever flips its ``sent_at`` from NULL in a conditional
+UPDATE; the database lets exactly one scheduler see "one row changed". The flip and the
+outbox row (:mod:`outbox`, keyed by reminder and due time) commit together, so a
+reminder is never lost between the two and never queued twice; the outbox worker then
+delivers it with retries and records the provider's answer. On PostgreSQL the candidate
+rows are read with ``FOR UPDATE SKIP LOCKED`` so schedulers split the work instead of
+queueing on the same rows.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -22,18 +20,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.booking import models as m
+from server.booking import outbox
 from server.booking.casework import record
 
 log = logging.getLogger(__name__)
 
-SendSms = Callable[[str, str], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class DueReminder:
-    reminder_id: int
-    mobile: str
-    text: str
+KIND = "booking.reminder"
 
 
 def reminder_text(appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, join_url: str) -> str:
@@ -44,7 +36,7 @@ def reminder_text(appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, join_ur
     )
 
 
-async def claim_due(
+async def queue_due(
     session: AsyncSession,
     *,
     now: datetime,
@@ -52,8 +44,8 @@ async def claim_due(
     zone: ZoneInfo,
     join_url: Callable[[m.Appointment], str],
     limit: int = 50,
-) -> list[DueReminder]:
-    """Claim due reminders for this worker (commit before sending what it returns)."""
+) -> int:
+    """Claim due reminders and write their SMS to the outbox, in the caller's transaction."""
     query = (
         select(m.Reminder.id)
         .where(
@@ -65,7 +57,7 @@ async def claim_due(
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     ids = list(await session.scalars(query))
-    claimed: list[DueReminder] = []
+    queued = 0
     for rid in ids:
         result = await session.execute(
             update(m.Reminder)
@@ -82,32 +74,34 @@ async def claim_due(
             continue  # cancelled or finished: claimed (so nobody retries) but not sent
         matter = await session.get(m.Matter, appt.matter_id)
         assert matter is not None
-        claimed.append(
-            DueReminder(rid, appt.mobile, reminder_text(appt, matter, zone, join_url(appt)))
+        await outbox.enqueue(
+            session,
+            key=f"reminder:{rid}:{reminder.due_at.isoformat()}",
+            kind=KIND,
+            mobile=appt.mobile,
+            body=reminder_text(appt, matter, zone, join_url(appt)),
+            now=now,
+            appointment_id=appt.id,
         )
-    return claimed
+        queued += 1
+    return queued
 
 
 async def send_due(
     db: async_sessionmaker[AsyncSession],
-    send: SendSms,
+    provider: outbox.Provider,
     *,
     worker: str,
     zone: ZoneInfo,
     join_url: Callable[[m.Appointment], str],
     now: datetime | None = None,
 ) -> int:
-    """One scheduler pass; returns how many reminders this worker sent."""
+    """One scheduler pass: queue due reminders, then deliver what the outbox holds (any
+    kind); returns how many SMS this worker delivered."""
+    now = now or datetime.now(UTC)
     async with db() as session, session.begin():
-        due = await claim_due(
-            session, now=now or datetime.now(UTC), worker=worker, zone=zone, join_url=join_url
-        )
-    for item in due:
-        try:
-            await send(item.mobile, item.text)
-        except Exception:  # one failing SMS must not stop the others
-            log.exception("reminder %d could not be sent", item.reminder_id)
-    return len(due)
+        await queue_due(session, now=now, worker=worker, zone=zone, join_url=join_url)
+    return await outbox.deliver_due(db, provider, worker=worker, now=now)
 
 
 async def mark_no_shows(

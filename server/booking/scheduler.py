@@ -53,16 +53,12 @@ def worker_name(app: web.Application) -> str:
 async def tick(app: web.Application, now: datetime | None = None) -> tuple[int, int]:
     """One pass: (reminders sent by this process, appointments marked no-show)."""
     settings = app[SETTINGS]
-    sms = app[SMS]
-
-    async def send(mobile: str, text: str) -> None:
-        await sms.send(mobile, text, kind="booking.reminder")
 
     def join_url(appt: m.Appointment) -> str:
         return links_for(settings, appt).join_url
 
     sent = await send_due(
-        app[DB], send, worker=worker_name(app), zone=settings.zone, join_url=join_url, now=now
+        app[DB], app[SMS], worker=worker_name(app), zone=settings.zone, join_url=join_url, now=now
     )
     no_shows = await mark_no_shows(app[DB], grace=NO_SHOW_GRACE, now=now)
     return sent, len(no_shows)

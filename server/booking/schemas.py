@@ -111,6 +111,10 @@ SLOTS_OUT: Schema = {
         "date": {"type": "string", "format": "date"},
         "timezone": {"type": "string"},
         "working_day": {"type": "boolean"},
+        "day_kind": {
+            "type": "string",
+            "enum": ["weekday", "weekend", "holiday", "makeup", "override", "unknown_year"],
+        },
         "slots": {
             "type": "array",
             "items": {
@@ -120,6 +124,12 @@ SLOTS_OUT: Schema = {
                     "end": _DATETIME,
                     "seats": {"type": "integer"},
                     "seats_left": {"type": "integer"},
+                    "period": {
+                        "type": "string",
+                        "enum": ["morning", "midday", "afternoon", "evening"],
+                        "description": "上午 / 午间 / 下午 / 晚间, by the local start",
+                    },
+                    "label": {"type": "string", "description": "午间错时, 延时服务 … or empty"},
                 },
             },
         },

@@ -3,8 +3,10 @@
 The order of rules for one local date, and why:
 
 1. The holiday calendar decides whether the date works at all (statutory holidays,
-   make-up days, admin overrides). A make-up Saturday runs the plan of
-   ``makeup_weekday`` (Monday by default), because the plan usually has no Saturday.
+   make-up days, admin overrides). An ordinary Saturday or Sunday runs the plan's own
+   rows for that weekday (周末不打烊), and only those; a statutory holiday runs nothing.
+   A make-up Saturday runs its own rows, or the plan of ``makeup_weekday`` (Monday by
+   default) when it has none, because the plan usually has no Saturday.
 2. Dated exceptions then close ranges (a whole-day closure, or a meeting 14:00–16:00)
    and add extra ranges (extra hours, even on a holiday: an admin said so explicitly).
 3. Each remaining range is cut into ``duration`` slots separated by ``buffer`` minutes;
@@ -59,13 +61,40 @@ def _hhmm(minutes: int) -> str:
 
 @dataclass(frozen=True)
 class WeeklyPlan:
-    """Ranges per weekday (0 = Monday); several ranges a day are normal."""
+    """Ranges per weekday (0 = Monday); several ranges a day are normal.
+
+    ``labels`` names some ranges (午间错时, 延时服务): citizens see the label beside the
+    slots that start inside it.
+    """
 
     ranges: Mapping[int, Sequence[TimeRange]] = field(default_factory=dict)
     makeup_weekday: int = 0
+    labels: Mapping[tuple[int, TimeRange], str] = field(default_factory=dict)
 
     def for_weekday(self, weekday: int) -> list[TimeRange]:
         return list(self.ranges.get(weekday, ()))
+
+    def label_at(self, weekday: int, minute: int) -> str:
+        """The label of the weekday's range that ``minute`` starts in ("" if none)."""
+        for weekday_used in (weekday, self.makeup_weekday):
+            for r in self.ranges.get(weekday_used, ()):
+                if r.start <= minute < r.end and self.labels.get((weekday_used, r)):
+                    return self.labels[(weekday_used, r)]
+            if self.ranges.get(weekday):
+                break
+        return ""
+
+
+PERIODS = (("morning", 0), ("midday", 12 * 60), ("afternoon", 14 * 60), ("evening", 18 * 60))
+"""上午 / 午间 / 下午 / 晚间, by the local minute a slot starts at."""
+
+
+def period_of(minute: int) -> str:
+    name = PERIODS[0][0]
+    for key, start in PERIODS:
+        if minute >= start:
+            name = key
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,11 +161,13 @@ def day_ranges(
     """The open local ranges of ``day`` after holidays and exceptions (steps 1 and 2)."""
     kind = calendar.day_kind(day)
     ranges: list[TimeRange] = []
+    weekday = day.weekday()
     if kind.working:
-        weekday = day.weekday()
         ranges = plan.for_weekday(weekday)
         if weekday >= 5 and not ranges:
             ranges = plan.for_weekday(plan.makeup_weekday)
+    elif kind.reason == "weekend":  # an ordinary weekend: only rows planned for it
+        ranges = plan.for_weekday(weekday)
     ranges = _merge(ranges)
     todays = [e for e in exceptions if e.day == day]
     for exc in todays:

@@ -1,8 +1,9 @@
 """Choosing who serves an appointment: qualified, free at that time, least loaded that day.
 
-This is a best-effort choice, not an invariant: two bookings racing for the same
-minute may pick the same person, and a supervisor can reassign by hand. Capacity (the
-thing that must never be wrong) is the seat count, enforced in :mod:`seats`.
+The order is a preference, not the invariant: two bookings racing for the same minute
+may both pick the same person, and then the database lets only one of them claim that
+person's minutes (:mod:`claims`); the loser tries the next candidate. "Free" is read
+from the claimed minutes, which every process sees the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import User
+from server.booking import claims
 from server.booking import models as m
 
 
@@ -31,6 +33,52 @@ async def is_qualified(session: AsyncSession, user_id: int, matter_id: int) -> b
     return user_id in await qualified_staff(session, matter_id)
 
 
+async def candidates(
+    session: AsyncSession,
+    matter_id: int,
+    start: datetime,
+    end: datetime,
+    zone: ZoneInfo,
+    *,
+    prefer: int | None = None,
+    staff: list[int] | None = None,
+) -> list[int]:
+    """Qualified staff free over ``[start, end)``, best first: ``prefer`` (when free),
+    then the least loaded that local day (ties: lowest id).
+
+    ``prefer`` wins when qualified and free: a moved appointment keeps its officer, a
+    re-inspection the inspector who found what was to be rectified.
+    """
+    staff = await qualified_staff(session, matter_id) if staff is None else staff
+    if not staff:
+        return []
+    busy = await claims.busy_staff(session, staff, start, end)
+    free = [s for s in staff if s not in busy]
+    if len(free) <= 1:
+        return free
+    local_day = start.astimezone(zone).date()
+    day_start = datetime.combine(local_day, time(), zone).astimezone(UTC)
+    day_end = day_start + timedelta(days=1)
+    load = dict(
+        (
+            await session.execute(
+                select(m.Appointment.staff_id, func.count())
+                .where(
+                    and_(
+                        m.Appointment.staff_id.in_(free),
+                        m.Appointment.status.in_(m.LIVE_STATUSES),
+                        m.Appointment.starts_at >= day_start,
+                        m.Appointment.starts_at < day_end,
+                    )
+                )
+                .group_by(m.Appointment.staff_id)
+            )
+        ).all()
+    )
+    free.sort(key=lambda s: (s != prefer, load.get(s, 0), s))
+    return free
+
+
 async def assign_staff(
     session: AsyncSession,
     matter_id: int,
@@ -38,46 +86,8 @@ async def assign_staff(
     end: datetime,
     zone: ZoneInfo,
     *,
-    exclude_appointment: int | None = None,
     prefer: int | None = None,
 ) -> int | None:
-    """The least-loaded qualified staff member free over ``[start, end)``; None if nobody.
-
-    ``prefer`` wins when qualified and free: a moved appointment keeps its officer, a
-    re-inspection the inspector who found what was to be rectified.
-    """
-    staff = await qualified_staff(session, matter_id)
-    if not staff:
-        return None
-    local_day = start.astimezone(zone).date()
-    day_start = datetime.combine(local_day, time(), zone).astimezone(UTC)
-    day_end = day_start + timedelta(days=1)
-    live = and_(
-        m.Appointment.staff_id.in_(staff),
-        m.Appointment.status.in_(m.LIVE_STATUSES),
-        m.Appointment.id != (exclude_appointment or 0),
-    )
-    busy = set(
-        await session.scalars(
-            select(m.Appointment.staff_id).where(
-                live, m.Appointment.starts_at < end, m.Appointment.ends_at > start
-            )
-        )
-    )
-    load = dict(
-        (
-            await session.execute(
-                select(m.Appointment.staff_id, func.count())
-                .where(
-                    live, m.Appointment.starts_at >= day_start, m.Appointment.starts_at < day_end
-                )
-                .group_by(m.Appointment.staff_id)
-            )
-        ).all()
-    )
-    free = [s for s in staff if s not in busy]
-    if not free:
-        return None
-    if prefer in free:
-        return prefer
-    return min(free, key=lambda s: (load.get(s, 0), s))
+    """The best free candidate as read now (see :func:`candidates`); None if nobody."""
+    free = await candidates(session, matter_id, start, end, zone, prefer=prefer)
+    return free[0] if free else None

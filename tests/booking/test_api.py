@@ -14,7 +14,7 @@ from server.appkeys import DB
 from server.booking import models as m
 from server.booking import validation as v
 from server.cases.models import Case, CaseEvent, CaseParty
-from tests.booking.support import ENTERPRISE, PERSON, officer, person, seed_app
+from tests.booking.support import ENTERPRISE, PERSON, appointment_row, officer, person, seed_app
 from tests.support import applicant_headers, create_staff, staff_headers
 
 Client = TestClient[Any, Any]
@@ -121,8 +121,12 @@ async def test_full_slot_and_one_booking_per_applicant(client: Client) -> None:
     full = await client.post("/api/v1/appointments", json=other, headers=headers)
     assert full.status == 409
     assert (await full.json())["error"]["code"] == "slot_full"
-    # Same applicant, same time, other matter: a different slot, allowed.
-    ok = {"matter_id": cat.matter_id, "start": cat.iso("11:00"), "applicant": ENTERPRISE}
+    # Same applicant, overlapping time, other matter: one person, one appointment at once.
+    clash = {"matter_id": cat.matter_id, "start": cat.iso("11:00"), "applicant": ENTERPRISE}
+    busy = await client.post("/api/v1/appointments", json=clash, headers=headers)
+    assert busy.status == 409 and (await busy.json())["error"]["code"] == "person_busy"
+    assert (await busy.json())["error"]["message"] == "您在该时间已有其他预约"
+    ok = {**clash, "start": cat.iso("11:30")}  # right after: fine
     assert (await client.post("/api/v1/appointments", json=ok, headers=headers)).status == 201
     assert await _count(client, m.Appointment) == 2
 
@@ -251,6 +255,19 @@ async def test_manage_link_cancel_reschedule_ics_qr(client: Client) -> None:
     assert "BEGIN:VEVENT" in await ics.text()
     qr = await client.get(f"/api/v1/appointments/{aid}/qr.svg?token={token}")
     assert qr.status == 200 and "<svg" in await qr.text()
+    # The invite and the QR carry the read-only join token: it views, it cannot change.
+    invite = appt["calendar_url"].split("token=")[1]
+    assert invite != token and appt["qr_url"].split("token=")[1] == invite
+    assert token not in (await ics.text()).replace("\r\n ", "")
+    viewed = await client.get(f"/api/v1/appointments/{aid}?token={invite}")
+    assert viewed.status == 200 and "manage_url" not in await viewed.text()
+    for action, body in (("cancel", {}), ("reschedule", {"start": cat.iso("16:30")})):
+        refused = await client.post(
+            f"/api/v1/appointments/{aid}/{action}", json={**body, "token": invite}
+        )
+        assert refused.status in (403, 404), await refused.text()
+    assert (await client.get(f"/api/v1/appointments/{aid}?token={token}")).status == 200
+    assert (await appointment_row(client, aid)).status == "booked"
     # Reschedule: new token, old one dead.
     moved = await client.post(
         f"/api/v1/appointments/{aid}/reschedule", json={"start": cat.iso("16:00"), "token": token}
@@ -337,7 +354,12 @@ async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -
         json={"matter_id": cat.matter_id, "start": cat.iso("10:00"), "applicant": person(9)},
         headers=headers,
     )
-    assert (await r.json())["staff_id"] is None  # both busy: left for a supervisor to assign
+    # Both officers are busy at 10:00: seats are people, so the slot is full.
+    assert r.status == 409 and (await r.json())["error"]["code"] == "slot_full"
+    slots = await client.get(f"/api/v1/matters/{cat.matter_id}/slots?date={cat.day}")
+    by_start = {x["start"]: x for x in (await slots.json())["slots"]}
+    assert by_start[cat.iso("10:00")]["seats_left"] == 0
+    assert by_start[cat.iso("11:00")]["seats"] == 2  # two officers, not the window's 10
     bad = await client.post(
         "/api/v1/appointments",
         json={
@@ -349,10 +371,44 @@ async def test_auto_assignment_prefers_least_loaded_free_staff(client: Client) -
         headers=headers,
     )
     assert bad.status == 422
-    aid = (await r.json())["id"]
+    busy = await client.post(
+        "/api/v1/appointments",
+        json={
+            "matter_id": cat.small_matter_id,
+            "start": cat.iso("10:00"),
+            "applicant": person(11),
+            "staff_id": a,
+            "site_address": "福州市鼓楼区",
+        },
+        headers=headers,
+    )
+    assert busy.status == 409, await busy.text()
+    assert (await busy.json())["error"]["code"] == "staff_busy"  # another matter, same officer
+    r = await client.post(
+        "/api/v1/appointments",
+        json={"matter_id": cat.matter_id, "start": cat.iso("11:00"), "applicant": person(9)},
+        headers=headers,
+    )
+    first = await r.json()
+    aid = first["id"]
+    other = b if first["staff_id"] == a else a
     url = f"/api/v1/appointments/{aid}/assign"
-    by_hand = await client.post(url, json={"staff_id": a}, headers=headers)
-    assert by_hand.status == 200 and (await by_hand.json())["staff_id"] == a
+    by_hand = await client.post(url, json={"staff_id": other}, headers=headers)
+    assert by_hand.status == 200 and (await by_hand.json())["staff_id"] == other
+    # Handing a 10:00 appointment to an officer who already has one at 10:00 is refused.
+    ten = [
+        x
+        for x in (
+            await (await client.get(f"/api/v1/appointments?date={cat.day}", headers=headers)).json()
+        )["appointments"]
+        if x["start"] == cat.iso("10:00")
+    ]
+    clash = await client.post(
+        f"/api/v1/appointments/{ten[0]['id']}/assign",
+        json={"staff_id": ten[1]["staff_id"]},
+        headers=headers,
+    )
+    assert clash.status == 409 and (await clash.json())["error"]["code"] == "staff_busy"
     wrong = await client.post(url, json={"staff_id": 424242}, headers=headers)
     assert wrong.status == 422
     inspector = await staff_headers(client, "insp", "inspector")

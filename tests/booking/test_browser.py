@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
+from sqlalchemy import select
 
+from server.accounts.models import SmsMessage
 from server.app import create_app
 from server.appkeys import DB
 from server.booking.demo import seed as booking_seed
@@ -51,6 +55,37 @@ async def test_book_on_a_phone_and_staff_see_the_queue_live(
         await phone.goto(base + "/")
         await phone.click(".zone-citizen")
         await phone.click(".matter >> nth=0 >> a.button.primary")
+        await phone.wait_for_selector(".period h3")
+        # The day picker offers only days with slots (the demo plans Monday to Friday).
+        days = await phone.eval_on_selector_all(
+            "a.day", "els => els.map(e => e.getAttribute('href'))"
+        )
+        assert days, "no day offered"
+        weekdays = {date.fromisoformat(d.split("date=")[1][:10]).weekday() for d in days}
+        assert weekdays <= {0, 1, 2, 3, 4}
+        matter_url = phone.url.split("?")[0]
+        matter_id = matter_url.rstrip("/").rsplit("/", 1)[1]
+        for href in days:
+            day = href.split("date=")[1][:10]
+            async with aiohttp.ClientSession() as http:
+                got = await http.get(f"{base}/api/v1/matters/{matter_id}/slots?date={day}")
+                assert (await got.json())["slots"], day
+        # Slots grouped by the time of day, the lunch-time service labelled.
+        headings = await phone.eval_on_selector_all(
+            ".period h3", "els => els.map(e => e.textContent)"
+        )
+        assert headings and set(headings) <= {"上午", "午间", "下午", "晚间"}
+        assert headings == sorted(headings, key=["上午", "午间", "下午", "晚间"].index)
+        if "午间" in headings:
+            assert "午间错时" in await phone.inner_text(".period[data-period=midday]")
+        await phone.screenshot(path=str(tmp_path / "matter.png"), full_page=True)
+        overlap = await phone.evaluate(
+            """() => { const r = [...document.querySelectorAll('a.slot')]
+              .map(e => e.getBoundingClientRect());
+            return r.some((a, i) => r.some((b, j) => i < j && a.left < b.right && b.left < a.right
+              && a.top < b.bottom && b.top < a.bottom)) || document.body.scrollWidth > 390; }"""
+        )
+        assert not overlap
         await phone.click("a.slot >> nth=0")
         await phone.fill("input[name=name]", "张三")
         await phone.fill("input[name=id_number]", "110105194912310021")  # wrong check digit
@@ -63,6 +98,16 @@ async def test_book_on_a_phone_and_staff_see_the_queue_live(
         assert await phone.locator(".qr svg").count() == 1
         assert "视频窗口预约成功" in await phone.inner_text("main")
         await phone.screenshot(path=str(tmp_path / "confirmation.png"))
+        async with app[DB]() as session:  # the confirmation SMS reached the applicant
+            texts = list(
+                await session.scalars(
+                    select(SmsMessage.body).where(
+                        SmsMessage.mobile == DEMO_APPLICANT_MOBILE,
+                        SmsMessage.kind == "booking.booked",
+                    )
+                )
+            )
+        assert len(texts) == 1 and "您已预约" in texts[0] and "/join/" in texts[0]
         await phone.goto(base + "/book/mine")
         assert await phone.locator("article.appointment").count() == 1
 

@@ -11,6 +11,7 @@ from typing import Any
 import aiohttp
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import aliased
 
 from server.accounts.service import add_user
 from server.booking import models as m
@@ -73,5 +74,103 @@ async def test_two_processes_never_sell_a_seat_twice(pg_database: str, tmp_path:
             taken = await session.scalar(select(func.sum(m.SlotSeat.taken)))
             cases = await session.scalar(select(func.count(func.distinct(m.Appointment.case_id))))
         assert booked == taken == cases == SEATS
+    finally:
+        await engine.dispose()
+
+
+async def test_one_officer_is_never_booked_twice_at_once(pg_database: str, tmp_path: Path) -> None:
+    """Three matters, one officer, two nodes: for each time, three racing bookings (one
+    per matter, naming the officer or not) give one appointment and two clear refusals."""
+    settings = Settings.for_tests(tmp_path / "seed", database_url=pg_database)
+    engine = create_engine(settings)
+    db = session_factory(engine)
+    try:
+        async with db.begin() as session:
+            clerk = await add_user(
+                session,
+                username="clerk",
+                password="correct-horse-1",
+                role="inspector",
+                display_name="clerk",
+            )
+        cat = await seed_catalog(db, seats=SEATS, staff_ids=(clerk.id,))
+        matters = (cat.matter_id, cat.small_matter_id, cat.queue_matter_id)
+        named, auto = ("14:00", "15:00", "16:00"), ("09:00", "10:00", "11:00")
+        async with (
+            running_servers(pg_database, tmp_path) as urls,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+        ):
+            async with http.post(
+                f"{urls[0]}/api/v1/auth/login",
+                json={"username": "clerk", "password": "correct-horse-1"},
+            ) as response:
+                token = (await response.json())["token"]
+            headers = {"Authorization": f"Bearer {token}"}
+
+            async def attempt(
+                i: int, hhmm: str, matter_id: int, staff: bool
+            ) -> tuple[str, int, Any]:
+                body: dict[str, Any] = {
+                    "matter_id": matter_id,
+                    "start": cat.iso(hhmm),
+                    "applicant": person(i),
+                    "site_address": "福州市鼓楼区",
+                }
+                if staff:
+                    body["staff_id"] = clerk.id
+                async with http.post(
+                    f"{urls[i % 2]}/api/v1/appointments", json=body, headers=headers
+                ) as response:
+                    return hhmm, response.status, await response.json()
+
+            jobs = [
+                attempt(n * 3 + k, hhmm, matter, hhmm in named)
+                for n, hhmm in enumerate(named + auto)
+                for k, matter in enumerate(matters)
+            ]
+            results = await asyncio.gather(*jobs)
+        for hhmm in named + auto:
+            mine = [(s, b) for h, s, b in results if h == hhmm]
+            assert sorted(s for s, _ in mine) == [201, 409, 409], (hhmm, mine)
+            codes = {b["error"]["code"] for s, b in mine if s == 409}
+            assert codes == ({"staff_busy"} if hhmm in named else {"slot_full"}), (hhmm, mine)
+            assert [b["staff_id"] for s, b in mine if s == 201] == [clerk.id]
+        async with db() as session:
+            a, b = aliased(m.Appointment), aliased(m.Appointment)
+            overlaps = await session.scalar(
+                select(func.count())
+                .select_from(a)
+                .join(b, (a.staff_id == b.staff_id) & (a.id < b.id))
+                .where(
+                    a.status != "cancelled",
+                    b.status != "cancelled",
+                    a.starts_at < b.ends_at,
+                    b.starts_at < a.ends_at,
+                )
+            )
+            booked = await session.scalar(
+                select(func.count())
+                .select_from(m.Appointment)
+                .where(m.Appointment.status == "booked")
+            )
+            taken = await session.scalar(select(func.sum(m.SlotSeat.taken)))
+            claimed = await session.scalar(
+                select(func.count())
+                .select_from(m.TimeClaim)
+                .where(m.TimeClaim.resource == f"staff:{clerk.id}")
+            )
+            applicants = await session.scalar(
+                select(func.count())
+                .select_from(m.TimeClaim)
+                .where(m.TimeClaim.resource.like("person:%"))
+            )
+            minutes = await session.scalar(
+                select(func.sum(m.Matter.duration_min))
+                .select_from(m.Appointment)
+                .join(m.Matter, m.Matter.id == m.Appointment.matter_id)
+            )
+        assert overlaps == 0
+        assert booked == taken == 6
+        assert claimed == applicants == minutes  # every minute claimed once, officer and person
     finally:
         await engine.dispose()

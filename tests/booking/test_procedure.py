@@ -30,7 +30,7 @@ from tests.booking.support import (
     seed_app,
     token_of,
 )
-from tests.support import applicant_headers
+from tests.support import applicant_headers, create_staff
 
 Client = TestClient[Any, Any]
 GRACE = timedelta(minutes=15)
@@ -44,7 +44,9 @@ async def _book(client: Client, headers: dict[str, str], body: dict[str, Any]) -
 
 async def test_the_live_moves_and_no_show_only_for_who_never_joined(client: Client) -> None:
     lead_id, lead = await officer(client, "lead")
-    cat = await seed_app(client.app, staff_ids=(lead_id,))
+    # Three appointments at 10:00 need three officers: one officer's time is claimed once.
+    others = (await create_staff(client, "second"), await create_staff(client, "third"))
+    cat = await seed_app(client.app, staff_ids=(lead_id, *others))
     ids = []
     for i, hhmm in enumerate(["10:00", "10:00", "10:00"]):
         body = {"matter_id": cat.matter_id, "start": cat.iso(hhmm), "applicant": person(i)}
@@ -134,9 +136,11 @@ async def test_checked_in_due_appointments_come_before_walk_ins(client: Client) 
     assert info is not None
     clerk = Principal(kind="staff", id=clerk_id, role="inspector", name="clerk")
     zone = client.app[SETTINGS].zone
+    other, _ = validate_applicant(person(6))  # one live ticket per person: two people
+    assert other is not None
     async with client.app[DB].begin() as session:
         await queue.join(session, cat.queue_matter_id, info, applicant_account_id=None)
-        await queue.join(session, cat.queue_matter_id, info, applicant_account_id=None)
+        await queue.join(session, cat.queue_matter_id, other, applicant_account_id=None)
     async with client.app[DB].begin() as session:  # 09:45: the absent one does not block
         first = await queue.take_next(session, clerk, zone=zone, now=cat.start("09:45"))
     assert first is not None and first.kind == "ticket"

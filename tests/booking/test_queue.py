@@ -96,8 +96,10 @@ async def test_due_booked_appointment_is_served_before_walk_ins(client: Client) 
     async with client.app[DB].begin() as session:
         before = await queue.take_next(session, clerk, zone=zone, now=cat.start("09:30"))
     assert before is not None and before.kind == "ticket"  # not due yet: the walk-in
+    later, _ = validate_applicant(person(6))  # person(5) is being served: one live ticket
+    assert later is not None
     async with client.app[DB].begin() as session:
-        await queue.join(session, cat.queue_matter_id, info, applicant_account_id=None)
+        await queue.join(session, cat.queue_matter_id, later, applicant_account_id=None)
         ahead = await queue.positions(session, cat.queue_matter_id, now=at_ten)
     assert ahead[0].eta_minutes == 20  # the due appointment is ahead of the walk-in
     async with client.app[DB].begin() as session:

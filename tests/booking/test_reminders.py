@@ -58,18 +58,12 @@ async def test_two_schedulers_send_each_reminder_once(client: Client) -> None:
         now = start - timedelta(minutes=10)  # every reminder of these appointments is due
         senders = [OutboxSender(db) for db in dbs]
 
-        def sender(i: int) -> Any:
-            async def send(mobile: str, text: str) -> None:
-                await senders[i].send(mobile, text, kind="booking.reminder")
-
-            return send
-
         for _round in range(3):  # also "after a restart": later passes find nothing to do
             results = await asyncio.gather(
                 *[
                     send_due(
                         dbs[i % 2],
-                        sender(i % 2),
+                        senders[i % 2],
                         worker=f"w{i}",
                         zone=settings.zone,
                         join_url=lambda a: f"http://x/join/{a.id}",
@@ -125,13 +119,13 @@ async def test_cancelled_appointments_get_no_reminder_and_no_shows_are_marked(
         appt = await session.get(m.Appointment, booked[2]["id"])
         assert appt is not None
         start = appt.starts_at
-    outbox = OutboxSender(client.app[DB])
-
-    async def send(mobile: str, text: str) -> None:
-        await outbox.send(mobile, text, kind="booking.reminder")
-
     await send_due(
-        client.app[DB], send, worker="w", zone=settings.zone, join_url=lambda a: "u", now=start
+        client.app[DB],
+        OutboxSender(client.app[DB]),
+        worker="w",
+        zone=settings.zone,
+        join_url=lambda a: "u",
+        now=start,
     )
     async with client.app[DB]() as session:
         mobiles = set(
@@ -148,3 +142,117 @@ async def test_cancelled_appointments_get_no_reminder_and_no_shows_are_marked(
     assert marked == [booked[2]["id"]]  # the checked-in one joined; the cancelled one is gone
     got = await client.get(f"/api/v1/appointments/{booked[2]['id']}", headers=headers)
     assert (await got.json())["status"] == "no_show"
+
+
+class FlakyGateway:
+    """An SMS provider that is down for its first ``failures`` calls, then delivers to the
+    real outbox table; it answers with a message id like a gateway does."""
+
+    def __init__(self, inner: OutboxSender, failures: int) -> None:
+        self.inner, self.failures, self.calls = inner, failures, 0
+
+    async def send(self, mobile: str, body: str, *, kind: str) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("gateway unavailable (HTTP 503)")
+        await self.inner.send(mobile, body, kind=kind)
+        return f"msgid-{self.calls}"
+
+
+async def test_a_failing_provider_still_delivers_each_sms_once_it_recovers(
+    client: Client,
+) -> None:
+    booked = await _book(client, 2)
+    cancel = await client.post(  # a cancellation is told too, through the same outbox
+        f"/api/v1/appointments/{booked[1]['id']}/cancel",
+        json={"token": token_of(booked[1]["manage_url"])},
+    )
+    assert cancel.status == 200
+    settings = client.app[SETTINGS]
+    second_engine = create_engine(settings)
+    try:
+        dbs = [client.app[DB], session_factory(second_engine)]
+        async with client.app[DB]() as session:
+            appt = await session.get(m.Appointment, booked[0]["id"])
+            assert appt is not None
+            now = appt.starts_at - timedelta(minutes=10)
+        gateways = [FlakyGateway(OutboxSender(db), failures=3) for db in dbs]
+
+        async def round_(at: Any) -> list[int]:
+            return list(
+                await asyncio.gather(
+                    *[
+                        send_due(
+                            dbs[i],
+                            gateways[i],
+                            worker=f"node{i}",
+                            zone=settings.zone,
+                            join_url=lambda a: f"http://x/join/{a.id}",
+                            now=at,
+                        )
+                        for i in range(2)
+                    ]
+                )
+            )
+
+        assert sum(await round_(now)) == 0  # both gateways down: nothing delivered, all kept
+        async with client.app[DB]() as session:
+            rows = (await session.scalars(select(m.OutboxMessage))).all()
+        assert {r.kind for r in rows} == {"booking.reminder", "booking.cancelled"}
+        assert all(r.status == "pending" and r.attempts == 1 for r in rows)
+        assert all("503" in r.answer for r in rows)
+        assert sum(await round_(now)) == 0  # not due again before the backoff
+        later = now + timedelta(minutes=5)
+        for _ in range(4):
+            await round_(later)
+            later += timedelta(minutes=5)
+        async with client.app[DB]() as session:
+            rows = (await session.scalars(select(m.OutboxMessage))).all()
+            delivered = (
+                await session.execute(
+                    select(SmsMessage.kind, SmsMessage.mobile, func.count())
+                    .where(SmsMessage.kind.in_(["booking.reminder", "booking.cancelled"]))
+                    .group_by(SmsMessage.kind, SmsMessage.mobile)
+                )
+            ).all()
+        assert all(r.status == "sent" and r.answer.startswith("msgid-") for r in rows)
+        # Exactly once each: as many SMS reached the outbox table as there are messages,
+        # and the gateways accepted exactly that many calls between them.
+        assert sum(count for _, _, count in delivered) == len(rows)
+        assert sum(max(g.calls - g.failures, 0) for g in gateways) == len(rows)
+        assert {r.answer for r in rows} == {r.answer for r in rows if r.answer.startswith("msgid")}
+        cancelled = [r for r in rows if r.kind == "booking.cancelled"]
+        assert len(cancelled) == 1 and cancelled[0].mobile == person(1)["mobile"]
+        assert "已取消" in cancelled[0].body and "http" in cancelled[0].body
+        assert "Your" not in cancelled[0].body  # one language per text
+    finally:
+        await second_engine.dispose()
+
+
+async def test_a_closure_lists_and_tells_the_affected(client: Client) -> None:
+    booked = await _book(client, 3)  # 10:00, 10:30, 11:00 (see _book)
+    admin = await staff_headers(client, "boss", "admin")
+    async with client.app[DB]() as session:
+        appts = [await session.get(m.Appointment, b["id"]) for b in booked]
+    day = appts[0].starts_at.astimezone(client.app[SETTINGS].zone).date()  # type: ignore[union-attr]
+    first = appts[0].starts_at.astimezone(client.app[SETTINGS].zone)  # type: ignore[union-attr]
+    end = (first + timedelta(minutes=45)).strftime("%H:%M")
+    body = {"day": day.isoformat(), "closed": "on", "start": first.strftime("%H:%M"), "end": end}
+    for _ in range(2):  # saved twice: nobody is told twice
+        r = await client.post("/admin/exceptions", data=body, headers=admin, allow_redirects=False)
+        assert r.status == 303, await r.text()
+    async with client.app[DB]() as session:
+        told = (
+            await session.scalars(
+                select(m.OutboxMessage).where(m.OutboxMessage.kind == "booking.closure")
+            )
+        ).all()
+    overlapping = [
+        a for a in appts if a is not None and a.starts_at < first + timedelta(minutes=45)
+    ]
+    assert {t.appointment_id for t in told} == {a.id for a in overlapping}
+    assert len(told) == len(overlapping) == 3  # all at 19:00; told once each
+    assert all("/booking/manage/" in t.body and "改约" in t.body for t in told)
+    page = await (await client.get("/admin/matters", headers=admin)).text()
+    assert page.count('class="affected"') == 2
+    assert f"受影响的预约 {len(overlapping)} 个" in page

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import logging
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -11,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.booking.calendar import HolidayCalendar
+from server.booking.calendar import DayKind, HolidayCalendar
+from server.booking.holidays import parse
 from server.booking.slots import (
     PlanException,
     SlotRules,
@@ -19,7 +19,9 @@ from server.booking.slots import (
     WeeklyPlan,
     day_ranges,
     generate_slots,
+    period_of,
 )
+from server.errors import ValidationError
 
 SH = ZoneInfo("Asia/Shanghai")
 WEEKDAY = [TimeRange.parse("09:00-12:00"), TimeRange.parse("12:00-14:00")]  # 午间错时
@@ -100,12 +102,71 @@ def test_notice_and_horizon() -> None:
     assert generate_slots(date(2026, 11, 20), PLAN, (), CAL, rules, SH, now) == []
 
 
-def test_unknown_year_falls_back_to_weekdays_and_logs(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING):
-        now = datetime(2031, 2, 1, tzinfo=UTC)
-        assert local_times(date(2031, 3, 3), now=now)  # a Monday
-        assert local_times(date(2031, 3, 1), now=now) == []  # a Saturday
-    assert CAL.day_kind(date(2031, 3, 3)).reason == "fallback"
+def test_an_unknown_year_is_closed_until_loaded() -> None:
+    now = datetime(2031, 2, 1, tzinfo=UTC)
+    assert local_times(date(2031, 3, 3), now=now) == []  # a Monday of a year nobody knows
+    assert CAL.day_kind(date(2031, 3, 3)).reason == "unknown_year"
+    assert CAL.day_kind(date(2031, 1, 1)).name == "元旦"
+    text = """
+    # 国务院办公厅关于2031年部分节假日安排的通知（节选）
+    2031-01-01 休 元旦
+    2031-03-01 班 试验   # a Saturday worked
+    2031-03-05~2031-03-06 off 试验
+    """
+    loaded = HolidayCalendar({}, {2031: {e.day: (e.working, e.name) for e in parse(text, 2031)}})
+    assert loaded.day_kind(date(2031, 3, 3)).reason == "weekday"
+    assert loaded.day_kind(date(2031, 3, 1)) == DayKind(True, "makeup", "试验")  # Saturday
+    assert loaded.day_kind(date(2031, 3, 5)).reason == "holiday"
+    assert loaded.day_kind(date(2031, 3, 2)).reason == "weekend"
+    # 劳动节 and 国庆节 are closed even when the import leaves them out.
+    assert loaded.day_kind(date(2031, 5, 1)) == DayKind(False, "holiday", "劳动节")
+    assert loaded.day_kind(date(2031, 10, 2)).name == "国庆节"
+    assert loaded.knows(2031) and not CAL.knows(2031) and CAL.knows(2025)
+
+
+@pytest.mark.parametrize(
+    ("text", "field"),
+    [
+        ("2031-13-01 休 元旦", "holidays.1"),
+        ("\n2031-01-01", "holidays.2"),
+        ("2031-01-01 maybe", "holidays.1"),
+        ("2030-12-31 休 元旦", "holidays.1"),
+        ("2031-03-03 班 周一", "holidays.1"),  # a Monday cannot be a 调休 working day
+        ("2031-03-01 班 周六", "holidays"),  # no day off at all
+        ("2031-02-01~2031-01-01 休 春节", "holidays.1"),
+    ],
+)
+def test_holiday_import_errors_name_the_line(text: str, field: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        parse(text, 2031)
+    assert list(error.value.fields) == [field]
+
+
+def test_a_saturday_plan_gives_saturday_slots() -> None:
+    weekend = WeeklyPlan({5: [TimeRange.parse("09:00-10:30")]})  # 周末不打烊, Saturdays only
+    assert local_times(date(2026, 11, 21), plan=weekend) == ["09:00", "09:40"]  # a Saturday
+    assert local_times(date(2026, 11, 22), plan=weekend) == []  # Sunday: not planned
+    assert local_times(date(2026, 10, 3), plan=weekend) == []  # 国庆节, a Saturday: holiday
+    assert local_times(date(2026, 11, 21)) == []  # the weekday plan has no Saturday rows
+
+
+def test_slot_periods_and_labels() -> None:
+    assert [period_of(h * 60) for h in (8, 12, 13, 14, 17, 18, 21)] == [
+        "morning",
+        "midday",
+        "midday",
+        "afternoon",
+        "afternoon",
+        "evening",
+        "evening",
+    ]
+    noon = TimeRange.parse("12:00-14:00")
+    plan = WeeklyPlan(
+        {2: [noon, EVENING]}, labels={(2, noon): "午间错时", (2, EVENING): "延时服务"}
+    )
+    assert plan.label_at(2, 12 * 60 + 40) == "午间错时"
+    assert plan.label_at(2, 19 * 60) == "延时服务"
+    assert plan.label_at(2, 15 * 60) == "" and plan.label_at(3, 12 * 60) == ""
 
 
 def test_rejects_bad_ranges() -> None:
@@ -151,8 +212,8 @@ def test_slot_properties(
     now = (midnight + timedelta(hours=now_offset_h)).astimezone(UTC)
     slots = generate_slots(day, plan, exceptions, CAL, rules, SH, now)
     open_ranges = day_ranges(day, plan, exceptions, CAL)
-    if not CAL.is_working_day(day):
-        assert open_ranges == []
+    if not CAL.is_working_day(day) and CAL.day_kind(day).reason != "weekend":
+        assert open_ranges == []  # a holiday (or an unknown year) runs no plan
     for a, b in itertools.pairwise(slots):
         assert a.end <= b.start, "slots overlap"
     for s in slots:

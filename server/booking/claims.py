@@ -1,0 +1,114 @@
+"""An officer's time, claimed minute by minute so the database refuses overlaps.
+
+Seats are counted per slot (:mod:`seats`), but the thing a service centre actually runs
+out of is people: one officer cannot hold two video appointments at once, whatever the
+matters or the nodes. Each appointment with an officer writes one ``time_claims`` row
+per minute it covers, keyed ``(resource, minute)``; a second appointment of the same
+officer over any of those minutes cannot insert its row. That works the same on SQLite
+(writers are serialised) and PostgreSQL (``INSERT … ON CONFLICT DO NOTHING`` waits for
+the transaction that holds a conflicting row, then skips it if that one committed), and
+no lock lives in a process.
+
+A claim that loses any minute deletes the minutes it did insert (they are its own,
+uncommitted rows), so the caller may try another officer in the same transaction.
+Claims go when the appointment is cancelled, moved or handed to another officer; a
+completed or missed appointment keeps its claim (the time was spent, or is past).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.booking.models import TimeClaim
+
+
+def staff_resource(staff_id: int) -> str:
+    return f"staff:{staff_id}"
+
+
+def person_resource(identity_key: str) -> str:
+    """An applicant (resident ID or credit code): one person, one appointment at a time."""
+    return f"person:{identity_key}"
+
+
+def minutes(start: datetime, end: datetime) -> range:
+    """Epoch minutes of ``[start, end)``; a partial minute at either end counts whole."""
+    first = int(start.timestamp()) // 60
+    last = -(-int(end.timestamp()) // 60)
+    return range(first, last)
+
+
+async def claim(
+    session: AsyncSession, resource: str, appointment_id: int, start: datetime, end: datetime
+) -> bool:
+    """Claim every minute of ``[start, end)`` for ``appointment_id``; False (and nothing
+    claimed) when any minute is already somebody's."""
+    wanted = minutes(start, end)
+    rows = [{"resource": resource, "minute": x, "appointment_id": appointment_id} for x in wanted]
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    result = await session.execute(
+        insert(TimeClaim).values(rows).on_conflict_do_nothing().returning(TimeClaim.minute)
+    )
+    got = len(result.all())
+    if got == len(wanted):
+        return True
+    if got:
+        await session.execute(
+            delete(TimeClaim)
+            .where(TimeClaim.resource == resource, TimeClaim.appointment_id == appointment_id)
+            .execution_options(synchronize_session=False)
+        )
+    return False
+
+
+async def release(session: AsyncSession, appointment_id: int, resource: str | None = None) -> None:
+    """Give back the minutes ``appointment_id`` holds: all of them (cancel, move), or only
+    ``resource``'s (a hand-over releases the old officer, not the applicant)."""
+    condition = TimeClaim.appointment_id == appointment_id
+    if resource is not None:
+        condition = condition & (TimeClaim.resource == resource)
+    await session.execute(
+        delete(TimeClaim).where(condition).execution_options(synchronize_session=False)
+    )
+
+
+async def busy_staff(
+    session: AsyncSession, staff_ids: Iterable[int], start: datetime, end: datetime
+) -> set[int]:
+    """Which of ``staff_ids`` hold any minute of ``[start, end)`` (as committed or ours)."""
+    span = minutes(start, end)
+    resources = {staff_resource(s): s for s in staff_ids}
+    if not resources:
+        return set()
+    rows = await session.scalars(
+        select(TimeClaim.resource)
+        .where(
+            TimeClaim.resource.in_(resources),
+            TimeClaim.minute >= span.start,
+            TimeClaim.minute < span.stop,
+        )
+        .distinct()
+    )
+    return {resources[r] for r in rows}
+
+
+async def held(session: AsyncSession, resource: str, start: datetime, end: datetime) -> bool:
+    """Whether ``resource`` holds any minute of ``[start, end)``: the cheap read before
+    the claim, for a clear answer without a write."""
+    span = minutes(start, end)
+    found = await session.scalar(
+        select(TimeClaim.minute)
+        .where(
+            TimeClaim.resource == resource,
+            TimeClaim.minute >= span.start,
+            TimeClaim.minute < span.stop,
+        )
+        .limit(1)
+    )
+    return found is not None

@@ -1,0 +1,69 @@
+"""Rules per person, configured per matter: how many open bookings one applicant may
+hold, and how no-shows block booking for a while.
+
+A seat someone books and does not use is a seat another citizen could not get, so a
+matter may cap the open bookings of one person (``max_open_bookings``) and close booking
+for ``no_show_block_days`` to whoever missed ``no_show_limit`` appointments (of any
+matter) within ``no_show_window_days``; the refusal says why and until when. 0 turns a
+rule off. The person is the identity key (resident ID or credit code), as for the
+one-per-slot index. Overlapping appointments of one person are refused by the claimed
+minutes (:mod:`claims`, ``person:<key>``), which the database keeps across nodes; the
+two counts here are read before the insert and are therefore exact on one node and
+best effort across racing nodes (two simultaneous bookings of one person on two nodes
+may both pass the cap; overlap can never pass).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.booking import errors
+from server.booking import models as m
+
+OPEN = ("booked", "checked_in")
+
+
+async def check(
+    session: AsyncSession, matter: m.Matter, identity_key: str, now: datetime, zone: ZoneInfo
+) -> None:
+    """Raise :class:`errors.BookingBlockedError` or :class:`errors.BookingLimitError`."""
+    if matter.no_show_limit > 0 and matter.no_show_block_days > 0:
+        since = now - timedelta(days=matter.no_show_window_days)
+        missed = list(
+            await session.scalars(
+                select(m.Appointment.starts_at)
+                .where(
+                    m.Appointment.identity_key == identity_key,
+                    m.Appointment.status == "no_show",
+                    m.Appointment.starts_at >= since,
+                )
+                .order_by(m.Appointment.starts_at.desc())
+            )
+        )
+        if len(missed) >= matter.no_show_limit:
+            # Blocked from the no-show that reached the limit; later ones do not extend it
+            # beyond the policy's own length from the latest.
+            until = missed[0] + timedelta(days=matter.no_show_block_days)
+            if now < until:
+                raise errors.BookingBlockedError(
+                    len(missed),
+                    matter.no_show_window_days,
+                    until.astimezone(zone).strftime("%Y-%m-%d"),
+                )
+    if matter.max_open_bookings > 0:
+        held = await session.scalar(
+            select(func.count())
+            .select_from(m.Appointment)
+            .where(
+                m.Appointment.identity_key == identity_key,
+                m.Appointment.matter_id == matter.id,
+                m.Appointment.status.in_(OPEN),
+                m.Appointment.ends_at > now,
+            )
+        )
+        if (held or 0) >= matter.max_open_bookings:
+            raise errors.BookingLimitError(matter.max_open_bookings)
