@@ -110,13 +110,14 @@ async def test_recording_gap_is_on_the_case_api_and_page(client: Client, tmp_pat
     assert r.status == 200 and "缺失画面" in page and "丢失 2 帧，跳过 28 帧" in page
 
 
+# 22 s of real call: SQLite only (the segment log itself runs on PostgreSQL in
+# tests/recordings/test_segments.py); parametrized, not skipped, so CI skips nothing.
+@pytest.mark.parametrize("evidence_settings", ["sqlite"], indirect=True)
 async def test_a_call_over_twenty_seconds_is_proven_segment_by_segment(
     client: Client, phone: MediaClient, tmp_path: Path
 ) -> None:
     """A real aiortc call, recorded as live records it: segments every 10 s, verify OK;
     one flipped byte in the stored file and verify names the segment it is in."""
-    if not client.app[SETTINGS].effective_database_url.startswith("sqlite"):
-        pytest.skip("22 s of real call; the segment log is tested on PostgreSQL elsewhere")
     inspector = await staff_headers(client, "inspector", "inspector")
     case_id = await new_case(client, staff=["inspector"])
     room_id = f"case-{case_id}"
