@@ -143,7 +143,7 @@ async def test_a_stopped_server_leaves_a_clean_recording_and_its_gap(
         f"sent {sent} frames, recorded {len(demuxed)}, skipped {recording['skipped']}, "
         f"gaps {recording['gaps']}, chain gaps {gaps}, longest step {max(steps)} ms"
     )
-    assert pts[-1] - first > 9000  # it recorded on after the stall, to the end
+    assert pts[-1] - first > 7500  # it recorded on after the stall (ends ~5 s in), to the end
     if recording["gaps"]:
         # Frames were lost in the stall: each hole is a gap event on the chain, with its
         # length where the file's pictures jump.
