@@ -4,6 +4,7 @@ gauge, ``/readyz``); a file a recorder still writes or that just closed is not."
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
 import os
@@ -109,3 +110,32 @@ async def test_files_no_case_holds_are_reported(
     assert (
         'yunkan_unfiled_files{place="blobs"} 0.0' in generate_latest(app[METRICS].registry).decode()
     )
+
+
+async def test_the_check_runs_by_itself_soon_after_start(
+    aiohttp_client: Any, sqlite_settings: Settings
+) -> None:
+    """With the background tasks on, the first run comes ``min(60 s, interval)`` after
+    start, then every interval: here 1 s, so a stray file shows on ``/readyz`` by itself."""
+    settings = Settings.for_tests(
+        sqlite_settings.data_dir, background_tasks=True, unfiled_check_s=1
+    )
+    stray = settings.data_dir / RECORDINGS / "case-404" / "x" / "applicant-1.webm"
+    record(stray).close()
+    age(stray)
+    client = await aiohttp_client(create_app(settings))
+    r = await client.get("/readyz")
+    assert "unfiled" not in await r.json()  # not run yet: start-up is not slowed by it
+    for _ in range(50):
+        body = await (await client.get("/readyz")).json()
+        if "unfiled" in body:
+            break
+        await asyncio.sleep(0.1)
+    assert body["unfiled"]["files"] == 1
+    stray.unlink()
+    for _ in range(30):
+        body = await (await client.get("/readyz")).json()
+        if body["unfiled"]["files"] == 0:
+            break
+        await asyncio.sleep(0.1)
+    assert body["unfiled"]["files"] == 0  # and again an interval later
