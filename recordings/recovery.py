@@ -99,7 +99,7 @@ def _complete(path: Path) -> bool:
         return False
 
 
-def _in_use(path: Path) -> bool:
+def in_use(path: Path) -> bool:
     try:
         hold(path).close()
     except BlockingIOError:
@@ -225,5 +225,5 @@ def unfiled_files(root: Path, rooms: list[str]) -> list[Path]:
     return [
         leftover.path
         for leftover in leftovers(root)
-        if leftover.room_id in wanted and not _in_use(leftover.path)
+        if leftover.room_id in wanted and not in_use(leftover.path)
     ]

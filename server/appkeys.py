@@ -19,6 +19,7 @@ from server.settings import Settings
 from signaling.bus import Bus
 
 if TYPE_CHECKING:  # aiortc loads with the live domain, not with every import of the keys
+    from recordings.orphans import UnfiledReport
     from signaling.relay import Relay
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -33,5 +34,7 @@ CATALOGS = web.AppKey("catalogs", Catalogs)
 API_SPEC = web.AppKey("api_spec", ApiSpec)
 METRICS = web.AppKey("metrics", Metrics)
 REGISTRY = web.AppKey("registry", CollectorRegistry)
+UNFILED: web.AppKey[list[UnfiledReport]] = web.AppKey("unfiled_report")
+"""[the last run] of the unfiled-files check (``server.evidence``), for ``/readyz``."""
 RELAY: web.AppKey[Relay] = web.AppKey("live_relay")
 """The media relay; set by ``signaling.handlers``, read by evidence for snapshots."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 
 @dataclass(slots=True)
@@ -13,6 +13,7 @@ class Metrics:
     requests: Counter
     latency: Histogram
     outages: Counter
+    unfiled: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -35,6 +36,12 @@ class Metrics:
                 "yunkan_dependency_unavailable",
                 "Requests answered 503 because the database or Redis was unreachable",
                 ["code"],
+                registry=registry,
+            ),
+            unfiled=Gauge(
+                "yunkan_unfiled_files",
+                "Evidence files on disk that no case holds, at the last periodic check",
+                ["place"],
                 registry=registry,
             ),
         )

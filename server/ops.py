@@ -9,7 +9,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from server.appkeys import API_SPEC, ENGINE, METRICS, REDIS, SETTINGS
+from server.appkeys import API_SPEC, ENGINE, METRICS, REDIS, SETTINGS, UNFILED
 from server.errors import AuthenticationError, PermissionDeniedError
 from server.http.middlewares import bearer_token
 from server.http.responses import json_response
@@ -43,9 +43,12 @@ async def readyz(request: web.Request) -> web.Response:
         except Exception as exc:
             checks["redis"] = f"error: {type(exc).__name__}"
     ready = all(v in ("ok", "not configured") for v in checks.values())
-    return json_response(
-        {"status": "ok" if ready else "unavailable", "checks": checks}, status=200 if ready else 503
-    )
+    body: dict[str, object] = {"status": "ok" if ready else "unavailable", "checks": checks}
+    # The last unfiled-files check (server.evidence): a count and when, not the paths
+    # (this endpoint is public; the paths are in the log). It does not affect readiness.
+    for report in request.app.get(UNFILED, []):
+        body["unfiled"] = {"files": report.count, "checked_at": report.checked_at.isoformat()}
+    return json_response(body, status=200 if ready else 503)
 
 
 _LOOPBACK = ("127.0.0.1", "::1")

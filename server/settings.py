@@ -90,6 +90,9 @@ class Settings:
     """RFC 3161 timestamp authority: seals become PAdES B-T/B-LT and checkpoints carry
     tokens. Empty: seals stay PAdES B-B and checkpoints are signed without a token."""
     reminder_offsets: str = field(default="24h,30m", metadata={"env": "YUNKAN_REMINDERS"})
+    unfiled_check_s: int = field(default=3600, metadata={"env": "YUNKAN_UNFILED_CHECK_S"})
+    """Seconds between checks for evidence files on disk that no case holds
+    (``recordings.orphans``); the first runs a minute after start. 0 turns it off."""
     background_tasks: bool = field(default=True, metadata={"env": "YUNKAN_BACKGROUND_TASKS"})
     """Run schedulers (reminders, no-shows, retention) in this process."""
 
