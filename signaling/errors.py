@@ -7,7 +7,8 @@ WebSocket close code to use when the error ends the connection. What a person re
 participant's language; the English message travels along as ``detail``::
 
     SignalingError
-    ├── ProtocolError        malformed, too_large, unknown_type, bad_field, bad_sdp, out_of_order
+    ├── ProtocolError        malformed, too_large, unknown_type, bad_field, bad_sdp, out_of_order,
+    │                        bad_preview, preview_too_large, preview_too_fast
     │   └── FloodError       flood (always closes)
     ├── TokenError           bad_token, expired_token, wrong_room, login_required,
     │                        wrong_person (always closes)
@@ -30,7 +31,7 @@ CLOSE_FORBIDDEN = 4403
 CLOSE_WRONG_NODE = 4409
 CLOSE_ENDED = 4410
 CLOSE_REMOVED = 4411
-CLOSE_DECLINED = 4412
+CLOSE_DECLINED = 4412  # no longer used: a declined participant stays connected
 CLOSE_REPLACED = 4413
 CLOSE_FLOOD = 4429
 
@@ -53,6 +54,10 @@ USER_MESSAGES: dict[str, str] = {
     "forbidden": "You are not allowed to do that.",
     "not_admitted": "You have not been admitted yet.",
     "not_waiting": "That participant is not waiting.",
+    "not_declined": "That participant has not been declined.",
+    "bad_preview": "The waiting-room picture must be a JPEG image.",
+    "preview_too_large": "The waiting-room picture is too large.",
+    "preview_too_fast": "Waiting-room pictures are sent too often.",
     "not_present": "That participant is not in the session.",
     "no_such_participant": "There is no such participant.",
     "media_failed": "The video connection could not be set up.",

@@ -259,7 +259,11 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
             if kind == "live.joined" and data.get("role") == "applicant":
                 if data.get("state") == "waiting":
                     await case_rooms.applicant_waiting(session, room.id, principal)
-            elif kind == "live.admitted" and subject is not None and subject.role == "applicant":
+            elif (
+                kind in ("live.admitted", "live.readmitted")
+                and subject is not None
+                and subject.role == "applicant"
+            ):
                 held.add(room.id)
                 await case_rooms.applicant_admitted(session, room.id, principal)
             elif kind == "live.ended":

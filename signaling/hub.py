@@ -18,6 +18,9 @@ Ordering that matters:
   *new* peer connections, because aiortc has no ICE restart; the others keep their
   downstream connections and see video again as soon as the new upstream is up. After the
   grace period the participant has left and everyone gets ``unpublished``.
+* A waiting (or declined) applicant publishes nothing; their page may send a small still
+  (``preview``) that goes to the staff who may admit and to nobody else, is never stored
+  and never recorded: it is not evidence.
 * Subscription offers go out one at a time per room (``fan_lock``): an admit and a publish
   may both want to offer the same pair, and a pair must be offered once per connection.
 """
@@ -35,7 +38,6 @@ from typing import Any, Protocol
 
 from signaling.directory import Directory, MemoryDirectory, Node
 from signaling.errors import (
-    CLOSE_DECLINED,
     CLOSE_ENDED,
     CLOSE_REMOVED,
     CLOSE_REPLACED,
@@ -47,7 +49,7 @@ from signaling.errors import (
     WrongNodeError,
 )
 from signaling.ice import IceConfig
-from signaling.protocol import ClientMessage, FloodLimiter, Sequencer, parse
+from signaling.protocol import PREVIEW_INTERVAL, ClientMessage, FloodLimiter, Sequencer, parse
 from signaling.rooms import Participant, ParticipantState, Room, RoomState
 from signaling.tokens import JoinGrant, TokenSigner
 
@@ -112,6 +114,8 @@ class Link:
     closed: bool = False
     identity: str | None = None
     """Participant id of the authenticated login behind the socket (``staff-3``), if any."""
+    preview_at: float = -PREVIEW_INTERVAL
+    """Monotonic time of the last waiting-room still this connection sent."""
 
 
 @dataclass(slots=True)
@@ -326,8 +330,18 @@ class Hub:
             await self._record(
                 live, "live.declined", pid, {"participant": who.id, "reason": reason}
             )
-            await self._kick(live, who.id, {"type": "declined", "reason": reason}, CLOSE_DECLINED)
+            # They stay connected (and publish nothing): staff may still let them in.
+            await self._send_to(live, who.id, {"type": "declined", "reason": reason})
             await self._presence(live)
+        elif msg.type == "readmit":
+            who = room.readmit(pid, msg.data["participant"])
+            await self._send_to(live, who.id, {"type": "admitted"})
+            if who.id in live.links:
+                live.spawn(self._subscribe_all(live, who.id))
+            await self._record(live, "live.readmitted", pid, {"participant": who.id})
+            await self._presence(live)
+        elif msg.type == "preview":
+            await self._preview(live, link, pid, msg.data["image"])
         elif msg.type == "remove":
             who = room.remove(pid, msg.data["participant"])
             await self._record(live, "live.removed", pid, {"participant": who.id})
@@ -393,7 +407,10 @@ class Hub:
                 "observed": entry.observed,
             }
         )
-        await link.conn.send({"type": who.state.value})
+        state: dict[str, Any] = {"type": who.state.value}
+        if who.state is ParticipantState.DECLINED:
+            state["reason"] = who.reason  # back after a drop: the phone says why again
+        await link.conn.send(state)
         if not result.resumed:
             await self._record(
                 live, "live.joined", who.id, {"role": who.role, "state": who.state.value}
@@ -463,6 +480,28 @@ class Hub:
             link.seq.server_withdrew(pid)
             await self._safe_send(link, {"type": "unpublished", "publisher": pid})
 
+    # -- waiting-room previews ---------------------------------------------------------
+    async def _preview(self, live: LiveRoom, link: Link, pid: str, image: str) -> None:
+        """Forward a waiting person's still to the staff of this room who may admit.
+
+        Only from someone waiting or declined (once admitted the video is there), at most
+        one per ``PREVIEW_INTERVAL`` per connection, and kept nowhere.
+        """
+        who = live.room.get(pid)
+        if who.state not in (ParticipantState.WAITING, ParticipantState.DECLINED):
+            raise ProtocolError(
+                f"participant {pid} is {who.state}; previews are for the waiting room",
+                code="not_waiting",
+            )
+        now = time.monotonic()
+        if now - link.preview_at < PREVIEW_INTERVAL:
+            raise ProtocolError(f"one preview per {PREVIEW_INTERVAL:g} s", code="preview_too_fast")
+        link.preview_at = now
+        out = {"type": "preview", "participant": pid, "image": image, "at": time.time()}
+        for other, target in list(live.links.items()):
+            if other != pid and live.room.may_admit(other):
+                await self._safe_send(target, out)
+
     # -- requests ---------------------------------------------------------------------
     async def _request(self, live: LiveRoom, pid: str, msg: ClientMessage) -> None:
         live.room.require_staff(pid)
@@ -522,7 +561,7 @@ class Hub:
             who = live.room.participants.get(pid)
             if who is None:
                 continue
-            if who.state is ParticipantState.WAITING:
+            if who.state in (ParticipantState.WAITING, ParticipantState.DECLINED):
                 # the waiting room shows nobody else (the inspector may still be busy)
                 people = [who.public()]
             else:

@@ -6,7 +6,8 @@ and must change with this file.
 
 Every message is a JSON object with a ``type``. A message that is not valid gets an
 ``error`` (``malformed``, ``too_large``, ``unknown_type``, ``bad_field``, ``bad_sdp``,
-``out_of_order``) and changes nothing; a flood closes the connection (``flood``, close code
+``out_of_order``, ``bad_preview``, ``preview_too_large``, ``preview_too_fast``) and changes
+nothing; a flood closes the connection (``flood``, close code
 4429). The first message must be ``join``.
 
 Media follows the relay's connection model (``signaling.relay``): the client *offers* its
@@ -19,6 +20,8 @@ candidates, and ``candidate`` messages are accepted and ignored.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import time
@@ -32,6 +35,12 @@ from signaling.errors import FloodError, ProtocolError
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_SDP_CHARS: Final = 48 * 1024
 MAX_CHAT_CHARS: Final = 1000
+MAX_PREVIEW_BYTES: Final = 24 * 1024
+"""A waiting-room still (160x120 JPEG) after base64 decoding; a few KB in practice."""
+PREVIEW_PREFIX: Final = "data:image/jpeg;base64,"
+MAX_PREVIEW_CHARS: Final = len(PREVIEW_PREFIX) + 4 * ((MAX_PREVIEW_BYTES + 2) // 3)
+PREVIEW_INTERVAL: Final = 2.0
+"""Seconds between two previews of one connection (the page sends one every 5 s)."""
 REQUEST_KINDS: Final = frozenset({"rear_camera", "front_camera", "torch", "zoom", "location"})
 
 # Per type: field -> (python type(s), required, max length for strings)
@@ -57,7 +66,9 @@ _SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool, int]]]] = {
     },
     "admit": {"participant": ((str,), True, 128)},
     "decline": {"participant": ((str,), True, 128), "reason": ((str,), False, 200)},
+    "readmit": {"participant": ((str,), True, 128)},
     "remove": {"participant": ((str,), True, 128)},
+    "preview": {"image": ((str,), True, 0)},
     "end": {},
     "leave": {},
     "ping": {},
@@ -121,7 +132,42 @@ def parse(raw: str | bytes) -> ClientMessage:
         )
     elif kind == "chat" and not data["text"].strip():
         raise ProtocolError("chat: text is empty", code="bad_field", field="text")
+    elif kind == "preview":
+        check_preview(data["image"])
     return ClientMessage(kind, data)
+
+
+def check_preview(image: str) -> None:
+    """A waiting-room still must be a small JPEG as a ``data:`` URL and nothing else.
+
+    It is shown in staff's browsers as an ``<img src>``, so anything but
+    ``data:image/jpeg;base64,`` (SVG with script, a remote URL that would leak the
+    inspector's address) is refused, and so is base64 that does not decode to a JPEG.
+    """
+    if len(image) > MAX_PREVIEW_CHARS:
+        raise ProtocolError(
+            f"preview: image is larger than {MAX_PREVIEW_BYTES} bytes",
+            code="preview_too_large",
+            field="image",
+        )
+    if not image.startswith(PREVIEW_PREFIX):
+        raise ProtocolError(
+            "preview: image is not a data:image/jpeg;base64 URL", code="bad_preview", field="image"
+        )
+    try:
+        raw = base64.b64decode(image[len(PREVIEW_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise ProtocolError(
+            "preview: image is not valid base64", code="bad_preview", field="image"
+        ) from None
+    if len(raw) > MAX_PREVIEW_BYTES:
+        raise ProtocolError(
+            f"preview: image is larger than {MAX_PREVIEW_BYTES} bytes",
+            code="preview_too_large",
+            field="image",
+        )
+    if not raw.startswith(b"\xff\xd8\xff"):
+        raise ProtocolError("preview: image is not a JPEG", code="bad_preview", field="image")
 
 
 def check_sdp(sdp: str, kind: str = "offer") -> None:

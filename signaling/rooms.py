@@ -5,9 +5,10 @@ first join until an inspector ends it, then ``closed`` for good. Each participan
 through::
 
     (token checked) ──join──▶ waiting ──admit──▶ admitted ──remove──▶ removed
-                               │                  │ ▲
-                               └─decline─▶ declined│ └─ rejoin (resume after a drop)
-                                                   └─leave──▶ left
+                               │         ▲        │ ▲
+                               │   re-admit       │ └─ rejoin (resume after a drop)
+                               │         │        └─leave──▶ left
+                               └─decline─▶ declined
 
 Staff (``inspector``) and invited experts/observers/supervisors are admitted on arrival;
 applicants wait until an inspector admits them. ``connected`` is separate from the state: a
@@ -19,6 +20,11 @@ without the session id is refused while the participant is still connected
 (``seat_taken``), so a replayed link cannot push a live participant out; once they are
 disconnected it gets a new session, and an applicant who had been admitted waits to be
 admitted again (staff see the arrival).
+
+A declined applicant stays connected and may wait on (the phone says so): staff see them
+in the declined list and may re-admit them, which moves them straight into the call. A
+declined participant who drops and comes back is still declined, never waiting again by
+itself. Only ``removed`` is final: that link is refused until staff invite the person anew.
 
 Observers and supervisors are hidden and receive-only (``HIDDEN_ROLES``): they never
 publish, and an applicant's presence does not list them.
@@ -56,6 +62,10 @@ class ParticipantState(StrEnum):
     LEFT = "left"
 
 
+_PRESENT = (ParticipantState.WAITING, ParticipantState.ADMITTED, ParticipantState.DECLINED)
+"""States of someone still in the room (a declined applicant may be re-admitted)."""
+
+
 @dataclass(slots=True)
 class Participant:
     id: str
@@ -82,14 +92,18 @@ class Participant:
         return not (other.hidden and self.role == "applicant")
 
     def public(self) -> dict[str, Any]:
-        """What other participants see (presence); no session id."""
-        return {
+        """What other participants see (presence); no session id. Only staff are shown a
+        declined participant, with the reason they were given."""
+        out: dict[str, Any] = {
             "id": self.id,
             "role": self.role,
             "name": self.name,
             "state": self.state.value,
             "connected": self.connected,
         }
+        if self.state is ParticipantState.DECLINED:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,11 +174,11 @@ class Room:
             )
         known = self.participants.get(grant.participant)
         if known is not None:
-            if known.state in (ParticipantState.DECLINED, ParticipantState.REMOVED):
+            if known.state is ParticipantState.REMOVED:
                 raise ForbiddenError(f"participant {known.id} is {known.state}")
             resumed = session is not None and secrets.compare_digest(session, known.session)
             if not resumed:
-                present = known.state in (ParticipantState.WAITING, ParticipantState.ADMITTED)
+                present = known.state in _PRESENT
                 if present and known.connected:
                     raise ForbiddenError(
                         f"participant {known.id} is {known.state} and connected; "
@@ -207,12 +221,26 @@ class Room:
         who.reason = reason
         return who
 
+    def readmit(self, actor_id: str, participant_id: str) -> Participant:
+        """Staff change their mind: a declined participant who is still here joins the call."""
+        self.require_staff(actor_id)
+        who = self.get(participant_id)
+        if who.state is not ParticipantState.DECLINED:
+            raise RoomError(
+                f"participant {who.id} is {who.state}, not declined", code="not_declined"
+            )
+        if not who.connected:
+            raise RoomError(f"participant {who.id} is not connected", code="not_present")
+        who.state = ParticipantState.ADMITTED
+        who.reason = ""
+        return who
+
     def remove(self, actor_id: str, participant_id: str) -> Participant:
         actor = self.require_staff(actor_id)
         who = self.get(participant_id)
         if who.id == actor.id:
             raise ForbiddenError(f"participant {who.id} cannot remove themselves; leave instead")
-        if who.state not in (ParticipantState.WAITING, ParticipantState.ADMITTED):
+        if who.state not in _PRESENT:
             raise RoomError(f"participant {who.id} is {who.state}", code="not_present")
         who.state = ParticipantState.REMOVED
         who.connected = False
@@ -232,22 +260,49 @@ class Room:
         return who
 
     def leave(self, participant_id: str) -> Participant | None:
-        """Gone for good (left on purpose, or the resume grace period ran out)."""
+        """Gone for good (left on purpose, or the resume grace period ran out).
+
+        A declined participant stays declined (and disconnected): coming back with the same
+        link does not put them in the waiting room again behind the inspector's back.
+        """
         who = self.participants.get(participant_id)
-        if who is not None and who.state in (ParticipantState.WAITING, ParticipantState.ADMITTED):
+        if who is None:
+            return None
+        if who.state in (ParticipantState.WAITING, ParticipantState.ADMITTED):
             who.state = ParticipantState.LEFT
+        if who.state in (ParticipantState.LEFT, ParticipantState.DECLINED):
             who.connected = False
         return who
 
     # -- views ------------------------------------------------------------------------
     def presence(self, viewer: Participant | None = None) -> list[dict[str, Any]]:
-        """Who is here, as ``viewer`` may see it (an applicant does not see hidden roles)."""
-        present = (ParticipantState.WAITING, ParticipantState.ADMITTED)
+        """Who is here, as ``viewer`` may see it (an applicant does not see hidden roles).
+
+        Declined participants who are still connected are listed to staff only (and to no
+        viewer-less caller), so the console can offer to re-admit them.
+        """
         return [
             p.public()
             for p in self.participants.values()
-            if p.state in present and (viewer is None or viewer.sees(p))
+            if (p.state in (ParticipantState.WAITING, ParticipantState.ADMITTED))
+            or (
+                p.state is ParticipantState.DECLINED
+                and p.connected
+                and viewer is not None
+                and viewer.is_staff
+            )
+            if viewer is None or viewer.sees(p)
         ]
+
+    def may_admit(self, participant_id: str) -> bool:
+        """Whether this participant may admit others (and so sees the waiting previews)."""
+        who = self.participants.get(participant_id)
+        return (
+            who is not None
+            and who.is_staff
+            and who.state is ParticipantState.ADMITTED
+            and self.state is RoomState.OPEN
+        )
 
     def waiting(self) -> list[Participant]:
         return [p for p in self.participants.values() if p.state is ParticipantState.WAITING]

@@ -42,6 +42,7 @@ SENTENCES: dict[str, str] = {
     "live.joined": "%(actor)s joined the video",
     "live.admitted": "%(actor)s admitted %(subject)s",
     "live.declined": "%(actor)s declined %(subject)s",
+    "live.readmitted": "%(actor)s let %(subject)s in after all",
     "live.removed": "%(actor)s removed %(subject)s",
     "live.ended": "%(actor)s ended the video session",
     "live.invited": "%(actor)s invited %(name)s",

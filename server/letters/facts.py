@@ -9,7 +9,8 @@ only add a free remark.
 Where each fact comes from:
 
 - **session** (勘验时间): the latest room in which staff admitted the applicant
-  (``live.admitted`` of a participant who joined as ``applicant``) starts it; it ends at
+  (``live.admitted``, or ``live.readmitted`` after a decline, of a participant who joined
+  as ``applicant``) starts it; it ends at
   the room's ``live.ended`` or, when the inspection was concluded while the call went on
   (so the record can be signed in the call), at the first decision drafted after the
   start (``case.under_review`` / ``case.decided``), whichever came first. The booked slot
@@ -155,7 +156,7 @@ def latest_session(events: Sequence[CaseEvent]) -> SessionFacts | None:
         participant = str(data.get("participant") or "")
         if event.kind == "live.joined":
             roles[(room, participant)] = str(data.get("role") or "")
-        elif event.kind == "live.admitted" and room not in starts:
+        elif event.kind in ("live.admitted", "live.readmitted") and room not in starts:
             role = roles.get((room, participant), "")
             if role == "applicant" or (not role and participant.startswith("applicant-")):
                 starts[room] = event.created_at

@@ -148,7 +148,7 @@ async def test_requests_chat_remove_and_end_are_recorded(live: LiveServer) -> No
     assert request.actor_kind == "staff"
 
 
-async def test_declined_applicant_is_told_why_and_cannot_return(live: LiveServer) -> None:
+async def test_declined_applicant_is_told_why_and_stays_connected(live: LiveServer) -> None:
     inspector = live.client("staff-1", "inspector", source=None)
     await inspector.connect()
     applicant = live.client("applicant-2", "applicant", source=None)
@@ -161,10 +161,12 @@ async def test_declined_applicant_is_told_why_and_cannot_return(live: LiveServer
     await applicant.wait_state("declined")
     declined = next(m for m in applicant.messages if m["type"] == "declined")
     assert declined["reason"] == "材料不全"
+    # The seat is still taken: a replayed link cannot push the declined person out.
     again = live.client("applicant-2", "applicant", source=None)
     await again.connect()
     await again.wait_for(lambda: again.close_code is not None, what="close")
     assert again.close_code == 4403
+    assert applicant.close_code is None and applicant.state == "declined"
 
 
 async def test_simultaneous_first_arrivals_share_one_room(live: LiveServer) -> None:

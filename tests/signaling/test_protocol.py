@@ -105,3 +105,28 @@ def test_flood_limiter() -> None:
 )
 def test_depth_and_text_are_checked_before_anything_reads_them(raw: str, code: str) -> None:
     assert code_of(raw) == code
+
+
+def test_preview_must_be_a_small_jpeg_data_url() -> None:
+    import base64
+
+    from signaling.protocol import MAX_PREVIEW_BYTES, PREVIEW_PREFIX
+
+    def msg(image: object) -> str:
+        return json.dumps({"type": "preview", "image": image})
+
+    ok = PREVIEW_PREFIX + base64.b64encode(b"\xff\xd8\xff\xe0" + b"x" * 100).decode()
+    assert parse(msg(ok)).data["image"] == ok
+    full = b"\xff\xd8\xff" + b"\0" * (MAX_PREVIEW_BYTES - 3)  # exactly at the cap
+    assert parse(msg(PREVIEW_PREFIX + base64.b64encode(full).decode())).type == "preview"
+    for image, code in [
+        ("data:image/png;base64,iVBORw0KGgo=", "bad_preview"),
+        ("javascript:alert(1)", "bad_preview"),
+        (PREVIEW_PREFIX + "%%%%", "bad_preview"),
+        (PREVIEW_PREFIX + "aGVsbG8=", "bad_preview"),  # "hello": base64, but no JPEG
+        (PREVIEW_PREFIX + "A" * (4 * MAX_PREVIEW_BYTES // 3 + 8), "preview_too_large"),
+        (None, "bad_field"),
+    ]:
+        with pytest.raises(ProtocolError) as err:
+            parse(msg(image))
+        assert err.value.error_code == code, image

@@ -35,7 +35,36 @@ def test_only_staff_admit_and_errors_name_the_state() -> None:
     room.decline("i-1", "a-7", "材料不全")
     with pytest.raises(RoomError, match="a-7 is declined, not waiting"):
         room.admit("i-1", "a-7")
-    with pytest.raises(ForbiddenError, match="a-7 is declined"):
+    with pytest.raises(ForbiddenError, match="a-7 is declined and connected"):
+        room.join(APPLICANT)
+
+
+def test_declined_stays_declined_until_readmitted_and_remove_is_final() -> None:
+    room = Room("r1")
+    room.join(INSPECTOR)
+    room.join(EXPERT)
+    room.join(APPLICANT)
+    room.decline("i-1", "a-7", "材料不全")
+    staff_view = room.presence(viewer=room.participants["i-1"])
+    assert {"id": "a-7", "state": "declined", "reason": "材料不全"}.items() <= next(
+        p for p in staff_view if p["id"] == "a-7"
+    ).items()
+    assert all(p["id"] != "a-7" for p in room.presence(viewer=room.participants["e-2"]))
+    assert not room.may_admit("a-7") and not room.may_admit("e-2") and room.may_admit("i-1")
+    # Gone and back with the link alone: still declined, not in the queue again.
+    room.leave("a-7")
+    assert room.participants["a-7"].state is ParticipantState.DECLINED
+    with pytest.raises(RoomError, match="a-7 is not connected"):
+        room.readmit("i-1", "a-7")
+    back = room.join(APPLICANT)
+    assert back.participant.state is ParticipantState.DECLINED and not back.resumed
+    with pytest.raises(ForbiddenError, match="e-2 is expert, not staff"):
+        room.readmit("e-2", "a-7")
+    assert room.readmit("i-1", "a-7").state is ParticipantState.ADMITTED
+    with pytest.raises(RoomError, match="a-7 is admitted, not declined"):
+        room.readmit("i-1", "a-7")
+    room.remove("i-1", "a-7")
+    with pytest.raises(ForbiddenError, match="a-7 is removed"):
         room.join(APPLICANT)
 
 

@@ -73,7 +73,7 @@
       if (msg.state === "admitted") enterCall();
     },
     state: function (state, reason) {
-      if (state === "waiting") show("waiting");
+      if (state === "waiting" || state === "declined") waitRoom(state, reason);
       else if (state === "admitted") enterCall();
       else {
         $("over-title").textContent = T[state] || T.ended;
@@ -83,7 +83,7 @@
       }
     },
     reconnecting: function () { $("banner").hidden = false; },
-    closed: function () { if (live.state !== "declined" && live.state !== "removed") { $("over-title").textContent = T.ended; $("over-reason").textContent = lastError; show("over"); } },
+    closed: function () { if (live.state !== "removed") { $("over-title").textContent = T.ended; $("over-reason").textContent = lastError; show("over"); } },
     // Server errors arrive already in the page's language (docs/signaling.md, "Errors").
     error: function (m) { lastError = m.message; $("chat-log").appendChild(YK.el("li", {"class": "bad"}, m.message)); },
     presence: function (list) { list.forEach(function (p) { names[p.id] = p.name; }); },
@@ -92,6 +92,39 @@
     chat: function (m) { $("chat-log").appendChild(YK.el("li", {}, m.name + ": " + m.text)); },
     request: onRequest
   });
+
+  /* Waiting, or declined and still here (the inspector may let them in again). */
+  function waitRoom(state, reason) {
+    var declined = state === "declined";
+    $("wait-title").textContent = declined ? T.declined : T.wait_title;
+    $("wait-lead").textContent = declined ? T.declined_lead : T.wait_lead;
+    $("wait-reason").textContent = reason || "";
+    $("wait-reason").hidden = !(declined && reason);
+    $("wait-spinner").hidden = declined;
+    $("btn-wait-leave").hidden = !declined;
+    $("waiting").dataset.state = state;
+    if ($("wait-self").srcObject !== stream) $("wait-self").srcObject = stream;
+    show("waiting");
+    setTimeout(sendPreview, 800);  // the first still soon after arrival
+  }
+
+  /* A 160x120 JPEG still of the local camera preview, for the staff who may admit. The
+     camera is only open after the person agreed to it; nothing is published before
+     admission, and the server forwards the still without storing it. */
+  var previewCanvas = document.createElement("canvas");
+  previewCanvas.width = 160; previewCanvas.height = 120;
+  function sendPreview() {
+    if (live.state !== "waiting" && live.state !== "declined") return;
+    var v = $("wait-self");
+    if (!stream || !v.videoWidth) return;
+    var ctx = previewCanvas.getContext("2d");
+    // cover-crop to 4:3 so the face is not squashed
+    var w = v.videoWidth, h = v.videoHeight, sw = Math.min(w, h * 4 / 3), sh = sw * 3 / 4;
+    ctx.drawImage(v, (w - sw) / 2, (h - sh) / 2, sw, sh, 0, 0, 160, 120);
+    var url = previewCanvas.toDataURL("image/jpeg", 0.6);
+    if (url.length < 30000) live.send({type: "preview", image: url});
+  }
+  setInterval(sendPreview, 5000);
 
   function enterCall() {
     show("call");
@@ -104,6 +137,11 @@
     live.connect();
   });
   $("btn-leave").addEventListener("click", function () { live.leave(); $("over-title").textContent = T.ended; show("over"); });
+  $("btn-wait-leave").addEventListener("click", function () {
+    live.leave(); $("over-title").textContent = T.ended; $("over-reason").textContent = "";
+    if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
+    show("over");
+  });
   $("btn-mic").addEventListener("click", function () {
     var a = stream.getAudioTracks()[0]; if (!a) return;
     a.enabled = !a.enabled; this.textContent = a.enabled ? T.mute : T.unmute;

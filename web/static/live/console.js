@@ -13,6 +13,7 @@
   var receiveOnly = !!config.receive_only;
   var $ = function (id) { return document.getElementById(id); };
   var names = {}, seenWaiting = {}, stream = null;
+  var previews = {};  // participant -> latest waiting-room still (memory only, never stored)
 
   function fmt(template, params) {
     return template.replace(/%\((\w+)\)s/g, function (_, k) { return params[k] != null ? params[k] : ""; });
@@ -28,8 +29,25 @@
     remoteGone: function (publisher) { var t = $("tile-" + publisher); if (t) t.remove(); spotlightCheck(); },
     chat: function (m) { $("chat-log").appendChild(el("li", {}, m.name + ": " + m.text)); },
     response: onResponse,
+    preview: onPreview,
     error: function (m) { $("answers").appendChild(el("li", {"class": "bad"}, m.message || m.code)); }
   });
+
+  /* A waiting person's still: shown beside their row, replaced by the next one. */
+  function onPreview(m) {
+    if (!/^data:image\/jpeg;base64,/.test(m.image || "")) return;
+    previews[m.participant] = m.image;
+    document.querySelectorAll("li[data-participant='" + m.participant + "'] img.still").forEach(function (img) {
+      img.src = m.image; img.hidden = false;
+      var av = img.parentNode.querySelector(".avatar"); if (av) av.hidden = true;
+    });
+  }
+  function still(p, li) {
+    var img = el("img", {"class": "still", width: "80", height: "60", alt: fmt(T.preview_alt, {name: p.name})});
+    var av = el("span", {"class": "avatar", "aria-hidden": "true"}, (p.name || "?").slice(0, 1));
+    if (previews[p.id]) { img.src = previews[p.id]; av.hidden = true; } else { img.hidden = true; }
+    li.appendChild(img); li.appendChild(av);
+  }
 
   /* The phone's answer, in words: "陈经理 switched to the rear camera". */
   function onResponse(m) {
@@ -78,8 +96,10 @@
     var people = $("people"); people.innerHTML = "";
     var requestBars = [];
     var waiting = $("waiting-list"); if (waiting) waiting.innerHTML = "";
-    var n = 0, arrived = false;
+    var declined = $("declined-list"); if (declined) declined.innerHTML = "";
+    var n = 0, arrived = false, nDeclined = 0, here = {};
     list.forEach(function (p) {
+      here[p.id] = true;
       names[p.id] = p.name;
       var label = p.name + " · " + (T[p.role] || p.role) + (p.connected ? "" : " · " + T.reconnecting);
       var tile = $("tile-" + p.id);
@@ -90,7 +110,7 @@
         if (!waiting) return;
         var since = new Date(seenWaiting[p.id]);
         var li = el("li", {"class": "waiting", "data-participant": p.id});
-        li.appendChild(el("span", {"class": "avatar", "aria-hidden": "true"}, (p.name || "?").slice(0, 1)));
+        still(p, li);
         var who = el("span", {"class": "who"});
         who.appendChild(el("strong", {}, p.name));
         who.appendChild(el("span", {"class": "hint"}, " · " + (T[p.role] || p.role) + " · " + since.toTimeString().slice(0, 5)));
@@ -103,7 +123,21 @@
         waiting.appendChild(li);
         return;
       }
+      if (p.state === "declined") {
+        if (!declined) return;
+        nDeclined++;
+        var dl = el("li", {"class": "waiting declined", "data-participant": p.id});
+        still(p, dl);
+        var dwho = el("span", {"class": "who"});
+        dwho.appendChild(el("strong", {}, p.name));
+        dwho.appendChild(el("span", {"class": "hint"}, " · " + (p.reason ? fmt(T.declined_because, {reason: p.reason}) : T.declined_no_reason)));
+        dl.appendChild(dwho);
+        dl.appendChild(el("button", {"class": "button primary readmit", type: "button", onclick: function () { live.send({type: "readmit", participant: p.id}); }}, T.readmit));
+        declined.appendChild(dl);
+        return;
+      }
       delete seenWaiting[p.id];
+      delete previews[p.id];  // in the call now: the video is there, the still goes
       var row = el("li", {"data-participant": p.id, "class": p.connected ? "" : "reconnecting"}, label + " ");
       if (isStaff && p.id !== config.participant) {
         var req = function (kind, value, text) {
@@ -135,6 +169,8 @@
     });
     if ($("requests")) { $("requests").innerHTML = ""; requestBars.forEach(function (b) { $("requests").appendChild(b); }); }
     if ($("waiting-count")) $("waiting-count").textContent = n;
+    if ($("declined-box")) $("declined-box").hidden = nDeclined === 0;
+    Object.keys(previews).forEach(function (id) { if (!here[id]) delete previews[id]; });
     if (arrived && isStaff) YK.beep();
     if (window.ykWorkbench) window.ykWorkbench.presence(list);
   }

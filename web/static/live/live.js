@@ -27,7 +27,7 @@
     this.localStream = null;
     this.publishPc = null;
     this.subs = {};                   // publisher -> RTCPeerConnection
-    this.final = false;               // ended / removed / declined: never reconnect
+    this.final = false;               // ended / removed: never reconnect (declined waits on)
     this.attempt = 0;
     this.reconnectTimer = null;
   }
@@ -101,7 +101,11 @@
         this.state = "admitted"; this.emit("state", "admitted");
         if (this.localStream) await this.publish();
         break;
-      case "declined": case "removed": case "ended":
+      case "declined":                  // still connected: staff may re-admit
+        this.state = "declined"; this.emit("state", "declined", msg.reason || ""); break;
+      case "preview":                   // a waiting person's still (staff who may admit)
+        this.emit("preview", msg); break;
+      case "removed": case "ended":
         this.final = true; this.state = msg.type;
         sessionStorage.removeItem("yk-session:" + this.config.token);
         this.emit("state", msg.type, msg.reason || "");
