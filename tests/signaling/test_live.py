@@ -9,7 +9,8 @@ import aiohttp
 import pytest
 from sqlalchemy import select
 
-from server.appkeys import BLOBS, BUS, DB
+from recordings.recovery import RECORDINGS
+from server.appkeys import BLOBS, BUS, DB, SETTINGS
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import verify_case
 from server.settings import Settings
@@ -190,6 +191,39 @@ async def test_session_is_recorded_per_participant_and_filed_in_the_case(
         assert (video.codec_context.width, video.codec_context.height) == (640, 480)
         frames = sum(1 for _ in container.decode(video=0))
     assert frames >= 30
+
+
+async def test_a_call_everyone_left_files_its_recordings_after_the_grace(
+    live: LiveServer,
+) -> None:
+    """No "end": the inspector leaves (the leave button), the phone loses its network.
+    When the last one's grace (5 s here) runs out the room closes and the recordings are
+    filed on the case: blob stored, hash on the chain, nothing left in the live folder."""
+    inspector = live.client("staff-1", "inspector", auto_admit=True, source=None)
+    await inspector.connect()
+    applicant = live.client("applicant-2", "applicant")
+    await applicant.connect()
+    await inspector.media.wait_for_video("applicant-2", frames=30, within=15)
+    await inspector.close()
+    await applicant.drop()
+    left = asyncio.get_running_loop().time()
+
+    async def filed() -> list[CaseEvent]:
+        return [e for e in await _events(live) if e.kind == "recording.finished"]
+
+    for _ in range(200):
+        if await filed():
+            break
+        await asyncio.sleep(0.1)
+    (recorded,) = await filed()
+    took = asyncio.get_running_loop().time() - left
+    assert 4.0 < took < 15.0, took  # after the grace, not before, and not much later
+    (blob,) = recorded.data["blobs"]
+    assert live.app[BLOBS].path(blob["key"]).stat().st_size == recorded.data["size"]
+    folder = live.app[SETTINGS].data_dir / RECORDINGS
+    assert folder.is_dir()  # the recorder wrote there during the call
+    leftovers = [p for p in folder.rglob("*") if p.is_file()]
+    assert leftovers == [], leftovers
 
 
 async def test_shutdown_closes_live_sockets_quickly_without_ending_the_session(
