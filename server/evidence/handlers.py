@@ -415,21 +415,27 @@ async def export(request: web.Request) -> web.StreamResponse:
             timezone=settings.timezone,
             now=dt.datetime.now(dt.UTC),
         )
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "application/zip",
-                "Content-Disposition": f'attachment; filename="{case.number}.zip"',
-                "Content-Length": str(target.stat().st_size),
-            }
-        )
-        await response.prepare(request)
-        with target.open("rb") as handle:
-            while chunk := await asyncio.to_thread(handle.read, 1 << 20):
-                await response.write(chunk)
-        await response.write_eof()
-        return response
+        return await send_zip(request, target, f"{case.number}.zip")
     finally:
         await asyncio.to_thread(shutil.rmtree, tmpdir, True)
+
+
+async def send_zip(request: web.Request, target: Path, filename: str) -> web.StreamResponse:
+    """Stream a written bundle in 1 MiB reads (an hour of recordings never sits in memory)."""
+    size = (await asyncio.to_thread(target.stat)).st_size
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "application/zip",
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Length": str(size),
+        }
+    )
+    await response.prepare(request)
+    with target.open("rb") as handle:
+        while chunk := await asyncio.to_thread(handle.read, 1 << 20):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 @routes.get(

@@ -34,6 +34,7 @@ from recordings.redaction import (
 from server.appkeys import API_SPEC, BLOBS, DB, SETTINGS
 from server.cases.access import authorize
 from server.cases.timeline import append_event
+from server.evidence.handlers import send_zip
 from server.http.requests import int_param, require_staff
 from server.letters import pdf
 from server.letters.appkeys import LETTERS
@@ -144,19 +145,7 @@ async def export_redacted(request: web.Request) -> web.StreamResponse:
             now=dt.datetime.now(dt.UTC),
             redaction=Redaction(seq, letters=letter_copies(request.app, case_id, number)),
         )
-        response = web.StreamResponse(
-            headers={
-                "Content-Type": "application/zip",
-                "Content-Disposition": f'attachment; filename="{number}-redacted.zip"',
-                "Content-Length": str(target.stat().st_size),
-            }
-        )
-        await response.prepare(request)
-        with target.open("rb") as handle:
-            while chunk := await asyncio.to_thread(handle.read, 1 << 20):
-                await response.write(chunk)
-        await response.write_eof()
-        return response
+        return await send_zip(request, target, f"{number}-redacted.zip")
     finally:
         await asyncio.to_thread(shutil.rmtree, tmpdir, True)
 
