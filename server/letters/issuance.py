@@ -63,6 +63,28 @@ class Audit:
     ip: str | None = None
     user_agent: str | None = None
 
+    @property
+    def agent(self) -> str | None:
+        """The user agent as the audit columns keep it (300 characters, none if empty)."""
+        return (self.user_agent or "")[:300] or None
+
+    def event(
+        self, letter_id: int, action: str, principal: Principal, at: dt.datetime, **extra: Any
+    ) -> LetterEvent:
+        """An audit row of ``principal`` acting on the letter from this request."""
+        return LetterEvent(
+            letter_id=letter_id,
+            action=action,
+            actor_kind=principal.kind,
+            actor_id=principal.id,
+            actor_name=principal.name,
+            actor_role=principal.role,
+            ip=self.ip,
+            user_agent=self.agent,
+            at=at,
+            **extra,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Composed:
@@ -260,18 +282,7 @@ async def issue(
         case_number = case.number
         letter_id = letter.id
     now = utcnow()
-    event = LetterEvent(
-        letter_id=letter_id,
-        action="issued",
-        actor_kind=principal.kind,
-        actor_id=principal.id,
-        actor_name=principal.name,
-        actor_role=principal.role,
-        ip=audit.ip,
-        user_agent=(audit.user_agent or "")[:300] or None,
-        sha256=letter.body_sha256,
-        at=now,
-    )
+    event = audit.event(letter_id, "issued", principal, now, sha256=letter.body_sha256)
     letter.issued_at = now
     document = await build_document(ctx, letter, case_number, [], [event])
     stored = await render_seal_store(ctx, document)
@@ -349,16 +360,4 @@ async def _supersede(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise LetterStateError(params={"letter": old_id})
-    session.add(
-        LetterEvent(
-            letter_id=old_id,
-            action="superseded",
-            actor_kind=principal.kind,
-            actor_id=principal.id,
-            actor_name=principal.name,
-            actor_role=principal.role,
-            ip=audit.ip,
-            user_agent=(audit.user_agent or "")[:300] or None,
-            at=now,
-        )
-    )
+    session.add(audit.event(old_id, "superseded", principal, now))

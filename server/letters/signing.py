@@ -127,7 +127,7 @@ async def sign(
         image_sha256=image_ref.sha256,
         consent=True,
         ip=audit.ip,
-        user_agent=(audit.user_agent or "")[:300] or None,
+        user_agent=audit.agent,
         document_sha256=seen_pdf,
         signed_at=now,
     )
