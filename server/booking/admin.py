@@ -15,13 +15,13 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from server.accounts.models import User
-from server.appkeys import DB
+from server.appkeys import DB, SETTINGS
 from server.booking import models as m
-from server.booking import schemas
+from server.booking import schemas, staffchange
 from server.booking.errors import CodeTakenError
-from server.booking.present import matter_dict
+from server.booking.present import links_for, matter_dict, utcnow
 from server.booking.slots import TimeRange
-from server.errors import NotFoundError, ValidationError
+from server.errors import ConflictError, NotFoundError, ValidationError
 from server.http.requests import int_param, require_staff
 from server.http.responses import json_response
 from server.openapi import ApiRoutes, read_json
@@ -304,11 +304,50 @@ async def delete_holiday(request: web.Request) -> web.Response:
     return json_response({"ok": True})
 
 
+class SelfDeactivationError(ConflictError):
+    code = "cannot_deactivate_self"
+    message = "You cannot deactivate your own account"
+
+
+async def set_qualifications(session: Any, user_id: int, matter_ids: list[int]) -> None:
+    await session.execute(
+        delete(m.StaffQualification).where(m.StaffQualification.user_id == user_id)
+    )
+    for matter_id in sorted(set(matter_ids)):
+        if await session.get(m.Matter, matter_id) is None:
+            raise ValidationError(fields={"matter_ids": "No such matter"})
+        session.add(m.StaffQualification(user_id=user_id, matter_id=matter_id))
+
+
+async def after_staff_change(
+    request: web.Request, session: Any, user_id: int
+) -> staffchange.Outcome:
+    """Hand the officer's bookings on, or tell their applicants (same transaction)."""
+    settings = request.app[SETTINGS]
+    return await staffchange.apply(
+        session,
+        user_id,
+        require_staff(request),
+        zone=settings.zone,
+        manage_url=lambda a: links_for(settings, a).manage_url,
+        now=utcnow(),
+    )
+
+
+def outcome_dict(outcome: staffchange.Outcome) -> dict[str, Any]:
+    return {
+        "ok": True,
+        "handed": [{"appointment_id": a.id, "staff_id": s} for a, s in outcome.handed],
+        "unserved": [a.id for a in outcome.unserved],
+    }
+
+
 @routes.put(
     "/api/v1/admin/staff/{id}/qualifications",
-    summary="Set which matters a member of staff may serve",
+    summary="Set which matters a member of staff may serve; their future bookings of other "
+    "matters are handed to free colleagues, or their applicants told by SMS",
     request=schemas.QUALIFICATIONS_IN,
-    responses={200: schemas.OK_OUT, 403: "error", 404: "error", 422: "error"},
+    responses={200: schemas.STAFF_CHANGE_OUT, 403: "error", 404: "error", 422: "error"},
     auth="admin,supervisor",
 )
 async def put_qualifications(request: web.Request) -> web.Response:
@@ -318,11 +357,29 @@ async def put_qualifications(request: web.Request) -> web.Response:
     async with request.app[DB]() as session, session.begin():
         if await session.get(User, user_id) is None:
             raise NotFoundError()
-        await session.execute(
-            delete(m.StaffQualification).where(m.StaffQualification.user_id == user_id)
-        )
-        for matter_id in sorted(set(body["matter_ids"])):
-            if await session.get(m.Matter, matter_id) is None:
-                raise ValidationError(fields={"matter_ids": "No such matter"})
-            session.add(m.StaffQualification(user_id=user_id, matter_id=matter_id))
-    return json_response({"ok": True})
+        await set_qualifications(session, user_id, body["matter_ids"])
+        outcome = await after_staff_change(request, session, user_id)
+    return json_response(outcome_dict(outcome))
+
+
+@routes.patch(
+    "/api/v1/admin/staff/{id}",
+    summary="Activate or deactivate a member of staff; a deactivated officer's future "
+    "bookings are handed to free colleagues, or their applicants told by SMS",
+    request=schemas.STAFF_IN,
+    responses={200: schemas.STAFF_CHANGE_OUT, 403: "error", 404: "error", 409: "error"},
+    auth="admin,supervisor",
+)
+async def patch_staff(request: web.Request) -> web.Response:
+    principal = require_staff(request, *ADMINS)
+    body = await read_json(request, schemas.STAFF_IN)
+    user_id = int_param(request, "id")
+    if user_id == principal.id and not body["active"]:
+        raise SelfDeactivationError()
+    async with request.app[DB]() as session, session.begin():
+        user = await session.get(User, user_id)
+        if user is None:
+            raise NotFoundError()
+        user.active = body["active"]
+        outcome = await after_staff_change(request, session, user_id)
+    return json_response(outcome_dict(outcome))

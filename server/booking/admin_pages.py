@@ -15,9 +15,11 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import delete, select
 
+from server.accounts.models import User
 from server.appkeys import DB, SETTINGS
-from server.booking import closures, holidays
+from server.booking import closures, holidays, staffchange
 from server.booking import models as m
+from server.booking.admin import SelfDeactivationError, after_staff_change, set_qualifications
 from server.booking.present import KIND_LABELS, links_for, utcnow
 from server.booking.slots import TimeRange
 from server.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -87,8 +89,17 @@ async def admin_page(request: web.Request) -> dict[str, Any]:
         affected = {e.id: await closures.affected(session, e, zone) for e in exceptions}
         links = (await session.scalars(select(m.WindowMatter))).all()
         years = (await session.scalars(select(m.HolidayYear).order_by(m.HolidayYear.year))).all()
+        staff = (await session.scalars(select(User).order_by(User.id))).all()
+        qualified = (await session.scalars(select(m.StaffQualification))).all()
+        unassigned = await staffchange.unassigned(session, utcnow())
     today = utcnow().astimezone(request.app[SETTINGS].zone).date()
     return {
+        "staff": [s for s in staff if s.role in STAFF_ROLES],
+        "qualified": lambda uid: {q.matter_id for q in qualified if q.user_id == uid},
+        "unassigned": unassigned,
+        "matter_name": {x.id: x.name for x in matters},
+        "staff_outcome": _outcome_from_query(request),
+        "zone": zone,
         "holiday_years": years,
         "missing_holiday_year": holidays.missing_year(today, {y.year for y in years}),
         "matters": matters,
@@ -277,6 +288,40 @@ async def admin_delete_exception(request: web.Request) -> web.StreamResponse:
             delete(m.PlanException).where(m.PlanException.id == int_param(request, "id"))
         )
     raise web.HTTPSeeOther("/admin/matters#exceptions")
+
+
+STAFF_ROLES = ("inspector", "supervisor", "admin")
+
+
+def _outcome_from_query(request: web.Request) -> dict[str, int] | None:
+    """The counts the staff form redirects with, to say what the change did."""
+    if "handed" not in request.query:
+        return None
+    return {key: parse_id(request.query.get(key)) or 0 for key in ("handed", "unserved")}
+
+
+@routes.post("/admin/staff/{id}")
+async def admin_staff(request: web.Request) -> web.StreamResponse:
+    """Qualifications and active flag of one officer; their bookings follow."""
+    _require_admin(request)
+    principal = optional_principal(request)
+    assert principal is not None
+    form = await request.post()
+    user_id = int_param(request, "id")
+    active = form.get("active") == "on"
+    if user_id == principal.id and not active:
+        raise SelfDeactivationError()
+    matter_ids = [parse_id(str(v)) for v in form.getall("matter_id", [])]
+    async with request.app[DB]() as session, session.begin():
+        user = await session.get(User, user_id)
+        if user is None:
+            raise NotFoundError()
+        user.active = active
+        await set_qualifications(session, user_id, [i for i in matter_ids if i is not None])
+        outcome = await after_staff_change(request, session, user_id)
+    raise web.HTTPSeeOther(
+        f"/admin/matters?handed={len(outcome.handed)}&unserved={len(outcome.unserved)}#staff"
+    )
 
 
 @routes.post("/admin/holidays")

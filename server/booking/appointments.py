@@ -53,6 +53,8 @@ class BookingRequest:
     staff_id: int | None = None  # chosen by hand; else assigned automatically
     case_id: int | None = None
     """A follow-up (the re-inspection) of this existing case, instead of a new case."""
+    lang: str = "zh_CN"
+    """The applicant's language: every SMS about the appointment is in it."""
 
 
 async def get_matter(session: AsyncSession, matter_id: int) -> m.Matter:
@@ -275,6 +277,7 @@ async def book(
         site_lon=req.site_lon,
         status="booked",
         case_id=None,
+        lang=req.lang,
         version=1,
         created_at=now,
         updated_at=now,

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.booking import models as m
-from server.booking import outbox
+from server.booking import outbox, texts
 
 KIND = "booking.closure"
 
@@ -51,15 +51,6 @@ async def affected(
     return list(await session.scalars(query.order_by(m.Appointment.starts_at)))
 
 
-def closure_sms(appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, manage_url: str) -> str:
-    """zh-CN (the default language; applicants have no other stored yet), one language."""
-    local = appt.starts_at.astimezone(zone)
-    return (
-        f"【云勘】抱歉，您预约的“{matter.name}”（{local:%m月%d日 %H:%M}）因窗口临时关闭"
-        f"无法办理，请改约其他时间：{manage_url}"
-    )
-
-
 async def tell_affected(
     session: AsyncSession,
     exc: m.PlanException,
@@ -77,7 +68,7 @@ async def tell_affected(
             key=f"closure:{appt.id}:{appt.version}",
             kind=KIND,
             mobile=appt.mobile,
-            body=closure_sms(appt, matter, zone, manage_url(appt)),
+            body=texts.closure(appt, matter, zone, manage_url(appt)),
             now=now,
             appointment_id=appt.id,
         )

@@ -18,15 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.principal import Principal
 from server.appkeys import BUS, DB, SETTINGS, SMS
 from server.booking import appointments as svc
-from server.booking import errors, guard, idempotency, leads, outbox, schemas
+from server.booking import errors, guard, idempotency, leads, outbox, schemas, texts
 from server.booking import models as m
 from server.booking.availability import load_calendar, open_slots
 from server.booking.invites import ics_invite, qr_svg
 from server.booking.present import (
     Links,
     appointment_dict,
-    cancellation_sms,
-    confirmation_sms,
     links_for,
     matter_dict,
     utcnow,
@@ -35,7 +33,13 @@ from server.booking.scheduler import parse_offsets
 from server.booking.staffday import day_appointments
 from server.booking.validation import validate_applicant
 from server.errors import PermissionDeniedError, ValidationError
-from server.http.requests import int_param, optional_principal, require_principal, require_staff
+from server.http.requests import (
+    LOCALE,
+    int_param,
+    optional_principal,
+    require_principal,
+    require_staff,
+)
 from server.http.responses import json_response
 from server.openapi import ApiRoutes, read_json
 from server.parsing import require_date
@@ -130,8 +134,13 @@ async def list_slots(request: web.Request) -> web.Response:
     )
 
 
-def booking_request(body: dict[str, Any], principal: Principal) -> svc.BookingRequest:
-    """Turn a validated body into a domain request; collects every field error at once."""
+def booking_request(
+    body: dict[str, Any], principal: Principal, locale: str = "zh_CN"
+) -> svc.BookingRequest:
+    """Turn a validated body into a domain request; collects every field error at once.
+
+    The SMS language is ``lang`` when given, else the page's ``locale`` for an applicant
+    booking for themselves, else zh-CN (staff booking on someone's behalf)."""
     info, fields = validate_applicant(body["applicant"])
     start: datetime | None = None
     try:
@@ -159,6 +168,7 @@ def booking_request(body: dict[str, Any], principal: Principal) -> svc.BookingRe
         site_lon=body.get("site_lon"),
         staff_id=body.get("staff_id"),
         case_id=body.get("case_id"),
+        lang=body.get("lang") or (locale if principal.kind == "applicant" else "zh_CN"),
     )
 
 
@@ -196,7 +206,7 @@ async def _book_once(
 async def create_appointment(request: web.Request) -> web.Response:
     principal = require_principal(request)
     body = await read_json(request, schemas.BOOK)
-    req = booking_request(body, principal)
+    req = booking_request(body, principal, request.get(LOCALE) or "zh_CN")
     raw_key = request.headers.get("Idempotency-Key", "").strip()[:200]
     key = None
     if raw_key:
@@ -231,7 +241,7 @@ async def tell_cancelled(session: AsyncSession, request: web.Request, appt: m.Ap
         key=f"cancelled:{appt.id}",
         kind="booking.cancelled",
         mobile=appt.mobile,
-        body=cancellation_sms(
+        body=texts.cancellation(
             appt, matter, settings.zone, rebook, by_staff=bool(principal and principal.is_staff)
         ),
         now=utcnow(),
@@ -249,7 +259,8 @@ async def after_change(request: web.Request, appt: m.Appointment, what: str) -> 
     if what in ("booked", "rescheduled"):
         async with request.app[DB]() as session:
             matter = await svc.get_matter(session, appt.matter_id)
-        text = confirmation_sms(appt, matter, settings.zone, links_for(settings, appt))
+        links = links_for(settings, appt)
+        text = texts.confirmation(appt, matter, settings.zone, links.join_url, links.manage_url)
         try:
             await request.app[SMS].send(appt.mobile, text, kind=f"booking.{what}")
         except Exception:

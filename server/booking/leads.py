@@ -91,19 +91,32 @@ async def assign(
             raise errors.StaffBusyError(staff_id)
     appt.staff_id = staff_id
     appt.updated_at = now or datetime.now(UTC)
-    if appt.case_id is not None:
-        changes = await hand_over(session, appt.case_id, staff_id)
-        await record(
-            session,
-            appt.case_id,
-            "appointment.assigned",
-            actor,
-            {
-                "appointment_id": appt.id,
-                "staff_id": staff_id,
-                "previous_staff_id": previous,
-                "previous_leads": changes,
-            },
-        )
+    await lead_follows(session, appt, previous, actor)
     await session.flush()
     return appt
+
+
+async def lead_follows(
+    session: AsyncSession,
+    appt: m.Appointment,
+    previous: int | None,
+    actor: Principal | None,
+    **why: Any,
+) -> None:
+    """The case's lead becomes ``appt.staff_id`` (set by the caller), on the case chain."""
+    if appt.case_id is None:
+        return
+    changes = await hand_over(session, appt.case_id, appt.staff_id)
+    await record(
+        session,
+        appt.case_id,
+        "appointment.assigned",
+        actor,
+        {
+            "appointment_id": appt.id,
+            "staff_id": appt.staff_id,
+            "previous_staff_id": previous,
+            "previous_leads": changes,
+            **why,
+        },
+    )

@@ -243,6 +243,8 @@ class Appointment(Base):
     site_lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="booked")
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
+    # The applicant's language (zh_CN or en): every SMS about the appointment uses it.
+    lang: Mapped[str] = mapped_column(String(8), default="zh_CN", server_default="zh_CN")
     # Bumped on every change; manage links carry it so a used link cannot replay.
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -36,7 +36,7 @@ from server.booking.validation import validate_applicant
 from server.cases import access
 from server.cases.models import Case
 from server.errors import NotFoundError, YunkanError
-from server.http.requests import int_param, limit_per_ip, optional_principal
+from server.http.requests import LOCALE, int_param, limit_per_ip, optional_principal
 from server.masking import mask_mobile
 from server.parsing import parse_id, try_date
 
@@ -222,6 +222,7 @@ async def details_submit(request: web.Request) -> web.StreamResponse:
             actor=principal,
             site_address=values.get("site_address") or None,
             case_id=case_id,
+            lang=request.get(LOCALE) or settings.default_locale,
         )
         try:
             async with request.app[DB]() as session, session.begin():

@@ -137,28 +137,5 @@ def appointment_dict(
     return out
 
 
-def confirmation_sms(appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, links: Links) -> str:
-    local = appt.starts_at.astimezone(zone)
-    return (
-        f"【云勘】您已预约“{matter.name}”，时间{local:%m月%d日 %H:%M}。"
-        f"届时请点击进入视频窗口：{links.join_url} 改期或取消：{links.manage_url}"
-    )
-
-
-def cancellation_sms(
-    appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, rebook_url: str, *, by_staff: bool
-) -> str:
-    """Told whoever cancelled: the applicant (a receipt) or staff (an apology and a way back).
-
-    zh-CN only: applicants have no stored language yet, and a text is never bilingual.
-    """
-    local = appt.starts_at.astimezone(zone)
-    who = "工作人员已取消" if by_staff else "已取消"
-    return (
-        f"【云勘】您预约的“{matter.name}”（{local:%m月%d日 %H:%M}）{who}。"
-        f"如需重新预约：{rebook_url}"
-    )
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -20,20 +20,12 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from server.booking import models as m
-from server.booking import outbox
+from server.booking import outbox, texts
 from server.booking.casework import record
 
 log = logging.getLogger(__name__)
 
 KIND = "booking.reminder"
-
-
-def reminder_text(appt: m.Appointment, matter: m.Matter, zone: ZoneInfo, join_url: str) -> str:
-    local = appt.starts_at.astimezone(zone)
-    return (
-        f"【云勘】提醒：您预约的“{matter.name}”将于{local:%m月%d日 %H:%M}开始，"
-        f"请准时通过链接进入：{join_url}"
-    )
 
 
 async def queue_due(
@@ -79,7 +71,7 @@ async def queue_due(
             key=f"reminder:{rid}:{reminder.due_at.isoformat()}",
             kind=KIND,
             mobile=appt.mobile,
-            body=reminder_text(appt, matter, zone, join_url(appt)),
+            body=texts.reminder(appt, matter, zone, join_url(appt)),
             now=now,
             appointment_id=appt.id,
         )

@@ -41,6 +41,11 @@ BOOK: Schema = {
         "site_lon": {"type": "number", "minimum": -180, "maximum": 180},
         "staff_id": _INT,
         "case_id": {**_INT, "description": "Book the follow-up (re-inspection) of this case"},
+        "lang": {
+            "enum": ["zh_CN", "en"],
+            "description": "The applicant's language for every SMS about the booking "
+            "(default: the page's language when applicants book, else zh_CN)",
+        },
     },
 }
 
@@ -312,3 +317,30 @@ QUALIFICATIONS_IN: Schema = {
 }
 
 OK_OUT: Schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}}
+
+STAFF_IN: Schema = {
+    "type": "object",
+    "required": ["active"],
+    "additionalProperties": False,
+    "properties": {"active": {"type": "boolean"}},
+}
+
+STAFF_CHANGE_OUT: Schema = {
+    "type": "object",
+    "description": "What the change did to the officer's future bookings: handed to a free "
+    "colleague, or left without an officer (the applicant is told by SMS)",
+    "properties": {
+        "ok": {"type": "boolean"},
+        "handed": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "appointment_id": {"type": "integer"},
+                    "staff_id": {"type": "integer"},
+                },
+            },
+        },
+        "unserved": {"type": "array", "items": {"type": "integer"}},
+    },
+}
