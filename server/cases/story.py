@@ -58,6 +58,7 @@ SENTENCES: dict[str, str] = {
     "recording.finished": "A recording was filed",
     "recording.purged": "A recording was removed by the retention policy",
     "recording.segment": "A segment of the recording was sealed on the record",
+    "recording.segments": "%(count)s segments of the recordings were sealed on the record",
     "recording.gap": "Part of the recording is missing (frames lost)",
     "recording.recovered": "A recording left by a server restart was filed",
     "export.redacted": "%(actor)s exported a redacted copy for sharing",
@@ -66,6 +67,43 @@ SENTENCES: dict[str, str] = {
     "letter.superseded": "%(actor)s replaced a document with a new version",
     "rectification.uploaded": "%(actor)s uploaded rectification evidence: %(name)s",
 }
+
+
+FOLDED = frozenset({"recording.segment"})
+"""Kinds that come in runs (a sealed segment every few seconds of a call): a page shows each
+run as one line; the chain and the export keep every event."""
+
+
+def fold(events: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """``events`` with each run of :data:`FOLDED` kinds (the other participants' segments
+    interleaved) shown as one ``recording.segments`` line: first time, count, last time and
+    the last event's hash (which covers the run)."""
+    out: list[Mapping[str, Any]] = []
+    run: list[Mapping[str, Any]] = []
+
+    def flush() -> None:
+        if len(run) == 1:
+            out.append(run[0])
+        elif run:
+            out.append(
+                {
+                    **run[-1],
+                    "kind": "recording.segments",
+                    "at": run[0].get("at"),
+                    "until": run[-1].get("at"),
+                    "data": {"count": len(run)},
+                }
+            )
+        run.clear()
+
+    for event in events:
+        if event.get("kind") in FOLDED:
+            run.append(event)
+            continue
+        flush()
+        out.append(event)
+    flush()
+    return out
 
 
 def participant_names(events: Sequence[Mapping[str, Any]]) -> dict[str, str]:
@@ -93,5 +131,6 @@ def sentence(event: Mapping[str, Any], names: Mapping[str, str]) -> tuple[str, d
         "item": str(data.get("item") or ""),
         "request": str(data.get("kind") or ""),
         "state": LABELS.get(kind.removeprefix("case."), ""),
+        "count": str(data.get("count") or ""),
     }
     return SENTENCES.get(kind, kind), params

@@ -135,7 +135,7 @@ async def case_context(
     zone = request.app[SETTINGS].zone
     names = story.participant_names(view["timeline"])
     return case, {
-        "case": view,
+        "case": {**view, "timeline": story.fold(view["timeline"])},
         "proc": proc,
         "header": header,
         "due": due,

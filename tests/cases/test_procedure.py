@@ -350,3 +350,30 @@ def test_every_letter_status_reads_in_chinese() -> None:
     zh = Catalogs().get("zh_CN")
     for msgid in LETTER_STATUS_LABELS.values():
         assert zh.gettext(msgid) != msgid, msgid
+
+
+def test_runs_of_sealed_segments_read_as_one_line() -> None:
+    from server.cases.story import fold, sentence
+
+    def ev(kind: str, at: str, who: str = "p1") -> dict[str, object]:
+        return {"kind": kind, "at": at, "hash": f"h-{at}", "data": {"participant": who}}
+
+    events = [
+        ev("live.joined", "t0"),
+        ev("recording.segment", "t1"),
+        ev("recording.segment", "t2", "p2"),
+        ev("recording.segment", "t3"),
+        ev("live.ended", "t4"),
+        ev("recording.segment", "t5"),
+    ]
+    shown = fold(events)
+    assert [e["kind"] for e in shown] == [
+        "live.joined",
+        "recording.segments",
+        "live.ended",
+        "recording.segment",  # a run of one stays itself
+    ]
+    run = shown[1]
+    assert (run["at"], run["until"], run["hash"]) == ("t1", "t3", "h-t3")
+    assert sentence(run, {})[1]["count"] == "3"
+    assert len(events) == 6  # the events themselves are untouched
