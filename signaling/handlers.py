@@ -66,7 +66,7 @@ from signaling.errors import RoomClosedError, TokenError, user_message
 from signaling.hub import Entry, Hub, Link, MediaRoom
 from signaling.ice import IceConfig
 from signaling.links import appointment_room, case_room, participant_id, signer_for
-from signaling.protocol import MAX_MESSAGE_BYTES, dumps
+from signaling.protocol import HEARTBEAT_S, MAX_MESSAGE_BYTES, dumps
 from signaling.relay import Relay, RelayConfig
 from signaling.rooms import Room
 from signaling.tokens import HIDDEN_ROLES, JoinGrant, Role, TokenSigner
@@ -373,8 +373,11 @@ class _WsConnection:
 @routes.get("/live/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     # Larger than the protocol's cap so an oversized message still gets a readable
-    # "too_large" error; beyond this aiohttp closes with 1009.
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4 * MAX_MESSAGE_BYTES)
+    # "too_large" error; beyond this aiohttp closes with 1009. aiohttp's heartbeat is reset
+    # by every byte received, so it pings only a silent client (protocol.HEARTBEAT_S) and
+    # closes it when the pong does not come: the loop below ends and the hub marks it
+    # disconnected, as for any other drop.
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4 * MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     hub = request.app[HUB]
     # The handshake carries the session cookie (browsers) or a bearer token (the Python

@@ -42,6 +42,13 @@ MAX_PREVIEW_CHARS: Final = len(PREVIEW_PREFIX) + 4 * ((MAX_PREVIEW_BYTES + 2) //
 PREVIEW_INTERVAL: Final = 2.0
 """Seconds between two previews of one connection (the page sends one every 5 s)."""
 REQUEST_KINDS: Final = frozenset({"rear_camera", "front_camera", "torch", "zoom", "location"})
+HEARTBEAT_S: Final = 2.0
+"""Server side of the heartbeat: after this many seconds without a byte from a client the
+server sends a WebSocket ping, and a client that has not answered it within half as long
+again (so 3 s of silence in all) is dropped: its place is kept for the grace and the others
+see it ``connected: false``. Any message, or the pong to that ping, counts as a heartbeat.
+The pages also send ``ping`` every second and read the ``pong`` (browsers cannot see
+WebSocket ping frames), so each side notices a dead link within 3 s."""
 
 # Per type: field -> (python type(s), required, max length for strings)
 _SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool, int]]]] = {
