@@ -44,6 +44,7 @@ ECHO_SECONDS = 20.0
 """How long a test's relay room lives at most; the page measures for 5 s."""
 
 routes = ApiRoutes(tag="live")
+SDP_REFUSED = "The browser's media description was refused"
 
 
 class LinkRefusedError(PermissionDeniedError):
@@ -159,7 +160,7 @@ async def offer(request: web.Request) -> web.Response:
     except NoSuchEchoError:
         raise NotFoundError("This network test has ended") from None
     except RelayError:
-        raise ValidationError(fields={"sdp": "The browser's media description was refused"}) from None
+        raise ValidationError(fields={"sdp": SDP_REFUSED}) from None
     return web.json_response({"answer": answer, "offer": loop})
 
 
@@ -178,7 +179,7 @@ async def answer(request: web.Request) -> web.Response:
     except NoSuchEchoError:
         raise NotFoundError("This network test has ended") from None
     except RelayError:
-        raise ValidationError(fields={"sdp": "The browser's media description was refused"}) from None
+        raise ValidationError(fields={"sdp": SDP_REFUSED}) from None
     return web.json_response({"ok": True})
 
 

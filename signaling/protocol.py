@@ -49,6 +49,11 @@ again (so 3 s of silence in all) is dropped: its place is kept for the grace and
 see it ``connected: false``. Any message, or the pong to that ping, counts as a heartbeat.
 The pages also send ``ping`` every second and read the ``pong`` (browsers cannot see
 WebSocket ping frames), so each side notices a dead link within 3 s."""
+HEARTBEAT_TIMEOUT_S: Final = 3.0
+"""A client that has sent ``ping`` is dropped when nothing comes from it for this long.
+WebSocket pongs do not count for it: a browser's network stack answers ping frames even
+when the page's own traffic is cut (an offline emulation, a stalled tab), and clients that
+never send ``ping`` (the Python client) are watched by the ping frames alone."""
 
 # Per type: field -> (python type(s), required, max length for strings)
 _SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool, int]]]] = {
@@ -142,6 +147,18 @@ def parse(raw: str | bytes) -> ClientMessage:
     elif kind == "preview":
         check_preview(data["image"])
     return ClientMessage(kind, data)
+
+
+def is_ping(raw: str | bytes) -> bool:
+    """Whether ``raw`` is a ``ping`` (cheap: heartbeats are small, everything else is parsed
+    by :func:`parse` anyway)."""
+    if len(raw) > 64:
+        return False
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and obj.get("type") == "ping"
 
 
 def check_preview(image: str) -> None:
