@@ -17,7 +17,7 @@
   /* One connection's report as totals (counters are cumulative; deltas come later). */
   function read(report) {
     var r = {at: performance.now(), inBytes: 0, outBytes: 0, lost: 0, received: 0,
-      audioBytesIn: 0, framesDecoded: 0, hasVideoIn: false, freezeCount: 0, freezeS: 0,
+      audioBytesIn: 0, framesDecoded: 0, freezeCount: 0, freezeS: 0,
       jbDelay: 0, jbCount: 0, remoteLoss: null, rtt: null, pairBytesIn: 0,
       localType: null, available: null};
     var pairs = {}, locals = {}, selected = null;
@@ -27,7 +27,6 @@
         r.lost += Math.max(0, s.packetsLost || 0);
         r.received += s.packetsReceived || 0;
         if (s.kind === "video") {
-          r.hasVideoIn = true;
           r.framesDecoded += s.framesDecoded || 0;
           r.freezeCount += s.freezeCount || 0;
           r.freezeS += s.totalFreezesDuration || 0;
@@ -88,7 +87,9 @@
     this.prev = cur;
     var connected = this.pc.connectionState === "connected";
     f.frozenMs = connected && this.hadFrames && this.frameAt != null ? now - this.frameAt : 0;
-    f.audioOnly = cur.hasVideoIn && !this.hadFrames && this.audioAt != null &&
+    // Chrome lists a video inbound-rtp only once video packets came: audio flowing and not
+    // one frame since the connection opened is a publisher without a camera.
+    f.audioOnly = !this.hadFrames && this.audioAt != null &&
       now - this.audioAt < LIMITS.audioOnlyMs && now - this.since > LIMITS.audioOnlyMs;
     f.freezeCount = cur.freezeCount; f.freezeS = cur.freezeS;
     f.rttMs = cur.rtt != null ? cur.rtt * 1000 : null;
