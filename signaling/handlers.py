@@ -382,7 +382,8 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     # "too_large" error; beyond this aiohttp closes with 1009. aiohttp's heartbeat is reset
     # by every byte received, so it pings only a silent client (protocol.HEARTBEAT_S) and
     # closes it when the pong does not come: the loop below ends and the hub marks it
-    # disconnected, as for any other drop.
+    # disconnected, as for any other drop. (An aiohttp client answers ping frames only
+    # while it reads, so this is kept loose; pages are held to HEARTBEAT_TIMEOUT_S.)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4 * MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     hub = request.app[HUB]

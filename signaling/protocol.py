@@ -42,13 +42,13 @@ MAX_PREVIEW_CHARS: Final = len(PREVIEW_PREFIX) + 4 * ((MAX_PREVIEW_BYTES + 2) //
 PREVIEW_INTERVAL: Final = 2.0
 """Seconds between two previews of one connection (the page sends one every 5 s)."""
 REQUEST_KINDS: Final = frozenset({"rear_camera", "front_camera", "torch", "zoom", "location"})
-HEARTBEAT_S: Final = 2.0
-"""Server side of the heartbeat: after this many seconds without a byte from a client the
-server sends a WebSocket ping, and a client that has not answered it within half as long
-again (so 3 s of silence in all) is dropped: its place is kept for the grace and the others
-see it ``connected: false``. Any message, or the pong to that ping, counts as a heartbeat.
-The pages also send ``ping`` every second and read the ``pong`` (browsers cannot see
-WebSocket ping frames), so each side notices a dead link within 3 s."""
+HEARTBEAT_S: Final = 10.0
+"""WebSocket ping frames: after this many seconds without a byte from a client the server
+sends a ping frame, and a client that has not answered within half as long again is dropped
+(its place is kept for the grace and the others see it ``connected: false``). This watches
+clients that never send ``ping`` (the Python client); the pages are watched much tighter by
+their own ``ping`` every second (``HEARTBEAT_TIMEOUT_S``), and read the ``pong`` themselves
+(browsers cannot see ping frames), so each side notices a dead link within 3 s."""
 HEARTBEAT_TIMEOUT_S: Final = 3.0
 """A client that has sent ``ping`` is dropped when nothing comes from it for this long.
 WebSocket pongs do not count for it: a browser's network stack answers ping frames even
