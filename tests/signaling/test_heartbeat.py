@@ -4,7 +4,6 @@ that never pings (the Python client) is watched by WebSocket ping frames only an
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
