@@ -273,7 +273,9 @@
      getStats(). A silence of every connection is an outage like a lost heartbeat. */
   LiveSession.prototype.quality = async function () {
     var q = await global.YKQuality.sample(this, this.tracks);
-    var silent = q.heardAt != null ? q.now - q.heardAt : 0;
+    // Only our own upstream's silence is our outage (see quality.js): a receive-only page
+    // whose one publisher went quiet must not rejoin in a loop.
+    var silent = q.upHeardAt != null ? q.now - q.upHeardAt : 0;
     this.setOutage("media", silent >= global.YKQuality.LIMITS.silentMs);
     if (silent >= MEDIA_GIVE_UP_MS && this.ws && !this.final) this.abandon();
     q.level = global.YKQuality.level(q, this.inOutage());

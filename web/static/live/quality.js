@@ -113,7 +113,7 @@
   /* Sample every connection of a LiveSession: {level, rttMs, loss, kbpsIn, kbpsOut, subs}. */
   async function sample(live, tracks) {
     var now = performance.now();
-    var q = {now: now, heardAt: null, rttMs: null, loss: 0, kbpsIn: 0, kbpsOut: 0, subs: {},
+    var q = {now: now, heardAt: null, upHeardAt: null, anyHeardAt: null, rttMs: null, loss: 0, kbpsIn: 0, kbpsOut: 0, subs: {},
       frozen: false, ice: null, relayOnly: false};
     var pcs = [];
     if (live.publishPc) pcs.push(["", live.publishPc]);
@@ -127,7 +127,11 @@
       if (!t || t.pc !== pc) t = tracks[key] = new Track(pc, now);
       var f;
       try { f = t.update(read(await pc.getStats()), now); } catch (e) { continue; }
-      q.heardAt = q.heardAt == null ? f.heardAt : Math.max(q.heardAt, f.heardAt);
+      // The relay reports on our upstream every second (RTCP), whoever else is there: when
+      // we publish, that is the measure of *our* link; a remote publisher's silence is
+      // theirs (their tile says so). Receive-only pages have only the remote streams.
+      if (key === "") q.upHeardAt = f.heardAt;
+      q.anyHeardAt = q.anyHeardAt == null ? f.heardAt : Math.max(q.anyHeardAt, f.heardAt);
       if (f.rttMs != null && (key === "" || q.rttMs == null)) q.rttMs = f.rttMs;
       q.kbpsIn += f.kbpsIn;
       q.kbpsOut += f.kbpsOut;
@@ -141,6 +145,7 @@
       }
     }
     Object.keys(tracks).forEach(function (k) { if (!keep[k]) delete tracks[k]; });
+    q.heardAt = q.upHeardAt != null ? q.upHeardAt : q.anyHeardAt;
     return q;
   }
 
