@@ -139,6 +139,15 @@ def shots(tmp_path: Path) -> Path:
     return path
 
 
+async def _console(browser: Any, live: LiveServer, base: str) -> tuple[Any, Any]:
+    """The inspector's console at a desk (1366x768), logged in."""
+    desk = await browser.new_context(**DESK, locale="zh-CN")
+    await desk.add_cookies([{"name": "yk_session", "value": await live.login(1), "url": base}])
+    console = await desk.new_page()
+    await console.goto(base + "live/j/" + live.token("staff-1", "inspector", "王科员"))
+    return desk, console
+
+
 async def _join(console: Any, phone: Any, live: LiveServer, base: str, who: str) -> None:
     await phone.goto(base + "live/j/" + live.token(who, "applicant", "张三"))
     await phone.wait_for_selector("#precall[data-state='ok']", timeout=30000)
@@ -180,17 +189,12 @@ async def test_quality_outage_and_audio_only(sqlite_settings: Settings, shots: P
     hole = Blackhole()
     try:
         async with chromium() as browser:
-            desk_ctx = await browser.new_context(**DESK, locale="zh-CN")
+            desk_ctx, console = await _console(browser, live, base)
             phone_ctx = await browser.new_context(**PHONE, locale="zh-CN")
-            console = await desk_ctx.new_page()
             phone = await phone_ctx.new_page()
             errors: list[str] = []
             for page in (console, phone):
                 page.on("pageerror", lambda exc: errors.append(str(exc)))
-            await desk_ctx.add_cookies(
-                [{"name": "yk_session", "value": await live.login(1), "url": base}]
-            )
-            await console.goto(base + "live/j/" + live.token("staff-1", "inspector", "王科员"))
 
             # (c) The check page's media test through the relay, with figures.
             await phone.goto(via + "live/j/" + live.token("applicant-2", "applicant", "张三"))
@@ -275,12 +279,7 @@ async def test_quality_outage_and_audio_only(sqlite_settings: Settings, shots: P
             assert CHROMIUM
             blind_browser = await browser.browser_type.launch(executable_path=CHROMIUM, args=args)
             try:
-                desk_ctx = await browser.new_context(**DESK, locale="zh-CN")
-                await desk_ctx.add_cookies(
-                    [{"name": "yk_session", "value": await live.login(1), "url": base}]
-                )
-                console = await desk_ctx.new_page()
-                await console.goto(base + "live/j/" + live.token("staff-1", "inspector", "王科员"))
+                desk_ctx, console = await _console(browser, live, base)
                 blind = await (await blind_browser.new_context(**PHONE, locale="zh-CN")).new_page()
                 await _join(console, blind, live, base, "applicant-3")
                 audio_notice = await blind.inner_text("#audio-only")

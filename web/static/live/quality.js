@@ -153,9 +153,10 @@
   function describe(q, T) {
     var parts = [T[q.level] || q.level];
     if (q.level !== "down" && q.level !== "unknown") {
-      if (q.rttMs != null) parts.push(Math.round(q.rttMs) + " ms");
-      parts.push("↑ " + Math.round(q.kbpsOut) + " ↓ " + Math.round(q.kbpsIn) + " kbit/s");
-      parts.push((T.loss || "loss") + " " + (q.loss * 100).toFixed(1) + " %");
+      // no-break spaces: a figure never wraps away from its unit on a phone
+      if (q.rttMs != null) parts.push(Math.round(q.rttMs) + "\u00a0ms");
+      parts.push("↑\u00a0" + Math.round(q.kbpsOut) + " ↓\u00a0" + Math.round(q.kbpsIn) + "\u00a0kbit/s");
+      parts.push((T.loss || "loss") + "\u00a0" + (q.loss * 100).toFixed(1) + "\u00a0%");
     }
     return parts.join(" · ");
   }
