@@ -211,6 +211,7 @@
     $("self").srcObject = stream;
     $("call-audio-only").hidden = !audioOnly;
     $("self").hidden = audioOnly;
+    $("btn-flip").hidden = audioOnly;
   }
 
   $("btn-join").addEventListener("click", function () {
