@@ -157,7 +157,7 @@ async def _join(console: Any, phone: Any, live: LiveServer, base: str, who: str)
     await phone.wait_for_selector("#call:not([hidden])", timeout=10000)
 
 
-async def _until(page: Any, script: str, arg: Any = None, within: float = 10000) -> None:
+async def _until(page: Any, script: str, arg: Any = None, within: float = 15000) -> None:
     """``wait_for_function`` that says what the page showed when it times out."""
     try:
         await page.wait_for_function(script, arg=arg, timeout=within)

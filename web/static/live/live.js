@@ -44,7 +44,7 @@
   /* Heartbeat (docs/signaling.md, "Quality and outages"): a ping every second; no answer
      for HEARTBEAT_SILENT_MS is an outage shown at once; after HEARTBEAT_GIVE_UP_MS the
      socket is given up and we rejoin (the server has dropped it after 3 s anyway). */
-  var HEARTBEAT_MS = 1000, HEARTBEAT_SILENT_MS = 2500, HEARTBEAT_GIVE_UP_MS = 8000;
+  var HEARTBEAT_MS = 1000, HEARTBEAT_SILENT_MS = 2000, HEARTBEAT_GIVE_UP_MS = 8000;
   var MEDIA_GIVE_UP_MS = 10000;       // no byte on any connection: new connections
 
   LiveSession.prototype.setOutage = function (reason, on) {

@@ -85,8 +85,11 @@
       f.lateS = dc > 0 ? (cur.jbDelay - p.jbDelay) / dc : 0;
     }
     this.prev = cur;
-    var connected = this.pc.connectionState === "connected";
-    f.frozenMs = connected && this.hadFrames && this.frameAt != null ? now - this.frameAt : 0;
+    // "Claims to be up": it was connected (frames came) and has not failed or closed; a
+    // short "disconnected" of ICE on a loaded link is still a frozen picture.
+    var state = this.pc.connectionState;
+    var up = state === "connected" || state === "disconnected";
+    f.frozenMs = up && this.hadFrames && this.frameAt != null ? now - this.frameAt : 0;
     // Chrome lists a video inbound-rtp only once video packets came: audio flowing and not
     // one frame since the connection opened is a publisher without a camera.
     f.audioOnly = !this.hadFrames && this.audioAt != null &&
