@@ -45,6 +45,7 @@ from server.openapi import ApiSpec
 from server.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from server.settings import Settings
 from signaling import handlers as live_handlers
+from signaling import precall
 from signaling.bus import InProcessBus, RedisBus
 
 log = logging.getLogger("yunkan.app")
@@ -58,6 +59,7 @@ DOMAINS: list[Callable[[web.Application], None]] = [
     evidence.setup,
     letters.setup,
     live_handlers.setup,
+    precall.setup,  # after live: the pre-call test uses its relay
 ]
 
 

@@ -66,7 +66,13 @@ from signaling.errors import RoomClosedError, TokenError, user_message
 from signaling.hub import Entry, Hub, Link, MediaRoom
 from signaling.ice import IceConfig
 from signaling.links import appointment_room, case_room, participant_id, signer_for
-from signaling.protocol import MAX_MESSAGE_BYTES, dumps
+from signaling.protocol import (
+    HEARTBEAT_S,
+    HEARTBEAT_TIMEOUT_S,
+    MAX_MESSAGE_BYTES,
+    dumps,
+    is_ping,
+)
 from signaling.relay import Relay, RelayConfig
 from signaling.rooms import Room
 from signaling.tokens import HIDDEN_ROLES, JoinGrant, Role, TokenSigner
@@ -373,8 +379,12 @@ class _WsConnection:
 @routes.get("/live/ws")
 async def websocket(request: web.Request) -> web.WebSocketResponse:
     # Larger than the protocol's cap so an oversized message still gets a readable
-    # "too_large" error; beyond this aiohttp closes with 1009.
-    ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=4 * MAX_MESSAGE_BYTES)
+    # "too_large" error; beyond this aiohttp closes with 1009. aiohttp's heartbeat is reset
+    # by every byte received, so it pings only a silent client (protocol.HEARTBEAT_S) and
+    # closes it when the pong does not come: the loop below ends and the hub marks it
+    # disconnected, as for any other drop. (An aiohttp client answers ping frames only
+    # while it reads, so this is kept loose; pages are held to HEARTBEAT_TIMEOUT_S.)
+    ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=4 * MAX_MESSAGE_BYTES)
     await ws.prepare(request)
     hub = request.app[HUB]
     # The handshake carries the session cookie (browsers) or a bearer token (the Python
@@ -384,9 +394,20 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         _WsConnection(ws, request),
         identity=participant_id(principal) if principal is not None else None,
     )
+    # A client that sends ``ping`` (the pages, every second) has its heartbeat watched:
+    # silence for HEARTBEAT_TIMEOUT_S drops it like a closed socket.
+    beating = False
     try:
-        async for msg in ws:
+        while not ws.closed:
+            try:
+                msg = await ws.receive(timeout=HEARTBEAT_TIMEOUT_S if beating else None)
+            except TimeoutError:
+                log.info("live: no heartbeat for %.0f s, dropping the socket", HEARTBEAT_TIMEOUT_S)
+                break
+            if msg.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED, WSMsgType.ERROR):
+                break
             if msg.type in (WSMsgType.TEXT, WSMsgType.BINARY):
+                beating = beating or is_ping(msg.data)
                 await hub.receive(link, msg.data)
             if link.closed:
                 break

@@ -42,6 +42,18 @@ MAX_PREVIEW_CHARS: Final = len(PREVIEW_PREFIX) + 4 * ((MAX_PREVIEW_BYTES + 2) //
 PREVIEW_INTERVAL: Final = 2.0
 """Seconds between two previews of one connection (the page sends one every 5 s)."""
 REQUEST_KINDS: Final = frozenset({"rear_camera", "front_camera", "torch", "zoom", "location"})
+HEARTBEAT_S: Final = 10.0
+"""WebSocket ping frames: after this many seconds without a byte from a client the server
+sends a ping frame, and a client that has not answered within half as long again is dropped
+(its place is kept for the grace and the others see it ``connected: false``). This watches
+clients that never send ``ping`` (the Python client); the pages are watched much tighter by
+their own ``ping`` every second (``HEARTBEAT_TIMEOUT_S``), and read the ``pong`` themselves
+(browsers cannot see ping frames), so each side notices a dead link within 3 s."""
+HEARTBEAT_TIMEOUT_S: Final = 3.0
+"""A client that has sent ``ping`` is dropped when nothing comes from it for this long.
+WebSocket pongs do not count for it: a browser's network stack answers ping frames even
+when the page's own traffic is cut (an offline emulation, a stalled tab), and clients that
+never send ``ping`` (the Python client) are watched by the ping frames alone."""
 
 # Per type: field -> (python type(s), required, max length for strings)
 _SCHEMAS: Final[dict[str, dict[str, tuple[tuple[type, ...], bool, int]]]] = {
@@ -135,6 +147,18 @@ def parse(raw: str | bytes) -> ClientMessage:
     elif kind == "preview":
         check_preview(data["image"])
     return ClientMessage(kind, data)
+
+
+def is_ping(raw: str | bytes) -> bool:
+    """Whether ``raw`` is a ``ping`` (cheap: heartbeats are small, everything else is parsed
+    by :func:`parse` anyway)."""
+    if len(raw) > 64:
+        return False
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return False
+    return isinstance(obj, dict) and obj.get("type") == "ping"
 
 
 def check_preview(image: str) -> None:

@@ -325,6 +325,11 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/join/{id}"): TOKEN,
     ("POST", "/api/v1/cases/{id}/live/join"): CASE,
     ("POST", "/api/v1/live/rooms/{room}/invite"): CASE,
+    # the pre-call media test: the join token (here a console link without its login)
+    ("POST", "/api/v1/live/echo/{token}"): TOKEN,
+    ("POST", "/api/v1/live/echo/{token}/{echo}/offer"): TOKEN,
+    ("POST", "/api/v1/live/echo/{token}/{echo}/answer"): TOKEN,
+    ("DELETE", "/api/v1/live/echo/{token}/{echo}"): TOKEN,
 }
 
 STREAMS = {"/staff/day/events", "/api/v1/queue/{ticket}/events", "/live/ws"}
@@ -355,6 +360,7 @@ def _fill(path: str, w: World) -> str:
         "{token}": w.console_token,
         "{ticket}": "forged-ticket",
         "{seq}": "1",
+        "{echo}": "forged-echo",
     }
     if path.startswith("/api/v1/snapshots/"):
         values["{id}"] = str(w.snapshot_id)
@@ -396,6 +402,8 @@ def _body(method: str, path: str, w: World) -> dict[str, Any] | None:
         "/api/v1/cases/{case_id}/letters": {"kind": "commitment"},
         "/api/v1/letters/{letter_id}/sign": {"signature": SIGNATURE, "consent": True},
         "/api/v1/live/rooms/{room}/invite": {"role": "observer", "name": "偷看的人"},
+        "/api/v1/live/echo/{token}/{echo}/offer": {"sdp": "v=0"},
+        "/api/v1/live/echo/{token}/{echo}/answer": {"sdp": "v=0"},
     }
     return bodies.get(path, {})
 

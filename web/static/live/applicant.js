@@ -27,13 +27,80 @@
     return navigator.mediaDevices.getUserMedia({video: video, audio: true});
   }
 
+  /* Camera and microphone; when only the camera fails, the microphone alone (audio-only
+     join: the inspector's tile says so). */
+  var audioOnly = false;
+  async function openMedia() {
+    try {
+      audioOnly = false;
+      return await openCamera();
+    } catch (err) {
+      var s = await navigator.mediaDevices.getUserMedia({audio: true});
+      audioOnly = true;
+      return s;
+    }
+  }
+
+  var stopMeter = null;
+  function startMeter() {
+    if (stopMeter) stopMeter();
+    var bar = $("mic-level");
+    stopMeter = window.YKPrecall.micMeter(stream, function (v) {
+      bar.style.width = Math.round(v * 100) + "%";
+      bar.dataset.level = v.toFixed(3);
+      if (v > 0.02) $("mic-meter").dataset.heard = "1";
+    });
+  }
+
+  function fmt(template, params) {
+    return template.replace(/%\((\w+)\)s/g, function (_, k) { return params[k] != null ? params[k] : ""; });
+  }
+
+  /* The 5 s loopback through the relay: round trip, loss, bitrate, TURN or not. */
+  var precallRunning = false;
+  async function precall() {
+    if (!stream || precallRunning) return;
+    precallRunning = true;
+    var box = $("precall");
+    box.dataset.state = "running";
+    $("btn-precall").disabled = true;
+    $("precall-status").textContent = fmt(T.precall_running, {s: 5});
+    try {
+      var r = await window.YKPrecall.echo(config.token, stream, 5, function (i) {
+        $("precall-status").textContent = fmt(T.precall_running, {s: 5 - i});
+      });
+      $("pc-rtt").textContent = r.rttMs != null ? Math.round(r.rttMs) + " ms" : "—";
+      $("pc-loss").textContent = (r.loss * 100).toFixed(1) + " %";
+      $("pc-bitrate").textContent = Math.round(r.kbpsSent) + " kbit/s" +
+        (r.kbpsAvailable ? " (" + fmt(T.precall_estimate, {kbps: Math.round(r.kbpsAvailable)}) + ")" : "");
+      $("pc-back").textContent = Math.round(r.kbpsBack) + " kbit/s" + (audioOnly ? "" : " · " + Math.round(r.fpsBack) + " fps");
+      $("pc-turn").textContent = r.turn ? T.precall_turn_yes : T.precall_turn_no;
+      var ok = r.loss < 0.08 && (r.rttMs == null || r.rttMs < 700) && r.kbpsBack > 0;
+      $("precall-status").textContent = ok ? T.precall_ok : T.precall_weak;
+      box.dataset.state = ok ? "ok" : "weak";
+      mark("chk-net", ok);
+      box.dataset.rtt = r.rttMs != null ? String(Math.round(r.rttMs)) : "";
+      box.dataset.kbps = String(Math.round(r.kbpsSent));
+    } catch (err) {
+      $("precall-status").textContent = T.precall_failed + " " + (err && err.message || "");
+      box.dataset.state = "failed";
+      mark("chk-net", false);
+    } finally {
+      precallRunning = false;
+      $("btn-precall").disabled = false;
+    }
+  }
+
   async function check() {
     $("perm-help").hidden = true;
     $("btn-retry").hidden = true;
     try {
       if (!navigator.mediaDevices) throw new Error("insecure");
-      stream = await openCamera();
+      stream = await openMedia();
       $("preview").srcObject = stream;
+      $("audio-only").hidden = !audioOnly;
+      $("preview").hidden = audioOnly;
+      startMeter();
       mark("chk-camera", stream.getVideoTracks().length > 0);
       mark("chk-mic", stream.getAudioTracks().length > 0);
       var devices = await navigator.mediaDevices.enumerateDevices();
@@ -56,12 +123,22 @@
       $("chk-net").dataset.ms = Math.round(ms);
     } catch (e) { mark("chk-net", false); }
     $("btn-join").disabled = !stream;
+    if (stream) precall();
   }
 
   $("cam-select").addEventListener("change", async function () {
     if (stream) stream.getTracks().forEach(function (t) { t.stop(); });
     stream = await openCamera(this.value);
     $("preview").srcObject = stream;
+    audioOnly = false; $("audio-only").hidden = true; $("preview").hidden = false;
+    startMeter();
+  });
+  $("btn-precall").addEventListener("click", precall);
+  $("btn-speaker").addEventListener("click", async function () {
+    this.disabled = true;
+    await window.YKPrecall.speakerTone();
+    this.disabled = false;
+    $("speaker-note").hidden = false;
   });
   $("btn-retry").addEventListener("click", check);
 
@@ -83,6 +160,9 @@
       }
     },
     reconnecting: function () { $("banner").hidden = false; },
+    outage: function (on) { $("banner").hidden = !on; document.body.classList.toggle("outage", on); },
+    quality: showQuality,
+    audioOnly: function (on) { $("weak-audio-only").hidden = !on; },
     closed: function () { if (live.state !== "removed") { $("over-title").textContent = T.ended; $("over-reason").textContent = lastError; show("over"); } },
     // Server errors arrive already in the page's language (docs/signaling.md, "Errors").
     error: function (m) { lastError = m.message; $("chat-log").appendChild(YK.el("li", {"class": "bad"}, m.message)); },
@@ -129,10 +209,14 @@
   function enterCall() {
     show("call");
     $("self").srcObject = stream;
+    $("call-audio-only").hidden = !audioOnly;
+    $("self").hidden = audioOnly;
+    $("btn-flip").hidden = audioOnly;
   }
 
   $("btn-join").addEventListener("click", function () {
     $("btn-join").disabled = true;
+    if (stopMeter) { stopMeter(); stopMeter = null; }
     live.start(stream);
     live.connect();
   });
@@ -237,15 +321,21 @@
   }
   setInterval(watchLetters, 3000);
 
-  setInterval(async function () {
-    var q = await live.quality();
+  /* The level comes from media actually flowing (quality.js), not from the socket. */
+  function showQuality(q) {
     var box = $("quality");
-    if (!q) return;
     box.dataset.level = q.level;
-    box.querySelector("b").textContent = T[q.level] + (q.rtt != null ? " · " + Math.round(q.rtt * 1000) + " ms" : "");
-  }, 2000);
+    box.dataset.rtt = q.rttMs != null ? String(Math.round(q.rttMs)) : "";
+    box.dataset.kbpsIn = String(Math.round(q.kbpsIn));
+    box.dataset.kbpsOut = String(Math.round(q.kbpsOut));
+    box.dataset.loss = q.loss.toFixed(4);
+    box.querySelector("b").textContent = window.YKQuality.describe(q, T);
+  }
+  live.watchQuality(1000);
 
-  window.addEventListener("online", function () { if (live.state === "reconnecting") live.connect(); });
+  window.addEventListener("online", function () {
+    if (live.state === "reconnecting") { clearTimeout(live.reconnectTimer); live.connect(); }
+  });
   window.ykLive = live;
   check();
 })();

@@ -14,6 +14,7 @@
   var $ = function (id) { return document.getElementById(id); };
   var names = {}, seenWaiting = {}, stream = null;
   var previews = {};  // participant -> latest waiting-room still (memory only, never stored)
+  var away = {};      // participant -> true while presence says connected: false
 
   function fmt(template, params) {
     return template.replace(/%\((\w+)\)s/g, function (_, k) { return params[k] != null ? params[k] : ""; });
@@ -23,6 +24,9 @@
     welcome: function () { $("banner").hidden = true; $("status").textContent = T.live; },
     state: function (state) { if (state !== "admitted" && state !== "waiting") { $("status").textContent = T.ended; } },
     reconnecting: function () { $("banner").hidden = false; $("status").textContent = T.reconnecting; },
+    outage: function (on) { $("banner").hidden = !on; },
+    quality: showQuality,
+    audioOnly: function (on) { if ($("weak-audio-only")) $("weak-audio-only").hidden = !on; },
     closed: function () { $("status").textContent = T.ended; },
     presence: render,
     remote: function (publisher, s) { addTools(YK.tile($("tiles"), publisher, names[publisher] || publisher, s, false)); },
@@ -32,6 +36,55 @@
     preview: onPreview,
     error: function (m) { $("answers").appendChild(el("li", {"class": "bad"}, m.message || m.code)); }
   });
+
+  /* Each tile says what its picture is worth: the other side's network is down, the
+     picture stands still ("画面已停滞 8 秒", counting up), only audio comes, or it is late;
+     and a badge with the level and figures of that connection (quality.js). */
+  function tileState(id, f) {
+    var stalled = f && f.frozen ? fmt(T.frozen, {s: Math.floor(f.frozenMs / 1000)}) : "";
+    if (away[id]) return ["disconnected", T.peer_down + (stalled ? " · " + stalled : "")];
+    if (stalled) return ["frozen", stalled];
+    if (f && f.audioOnly) return ["audio-only", T.audio_only];
+    if (f && f.late) return ["late", fmt(T.late, {s: f.lateS.toFixed(1)})];
+    return ["", ""];
+  }
+  function tileLevel(state, f) {
+    if (state === "disconnected") return "down";
+    if (!f) return "unknown";
+    if (state === "frozen") return "poor";
+    var L = window.YKQuality.LIMITS;
+    if (f.lossIn >= L.fair.loss || (f.rttMs || 0) >= L.fair.rttMs) return "poor";
+    if (f.lossIn >= L.good.loss || (f.rttMs || 0) >= L.good.rttMs || state === "late") return "fair";
+    return "good";
+  }
+  function paintTile(box, f) {
+    var id = box.dataset.participant, st = tileState(id, f), level = tileLevel(st[0], f);
+    var note = box.querySelector(".tile-state");
+    if (!note) { note = el("span", {"class": "tile-state", role: "status"}); box.appendChild(note); }
+    var badge = box.querySelector(".tile-quality");
+    if (!badge) { badge = el("span", {"class": "tile-quality"}); box.appendChild(badge); }
+    box.dataset.state = st[0];
+    note.textContent = st[1];
+    note.hidden = !st[1];
+    badge.dataset.level = level;
+    var parts = [T[level] || "—"];
+    if (f && level !== "down") {
+      if (!f.audioOnly) parts.push(Math.round(f.fps) + " fps");
+      parts.push(Math.round(f.kbpsIn) + " kbit/s");
+      parts.push(T.loss + " " + (f.lossIn * 100).toFixed(1) + " %");
+      if (f.freezeCount) parts.push(fmt(T.freezes, {n: f.freezeCount, s: f.freezeS.toFixed(1)}));
+    }
+    badge.textContent = parts.join(" · ");
+    if (f) { box.dataset.fps = f.fps.toFixed(1); box.dataset.kbps = String(Math.round(f.kbpsIn)); }
+  }
+  function showQuality(q) {
+    document.querySelectorAll("#tiles .tile").forEach(function (box) { paintTile(box, q.subs[box.dataset.participant]); });
+    var mine = $("quality");
+    if (mine) {
+      mine.dataset.level = q.level;
+      mine.querySelector("b").textContent = window.YKQuality.describe(q, T);
+    }
+  }
 
   /* A waiting person's still: shown beside their row, replaced by the next one. */
   function onPreview(m) {
@@ -103,7 +156,11 @@
       names[p.id] = p.name;
       var label = p.name + " · " + (T[p.role] || p.role) + (p.connected ? "" : " · " + T.reconnecting);
       var tile = $("tile-" + p.id);
-      if (tile) { tile.classList.toggle("reconnecting", !p.connected); tile.querySelector("figcaption").textContent = p.name; }
+      if (p.connected) delete away[p.id]; else away[p.id] = true;
+      if (tile) {
+        tile.classList.toggle("reconnecting", !p.connected); tile.querySelector("figcaption").textContent = p.name;
+        paintTile(tile, live.lastQuality && live.lastQuality.subs[p.id]);
+      }
       if (p.state === "waiting") {
         n++;
         if (!seenWaiting[p.id]) { seenWaiting[p.id] = Date.now(); arrived = true; }
@@ -194,6 +251,7 @@
       .catch(function () { /* experts without a camera still watch */ })
       .finally(function () { live.connect(); });
   }
+  live.watchQuality(1000);
   window.ykLive = live;
   window.ykFmt = fmt;
 })();

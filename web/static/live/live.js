@@ -30,7 +30,49 @@
     this.final = false;               // ended / removed: never reconnect (declined waits on)
     this.attempt = 0;
     this.reconnectTimer = null;
+    this.heardAt = 0;                 // last message from the server (pong or any other)
+    this.pingedAt = 0;
+    this.heartbeat = null;
+    this.outages = {};                // reason -> true: "heartbeat", "offline", "ice", "socket", "media"
+    this.tracks = {};                 // YKQuality per-connection state
+    this.level = "unknown";
+    var self = this;
+    global.addEventListener("offline", function () { self.setOutage("offline", true); });
+    global.addEventListener("online", function () { self.setOutage("offline", false); });
   }
+
+  /* Heartbeat (docs/signaling.md, "Quality and outages"): a ping every second; no answer
+     for HEARTBEAT_SILENT_MS is an outage shown at once; after HEARTBEAT_GIVE_UP_MS the
+     socket is given up and we rejoin (the server has dropped it after 3 s anyway). */
+  var HEARTBEAT_MS = 1000, HEARTBEAT_SILENT_MS = 2000, HEARTBEAT_GIVE_UP_MS = 8000;
+  var MEDIA_GIVE_UP_MS = 10000;       // no byte on any connection: new connections
+
+  LiveSession.prototype.setOutage = function (reason, on) {
+    var was = this.inOutage();
+    if (on) this.outages[reason] = true; else delete this.outages[reason];
+    var now = this.inOutage();
+    if (was !== now) this.emit("outage", now, Object.keys(this.outages));
+  };
+  LiveSession.prototype.inOutage = function () { return Object.keys(this.outages).length > 0; };
+
+  LiveSession.prototype.beat = function (ws) {
+    if (this.ws !== ws || ws.readyState !== WebSocket.OPEN) return;
+    var now = performance.now();
+    if (now - this.pingedAt >= HEARTBEAT_MS) { this.pingedAt = now; ws.send('{"type":"ping"}'); }
+    var silent = now - this.heardAt;
+    if (silent > HEARTBEAT_SILENT_MS) this.setOutage("heartbeat", true);
+    if (silent > HEARTBEAT_GIVE_UP_MS) this.abandon();
+  };
+
+  /* Give up a socket that no longer answers: its close may take a minute to arrive. */
+  LiveSession.prototype.abandon = function () {
+    var ws = this.ws;
+    this.ws = null;
+    clearInterval(this.heartbeat);
+    if (ws) { try { ws.close(); } catch (e) { /* already closing */ } }
+    this.closeMedia();
+    if (!this.final) this.scheduleReconnect();
+  };
 
   LiveSession.prototype.emit = function (name) {
     var fn = this.h[name];
@@ -46,18 +88,26 @@
   LiveSession.prototype.connect = function () {
     var self = this;
     var ws = this.ws = new WebSocket(this.wsUrl());
+    clearInterval(this.heartbeat);
     ws.onopen = function () {
+      self.heardAt = performance.now();
+      clearInterval(self.heartbeat);
+      self.heartbeat = setInterval(function () { self.beat(ws); }, 250);
       var join = {type: "join", token: self.config.token};
       if (self.session) join.session = self.session;
       ws.send(JSON.stringify(join));
     };
     ws.onmessage = function (ev) {
+      if (self.ws !== ws) return;
+      self.heardAt = performance.now();
+      self.setOutage("heartbeat", false);
       var msg;
       try { msg = JSON.parse(ev.data); } catch (e) { return; }
       self.handle(msg).catch(function (err) { console.error("live:", msg.type, err); });
     };
     ws.onclose = function (ev) {
       if (self.ws !== ws) return;
+      clearInterval(self.heartbeat);
       self.closeMedia();
       if (self.final || ev.code === 4401 || ev.code === 4403 || ev.code >= 4410 && ev.code <= 4413) {
         self.final = true;
@@ -72,6 +122,7 @@
   LiveSession.prototype.scheduleReconnect = function () {
     var self = this;
     this.state = "reconnecting";
+    this.setOutage("socket", true);
     this.emit("reconnecting", this.attempt);
     var delay = Math.min(1000 * Math.pow(1.6, this.attempt++), 5000);
     clearTimeout(this.reconnectTimer);
@@ -93,6 +144,7 @@
         sessionStorage.setItem("yk-session:" + this.config.token, msg.session);
         this.iceServers = msg.ice_servers || [];
         this.attempt = 0;
+        this.setOutage("socket", false);
         this.emit("welcome", msg);
         break;
       case "waiting":
@@ -125,6 +177,9 @@
         this.emit("request", msg); break;
       case "response":
         this.emit("response", msg); break;
+      case "pong": break;               // heardAt is already updated
+      case "audio_only":                // the relay carries only audio to us for now
+        this.emit("audioOnly", !!msg.on, msg.reason || ""); break;
       case "error":
         if (msg.code === "wrong_node" && msg.details && msg.details.url) {
           this.config.ws = msg.details.url.replace(/^http/, "ws").replace(/\/$/, "") + "/live/ws";
@@ -147,6 +202,12 @@
     this.localStream.getTracks().forEach(function (t) {
       pc.addTransceiver(t, {direction: "sendonly", streams: [self.localStream]});
     });
+    pc.oniceconnectionstatechange = function () {
+      if (pc !== self.publishPc) return;
+      var s = pc.iceConnectionState;
+      if (s === "disconnected" || s === "failed") self.setOutage("ice", true);
+      else if (s === "connected" || s === "completed") self.setOutage("ice", false);
+    };
     pc.onconnectionstatechange = function () {
       self.emit("upstream", pc.connectionState);
       if (pc === self.publishPc && pc.connectionState === "failed" && !self.final && self.ws) {
@@ -195,29 +256,42 @@
 
   LiveSession.prototype.closeMedia = function () {
     if (this.publishPc) { this.publishPc.close(); this.publishPc = null; }
+    this.setOutage("ice", false);         // the next connection reports its own state
+    this.setOutage("media", false);
     for (var p in this.subs) this.dropSub(p);
   };
 
   LiveSession.prototype.leave = function () {
     this.final = true;
+    clearInterval(this.heartbeat);
     this.send({type: "leave"});
     this.closeMedia();
     if (this.ws) this.ws.close();
   };
 
-  /* Network quality from the upstream's stats: round trip and loss -> good / fair / poor. */
+  /* The call's quality now (quality.js): level from media actually flowing, figures from
+     getStats(). A silence of every connection is an outage like a lost heartbeat. */
   LiveSession.prototype.quality = async function () {
-    var pc = this.publishPc;
-    if (!pc || pc.connectionState !== "connected") return null;
-    var stats = await pc.getStats(), rtt = null, lost = 0, sent = 0;
-    stats.forEach(function (s) {
-      if (s.type === "candidate-pair" && s.nominated && s.currentRoundTripTime != null) rtt = s.currentRoundTripTime;
-      if (s.type === "remote-inbound-rtp") { lost += s.packetsLost || 0; }
-      if (s.type === "outbound-rtp") { sent += s.packetsSent || 0; }
-    });
-    var loss = sent ? lost / sent : 0;
-    var level = (rtt === null || rtt < 0.25) && loss < 0.03 ? "good" : (rtt < 0.6 && loss < 0.1 ? "fair" : "poor");
-    return {level: level, rtt: rtt, loss: loss};
+    var q = await global.YKQuality.sample(this, this.tracks);
+    // Only our own upstream's silence is our outage (see quality.js): a receive-only page
+    // whose one publisher went quiet must not rejoin in a loop.
+    var silent = q.upHeardAt != null ? q.now - q.upHeardAt : 0;
+    this.setOutage("media", silent >= global.YKQuality.LIMITS.silentMs);
+    if (silent >= MEDIA_GIVE_UP_MS && this.ws && !this.final) this.abandon();
+    q.level = global.YKQuality.level(q, this.inOutage());
+    this.level = q.level;
+    this.lastQuality = q;
+    this.emit("quality", q);
+    return q;
+  };
+
+  LiveSession.prototype.watchQuality = function (ms) {
+    var self = this, busy = false;
+    return setInterval(function () {
+      if (busy) return;
+      busy = true;
+      self.quality().catch(function (e) { console.error("quality:", e); }).finally(function () { busy = false; });
+    }, ms || 1000);
   };
 
   /* Beep for arrivals (console) without an audio file. */
