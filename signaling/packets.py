@@ -221,6 +221,12 @@ class PacketTrack(MediaStreamTrack):
             self._need_keyframe = True
             self._on_keyframe_needed()
 
+    def restart(self) -> None:
+        """Start again on a key frame (video resumed after a pause, see signaling/adaptation)."""
+        if self.kind == "video" and self._active:
+            self._need_keyframe = True
+            self._on_keyframe_needed()
+
     def deliver_to(self, consumer: PacketHandler | None) -> None:
         """Hand packets straight to ``consumer`` (the relay's sender) instead of queueing
         them for :meth:`recv`; None goes back to queueing."""
