@@ -56,7 +56,14 @@ import av
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from signaling.adaptation import LinkPolicy, capture_estimates
+from signaling.adaptation import (
+    AUDIO_ONLY_BELOW,
+    LOW_FOR,
+    PROBE_AFTER,
+    PROBE_MAX,
+    LinkPolicy,
+    capture_estimates,
+)
 from signaling.candidates import pin_candidates
 from signaling.negotiation import (
     KINDS,
@@ -118,6 +125,12 @@ class RelayConfig:
     """Minimum seconds between two key frame requests sent to one publisher."""
     gop_max_bytes: int = 8_000_000
     """Bound on the packets kept since the last key frame; beyond it a key frame is asked."""
+    audio_only_below: int = AUDIO_ONLY_BELOW
+    """bit/s: a subscriber whose REMB stays below this gets no video (signaling/adaptation)."""
+    audio_only_after: float = LOW_FOR
+    """Seconds below ``audio_only_below`` before its video stops."""
+    video_probe_after: float = PROBE_AFTER
+    """Seconds of audio-only before video is tried again (doubles after a failed try)."""
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = self.ice_servers_factory() if self.ice_servers_factory else self.ice_servers
@@ -153,11 +166,17 @@ class Subscription:
             self.senders[kind] = install_packet_sender(transceiver.sender)
             publication.add_track(track)
             self.tracks[kind] = track
+        config = room.config
         self.policy = LinkPolicy(
             publication.participant,
             self._pause_video,
             self._resume_video,
             functools.partial(room.notify, subscriber),
+            threshold=config.audio_only_below,
+            low_for=config.audio_only_after,
+            probe_after=config.video_probe_after,
+            probe_max=max(PROBE_MAX, config.video_probe_after),
+            probe_ok=config.video_probe_after,
         )
         capture_estimates(self.senders["video"].sender, self.policy.on_estimate)
         publication.policies.add(self.policy)
