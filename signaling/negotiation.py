@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCSessionDescription
 from aiortc import sdp as aiortc_sdp
-from aiortc.rtcrtpparameters import RTCRtcpFeedback
+from aiortc.rtcrtpparameters import RTCRtcpFeedback, RTCRtpCodecParameters
 from aiortc.rtcrtptransceiver import RTCRtpTransceiver
 
 from signaling.candidates import gather_on
@@ -73,7 +73,11 @@ def accept_publisher_extras(pc: RTCPeerConnection, offer_sdp: str) -> int | None
       the offer's id) and ``a=rtcp-fb:<pt> transport-cc`` for every codec that offers it
       (the relay sends the feedback, :mod:`signaling.twcc`);
     * Opus in-band FEC: ``useinbandfec=1`` in the answer's fmtp when the offer has it, so
-      the browser adds FEC to its Opus frames.
+      the browser adds FEC to its Opus frames;
+    * Opus RED (RFC 2198, ``red/48000/2`` with ``fmtp <opus>/<opus>``), first in the
+      answer so the browser sends it; the receiver unwraps it (``PacketSink``): the
+      recorder and the subscribers get plain Opus, and a lost frame is taken from the
+      next packet's redundancy.
 
     Returns the transport-cc extension id, or None when the offer has no transport-cc.
     """
@@ -101,7 +105,33 @@ def accept_publisher_extras(pc: RTCPeerConnection, offer_sdp: str) -> int | None
             if codec.mimeType.lower() == "audio/opus":
                 if str(theirs.parameters.get("useinbandfec")) == "1":
                     codec.parameters["useinbandfec"] = 1
+                red = _offered_red(media.rtp.codecs, codec.payloadType)
+                if red is not None:  # first: the codec the browser then sends
+                    transceiver._codecs.insert(0, red)
+                    break
     return twcc_id
+
+
+def _offered_red(
+    codecs: list[RTCRtpCodecParameters], opus: int | None
+) -> RTCRtpCodecParameters | None:
+    """The offer's ``red/48000/2`` whose blocks are all our Opus payload type, if any."""
+    for codec in codecs:
+        if codec.mimeType.lower() != "audio/red" or codec.clockRate != 48000:
+            continue
+        blocks = next(iter(codec.parameters), "")
+        if blocks and set(blocks.split("/")) == {str(opus)}:
+            return RTCRtpCodecParameters(
+                mimeType="audio/red",
+                clockRate=48000,
+                channels=2,
+                payloadType=codec.payloadType,
+                parameters=dict(codec.parameters),
+                rtcpFeedback=[RTCRtcpFeedback(type="transport-cc")]
+                if any(f.type == "transport-cc" for f in codec.rtcpFeedback)
+                else [],
+            )
+    return None
 
 
 async def set_remote(

@@ -6,7 +6,11 @@ import random
 import struct
 
 import pytest
+from aiortc.jitterbuffer import JitterFrame
+from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket, pack_header_extensions
+
+from signaling.packets import PacketSink, split_red
 
 from signaling.twcc import (
     LARGE_DELTA,
@@ -158,3 +162,30 @@ def test_transport_sequence_from_header_bytes(two_byte: bool) -> None:
     assert transport_sequence(data, 9) is None
     plain = RtpPacket(payload_type=96, sequence_number=1, timestamp=2, ssrc=3).serialize()
     assert transport_sequence(plain, 5) is None
+
+
+def red_payload(pt: int, blocks: list[tuple[int, bytes]], primary: bytes) -> bytes:
+    """RFC 2198 §3: 4-byte headers (F, PT, offset, length), then a 1-byte one."""
+    head = b"".join(
+        ((1 << 31) | (pt << 24) | (offset << 10) | len(block)).to_bytes(4, "big")
+        for offset, block in blocks
+    )
+    return head + bytes([pt]) + b"".join(block for _, block in blocks) + primary
+
+
+def test_red_unwrapped_and_a_lost_frame_recovered_from_redundancy() -> None:
+    got: list[tuple[int, bytes]] = []
+    sink = PacketSink("audio", lambda p: got.append((p.pts, bytes(p))))
+    red = RTCRtpCodecParameters(mimeType="audio/red", clockRate=48000, channels=2, payloadType=63)
+    frames = {ts: bytes([ts // 960]) * 5 for ts in range(0, 960 * 6, 960)}
+
+    def put(ts: int) -> None:
+        previous = [(960, frames[ts - 960])] if ts else []
+        sink.put((red, JitterFrame(red_payload(111, previous, frames[ts]), ts)))
+
+    for ts in (0, 960, 2880, 3840):  # 1920 lost; 2880 carries it as redundancy
+        put(ts)
+    assert got == [(ts, frames[ts]) for ts in (0, 960, 1920, 2880, 3840)]
+    assert sink.recovered == 1 and sink.skipped == 0
+    assert split_red(b"\x80\x00") is None  # a block header cut short
+    assert split_red(red_payload(111, [(960, b"abc")], b"")[:-1]) is None

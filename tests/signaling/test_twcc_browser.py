@@ -15,11 +15,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import av
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from signaling.client import MediaClient
+from signaling.publication import copy_packet
 from signaling.relay import RelayConfig, RelayRoom
 from signaling.twcc import TWCC_URI
 from tests.browser import chromium
@@ -88,7 +90,13 @@ async def page_url() -> AsyncIterator[str]:
 
 
 async def test_chromium_runs_gcc_against_the_relays_transport_cc_feedback(page_url: str) -> None:
-    room = RelayRoom("twcc-browser", RelayConfig(host_addresses=LOOPBACK))
+    audio_packets: list[av.Packet[Any]] = []
+
+    def keep(pid: str, kind: str, packet: av.Packet[Any]) -> None:
+        if kind == "audio" and len(audio_packets) < 50:
+            audio_packets.append(copy_packet(packet))
+
+    room = RelayRoom("twcc-browser", RelayConfig(host_addresses=LOOPBACK), on_packet=keep)
     try:
         async with chromium() as browser:
             page = await browser.new_page()
@@ -104,6 +112,9 @@ async def test_chromium_runs_gcc_against_the_relays_transport_cc_feedback(page_u
             assert "transport-cc" in video and "goog-remb" in video
             assert "transport-cc" in audio
             assert "useinbandfec=1" in audio
+            red = next(line for line in audio.splitlines() if "red/48000/2" in line)
+            red_pt = red.split(":")[1].split()[0]
+            assert audio.splitlines()[0].split()[3] == red_pt  # RED first: Chrome sends it
 
             samples: list[dict[str, Any]] = []
             deadline = time.monotonic() + 30
@@ -122,7 +133,15 @@ async def test_chromium_runs_gcc_against_the_relays_transport_cc_feedback(page_u
             feedback = room.receive_paths["phone"][0].feedback
             assert feedback is not None
             assert feedback.feedbacks > 10 and feedback.packets > 200, (feedback.feedbacks, feedback.packets)
-            assert room.publication("phone").stats.packets["video"] > 10  # frames forwarded
+            publication = room.publication("phone")
+            assert publication.stats.packets["video"] > 10  # frames forwarded
+            # RED unwrapped to plain Opus (20 ms frames), nothing skipped.
+            audio_sink = publication._sinks["audio"]
+            assert audio_sink._is_red and audio_sink.skipped == 0
+            assert publication.stats.packets["audio"] > 100
+            decoder = av.CodecContext.create("opus", "r")
+            samples_decoded = [f.samples for p in audio_packets[10:] for f in decoder.decode(p)]
+            assert samples_decoded and set(samples_decoded) == {960}  # plain 20 ms Opus
             assert best_available > 1.5e6, samples
             assert best_sent > 1e6, samples
             await page.close()
