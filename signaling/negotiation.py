@@ -89,9 +89,7 @@ def accept_publisher_extras(pc: RTCPeerConnection, offer_sdp: str) -> int | None
         if media is None:
             continue
         extension = next((e for e in media.rtp.headerExtensions if e.uri == TWCC_URI), None)
-        if extension is not None and all(
-            e.uri != TWCC_URI for e in transceiver._headerExtensions
-        ):
+        if extension is not None and all(e.uri != TWCC_URI for e in transceiver._headerExtensions):
             transceiver._headerExtensions.append(extension)
         offered = {c.payloadType: c for c in media.rtp.codecs}
         for codec in transceiver._codecs:

@@ -67,7 +67,7 @@ class Feedback:
 class _Chunk:
     """The chunk being filled (pion/interceptor ``chunk``, after libwebrtc's LastChunk)."""
 
-    __slots__ = ("symbols", "large", "mixed")
+    __slots__ = ("large", "mixed", "symbols")
 
     def __init__(self) -> None:
         self.symbols: list[int] = []

@@ -91,7 +91,10 @@ async def test_weak_subscriber_goes_audio_only_then_video_comes_back(
             assert time.monotonic() - weak_at < 5
         assert time.monotonic() - weak_at >= 0.6
         assert notices == [
-            ("desk", {"type": "audio_only", "on": True, "reason": "weak_link", "publisher": "phone"})
+            (
+                "desk",
+                {"type": "audio_only", "on": True, "reason": "weak_link", "publisher": "phone"},
+            )
         ]
         frozen, sounding = video.forwarded_packets, audio.forwarded_packets
         await asyncio.sleep(0.5)

@@ -11,7 +11,6 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtp import RtpPacket, pack_header_extensions
 
 from signaling.packets import PacketSink, split_red
-
 from signaling.twcc import (
     LARGE_DELTA,
     NOT_RECEIVED,

@@ -1,6 +1,7 @@
 """Chromium publishing to the relay: transport-cc is negotiated and Chrome's GCC runs on it.
 
-A real Chromium (fake microphone, a canvas of noise as its camera) offers to a real ``RelayRoom`` on 127.0.0.1;
+A real Chromium (fake microphone, a canvas of noise as its camera) offers to a real
+``RelayRoom`` on 127.0.0.1;
 the relay answers with the transport-wide sequence number extension and ``transport-cc``
 feedback, records every packet's arrival and sends feedback; Chrome's own send-side
 estimator then ramps up: ``availableOutgoingBitrate`` and the bitrate it actually sends
@@ -47,7 +48,8 @@ async () => {
     ctx.drawImage(tile, 0, 0, 640, 480);
   }, 50);
   const mic = await navigator.mediaDevices.getUserMedia({audio: true});
-  const stream = new MediaStream([...mic.getAudioTracks(), ...canvas.captureStream(20).getVideoTracks()]);
+  const camera = canvas.captureStream(20).getVideoTracks();
+  const stream = new MediaStream([...mic.getAudioTracks(), ...camera]);
   const pc = new RTCPeerConnection();
   window.pc = pc;
   for (const track of stream.getTracks()) pc.addTransceiver(track, {direction: 'sendonly'});
@@ -80,7 +82,9 @@ async def page_url() -> AsyncIterator[str]:
     app = web.Application()
 
     async def blank(request: web.Request) -> web.Response:
-        return web.Response(text="<!doctype html><title>publisher</title>", content_type="text/html")
+        return web.Response(
+            text="<!doctype html><title>publisher</title>", content_type="text/html"
+        )
 
     app.router.add_get("/", blank)
     server = TestServer(app, host="127.0.0.1")
@@ -104,9 +108,11 @@ async def test_chromium_runs_gcc_against_the_relays_transport_cc_feedback(page_u
             offer = await page.evaluate(PUBLISH)
             assert "transport-cc" in offer  # what Chromium offers
             answer = await room.add_participant("phone", offer)
-            await page.evaluate("sdp => window.pc.setRemoteDescription({type: 'answer', sdp})", answer)
+            await page.evaluate(
+                "sdp => window.pc.setRemoteDescription({type: 'answer', sdp})", answer
+            )
 
-            assert f"a=extmap:" in answer and TWCC_URI in answer
+            assert "a=extmap:" in answer and TWCC_URI in answer
             video = answer[answer.index("m=video") :]
             audio = answer[answer.index("m=audio") : answer.index("m=video")]
             assert "transport-cc" in video and "goog-remb" in video
@@ -132,7 +138,10 @@ async def test_chromium_runs_gcc_against_the_relays_transport_cc_feedback(page_u
                     break
             feedback = room.receive_paths["phone"][0].feedback
             assert feedback is not None
-            assert feedback.feedbacks > 10 and feedback.packets > 200, (feedback.feedbacks, feedback.packets)
+            assert feedback.feedbacks > 10 and feedback.packets > 200, (
+                feedback.feedbacks,
+                feedback.packets,
+            )
             publication = room.publication("phone")
             assert publication.stats.packets["video"] > 10  # frames forwarded
             # RED unwrapped to plain Opus (20 ms frames), nothing skipped.
