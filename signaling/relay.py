@@ -172,13 +172,16 @@ class Subscription:
             self._pause_video,
             self._resume_video,
             functools.partial(room.notify, subscriber),
+            functools.partial(getattr, self.tracks["video"], "forwarded_bytes"),
             threshold=config.audio_only_below,
             low_for=config.audio_only_after,
             probe_after=config.video_probe_after,
             probe_max=max(PROBE_MAX, config.video_probe_after),
             probe_ok=config.video_probe_after,
         )
-        capture_estimates(self.senders["video"].sender, self.policy.on_estimate)
+        capture_estimates(
+            self.senders["video"].sender, self.policy.on_estimate, self.policy.on_loss
+        )
         publication.policies.add(self.policy)
         self.pc.on("connectionstatechange", self._state_changed)
 
