@@ -96,14 +96,15 @@ async def test_weak_subscriber_goes_audio_only_then_video_comes_back(
         encoder_of = publish_pc.getTransceivers()[1].sender
         assert encoder_of.kind == "video"
 
-        # 60 kbit/s but nothing lost (e.g. a receiver whose estimator suffers from its own
+        # 30 kbit/s but nothing lost (e.g. a receiver whose estimator suffers from its own
         # busy CPU): it is the bottleneck, so the publisher is capped (to the 150 kbit/s
         # floor: aiortc's encoder then goes to its 250 kbit/s minimum), but video stays.
         started = time.monotonic()
         while time.monotonic() - started < 3.5:
-            await report(pc, 60_000)
+            await report(pc, 30_000)
             await asyncio.sleep(0.1)
-        assert 150_000 in publication.cap.sent
+        # 150 kbit/s, or lower if aiortc's own estimate towards the publisher is lower.
+        assert publication.cap.sent and max(publication.cap.sent) <= 150_000
         encoder = encoder_of._RTCRtpSender__encoder  # type: ignore[attr-defined]
         await until(lambda: encoder.target_bitrate == 250_000)
         assert not notices
@@ -111,7 +112,7 @@ async def test_weak_subscriber_goes_audio_only_then_video_comes_back(
         # Weak and lossy for 0.6 s: no more video, a notice; audio keeps flowing.
         weak_at = time.monotonic()
         while not notices:
-            await report(pc, 60_000, lost=0.2)
+            await report(pc, 30_000, lost=0.2)
             await asyncio.sleep(0.1)
             assert time.monotonic() - weak_at < 5
         assert time.monotonic() - weak_at >= 0.6
