@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
-import pytest
 from aiortc import RTCPeerConnection
 from aiortc.rtp import RtcpReceiverInfo, RtcpRrPacket
 
 from signaling.adaptation import remb_packet
 from signaling.client import MediaClient
 from signaling.relay import RelayConfig, RelayRoom
+from tests.signaling.test_relay import clients, new_client  # noqa: F401 (fixture)
 
 LOOPBACK = ("127.0.0.1",)
 CONFIG = RelayConfig(
@@ -28,14 +28,6 @@ CONFIG = RelayConfig(
     audio_only_after=0.6,
     video_probe_after=1.5,
 )
-
-
-@pytest.fixture
-async def clients() -> AsyncIterator[list[MediaClient]]:
-    made: list[MediaClient] = []
-    yield made
-    for client in made:
-        await client.close()
 
 
 async def until(check: Callable[[], bool], within: float = 10.0) -> None:
@@ -67,13 +59,12 @@ async def report(pc: RTCPeerConnection, bitrate: int, lost: float = 0.0) -> None
 
 
 async def test_weak_subscriber_goes_audio_only_then_video_comes_back(
-    clients: list[MediaClient],
+    clients: list[MediaClient],  # noqa: F811 (the fixture imported above)
 ) -> None:
     room = RelayRoom("adapt", CONFIG)
     notices: list[tuple[str, dict[str, Any]]] = []
     room.on_notice = lambda pid, message: notices.append((pid, message))
-    publisher, viewer = MediaClient(host_addresses=LOOPBACK), MediaClient(host_addresses=LOOPBACK)
-    clients += [publisher, viewer]
+    publisher, viewer = new_client(clients), new_client(clients)
     try:
         answer = await room.add_participant("phone", await publisher.publish_offer("testsrc"))
         await publisher.accept_publish_answer(answer)
