@@ -433,6 +433,10 @@ class Hub:
     async def _open_room(self, grant: JoinGrant) -> LiveRoom:
         live = LiveRoom(Room(grant.room), await self.media_factory(grant.room))
         self.rooms[grant.room] = live
+        if hasattr(live.media, "on_notice"):  # the relay's messages (e.g. audio_only)
+            live.media.on_notice = lambda pid, message: live.spawn(
+                self._send_to(live, pid, message)
+            )
         return live
 
     # -- media fan-out ----------------------------------------------------------------

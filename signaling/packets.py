@@ -92,6 +92,30 @@ def frame_number(packet: av.Packet[Any]) -> int | None:
     return value if isinstance(value, int) else None
 
 
+def split_red(payload: bytes) -> tuple[list[tuple[int, bytes]], bytes] | None:
+    """RFC 2198 audio redundancy: ([(timestamp offset, block), …] oldest first, primary).
+
+    None when the block headers do not fit the payload.
+    """
+    pos, size, headers = 0, len(payload), []
+    while pos < size and payload[pos] & 0x80:
+        if pos + 4 > size:
+            return None
+        word = int.from_bytes(payload[pos : pos + 4], "big")
+        headers.append(((word >> 10) & 0x3FFF, word & 0x3FF))
+        pos += 4
+    if pos >= size:
+        return None
+    pos += 1  # the primary's one-byte header
+    redundant = []
+    for offset, length in headers:
+        if pos + length > size:
+            return None
+        redundant.append((offset, payload[pos : pos + length]))
+        pos += length
+    return redundant, payload[pos:]
+
+
 class PacketSink:
     """Stands in for a receiver's decoder input queue (a ``queue.Queue``).
 
@@ -113,10 +137,14 @@ class PacketSink:
         self._codec: RTCRtpCodecParameters | None = None
         self._forward = False
         self._is_opus = False
+        self._is_red = False
+        self._last_audio: int | None = None
         self._time_base = Fraction(1, 90000)
         self.frames = 0
         self.bytes = 0
         self.skipped = 0
+        self.recovered = 0
+        """Opus frames taken from a RED packet's redundancy (their own packet was lost)."""
 
     def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
         if item is None:
@@ -126,15 +154,35 @@ class PacketSink:
         if codec is not self._codec:
             name = codec.name.lower()
             self._codec = codec
-            self._forward = name in ("vp8", "opus")
-            self._is_opus = name == "opus"
+            self._forward = name in ("vp8", "opus", "red")
+            self._is_red = name == "red"
+            self._is_opus = name in ("opus", "red")
             self._time_base = Fraction(1, codec.clockRate)
         data = frame.data
         if not self._forward or not data:
             self.skipped += 1
             return
+        timestamp = frame.timestamp
+        if self._is_opus:
+            if self._is_red:  # RFC 2198: forward and record plain Opus
+                blocks = split_red(data)
+                if blocks is None:
+                    self.skipped += 1
+                    return
+                redundant, data = blocks
+                last = self._last_audio
+                for offset, block in redundant:  # oldest first
+                    if last is not None and block and timestamp - offset > last:
+                        self.recovered += 1
+                        self._emit(block, timestamp - offset)
+                if not data:
+                    return
+            self._last_audio = timestamp
+        self._emit(data, timestamp)
+
+    def _emit(self, data: bytes, timestamp: int) -> None:
         packet = av.Packet(data)
-        packet.pts = packet.dts = frame.timestamp
+        packet.pts = packet.dts = timestamp
         packet.time_base = self._time_base
         packet.is_keyframe = self._is_opus or vp8_is_keyframe(data)
         if isinstance(self.assembler, VideoAssembler):
@@ -218,6 +266,12 @@ class PacketTrack(MediaStreamTrack):
             return
         self._active = True
         if self.kind == "video":
+            self._need_keyframe = True
+            self._on_keyframe_needed()
+
+    def restart(self) -> None:
+        """Start again on a key frame (video resumed after a pause, see signaling/adaptation)."""
+        if self.kind == "video" and self._active:
             self._need_keyframe = True
             self._on_keyframe_needed()
 

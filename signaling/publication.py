@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import av
 from aiortc import RTCRtpReceiver
 
+from signaling.adaptation import LinkPolicy, PublisherCap, clamp_remb
 from signaling.negotiation import KINDS
 from signaling.packets import (
     PacketSink,
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_REMB_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"  # aiortc 1.16 private
+_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 _FRAME_STEP = {"audio": 960, "video": 3000}  # one 20 ms Opus frame / one 30 fps frame
 _CLOCK = {"audio": 48000, "video": 90000}
 
@@ -99,18 +102,74 @@ class Publication:
         self._last_request = 0.0
         self._pending_request: asyncio.TimerHandle | None = None
         self._keyframe_waiters: list[asyncio.Future[None]] = []
+        self._receivers: dict[str, RTCRtpReceiver] = {}
+        self._sinks: dict[str, PacketSink] = {}
+        self.policies: set[LinkPolicy] = set()
+        """The subscribers' link policies (signaling/adaptation.py): their caps bound ours."""
+        self.transport_cc = False
+        self._aiortc_remb: int | None = None
+        self.cap: PublisherCap | None = None
 
     # -- wiring -------------------------------------------------------------------------
-    def attach_source(self, receivers: dict[str, RTCRtpReceiver]) -> None:
-        """Route a (new) publish connection's receivers into this publication."""
+    def attach_source(
+        self, receivers: dict[str, RTCRtpReceiver], *, transport_cc: bool = False
+    ) -> None:
+        """Route a (new) publish connection's receivers into this publication.
+
+        With ``transport_cc`` the publisher estimates its own uplink from our feedback
+        (signaling/twcc.py), so aiortc's receive-side REMB estimator is switched off;
+        without it, aiortc's REMB is kept and clamped to the subscribers' cap.
+        """
         self._video_source = None
+        self._receivers = dict(receivers)
+        self._sinks = {}
+        self.transport_cc = transport_cc
+        self._aiortc_remb = None
         for kind, receiver in receivers.items():
             self._timelines[kind].rebase = True
             if kind == "video":
                 self._frames.rebase = True
             sink = install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
+            self._sinks[kind] = sink
             if kind == "video":
                 self._video_source = (receiver, sink)
+                if transport_cc:
+                    setattr(receiver, _REMB_ESTIMATOR, None)
+                else:
+                    clamp_remb(receiver, self._clamp)
+        if self.cap is None:
+            self.cap = PublisherCap(
+                self._bounds, self._send_rtcp, self.rtcp_ssrc, self._ssrcs, self.room.spawn
+            )
+
+    # -- receiving side's cap (signaling/adaptation.py) ----------------------------------
+    def _bounds(self) -> list[int]:
+        bounds = [b for b in (p.cap() for p in self.policies) if b is not None]
+        if bounds and self._aiortc_remb is not None:
+            bounds.append(self._aiortc_remb)  # never above what aiortc's estimator says
+        return bounds
+
+    def _clamp(self, estimate: int) -> int | None:
+        """aiortc's REMB ``estimate`` towards the publisher, lowered to the cap."""
+        self._aiortc_remb = estimate
+        bounds = [b for b in (p.cap() for p in self.policies) if b is not None]
+        return min(bounds) if bounds else None
+
+    def _receiver(self) -> RTCRtpReceiver | None:
+        return self._receivers.get("video") or self._receivers.get("audio")
+
+    async def _send_rtcp(self, packet: Any) -> None:
+        receiver = self._receiver()
+        if receiver is not None:  # the class's method: not through clamp_remb's wrapper
+            await RTCRtpReceiver._send_rtcp(receiver, packet)
+
+    def rtcp_ssrc(self) -> int | None:
+        receiver = self._receiver()
+        ssrc: int | None = getattr(receiver, _RTCP_SSRC, None)
+        return ssrc
+
+    def _ssrcs(self) -> list[int]:
+        return [s.assembler.ssrc for s in self._sinks.values() if s.assembler.ssrc is not None]
 
     def add_track(self, track: PacketTrack) -> None:
         self._tracks[track.kind].add(track)
@@ -187,6 +246,8 @@ class Publication:
             self.room.spawn(request_keyframe(*self._video_source))
 
     def close(self) -> None:
+        if self.cap is not None:
+            self.cap.close()
         if self._pending_request is not None:
             self._pending_request.cancel()
         for tracks in self._tracks.values():

@@ -41,6 +41,7 @@ from aiortc.rtp import is_rtcp
 from signaling.packets import check_aiortc, require_private
 from signaling.sending import current_ms
 from signaling.stepping import InOrder, Step
+from signaling.twcc import TransportFeedback
 
 _RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 _RX_PACKETS = "_RTCDtlsTransport__rx_packets"
@@ -61,6 +62,8 @@ class PacketReceiver:
         self.dtls = dtls
         self.packets = 0
         self.handlers = InOrder("relay receive path")
+        self.feedback: TransportFeedback | None = None
+        """Set when transport-cc is negotiated: notes every RTP packet's arrival."""
 
     def wrap(self, original: Any) -> Any:
         """A ``datagram_received`` that handles SRTP here and hands the rest to ``original``."""
@@ -85,7 +88,10 @@ class PacketReceiver:
         try:
             if is_rtcp(data):
                 return dtls._handle_rtcp_data(srtp.unprotect_rtcp(data))
-            return dtls._handle_rtp_data(srtp.unprotect(data), arrival_time_ms=current_ms())
+            plain = srtp.unprotect(data)
+            if self.feedback is not None:
+                self.feedback.record(plain)
+            return dtls._handle_rtp_data(plain, arrival_time_ms=current_ms())
         except pylibsrtp.Error:
             return None  # aiortc logs this at debug level and drops the packet
 

@@ -46,6 +46,7 @@ layer can show "reconnecting…".
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
@@ -55,6 +56,14 @@ import av
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCRtpReceiver
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
+from signaling.adaptation import (
+    AUDIO_ONLY_BELOW,
+    LOW_FOR,
+    PROBE_AFTER,
+    PROBE_MAX,
+    LinkPolicy,
+    capture_estimates,
+)
 from signaling.candidates import pin_candidates
 from signaling.negotiation import (
     KINDS,
@@ -62,6 +71,7 @@ from signaling.negotiation import (
     RelayError,
     RoomClosedError,
     UnknownParticipantError,
+    accept_publisher_extras,
     offered_kinds,
     prefer_relay_codecs,
     set_local,
@@ -70,7 +80,8 @@ from signaling.negotiation import (
 from signaling.packets import PacketTrack, check_aiortc, route_keyframe_requests
 from signaling.publication import Publication, PublicationStats
 from signaling.receiving import PacketReceiver, install_packet_receiver
-from signaling.sending import PacketSender, install_packet_sender
+from signaling.sending import DirectSend, PacketSender, install_packet_sender
+from signaling.twcc import TransportFeedback
 
 __all__ = [
     "BadSessionDescriptionError",
@@ -92,6 +103,8 @@ logger = logging.getLogger(__name__)
 
 PacketCallback = Callable[[str, str, "av.Packet[Any]"], None]
 EventCallback = Callable[["RelayEvent"], None]
+NoticeCallback = Callable[[str, dict[str, Any]], None]
+"""``(participant, message)``: a message for that participant's signaling socket."""
 
 
 @dataclass(frozen=True)
@@ -112,6 +125,12 @@ class RelayConfig:
     """Minimum seconds between two key frame requests sent to one publisher."""
     gop_max_bytes: int = 8_000_000
     """Bound on the packets kept since the last key frame; beyond it a key frame is asked."""
+    audio_only_below: int = AUDIO_ONLY_BELOW
+    """bit/s: a subscriber whose REMB stays below this gets no video (signaling/adaptation)."""
+    audio_only_after: float = LOW_FOR
+    """Seconds below ``audio_only_below`` before its video stops."""
+    video_probe_after: float = PROBE_AFTER
+    """Seconds of audio-only before video is tried again (doubles after a failed try)."""
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = self.ice_servers_factory() if self.ice_servers_factory else self.ice_servers
@@ -147,7 +166,33 @@ class Subscription:
             self.senders[kind] = install_packet_sender(transceiver.sender)
             publication.add_track(track)
             self.tracks[kind] = track
+        config = room.config
+        self.policy = LinkPolicy(
+            publication.participant,
+            self._pause_video,
+            self._resume_video,
+            functools.partial(room.notify, subscriber),
+            functools.partial(getattr, self.tracks["video"], "forwarded_bytes"),
+            threshold=config.audio_only_below,
+            low_for=config.audio_only_after,
+            probe_after=config.video_probe_after,
+            probe_max=max(PROBE_MAX, config.video_probe_after),
+            probe_ok=config.video_probe_after,
+        )
+        capture_estimates(
+            self.senders["video"].sender, self.policy.on_estimate, self.policy.on_loss
+        )
+        publication.policies.add(self.policy)
         self.pc.on("connectionstatechange", self._state_changed)
+
+    def _pause_video(self) -> None:
+        self.publication.remove_track(self.tracks["video"])
+
+    def _resume_video(self) -> None:
+        track = self.tracks["video"]
+        if track.readyState == "live":
+            track.restart()
+            self.publication.add_track(track)
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -167,6 +212,8 @@ class Subscription:
         await set_remote(self.pc, sdp, "answer", self.room.room_id, self.subscriber)
 
     async def close(self) -> None:
+        self.policy.close()
+        self.publication.policies.discard(self.policy)
         for track in self.tracks.values():
             self.publication.remove_track(track)
             track.stop()
@@ -189,6 +236,8 @@ class RelayRoom:
         self.config = config or RelayConfig()
         self.on_packet = on_packet
         self.on_event = on_event
+        self.on_notice: NoticeCallback | None = None
+        """Set by the signaling hub: sends a message to a participant (e.g. audio_only)."""
         self.closed = False
         self._publications: dict[str, Publication] = {}
         self._publish_pcs: dict[str, RTCPeerConnection] = {}
@@ -213,6 +262,7 @@ class RelayRoom:
             prefer_relay_codecs(pc.addTransceiver(kind, direction="recvonly"))
         try:
             await set_remote(pc, offer_sdp, "offer", self.room_id, participant)
+            twcc_id = accept_publisher_extras(pc, offer_sdp)
             receivers: dict[str, RTCRtpReceiver] = {}
             for transceiver in pc.getTransceivers():
                 kind = transceiver.kind
@@ -222,9 +272,13 @@ class RelayRoom:
             publication = self._publications.get(participant)
             if publication is None:
                 publication = self._publications[participant] = Publication(self, participant)
-            publication.attach_source(receivers)
+            publication.attach_source(receivers, transport_cc=twcc_id is not None)
             await set_local(pc, await pc.createAnswer(), self.config.host_addresses)
-            self.receive_paths[participant] = install_packet_receiver(pc)
+            paths = self.receive_paths[participant] = install_packet_receiver(pc)
+            if twcc_id is not None:
+                for path in paths:
+                    send = DirectSend(path.dtls).rtcp
+                    path.feedback = TransportFeedback(twcc_id, send, publication.rtcp_ssrc)
         except Exception:
             await pc.close()
             raise
@@ -232,6 +286,10 @@ class RelayRoom:
 
         def state_changed() -> None:
             self.emit(participant, None, pc.connectionState)
+            if pc.connectionState in ("failed", "closed"):
+                for path in paths:
+                    if path.feedback is not None:
+                        path.feedback.close()
             if pc.connectionState == "connected":
                 publication.request_keyframe()
             elif pc.connectionState == "failed" and self._publish_pcs.get(participant) is pc:
@@ -332,6 +390,14 @@ class RelayRoom:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def notify(self, participant: str, message: dict[str, Any]) -> None:
+        """Hand ``message`` to the signaling layer for ``participant``'s socket."""
+        if self.on_notice is not None:
+            try:
+                self.on_notice(participant, message)
+            except Exception:
+                logger.exception("on_notice failed in room %s", self.room_id)
 
     def emit(self, participant: str, publisher: str | None, state: str) -> None:
         if self.on_event is not None:

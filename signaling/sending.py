@@ -186,10 +186,18 @@ class DirectSend:
         self._nominated: dict[int, Any] = nominated
 
     def __call__(self, wire: bytes) -> None:
+        self._send(wire, rtcp=False)
+
+    def rtcp(self, wire: bytes) -> None:
+        """The same for one plain RTCP packet (SRTCP), e.g. transport-cc feedback."""
+        self._send(wire, rtcp=True)
+
+    def _send(self, wire: bytes, *, rtcp: bool) -> None:
         dtls = self.dtls
         if dtls._state is not State.CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
-        data = dtls._tx_srtp.protect(wire)
+        srtp = dtls._tx_srtp
+        data = srtp.protect_rtcp(wire) if rtcp else srtp.protect(wire)
         pair = self._nominated.get(1)
         if pair is None:
             raise ConnectionError("Cannot send data, not connected")

@@ -242,3 +242,24 @@ async def test_shutdown_closes_live_sockets_quickly_without_ending_the_session(
         assert client.close_code == 1001 and client.state == "disconnected"
     finally:
         await client.close()
+
+
+async def test_the_relays_audio_only_notice_reaches_the_subscribers_socket(
+    live: LiveServer,
+) -> None:
+    publisher = live.client("staff-1", "inspector")
+    await publisher.connect()
+    watcher = live.client("staff-2", "observer", source=None)
+    await watcher.connect()
+    await watcher.media.wait_for_video("staff-1", frames=5, within=15)
+    room = live.app[RELAY].get(live.room)
+    assert room is not None
+    subscription = room.subscription("staff-2", "staff-1")
+    assert subscription is not None
+    notice = subscription.policy.message(True)  # what the policy sends on a weak link
+    room.notify("staff-2", notice)
+    await watcher.wait_for(
+        lambda: any(m.get("type") == "audio_only" for m in watcher.messages), what="notice"
+    )
+    assert [m for m in watcher.messages if m.get("type") == "audio_only"] == [notice]
+    assert not any(m.get("type") == "audio_only" for m in publisher.messages)
