@@ -51,6 +51,7 @@ import asyncio
 import bisect
 import contextlib
 import fractions
+import itertools
 import json
 import os
 import statistics
@@ -145,9 +146,7 @@ class Picture:
         body = bytearray(b"".join(row[shift : shift + self.width] for row in self.texture))
         fresh = min(32, self.rows)
         top = ((n * 16) % max(1, self.rows - fresh)) * self.width
-        body[top : top + fresh * self.width] = os.urandom(fresh * self.width).translate(
-            self._table
-        )
+        body[top : top + fresh * self.width] = os.urandom(fresh * self.width).translate(self._table)
         return counter_band(self.width, self.height, n) + bytes(body)
 
     def frame(self, n: int) -> bytes:
@@ -287,11 +286,11 @@ class Call:
     def figures(self, cap_bps: float | None, recording: bool) -> dict[str, float | None]:
         start, restore, end = self.impaired_at, self.restored_at, self.ended_at
         new = [(t, lag) for t, lag in self.received() if start <= t <= end]
-        times = [start] + [t for t, _ in new] + [end]
+        times = [start, *(t for t, _ in new), end]
         lags = [lag for _, lag in new]
         live = next((t - restore for t, lag in new if t >= restore and lag <= 0.5), None)
         out: dict[str, float | None] = {
-            "longest_freeze_s": max(b - a for a, b in zip(times, times[1:], strict=False)),
+            "longest_freeze_s": max(b - a for a, b in itertools.pairwise(times)),
             "lag_median_s": statistics.median(lags) if lags else None,
             "lag_max_s": max(lags) if lags else None,
             "time_to_live_s": live,
@@ -323,8 +322,8 @@ def interpolate(series: list[tuple[float, int]], t: float) -> float:
 
 
 def max_gap(times: list[float], start: float, end: float) -> float:
-    inside = [start] + sorted(t for t in times if start <= t <= end) + [end]
-    return max(b - a for a, b in zip(inside, inside[1:], strict=False))
+    inside = [start, *sorted(t for t in times if start <= t <= end), end]
+    return max(b - a for a, b in itertools.pairwise(inside))
 
 
 def recording_gap(path: Path | None) -> float | None:
@@ -340,7 +339,7 @@ def recording_gap(path: Path | None) -> float | None:
             for p in container.demux(stream)
             if p.pts is not None and p.time_base is not None
         )
-    return max((b - a for a, b in zip(pts, pts[1:], strict=False)), default=None)
+    return max((b - a for a, b in itertools.pairwise(pts)), default=None)
 
 
 # -- the phones -------------------------------------------------------------------------
@@ -555,9 +554,7 @@ async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path
     return call
 
 
-async def direct_call(
-    phone: BrowserPhone, receiver: Any, profile: Profile, opts: Options
-) -> Call:
+async def direct_call(phone: BrowserPhone, receiver: Any, profile: Profile, opts: Options) -> Call:
     """The anchor: the phone page → proxy → a receiving Chromium page."""
     call = Call(opts.loop_frames, opts.fps)
     proxy = ProxyThread()
@@ -636,10 +633,8 @@ def verdict(metric: str, value: float | None, direct: float | None) -> str:
     ok = value >= goal if sign == "≥" else value <= goal
     parts = [f"goal {sign} {goal:g}: {'ok' if ok else 'MISSED'}"]
     if direct is not None and metric != "recording_gap_max_s":
-        if metric in HIGHER_IS_BETTER:
-            near = value * 1.5 >= direct
-        else:
-            near = value <= 1.5 * direct + 0.05  # 50 ms: the resolution of the readings
+        # 50 ms of slack: the resolution of the readings
+        near = value * 1.5 >= direct if metric in HIGHER_IS_BETTER else value <= 1.5 * direct + 0.05
         parts.append(f"within 1.5x of direct: {'ok' if near else 'MISSED'}")
     return "; ".join(parts)
 

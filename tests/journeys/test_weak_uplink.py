@@ -36,7 +36,7 @@ FREEZE_BOUND_S = 10.0
 
 async def test_weak_uplink_video_keeps_moving(tmp_path: Path) -> None:
     require_chromium()
-    opts = Options(width=320, height=240, fps=15, loop_s=40, warm_s=3, restore_s=6)
+    opts = Options(width=640, height=480, fps=15, loop_s=30, warm_s=3, restore_s=6)
     y4m = write_y4m(tmp_path / "camera.y4m", opts.width, opts.height, opts.fps, opts.loop_frames)
     weak = PROFILES["weak_500k"]
     assert weak.shaping == Shaping(rate_bps=500_000, queue_s=0.3, loss=0.02)
@@ -48,10 +48,11 @@ async def test_weak_uplink_video_keeps_moving(tmp_path: Path) -> None:
         finally:
             await phone.close()
     figures = call.figures(profile.cap_bps, recording=True)
+    print("weak_500k (15 s), relay:", figures, call.detail)
     proxy = call.detail["proxy"]
     # The harness really shaped the phone's packets (a test that cannot fail is a defect):
-    # everything crossed the proxy, some of it was lost and some did not fit the queue.
-    assert proxy["up_packets"] > 100 and proxy["lost"] > 0 and proxy["overflow"] > 0, proxy
+    # everything crossed the proxy, some of it was lost, and the cap built a queue.
+    assert proxy["up_packets"] > 100 and proxy["lost"] > 0 and proxy["max_queue_s"] > 0.05, proxy
     assert call.local and call.frames, "no counter read at the phone or the receiver"
     assert figures["longest_freeze_s"] is not None
     assert figures["longest_freeze_s"] <= FREEZE_BOUND_S, (figures, proxy)
