@@ -209,7 +209,6 @@ class Options:
     loop_s: int = 90
     warm_s: float = 10.0
     restore_s: float = 20.0
-    y4m: Path | None = None
 
     @property
     def loop_frames(self) -> int:
