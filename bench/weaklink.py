@@ -631,6 +631,8 @@ def verdict(metric: str, value: float | None, direct: float | None) -> str:
         return "n/a" if metric == "sent_bitrate_ratio" else "MISSED (none)"
     ok = value >= goal if sign == "≥" else value <= goal
     parts = [f"goal {sign} {goal:g}: {'ok' if ok else 'MISSED'}"]
+    if metric == "sent_bitrate_ratio" and value > 1.2:
+        parts.append("overshoot: the proxy's queue dropped the excess")
     if direct is not None and metric != "recording_gap_max_s":
         # 50 ms of slack: the resolution of the readings
         near = value * 1.5 >= direct if metric in HIGHER_IS_BETTER else value <= 1.5 * direct + 0.05
