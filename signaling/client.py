@@ -26,7 +26,7 @@ import contextlib
 import fractions
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,6 +229,7 @@ class MediaClient:
         save_dir: Path | None = None,
         keep_last_frame: bool = False,
         relay_only: bool = False,
+        observer: Callable[[str, str, Any], None] | None = None,
     ) -> None:
         self._ice_servers = ice_servers
         self.relay_only = relay_only
@@ -237,6 +238,10 @@ class MediaClient:
         self._decode = decode
         self._save_dir = save_dir
         self._keep_last_frame = keep_last_frame
+        self._observer = observer
+        """Called on arrival with ``(publisher, "audio", packet)`` for every audio packet and
+        ``(publisher, "video", frame)`` for every decoded video frame (bench/weaklink.py reads
+        the frame counter burnt into the picture); implies decoding packets ourselves."""
         self.publish_pc: RTCPeerConnection | None = None
         self.sent_tracks: list[MediaStreamTrack] = []
         self._player: MediaPlayer | None = None
@@ -335,7 +340,7 @@ class MediaClient:
             track = transceiver.receiver.track
             if track is None:
                 continue
-            if self._save_dir is not None or not self._decode:
+            if self._save_dir is not None or not self._decode or self._observer is not None:
                 self._take_packets(transceiver.receiver, track.kind, publisher, media)
             else:
                 self._spawn(self._consume(track, media))
@@ -359,6 +364,8 @@ class MediaClient:
                 media.video_bytes += packet.size
             if kind == "audio":
                 media.audio_frames += 1
+                if self._observer is not None:
+                    self._observer(publisher, kind, packet)
             elif decoder is not None:
                 try:
                     frames = decoder.decode(packet)
@@ -369,6 +376,8 @@ class MediaClient:
                     media.note_video(frame.width, frame.height)
                     if self._keep_last_frame:
                         media.last_frame = frame
+                    if self._observer is not None:
+                        self._observer(publisher, kind, frame)
             else:
                 size = vp8_dimensions(bytes(packet)) if packet.is_keyframe else None
                 media.note_video(*(size or (None, None)))
