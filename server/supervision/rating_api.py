@@ -150,7 +150,12 @@ async def rate_session(request: web.Request) -> web.Response:
         rater = applicant_principal(case, await case_applicant(session, case))
         await authorize(session, rater, case, "rate")
         rating, created = await rate(
-            session, case, rater, given, scope="session", session_ref=grant.room,
+            session,
+            case,
+            rater,
+            given,
+            scope="session",
+            session_ref=grant.room,
             today=_today(request),
         )
         out = rating_view(rating)
@@ -182,7 +187,9 @@ async def rate_by_link(request: web.Request) -> web.Response:
         case = await _case(session, claim.target_id)
         rater = applicant_principal(case, await case_applicant(session, case))
         await authorize(session, rater, case, "rate")
-        rating, created = await rate(session, case, rater, given, scope="case", today=_today(request))
+        rating, created = await rate(
+            session, case, rater, given, scope="case", today=_today(request)
+        )
         out = {"kind": "case", "rating": rating_view(rating)}
     return web.json_response(out, status=201 if created else 200)
 
@@ -211,8 +218,12 @@ async def _ticket_case(
 async def get_ticket(request: web.Request) -> web.Response:
     principal = require_staff(request)
     async with request.app[DB]() as session:
-        ticket, _ = await _ticket_case(session, principal, int_param(request, "id"), "read_internal")
-        return web.json_response(await tickets.ticket_view(session, ticket))
+        ticket, _ = await _ticket_case(
+            session, principal, int_param(request, "id"), "read_internal"
+        )
+        return web.json_response(
+            await tickets.ticket_view(session, ticket, request.app[SETTINGS].zone)
+        )
 
 
 @routes.post(
@@ -232,7 +243,7 @@ async def follow_up(request: web.Request) -> web.Response:
         await tickets.follow_up(
             session, ticket, principal, reached=body["reached"], note=body.get("note", "")
         )
-        out = await tickets.ticket_view(session, ticket)
+        out = await tickets.ticket_view(session, ticket, request.app[SETTINGS].zone)
     return web.json_response(out)
 
 
@@ -253,7 +264,7 @@ async def fix(request: web.Request) -> web.Response:
         await tickets.fix(
             session, ticket, principal, note=body["note"], zone=request.app[SETTINGS].zone
         )
-        out = await tickets.ticket_view(session, ticket)
+        out = await tickets.ticket_view(session, ticket, request.app[SETTINGS].zone)
     return web.json_response(out)
 
 

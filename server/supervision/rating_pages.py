@@ -80,7 +80,8 @@ async def ticket_list(request: web.Request) -> web.StreamResponse:
     principal = _staff(request)
     async with request.app[DB]() as session:
         rows = [
-            await tickets.ticket_view(session, t) for t in await tickets.tickets_for(session, principal)
+            await tickets.ticket_view(session, t, request.app[SETTINGS].zone)
+            for t in await tickets.tickets_for(session, principal)
         ]
     today = dt.datetime.now(request.app[SETTINGS].zone).date().isoformat()
     return aiohttp_jinja2.render_template(
@@ -96,7 +97,7 @@ async def ticket_page(request: web.Request) -> web.StreamResponse:
     async with request.app[DB]() as session:
         ticket = await tickets.get_ticket(session, int_param(request, "id"))
         case = await authorize(session, principal, ticket.case_id, "read_internal")
-        view = await tickets.ticket_view(session, ticket)
+        view = await tickets.ticket_view(session, ticket, request.app[SETTINGS].zone)
         may = {
             action: await allowed(session, principal, case, action)
             for action in ("handle_complaint", "appeal_rating", "decide_appeal")

@@ -266,7 +266,9 @@ async def open_ticket(
     department = (
         await session.get(Department, rating.department_id) if rating.department_id else None
     )
-    head = await session.get(User, department.head_id) if department and department.head_id else None
+    head = (
+        await session.get(User, department.head_id) if department and department.head_id else None
+    )
     days = await complaint_days(session, case.matter_id)
     ticket = RatingTicket(
         rating_id=rating.id,
@@ -360,7 +362,9 @@ def _local_day(moment: dt.datetime, zone: ZoneInfo) -> dt.date:
     return moment.astimezone(zone).date()
 
 
-def _block(rows: Sequence[tuple[Rating, RatingTicket | None]], today: dt.date, zone: ZoneInfo) -> dict[str, Any]:
+def _block(
+    rows: Sequence[tuple[Rating, RatingTicket | None]], today: dt.date, zone: ZoneInfo
+) -> dict[str, Any]:
     valid = [(r, t) for r, t in rows if r.status == "valid"]
     levels = {key: 0 for key in LEVEL_KEYS}
     for r, _ in valid:

@@ -189,7 +189,14 @@ async def decide(
 # -- views -------------------------------------------------------------------------------
 
 
-async def ticket_view(session: AsyncSession, ticket: RatingTicket) -> dict[str, Any]:
+def _at(moment: dt.datetime | None, zone: dt.tzinfo) -> str | None:
+    return moment.astimezone(zone).isoformat(timespec="seconds") if moment else None
+
+
+async def ticket_view(
+    session: AsyncSession, ticket: RatingTicket, zone: dt.tzinfo
+) -> dict[str, Any]:
+    """The ticket as pages and the API show it; times in the agency's zone."""
     rating = await session.get(Rating, ticket.rating_id)
     case = await session.get(Case, ticket.case_id)
     assignee = await session.get(User, ticket.assignee_id) if ticket.assignee_id else None
@@ -216,12 +223,12 @@ async def ticket_view(session: AsyncSession, ticket: RatingTicket) -> dict[str, 
             "bad": is_bad(rating.level),
         },
         "follow_up": {
-            "at": ticket.follow_up_at.isoformat() if ticket.follow_up_at else None,
+            "at": _at(ticket.follow_up_at, zone),
             "reached": ticket.follow_up_reached,
             "note": ticket.follow_up_note,
         },
         "fix": {
-            "at": ticket.fixed_at.isoformat() if ticket.fixed_at else None,
+            "at": _at(ticket.fixed_at, zone),
             "note": ticket.fix_note,
         },
         "rerating": level_key(ticket.rerating_level) if ticket.rerating_level else None,

@@ -49,13 +49,19 @@ MOBILE = "13800138444"
 async def _seed(app: Any) -> None:
     async with app[DB].begin() as session:
         clerk = await add_user(
-            session, username="chen", password="yunkan-demo-5", role="inspector",
+            session,
+            username="chen",
+            password="yunkan-demo-5",
+            role="inspector",
             display_name="陈窗口",
-        )  # fmt: skip
+        )
         head = await add_user(
-            session, username="liu", password="yunkan-head-5", role="inspector",
+            session,
+            username="liu",
+            password="yunkan-head-5",
+            role="inspector",
             display_name="刘科长",
-        )  # fmt: skip
+        )
         matter_id, _ = await open_every_day(
             session,
             staff_ids=(clerk.id,),
@@ -190,6 +196,11 @@ async def test_bad_rating_at_the_end_of_a_call_is_followed_up_fixed_and_rerated(
             if e.kind.startswith("rating.")
         ]
     assert kinds == [
-        "rating.invited", "rating.given", "rating.ticket_opened", "rating.changed",
-        "rating.follow_up", "rating.fixed", "rating.rerated",
-    ]  # fmt: skip
+        "rating.invited",
+        "rating.given",
+        "rating.ticket_opened",
+        "rating.changed",
+        "rating.follow_up",
+        "rating.fixed",
+        "rating.rerated",
+    ]

@@ -24,7 +24,10 @@ def upgrade() -> None:
         batch.add_column(sa.Column("head_id", sa.Integer(), nullable=True))
         batch.add_column(sa.Column("complaint_days", sa.Integer(), nullable=True))
         batch.create_foreign_key(
-            batch.f("fk_departments_head_id_users"), "users", ["head_id"], ["id"],
+            batch.f("fk_departments_head_id_users"),
+            "users",
+            ["head_id"],
+            ["id"],
             ondelete="SET NULL",
         )
     with op.batch_alter_table("matters") as batch:
