@@ -26,6 +26,7 @@ from server.cases import procedure
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import verify_case
 from server.settings import Settings
+from server.supervision.rating_demo import seed_demo_ratings
 from server.supervision.rating_models import Rating, RatingTicket
 from server.supervision.ratings import rating_figures, rating_rows
 from signaling.handlers import SIGNER
@@ -385,3 +386,25 @@ async def test_case_closing_sends_the_rating_link_and_appeal_is_decided(client: 
     ]
     r = await client.post("/api/v1/ratings/link", json={"token": token[1], "level": "satisfied"})
     assert r.status == 409 and (await r.json())["error"]["code"] == "rating_closed"
+
+
+async def test_demo_seed_gives_a_month_of_ratings_once(client: Client) -> None:
+    w = await _world(client)
+    zone = client.app[SETTINGS].zone
+    today = dt.datetime.now(zone).date()
+    async with client.app[DB].begin() as session:
+        case = await session.get(Case, w.case_id)
+        head = await session.scalar(select(User).where(User.username == "head"))
+        assert case is not None and head is not None
+        written = await seed_demo_ratings(session, cases=[case], today=today, head=head)
+        assert written >= 1
+        assert await seed_demo_ratings(session, cases=[case], today=today) == 0
+        figures = await rating_figures(
+            session, start=today - dt.timedelta(days=31), end=today + dt.timedelta(days=1)
+        )
+        rows = await rating_rows(
+            session, start=today - dt.timedelta(days=31), end=today + dt.timedelta(days=1)
+        )
+        assert (await verify_case(session, case)).ok
+    assert figures["overall"]["total"] == written == len(rows)
+    assert sum(figures["overall"]["levels"].values()) == written
