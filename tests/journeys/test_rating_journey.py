@@ -1,7 +1,8 @@
 """好差评 end to end in Chromium: the applicant rates 不满意 on the phone as the call ends
 (一次一评, one tap), a 差评 ticket appears for the department head with its working-day
 deadline, the head records the 回访 and the fix, and the applicant re-rates the fix from
-the SMS link. Screenshots go to ``$YUNKAN_SCREENSHOTS`` (else the test's folder)."""
+the SMS link; the clerk appeals the rating and a supervisor rejects the appeal.
+Screenshots go to ``$YUNKAN_SCREENSHOTS`` (else the test's folder)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from server.cases.models import Case, CaseEvent
 from server.cases.procedure import add_working_days
 from server.cases.timeline import verify_case
 from server.settings import Settings
-from server.supervision.rating_models import Rating, RatingTicket
+from server.supervision.rating_models import Rating, RatingAppeal, RatingTicket
 from signaling.handlers import LIVE_OPTIONS, LiveOptions
 from tests.browser import chromium
 from tests.journeys.support import (
@@ -62,6 +63,13 @@ async def _seed(app: Any) -> None:
             role="inspector",
             display_name="刘科长",
         )
+        await add_user(
+            session,
+            username="zhou",
+            password="yunkan-super-5",
+            role="supervisor",
+            display_name="督查 周敏",
+        )
         matter_id, _ = await open_every_day(
             session,
             staff_ids=(clerk.id,),
@@ -82,6 +90,24 @@ async def _seed(app: Any) -> None:
 async def _ticket(app: Any) -> RatingTicket | None:
     async with app[DB]() as session:
         return await session.scalar(select(RatingTicket))
+
+
+async def _sms(app: Any, kind: str) -> str:
+    async with app[DB]() as session:
+        body = await session.scalar(
+            select(OutboxMessage.body).where(
+                OutboxMessage.kind == kind, OutboxMessage.mobile == MOBILE
+            )
+        )
+    assert body is not None, kind
+    return body
+
+
+def _rate_path(body: str) -> str:
+    """The path of the rating link at the end of an SMS (its host is the public URL)."""
+    link = re.search(r"/rate/\S+$", body)
+    assert link, body
+    return link[0]
 
 
 def _shots(tmp_path: Path) -> Path:
@@ -129,8 +155,17 @@ async def test_bad_rating_at_the_end_of_a_call_is_followed_up_fixed_and_rerated(
         await phone.wait_for_selector("#rating-panel[data-sent=dissatisfied]", timeout=10_000)
         await phone.fill("#rating-comment", "视频卡顿，等了很久")
         await phone.click("#rating-comment-send")
+        await phone.wait_for_selector("#rating-panel[data-comment=sent]")
         await phone.screenshot(path=str(shots / "rating-call-end.png"))
         await until(lambda: _ticket(app))
+
+        # The consultation closed with the call: 一事一评 by the SMS link, on the phone.
+        invite = await _sms(app, "rating_invite")
+        await phone.goto(base + _rate_path(invite))
+        await phone.check("input[name=tags][value=friendly]")
+        await phone.click(".rating-level[data-level=satisfied]")
+        await phone.wait_for_selector("#rate[data-sent=satisfied]")
+        await phone.screenshot(path=str(shots / "rating-case.png"), full_page=True)
 
         ticket = await _ticket(app)
         assert ticket is not None
@@ -156,38 +191,47 @@ async def test_bad_rating_at_the_end_of_a_call_is_followed_up_fixed_and_rerated(
         # 回访, then the fix.
         await head.fill("#follow-up-form textarea[name=note]", "已电话回访，申请人反映网络卡顿")
         await head.click("#follow-up-form button[type=submit]")
-        await head.wait_for_function(
-            "document.querySelector('#follow-up').textContent.includes('已电话回访')"
-        )
+        await head.wait_for_selector("#follow-up[data-done]")
+        assert "已电话回访" in await head.inner_text("#follow-up")
         await head.fill("#fix-form textarea[name=note]", "为该窗口开通备用线路")
         await head.click("#fix-form button[type=submit]")
         await head.wait_for_selector("#ticket[data-status=fixed]")
-        await head.screenshot(path=str(shots / "rating-ticket.png"), full_page=True)
+        await head.screenshot(path=str(shots / "rating-ticket.png"))
 
         # The applicant re-rates the fix from the SMS link, on the phone.
-        async with app[DB]() as session:
-            body = await session.scalar(
-                select(OutboxMessage.body).where(
-                    OutboxMessage.kind == "rating_fix", OutboxMessage.mobile == MOBILE
-                )
-            )
-        assert body is not None
-        link = re.search(r"https?://\S+/rate/\S+$", body)
-        assert link, body
-        path = "/rate/" + link[0].rsplit("/rate/", 1)[1]
-        await phone.goto(base + path)
+        await phone.goto(base + _rate_path(await _sms(app, "rating_fix")))
         assert "为该窗口开通备用线路" in await phone.inner_text("#fix-note")
         await phone.click(".rating-level[data-level=satisfied]")
         await phone.wait_for_selector("#rate[data-sent=satisfied]")
         await phone.screenshot(path=str(shots / "rating-rerate.png"))
 
+        # The clerk appeals the rating as mistaken; a supervisor rejects the appeal.
+        await desk.goto(f"{base}/staff/rating-tickets/{ticket.id}")
+        assert await desk.locator("#follow-up-form").count() == 0  # the clerk is not the head
+        await desk.fill("#appeal-form textarea[name=reason]", "网络问题在申请人一侧")
+        await desk.click("#appeal-form button[type=submit]")
+        await desk.wait_for_selector("#appeal-state")
+        supervisor = await (await browser.new_context(**DESK)).new_page()
+        await staff_login(supervisor, base, "zhou", "yunkan-super-5")
+        await supervisor.goto(base + "/staff/rating-appeals")
+        assert "网络问题在申请人一侧" in await supervisor.inner_text("article.appeal")
+        await supervisor.fill("article.appeal textarea[name=note]", "回访记录显示确有卡顿")
+        await supervisor.screenshot(path=str(shots / "rating-appeals.png"))
+        await supervisor.click("article.appeal button[value='0']")
+        await supervisor.wait_for_selector("#no-appeals")
+
     async with app[DB]() as session:
         final = await session.get(RatingTicket, ticket.id)
         assert final is not None and final.status == "closed" and final.rerating_level == 4
         assert final.follow_up_reached is True
+        appeal = await session.scalar(select(RatingAppeal))
+        assert appeal is not None and appeal.status == "rejected"
+        assert appeal.decision_note == "回访记录显示确有卡顿"
         case = await session.get(Case, case_id)
         assert case is not None and case.status == "closed"
         assert (await verify_case(session, case)).ok
+        by_case = await session.scalar(select(Rating).where(Rating.scope == "case"))
+        assert by_case is not None and by_case.level == 4 and by_case.tags == ["friendly"]
         kinds = [
             e.kind
             for e in await session.scalars(
@@ -200,7 +244,10 @@ async def test_bad_rating_at_the_end_of_a_call_is_followed_up_fixed_and_rerated(
         "rating.given",
         "rating.ticket_opened",
         "rating.changed",
+        "rating.given",
         "rating.follow_up",
         "rating.fixed",
         "rating.rerated",
+        "rating.appealed",
+        "rating.appeal_decided",
     ]

@@ -153,6 +153,7 @@
       $("rating-more").hidden = false;
       $("rating-status").textContent = $("rating-panel").dataset.thanks;
       $("rating-panel").dataset.sent = level;
+      if (comment) $("rating-panel").dataset.comment = "sent";
     } catch (err) { $("rating-status").textContent = err.message; }
   }
   $("rating-panel").querySelectorAll(".rating-level").forEach(function (b) {
