@@ -1,7 +1,8 @@
 """好差评 end to end in Chromium: the applicant rates 不满意 on the phone as the call ends
 (一次一评, one tap), a 差评 ticket appears for the department head with its working-day
 deadline, the head records the 回访 and the fix, and the applicant re-rates the fix from
-the SMS link; the clerk appeals the rating and a supervisor rejects the appeal.
+the SMS link; the clerk appeals the rating and a supervisor rejects the appeal. The case's
+exported bundle, every rating event in it, verifies with ``yunkan verify bundle``.
 Screenshots go to ``$YUNKAN_SCREENSHOTS`` (else the test's folder)."""
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from tests.journeys.support import (
     appointments,
     book_first_slot,
     end_call,
+    export_and_verify,
     join_and_wait,
     phone_login,
     staff_login,
@@ -219,6 +221,7 @@ async def test_bad_rating_at_the_end_of_a_call_is_followed_up_fixed_and_rerated(
         await supervisor.screenshot(path=str(shots / "rating-appeals.png"))
         await supervisor.click("article.appeal button[value='0']")
         await supervisor.wait_for_selector("#no-appeals")
+        await export_and_verify(desk, base, case_id, tmp_path)
 
     async with app[DB]() as session:
         final = await session.get(RatingTicket, ticket.id)
