@@ -77,17 +77,15 @@ async def on_state_change(session: AsyncSession, case: Case, state: str) -> None
     applicant = await session.get(Applicant, case.applicant_id)
     if applicant is None:
         return
-    now = utcnow()
-    await outbox.enqueue(
+    await tell(
         session,
         key=f"rating-invite:{case.id}",
         kind="rating_invite",
         mobile=applicant.mobile,
         body=(
             f"【云勘】您的办件{case.number}已办结。请对本次服务进行评价（好差评），"
-            f"您的评价将用于改进服务：{links.url(CASE, case.id, now)}"
+            f"您的评价将用于改进服务：{links.url(CASE, case.id, utcnow())}"
         ),
-        now=now,
     )
     await append_event(session, case, kind="rating.invited", data={"channel": "sms"})
 

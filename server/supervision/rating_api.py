@@ -9,6 +9,7 @@ it in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -22,7 +23,7 @@ from server.cases.models import Case
 from server.db.types import utcnow
 from server.errors import NotFoundError, PermissionDeniedError
 from server.http.requests import int_param, optional_principal, require_staff
-from server.openapi import ApiRoutes, read_json
+from server.openapi import ApiRoutes, Schema, read_json
 from server.supervision import invites, tickets
 from server.supervision.rating_models import LEVEL_KEYS, Rating, RatingAppeal, RatingTicket
 from server.supervision.ratings import (
@@ -38,6 +39,7 @@ from signaling.errors import TokenError
 from signaling.handlers import SIGNER
 
 routes = ApiRoutes(tag="ratings")
+TicketStep = Callable[[AsyncSession, RatingTicket, Principal, Any, dt.tzinfo], Awaitable[None]]
 
 
 class BadRatingLinkError(PermissionDeniedError):
@@ -226,6 +228,20 @@ async def get_ticket(request: web.Request) -> web.Response:
         )
 
 
+async def _ticket_step(request: web.Request, schema: Schema, step: TicketStep) -> web.Response:
+    """One step of the head's work on a ticket (needs ``handle_complaint`` on its case)."""
+    principal = require_staff(request)
+    body = await read_json(request, schema)
+    zone = request.app[SETTINGS].zone
+    async with request.app[DB].begin() as session:
+        ticket, _ = await _ticket_case(
+            session, principal, int_param(request, "id"), "handle_complaint"
+        )
+        await step(session, ticket, principal, body, zone)
+        out = await tickets.ticket_view(session, ticket, zone)
+    return web.json_response(out)
+
+
 @routes.post(
     "/api/v1/rating-tickets/{id}/follow-up",
     summary="Record a 回访 (follow-up call) of a 差评 ticket",
@@ -234,17 +250,12 @@ async def get_ticket(request: web.Request) -> web.Response:
     auth="staff",
 )
 async def follow_up(request: web.Request) -> web.Response:
-    principal = require_staff(request)
-    body = await read_json(request, FOLLOW_UP_IN)
-    async with request.app[DB].begin() as session:
-        ticket, _ = await _ticket_case(
-            session, principal, int_param(request, "id"), "handle_complaint"
-        )
-        await tickets.follow_up(
-            session, ticket, principal, reached=body["reached"], note=body.get("note", "")
-        )
-        out = await tickets.ticket_view(session, ticket, request.app[SETTINGS].zone)
-    return web.json_response(out)
+    async def step(
+        session: AsyncSession, t: RatingTicket, p: Principal, body: Any, _: dt.tzinfo
+    ) -> None:
+        await tickets.follow_up(session, t, p, reached=body["reached"], note=body.get("note", ""))
+
+    return await _ticket_step(request, FOLLOW_UP_IN, step)
 
 
 @routes.post(
@@ -255,17 +266,12 @@ async def follow_up(request: web.Request) -> web.Response:
     auth="staff",
 )
 async def fix(request: web.Request) -> web.Response:
-    principal = require_staff(request)
-    body = await read_json(request, FIX_IN)
-    async with request.app[DB].begin() as session:
-        ticket, _ = await _ticket_case(
-            session, principal, int_param(request, "id"), "handle_complaint"
-        )
-        await tickets.fix(
-            session, ticket, principal, note=body["note"], zone=request.app[SETTINGS].zone
-        )
-        out = await tickets.ticket_view(session, ticket, request.app[SETTINGS].zone)
-    return web.json_response(out)
+    async def step(
+        session: AsyncSession, t: RatingTicket, p: Principal, body: Any, zone: dt.tzinfo
+    ) -> None:
+        await tickets.fix(session, t, p, note=body["note"], zone=zone)
+
+    return await _ticket_step(request, FIX_IN, step)
 
 
 @routes.post(

@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.accounts.models import Applicant, User
 from server.accounts.principal import Principal
 from server.booking.availability import load_calendar
+from server.booking.leads import lead_of
 from server.booking.models import Department, Matter
 from server.cases.access import set_party
 from server.cases.models import Case, CaseParty
@@ -138,18 +139,6 @@ async def case_applicant(session: AsyncSession, case: Case) -> Applicant:
     if applicant is None:
         raise NotRatableError()
     return applicant
-
-
-async def lead_of(session: AsyncSession, case_id: int) -> int | None:
-    return await session.scalar(
-        select(CaseParty.principal_id)
-        .where(
-            CaseParty.case_id == case_id,
-            CaseParty.principal_kind == "staff",
-            CaseParty.role == "lead",
-        )
-        .limit(1)
-    )
 
 
 @dataclass(frozen=True, slots=True)
