@@ -29,11 +29,13 @@ from server.supervision.rating_models import LEVEL_KEYS, Rating, RatingAppeal, R
 from server.supervision.ratings import (
     TAGS,
     Given,
+    NoSessionYetError,
     StaffCannotRateError,
     applicant_principal,
     case_applicant,
     rate,
     rating_view,
+    was_admitted,
 )
 from signaling.errors import TokenError
 from signaling.handlers import SIGNER
@@ -151,6 +153,8 @@ async def rate_session(request: web.Request) -> web.Response:
         assert case is not None
         rater = applicant_principal(case, await case_applicant(session, case))
         await authorize(session, rater, case, "rate")
+        if not await was_admitted(session, case.id, grant.room, grant.participant):
+            raise NoSessionYetError()
         rating, created = await rate(
             session,
             case,

@@ -36,7 +36,7 @@ from server.booking.availability import load_calendar
 from server.booking.leads import lead_of
 from server.booking.models import Department, Matter
 from server.cases.access import set_party
-from server.cases.models import Case, CaseParty
+from server.cases.models import Case, CaseEvent, CaseParty
 from server.cases.procedure import add_working_days
 from server.cases.timeline import append_event
 from server.db.types import utcnow
@@ -91,6 +91,11 @@ class StaffCannotRateError(PermissionDeniedError):
     message = "Only the applicant can rate this service"
 
 
+class NoSessionYetError(ConflictError):
+    code = "session_not_held"
+    message = "There is no video session to rate yet"
+
+
 class NotRatableError(ConflictError):
     code = "not_ratable"
     message = "This case has no applicant who could rate it"
@@ -127,6 +132,21 @@ async def complaint_days(session: AsyncSession, matter_id: int | None) -> int:
 async def working_deadline(session: AsyncSession, start: dt.date, days: int) -> dt.date:
     calendar = await load_calendar(session)
     return add_working_days(start, days, calendar.is_working_day)
+
+
+async def was_admitted(session: AsyncSession, case_id: int, room: str, participant: str) -> bool:
+    """Whether ``participant`` was let into ``room`` (the session to rate took place)."""
+    found = await session.scalar(
+        select(CaseEvent.id)
+        .where(
+            CaseEvent.case_id == case_id,
+            CaseEvent.kind.in_(("live.admitted", "live.readmitted")),
+            CaseEvent.data["room"].as_string() == room,
+            CaseEvent.data["participant"].as_string() == participant,
+        )
+        .limit(1)
+    )
+    return found is not None
 
 
 def applicant_principal(case: Case, applicant: Applicant) -> Principal:

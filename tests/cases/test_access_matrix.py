@@ -36,6 +36,7 @@ from server.appkeys import API_SPEC, BLOBS, DB, SETTINGS
 from server.booking import appointments as svc
 from server.booking.validation import validate_applicant
 from server.cases.models import Case, CaseParty
+from server.cases.timeline import append_event
 from server.db.base import Base
 from server.settings import Settings
 from server.supervision.rating_models import RatingTicket
@@ -186,6 +187,13 @@ async def _world(client: Client) -> tuple[World, dict[str, dict[str, str]]]:
     assert r.status == 201, await r.text()
     world.letter_id = (await r.json())["id"]
     # A 差评 of the session (so a ticket exists), appealed by the lead.
+    async with app[DB].begin() as session:
+        await append_event(
+            session,
+            world.case_id,
+            kind="live.admitted",
+            data={"room": f"appt-{appt.id}", "participant": "applicant-1"},
+        )
     applicant_token = app[SIGNER].issue(
         JoinGrant(f"appt-{appt.id}", "applicant-1", "applicant", VICTIM["name"]), ttl=600
     )

@@ -24,7 +24,7 @@ from server.booking.models import Department, HolidayOverride, Matter, OutboxMes
 from server.booking.validation import validate_applicant
 from server.cases import procedure
 from server.cases.models import Case, CaseEvent
-from server.cases.timeline import verify_case
+from server.cases.timeline import append_event, verify_case
 from server.settings import Settings
 from server.supervision.rating_demo import seed_demo_ratings
 from server.supervision.rating_models import Rating, RatingTicket
@@ -56,7 +56,17 @@ async def client(aiohttp_client: Any, settings: Settings) -> Client:
     return await aiohttp_client(app, cookie_jar=DummyCookieJar())  # type: ignore[no-any-return]
 
 
-async def _world(client: Client, *, complaint_days: int | None = None) -> World:
+async def _admit(client: Client, case_id: int, room: str, participant: str) -> None:
+    """What the live hub records when the inspector lets the applicant in."""
+    async with client.app[DB].begin() as session:
+        await append_event(
+            session, case_id, kind="live.admitted", data={"room": room, "participant": participant}
+        )
+
+
+async def _world(
+    client: Client, *, complaint_days: int | None = None, admitted: bool = True
+) -> World:
     app = client.app
     zone = app[SETTINGS].zone
     heads = {
@@ -106,6 +116,8 @@ async def _world(client: Client, *, complaint_days: int | None = None) -> World:
         assert appt.case_id is not None
         room = f"appt-{appt.id}"
         token = app[SIGNER].issue(JoinGrant(room, "applicant-1", "applicant", "李四维"), ttl=600)
+    if admitted:
+        await _admit(client, appt.case_id, room, "applicant-1")
     return World(
         appt.case_id,
         room,
@@ -408,3 +420,13 @@ async def test_demo_seed_gives_a_month_of_ratings_once(client: Client) -> None:
         assert (await verify_case(session, case)).ok
     assert figures["overall"]["total"] == written == len(rows)
     assert sum(figures["overall"]["levels"].values()) == written
+
+
+async def test_no_session_rating_before_the_applicant_was_let_in(client: Client) -> None:
+    w = await _world(client, admitted=False)
+    r = await _rate(client, w, "satisfied")
+    assert r.status == 409 and (await r.json())["error"]["code"] == "session_not_held"
+    await _admit(client, w.case_id, "appt-0", "applicant-1")  # another room's admission
+    assert (await _rate(client, w, "satisfied")).status == 409
+    await _admit(client, w.case_id, w.room, "applicant-1")
+    assert (await _rate(client, w, "satisfied")).status == 201
