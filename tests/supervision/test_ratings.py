@@ -64,9 +64,7 @@ async def _admit(client: Client, case_id: int, room: str, participant: str) -> N
         )
 
 
-async def _world(
-    client: Client, *, complaint_days: int | None = None, admitted: bool = True
-) -> World:
+async def _world(client: Client, *, admitted: bool = True) -> World:
     app = client.app
     zone = app[SETTINGS].zone
     heads = {
@@ -87,7 +85,6 @@ async def _world(
         )
         matter = await session.get(Matter, matter_id)
         assert matter is not None
-        matter.complaint_days = complaint_days
         department = await session.get(Department, matter.department_id)
         assert department is not None
         department.head_id = users["head"].id
@@ -185,7 +182,11 @@ async def test_the_database_refuses_a_second_row(client: Client) -> None:
 async def test_bad_rating_opens_a_ticket_for_the_head_with_a_working_day_deadline(
     client: Client,
 ) -> None:
-    w = await _world(client, complaint_days=5)
+    w = await _world(client)
+    r = await client.patch(
+        f"/api/v1/admin/matters/{w.matter_id}", json={"complaint_days": 5}, headers=w.supervisor
+    )
+    assert r.status == 200 and (await r.json())["complaint_days"] == 5, await r.text()
     zone = client.app[SETTINGS].zone
     today = dt.datetime.now(zone).date()
     async with client.app[DB].begin() as session:
