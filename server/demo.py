@@ -14,8 +14,10 @@ from server.accounts.models import Applicant, User
 from server.accounts.service import add_user
 from server.booking.demo import seed as booking_seed
 from server.booking.models import Matter
+from server.cases.models import Case
 from server.letters.demo import seed_templates
 from server.settings import Settings
+from server.supervision.rating_demo import seed_demo_ratings
 
 # (username, password, role, display name): printed on start in demo mode.
 DEMO_STAFF = (
@@ -35,7 +37,14 @@ async def _letter_templates(session: AsyncSession, settings: Settings) -> None:
     await seed_templates(session, matters)
 
 
-SEEDS: list[Seed] = [booking_seed, _letter_templates]
+async def _ratings(session: AsyncSession, settings: Settings) -> None:
+    """Ratings of the demo's closed cases (keep this after the seeds that make cases)."""
+    cases = list(await session.scalars(select(Case).where(Case.status == "closed")))
+    head = await session.scalar(select(User).where(User.username == "inspector2"))
+    await seed_demo_ratings(session, cases=cases, head=head, zone=settings.zone)
+
+
+SEEDS: list[Seed] = [booking_seed, _letter_templates, _ratings]
 
 
 async def _seed_accounts(session: AsyncSession, settings: Settings) -> None:

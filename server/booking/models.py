@@ -45,6 +45,12 @@ class Department(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(40), unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    head_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, default=None
+    )
+    """The department head (科室负责人): gets the 差评 tickets of its matters."""
+    complaint_days: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    """Working days to settle a 差评 ticket of this department (none: 15)."""
 
 
 class Matter(Base):
@@ -89,6 +95,8 @@ class Matter(Base):
     # Promised working days per step (accept, inspect, review, rectify_review, close, total),
     # for deadline supervision.
     promised_days: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    complaint_days: Mapped[int | None] = mapped_column(Integer, nullable=True, default=None)
+    """Working days to settle a 差评 ticket of this matter (none: the department's)."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     # Rules per person (0 switches a rule off): open bookings one person may hold of this
     # matter; N no-shows (of any matter) within the window block booking for some days.

@@ -82,6 +82,7 @@ def matter_dict(matter: m.Matter) -> dict[str, Any]:
         "internal_review": matter.internal_review,
         "rectification_allowed": matter.rectification_allowed,
         "rectify_days": matter.rectify_days,
+        "complaint_days": matter.complaint_days,
         "issues_licence": matter.issues_licence,
         "observed_notice": matter.observed_notice,
         "promised_days": dict(matter.promised_days or {}),

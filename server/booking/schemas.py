@@ -99,6 +99,7 @@ MATTER_OUT: Schema = {
         "internal_review": {"type": "boolean"},
         "rectification_allowed": {"type": "boolean"},
         "rectify_days": {"type": "integer"},
+        "complaint_days": {"type": ["integer", "null"]},
         "issues_licence": {"type": "boolean"},
         "observed_notice": {"type": "boolean"},
     },
@@ -231,6 +232,8 @@ MATTER_IN: Schema = {
         "internal_review": {"type": "boolean"},
         "rectification_allowed": {"type": "boolean"},
         "rectify_days": {"type": "integer", "minimum": 1, "maximum": 365},
+        # 好差评 (docs/supervision.md): working days to settle a 差评; null: the department's.
+        "complaint_days": {"type": ["integer", "null"], "minimum": 1, "maximum": 60},
         "issues_licence": {"type": "boolean"},
         "observed_notice": {"type": "boolean"},
         "promised_days": {

@@ -15,6 +15,7 @@ expert     an invited expert of another department (联合勘验 / 远程评审)
 reviewer   the second official of the internal review (内部审核)
 observer   watches (quality, training); receive-only and hidden in calls
 supervisor a supervisor made a party (may then act, not only watch)
+head       the department head a 差评 ticket of the case is assigned to
 ========== ==============================================================
 
 Staff who are not parties get 404 for everything about the case, so ids cannot be
@@ -35,7 +36,16 @@ from server.cases.models import Case, CaseParty
 from server.errors import NotFoundError, PermissionDeniedError
 
 OVERSIGHT_ROLES = ("supervisor", "admin")
-PARTY_ROLES = ("applicant", "lead", "inspector", "expert", "reviewer", "observer", "supervisor")
+PARTY_ROLES = (
+    "applicant",
+    "lead",
+    "inspector",
+    "expert",
+    "reviewer",
+    "observer",
+    "supervisor",
+    "head",
+)
 WORKING = frozenset({"lead", "inspector"})
 """The inspectors of the case: they run the session, take evidence and draft decisions."""
 STAFF_PARTIES = frozenset(PARTY_ROLES) - {"applicant"}
@@ -83,6 +93,13 @@ RULES: dict[str, Rule] = {
     "rectify": _rule("applicant"),
     "issue_letter": _rule("lead", "inspector"),
     "sign": _rule("applicant", "lead", "inspector", "expert", "reviewer"),
+    # 好差评 (server.supervision): only the applicant rates; the head settles a 差评 ticket
+    # (supervisors too, who oversee — and do when the head served the case themselves);
+    # the officers who served may appeal a rating, a supervisor decides.
+    "rate": _rule("applicant"),
+    "handle_complaint": _rule("head", "supervisor", oversight=True),
+    "appeal_rating": _rule("lead", "inspector"),
+    "decide_appeal": _rule("supervisor", oversight=True),
 }
 
 

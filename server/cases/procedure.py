@@ -42,6 +42,7 @@ from server.cases.models import Case
 from server.cases.timeline import append_event
 from server.db.types import utcnow
 from server.errors import ConflictError, ValidationError
+from server.supervision import invites
 
 SUBMITTED = "submitted"
 ACCEPTED = "accepted"
@@ -136,6 +137,8 @@ async def _move(
     )
     # The agency key signs the head this move appended (issue 13, anchoring).
     await checkpoints.on_state_change(session, case, f"case.{to}")
+    # A closed case asks its applicant for the 一事一评 rating (issue 17), by SMS.
+    await invites.on_state_change(session, case, to)
 
 
 def _reason(reason: str | None, field: str = "reason") -> str:

@@ -36,8 +36,10 @@ from server.appkeys import API_SPEC, BLOBS, DB, SETTINGS
 from server.booking import appointments as svc
 from server.booking.validation import validate_applicant
 from server.cases.models import Case, CaseParty
+from server.cases.timeline import append_event
 from server.db.base import Base
 from server.settings import Settings
+from server.supervision.rating_models import RatingTicket
 from signaling.handlers import SIGNER
 from signaling.tokens import JoinGrant
 from tests.recordings.pattern import as_rtp_payloads, encode
@@ -67,6 +69,9 @@ class World:
     recording_id: int
     lead_id: int
     console_token: str
+    ticket_id: int = 0
+    rating_id: int = 0
+    appeal_id: int = 0
 
 
 @pytest.fixture
@@ -181,6 +186,33 @@ async def _world(client: Client) -> tuple[World, dict[str, dict[str, str]]]:
     )
     assert r.status == 201, await r.text()
     world.letter_id = (await r.json())["id"]
+    # A 差评 of the session (so a ticket exists), appealed by the lead.
+    async with app[DB].begin() as session:
+        await append_event(
+            session,
+            world.case_id,
+            kind="live.admitted",
+            data={"room": f"appt-{appt.id}", "participant": "applicant-1"},
+        )
+    applicant_token = app[SIGNER].issue(
+        JoinGrant(f"appt-{appt.id}", "applicant-1", "applicant", VICTIM["name"]), ttl=600
+    )
+    r = await client.post(
+        "/api/v1/live/rating", json={"token": applicant_token, "level": "very_dissatisfied"}
+    )
+    assert r.status == 201, await r.text()
+    world.rating_id = (await r.json())["id"]
+    async with app[DB]() as session:
+        ticket_id = await session.scalar(
+            select(RatingTicket.id).where(RatingTicket.rating_id == world.rating_id)
+        )
+    assert ticket_id is not None
+    world.ticket_id = ticket_id
+    r = await client.post(
+        f"/api/v1/ratings/{world.rating_id}/appeal", json={"reason": "误评"}, headers=heads["lead"]
+    )
+    assert r.status == 201, await r.text()
+    world.appeal_id = (await r.json())["id"]
     return world, heads
 
 
@@ -330,6 +362,17 @@ ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/api/v1/live/echo/{token}/{echo}/offer"): TOKEN,
     ("POST", "/api/v1/live/echo/{token}/{echo}/answer"): TOKEN,
     ("DELETE", "/api/v1/live/echo/{token}/{echo}"): TOKEN,
+    ("POST", "/api/v1/live/rating"): TOKEN,
+    ("POST", "/api/v1/ratings/link"): TOKEN,
+    ("GET", "/rate/{token}"): TOKEN,
+    ("GET", "/api/v1/rating-tickets/{id}"): CASE,
+    ("POST", "/api/v1/rating-tickets/{id}/follow-up"): CASE,
+    ("POST", "/api/v1/rating-tickets/{id}/fix"): CASE,
+    ("POST", "/api/v1/ratings/{id}/appeal"): CASE,
+    ("POST", "/api/v1/rating-appeals/{id}/decision"): CASE,
+    ("GET", "/staff/rating-tickets"): SELF,
+    ("GET", "/staff/rating-tickets/{id}"): CASE,
+    ("GET", "/staff/rating-appeals"): ADMIN,
 }
 
 STREAMS = {"/staff/day/events", "/api/v1/queue/{ticket}/events", "/live/ws"}
@@ -366,6 +409,12 @@ def _fill(path: str, w: World) -> str:
         values["{id}"] = str(w.snapshot_id)
     if path.startswith("/api/v1/recordings/"):
         values["{id}"] = str(w.recording_id)
+    if path.startswith(("/api/v1/rating-tickets/", "/staff/rating-tickets/")):
+        values["{id}"] = str(w.ticket_id)
+    if path.startswith("/api/v1/ratings/"):
+        values["{id}"] = str(w.rating_id)
+    if path.startswith("/api/v1/rating-appeals/"):
+        values["{id}"] = str(w.appeal_id)
     if path.startswith("/api/v1/sessions/"):
         values["{id}"] = f"appt-{w.appointment_id}"
     for key, value in values.items():
@@ -404,6 +453,10 @@ def _body(method: str, path: str, w: World) -> dict[str, Any] | None:
         "/api/v1/live/rooms/{room}/invite": {"role": "observer", "name": "偷看的人"},
         "/api/v1/live/echo/{token}/{echo}/offer": {"sdp": "v=0"},
         "/api/v1/live/echo/{token}/{echo}/answer": {"sdp": "v=0"},
+        "/api/v1/rating-tickets/{id}/follow-up": {"reached": True, "note": "x"},
+        "/api/v1/rating-tickets/{id}/fix": {"note": "x"},
+        "/api/v1/ratings/{id}/appeal": {"reason": "x"},
+        "/api/v1/rating-appeals/{id}/decision": {"uphold": True},
     }
     return bodies.get(path, {})
 

@@ -206,13 +206,45 @@
   }
   setInterval(sendPreview, 5000);
 
+  var wasInCall = false;
   function enterCall() {
+    wasInCall = true;
     show("call");
     $("self").srcObject = stream;
     $("call-audio-only").hidden = !audioOnly;
     $("self").hidden = audioOnly;
     $("btn-flip").hidden = audioOnly;
   }
+
+  /* 一次一评: once the call is over, one tap rates the session (a second tap or the
+     comment changes the same rating; the join token says who and which session). */
+  var rated = null;
+  function offerRating() {
+    if (!wasInCall || config.role !== "applicant") return;
+    $("rating-panel").hidden = false;
+  }
+  async function sendRating(level) {
+    var body = {token: config.token, level: level};
+    var comment = $("rating-comment").value.trim();
+    if (comment) body.comment = comment;
+    try {
+      await window.yk.api("POST", "/api/v1/live/rating", body);
+      rated = level;
+      $("rating-panel").querySelectorAll(".rating-level").forEach(function (b) {
+        b.setAttribute("aria-pressed", b.dataset.level === level ? "true" : "false");
+      });
+      $("rating-more").hidden = false;
+      $("rating-status").textContent = $("rating-panel").dataset.thanks;
+      $("rating-panel").dataset.sent = level;
+      if (comment) $("rating-panel").dataset.comment = "sent";
+    } catch (err) { $("rating-status").textContent = err.message; }
+  }
+  $("rating-panel").querySelectorAll(".rating-level").forEach(function (b) {
+    b.addEventListener("click", function () { sendRating(b.dataset.level); });
+  });
+  $("rating-comment-send").addEventListener("click", function () { if (rated) sendRating(rated); });
+  new MutationObserver(function () { if (!$("over").hidden) offerRating(); })
+    .observe($("over"), {attributes: true, attributeFilter: ["hidden"]});
 
   $("btn-join").addEventListener("click", function () {
     $("btn-join").disabled = true;
