@@ -20,7 +20,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -51,16 +51,34 @@ SMS_TEXT = (
     "%(used)s of %(promised)s working days used."
 )
 
-CLOCK: web.AppKey[Callable[[], dt.datetime]] = web.AppKey("deadline_clock")
-"""The evaluator's and the suspension forms' clock; tests replace it to move time."""
-
 
 def real_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@dataclass(slots=True)
+class SupervisionClock:
+    """The evaluator's and the suspension forms' clock: the real one unless pinned.
+
+    Tests pin it (``app[CLOCK].pin(t)``) to move time forward without sleeping; nothing
+    in production pins it (``yunkan supervision tick --now`` passes its time directly).
+    """
+
+    pinned: dt.datetime | None = None
+
+    def now(self) -> dt.datetime:
+        return self.pinned or real_now()
+
+    def pin(self, when: dt.datetime | None) -> None:
+        self.pinned = when
+
+
+CLOCK = web.AppKey("deadline_clock", SupervisionClock)
+
+
 def clock_now(app: web.Application) -> dt.datetime:
-    return app.get(CLOCK, real_now)()
+    clock = app.get(CLOCK)
+    return clock.now() if clock is not None else real_now()
 
 
 @dataclass(frozen=True, slots=True)

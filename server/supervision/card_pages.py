@@ -21,7 +21,7 @@ from server.http.requests import int_param, optional_principal, require_staff, t
 from server.openapi import ApiRoutes, read_json
 from server.supervision import deadline_suspensions as suspensions
 from server.supervision import deadlines as d
-from server.supervision.card_evaluator import clock_now, evaluator_ctx
+from server.supervision.card_evaluator import CLOCK, SupervisionClock, clock_now, evaluator_ctx
 from server.supervision.card_models import StaffNotice
 from server.supervision.cards import Badge, case_deadlines
 
@@ -253,6 +253,7 @@ async def notices_read(request: web.Request) -> web.StreamResponse:
 
 
 def setup(app: web.Application) -> None:
+    app[CLOCK] = SupervisionClock()
     app.router.add_routes(routes)
     app[API_SPEC].include(routes)
     app.router.add_routes(pages)

@@ -127,11 +127,22 @@ def colour(promised: int, used: int, rules: Rules, *, yellow_before: bool = Fals
     return GREEN
 
 
-def due_day(today: dt.date, left: int, is_working: IsWorking) -> dt.date:
-    """The last working day of a clock with ``left`` days left (when it is not paused)."""
+def due_day(today: dt.date, left: int, is_working: IsWorking) -> dt.date | None:
+    """The last working day of a clock with ``left`` days left (when it is not paused).
+
+    None when no such day is known within two years: a year whose holidays are not
+    loaded has no working days (:mod:`server.booking.calendar`), so the search is bounded.
+    """
     if left <= 0:
         return today
-    return procedure.add_working_days(today, left, is_working)
+    day = today
+    for _ in range(731):
+        day += dt.timedelta(days=1)
+        if is_working(day):
+            left -= 1
+            if left == 0:
+                return day
+    return None
 
 
 @dataclass(frozen=True, slots=True)
