@@ -94,9 +94,10 @@ async def test_a_step_turns_yellow_then_red_and_a_suspension_stops_it(
         boss = await (await browser.new_context(**DESK)).new_page()
         await staff_login(boss, base, "sun", PASSWORD)
         await boss.goto(case_page)
-        assert await boss.get_attribute(
-            "#deadlines .deadline-badge[data-step=inspect]", "data-colour"
-        ) == "red"
+        assert (
+            await boss.get_attribute("#deadlines .deadline-badge[data-step=inspect]", "data-colour")
+            == "red"
+        )
         await boss.fill("#suspension-form input[name=reason]", "等待申请人补交检验报告")
         await boss.screenshot(path=str(tmp_path / "case-supervisor.png"), full_page=True)
         await boss.click("#suspend-clock")
@@ -115,9 +116,10 @@ async def test_a_step_turns_yellow_then_red_and_a_suspension_stops_it(
         await boss.wait_for_selector("#suspend-clock")
         assert await at_day(13) == 0
         await boss.goto(case_page)
-        assert await boss.get_attribute(
-            "#deadlines .deadline-badge[data-step=inspect]", "data-used"
-        ) == "7"
+        assert (
+            await boss.get_attribute("#deadlines .deadline-badge[data-step=inspect]", "data-used")
+            == "7"
+        )
 
     events = await card_events(app, w.case_id)
     assert [(e["colour"], e["used"]) for e in events] == [

@@ -134,3 +134,37 @@ def test_a_clock_of_the_whole_case_skips_rectification() -> None:
         rules=RULES,
     )
     assert (clock.used, clock.colour, clock.suspended) == (2, d.GREEN, False)
+
+
+def test_every_message_of_deadline_supervision_reads_in_chinese() -> None:
+    import re
+
+    from server.i18n import Catalogs
+    from server.supervision import deadline_suspensions as s
+    from server.supervision.card_evaluator import SMS_TEXT
+    from server.supervision.cards import CARD_COLUMNS
+
+    zh = Catalogs().get("zh_CN")
+    every = [
+        *d.STEP_LABELS.values(),
+        *d.COLOUR_LABELS.values(),
+        SMS_TEXT,
+        *(label for _, label in CARD_COLUMNS),
+        s.AlreadySuspendedError.message,
+        s.NotSuspendedError.message,
+    ]
+    for msgid in every:
+        text = zh.gettext(msgid)
+        assert text != msgid, msgid
+        assert sorted(re.findall(r"%\((\w+)\)s", text)) == sorted(
+            re.findall(r"%\((\w+)\)s", msgid)
+        ), msgid
+    # an SMS is in one language: no Latin words beyond the case number
+    body = zh.gettext(SMS_TEXT) % {
+        "number": "YK-1",
+        "step": "核查",
+        "card": "黄牌",
+        "used": 4,
+        "promised": 3,
+    }
+    assert not re.search(r"[A-Za-z]{2,}", body.replace("YK-1", ""))
