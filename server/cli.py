@@ -17,6 +17,7 @@ from recordings import cli_verify
 from server import logs
 from server.booking import cli_holidays
 from server.settings import Settings, SettingsError
+from server.supervision import card_cli
 from signaling import cli_join
 
 log = logging.getLogger("yunkan.cli")
@@ -26,6 +27,7 @@ EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParse
     cli_join.add_parser,
     cli_verify.add_parser,
     cli_holidays.add_parser,
+    card_cli.add_parser,
 ]
 
 

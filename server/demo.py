@@ -17,6 +17,7 @@ from server.booking.models import Matter
 from server.cases.models import Case
 from server.letters.demo import seed_templates
 from server.settings import Settings
+from server.supervision.card_demo import seed_cards
 from server.supervision.rating_demo import seed_demo_ratings
 
 # (username, password, role, display name): printed on start in demo mode.
@@ -44,7 +45,7 @@ async def _ratings(session: AsyncSession, settings: Settings) -> None:
     await seed_demo_ratings(session, cases=cases, head=head, zone=settings.zone)
 
 
-SEEDS: list[Seed] = [booking_seed, _letter_templates, _ratings]
+SEEDS: list[Seed] = [booking_seed, _letter_templates, seed_cards, _ratings]
 
 
 async def _seed_accounts(session: AsyncSession, settings: Settings) -> None:

@@ -93,6 +93,12 @@ class Settings:
     unfiled_check_s: int = field(default=3600, metadata={"env": "YUNKAN_UNFILED_CHECK_S"})
     """Seconds between checks for evidence files on disk that no case holds
     (``recordings.orphans``); the first runs a minute after start. 0 turns it off."""
+    deadline_warning_percent: int = field(default=80, metadata={"env": "YUNKAN_DEADLINE_WARNING"})
+    """电子监察: a step turns *warning* (预警) once this share of its promised days is used."""
+    deadline_red_after: int = field(default=2, metadata={"env": "YUNKAN_DEADLINE_RED_AFTER"})
+    """电子监察: a yellow card turns red when more than this many working days late."""
+    deadline_check_s: int = field(default=300, metadata={"env": "YUNKAN_DEADLINE_CHECK_S"})
+    """Seconds between passes of the deadline evaluator (background tasks); 0 turns it off."""
     background_tasks: bool = field(default=True, metadata={"env": "YUNKAN_BACKGROUND_TASKS"})
     """Run schedulers (reminders, no-shows, retention) in this process."""
 
@@ -196,6 +202,15 @@ class Settings:
             raise SettingsError(
                 f"YUNKAN_TIMEZONE={self.timezone!r} is not an IANA zone (e.g. Asia/Shanghai)"
             ) from None
+        if not 1 <= self.deadline_warning_percent <= 100:
+            raise SettingsError(
+                f"YUNKAN_DEADLINE_WARNING={self.deadline_warning_percent} must be a percentage"
+                " between 1 and 100"
+            )
+        if self.deadline_red_after < 0:
+            raise SettingsError(
+                f"YUNKAN_DEADLINE_RED_AFTER={self.deadline_red_after} must be 0 or more"
+            )
         if not 0 < self.port < 65536:
             raise SettingsError(f"YUNKAN_PORT={self.port} must be between 1 and 65535")
         url = self.effective_database_url

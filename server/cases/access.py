@@ -84,6 +84,8 @@ RULES: dict[str, Rule] = {
     "cancel": _rule("lead", "supervisor"),
     "parties": _rule("lead", "supervisor", oversight=True),
     "hold": _rule("supervisor", oversight=True),
+    # deadline supervision (电子监察): stop and restart the clock, with a reason
+    "suspend_clock": _rule("supervisor", oversight=True),
     # live
     "join_live": _rule(*PARTY_ROLES, oversight=True),
     "invite": _rule("lead", "inspector"),

@@ -19,6 +19,7 @@ from server.cases import procedure
 from server.cases.listing import CaseFilter, case_page
 from server.http.requests import optional_principal
 from server.parsing import parse_id, try_date
+from server.supervision.cards import badges
 
 routes = web.RouteTableDef()
 
@@ -53,6 +54,7 @@ async def staff_cases(request: web.Request) -> web.StreamResponse:
     today = dt.datetime.now(settings.zone).date()
     async with request.app[DB]() as session:
         result = await case_page(session, principal, f, zone=settings.zone, today=today)
+        clocks = await badges(session, [r.case.id for r in result.rows])
         matters = (await session.execute(select(Matter.id, Matter.name).order_by(Matter.id))).all()
         departments = (
             await session.execute(select(Department.id, Department.name).order_by(Department.id))
@@ -63,6 +65,7 @@ async def staff_cases(request: web.Request) -> web.StreamResponse:
         {
             "result": result,
             "rows": result.rows,
+            "clocks": clocks,
             "f": f,
             "matters": matters,
             "departments": departments,

@@ -66,7 +66,15 @@ SENTENCES: dict[str, str] = {
     "letter.signed": "%(actor)s signed a document",
     "letter.superseded": "%(actor)s replaced a document with a new version",
     "rectification.uploaded": "%(actor)s uploaded rectification evidence: %(name)s",
+    "deadline.suspended": "%(actor)s suspended the deadline clock: %(reason)s",
+    "deadline.resumed": "%(actor)s resumed the deadline clock",
 }
+CARD_SENTENCES = {
+    "warning": "Deadline warning: %(used)s of %(promised)s working days used",
+    "yellow": "Yellow card: %(used)s of %(promised)s working days used",
+    "red": "Red card: %(used)s of %(promised)s working days used",
+}
+"""``deadline.card`` events (电子监察, :mod:`server.supervision.card_evaluator`) by colour."""
 
 
 FOLDED = frozenset({"recording.segment"})
@@ -132,5 +140,9 @@ def sentence(event: Mapping[str, Any], names: Mapping[str, str]) -> tuple[str, d
         "request": str(data.get("kind") or ""),
         "state": LABELS.get(kind.removeprefix("case."), ""),
         "count": str(data.get("count") or ""),
+        "used": str(data.get("used", "")),
+        "promised": str(data.get("promised", "")),
     }
+    if kind == "deadline.card" and data.get("colour") in CARD_SENTENCES:
+        return CARD_SENTENCES[str(data["colour"])], params
     return SENTENCES.get(kind, kind), params

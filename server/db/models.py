@@ -6,6 +6,7 @@ from server.accounts import models as accounts_models
 from server.booking import models as booking_models
 from server.cases import models as cases_models
 from server.letters import models as letters_models
+from server.supervision import card_models as supervision_card_models
 from server.supervision import rating_models
 
 __all__ = [
@@ -16,4 +17,5 @@ __all__ = [
     "evidence_models",
     "letters_models",
     "rating_models",
+    "supervision_card_models",
 ]

@@ -38,6 +38,7 @@ from server.http.requests import int_param, optional_principal, translate
 from server.letters.handlers import letter_json, load_signatures
 from server.letters.models import Letter
 from server.parsing import parse_int
+from server.supervision.cards import case_deadlines
 from signaling.links import appointment_room, case_room, join_url, participant_id, signer_for
 from signaling.tokens import JoinGrant
 
@@ -103,6 +104,7 @@ async def case_context(
             )
         ]
         named = await named_reviewer(session, case)
+        deadlines = await case_deadlines(session, case.id) if principal.is_staff else None
         due = due_date(
             case,
             matter.promised_days if matter else None,
@@ -139,6 +141,7 @@ async def case_context(
         "proc": proc,
         "header": header,
         "due": due,
+        "deadlines": deadlines,
         "uploads": uploads(view),
         "appointment_labels": STATUS_LABELS,
         "documents": documents,

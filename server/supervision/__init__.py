@@ -1,2 +1,4 @@
-"""Supervision and service quality (issue 17): 好差评 ratings and their 差评 tickets here;
-the 电子监察 deadline cards and the supervisor's dashboard add their own modules."""
+"""Supervision of the service (issue 17): deadline cards (电子监察), ratings, the dashboard.
+
+Each part keeps its own modules in this package; this file only names it.
+"""

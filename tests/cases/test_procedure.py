@@ -328,14 +328,14 @@ async def test_no_decision_before_every_checklist_item_has_a_result(client: Clie
 def test_every_state_and_timeline_sentence_reads_in_chinese() -> None:
     import re
 
-    from server.cases.story import SENTENCES
+    from server.cases.story import CARD_SENTENCES, SENTENCES
     from server.i18n import Catalogs
 
     zh = Catalogs().get("zh_CN")
     from server.cases.listing import APPLICANT_NEXT, NEXT_STEP
 
     assert set(APPLICANT_NEXT) == set(procedure.STATES)  # every state says what comes next
-    every = [*procedure.LABELS.values(), *SENTENCES.values()]
+    every = [*procedure.LABELS.values(), *SENTENCES.values(), *CARD_SENTENCES.values()]
     for msgid in [*every, *NEXT_STEP.values(), *APPLICANT_NEXT.values()]:
         text = zh.gettext(msgid)
         assert text != msgid, msgid
