@@ -76,6 +76,7 @@ RULES: dict[str, Rule] = {
     "hold": _rule("supervisor", oversight=True),
     # live
     "join_live": _rule(*PARTY_ROLES, oversight=True),
+    "watch_hidden": _rule("supervisor", "observer", oversight=True),
     "invite": _rule("lead", "inspector"),
     # evidence and documents
     "evidence": _rule("lead", "inspector"),
@@ -84,6 +85,17 @@ RULES: dict[str, Rule] = {
     "issue_letter": _rule("lead", "inspector"),
     "sign": _rule("applicant", "lead", "inspector", "expert", "reviewer"),
 }
+
+
+SUPERVISION_PAGES = OVERSIGHT_ROLES
+"""Staff roles that open the supervisor's pages (dashboard, exports, live wall); what each
+row of them shows is still decided per case by the rules above (``read_identity``)."""
+
+
+def may_supervise(principal: Principal | None) -> bool:
+    return (
+        principal is not None and principal.is_staff and principal.has_role(*SUPERVISION_PAGES)
+    )
 
 
 def may(principal: Principal, roles: frozenset[str], action: str) -> bool:

@@ -6,6 +6,7 @@ from server.accounts import models as accounts_models
 from server.booking import models as booking_models
 from server.cases import models as cases_models
 from server.letters import models as letters_models
+from server.supervision import models as supervision_models
 
 __all__ = [
     "accounts_models",
@@ -14,4 +15,5 @@ __all__ = [
     "checkpoint_models",
     "evidence_models",
     "letters_models",
+    "supervision_models",
 ]
