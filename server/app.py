@@ -44,6 +44,7 @@ from server.metrics import Metrics
 from server.openapi import ApiSpec
 from server.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from server.settings import Settings
+from server.supervision import dashboard_pages as supervision_pages
 from signaling import handlers as live_handlers
 from signaling.bus import InProcessBus, RedisBus
 
@@ -58,6 +59,7 @@ DOMAINS: list[Callable[[web.Application], None]] = [
     evidence.setup,
     letters.setup,
     live_handlers.setup,
+    supervision_pages.setup,
 ]
 
 
