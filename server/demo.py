@@ -16,6 +16,7 @@ from server.booking.demo import seed as booking_seed
 from server.booking.models import Matter
 from server.letters.demo import seed_templates
 from server.settings import Settings
+from server.supervision.demo import seed as supervision_seed
 
 # (username, password, role, display name): printed on start in demo mode.
 DEMO_STAFF = (
@@ -35,7 +36,7 @@ async def _letter_templates(session: AsyncSession, settings: Settings) -> None:
     await seed_templates(session, matters)
 
 
-SEEDS: list[Seed] = [booking_seed, _letter_templates]
+SEEDS: list[Seed] = [booking_seed, _letter_templates, supervision_seed]
 
 
 async def _seed_accounts(session: AsyncSession, settings: Settings) -> None:

@@ -194,7 +194,7 @@ EXPORTS: dict[str, ExportKind] = {
             ("Status", "status"),
             ("Outcome", "outcome"),
             ("Opened", "opened"),
-            ("Closed", "closed"),
+            ("Concluded on", "closed"),
             ("Applicant", "applicant"),
             ("Mobile", "mobile"),
         ),
