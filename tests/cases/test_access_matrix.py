@@ -323,6 +323,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/join/{id}"): TOKEN,
     ("POST", "/api/v1/cases/{id}/live/join"): CASE,
     ("POST", "/api/v1/live/rooms/{room}/invite"): CASE,
+    ("GET", "/staff/supervision"): ADMIN,
+    ("GET", "/staff/supervision/exports/{kind}"): ADMIN,
+    ("GET", "/staff/supervision/live"): ADMIN,
+    ("POST", "/staff/supervision/live/{room}/watch"): ADMIN,
 }
 
 STREAMS = {"/staff/day/events", "/api/v1/queue/{ticket}/events", "/live/ws"}
@@ -353,6 +357,7 @@ def _fill(path: str, w: World) -> str:
         "{token}": w.console_token,
         "{ticket}": "forged-ticket",
         "{seq}": "1",
+        "{kind}": "appointments",
     }
     if path.startswith("/api/v1/snapshots/"):
         values["{id}"] = str(w.snapshot_id)
