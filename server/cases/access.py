@@ -93,9 +93,7 @@ row of them shows is still decided per case by the rules above (``read_identity`
 
 
 def may_supervise(principal: Principal | None) -> bool:
-    return (
-        principal is not None and principal.is_staff and principal.has_role(*SUPERVISION_PAGES)
-    )
+    return principal is not None and principal.is_staff and principal.has_role(*SUPERVISION_PAGES)
 
 
 def may(principal: Principal, roles: frozenset[str], action: str) -> bool:

@@ -28,38 +28,40 @@ class Series:
     color: str = ""
 
 
-def _nice_max(value: float) -> float:
-    """The top of the axis: 1, 2 or 5 times a power of ten, at least ``value``."""
+def _nice_max(value: float) -> tuple[float, int]:
+    """The top of the axis (1, 2 or 5 times a power of ten, at least ``value``) and how
+    many steps divide it into round numbers (5 → 1, 2, 3…; 2 → 0.5, 1…)."""
     if value <= 0:
-        return 1.0
-    power = 10 ** math.floor(math.log10(value))
+        return 1.0, 5
+    power = 10.0 ** math.floor(math.log10(value))
     for step in (1, 2, 5, 10):
         if step * power >= value:
-            return float(step * power)
-    return float(10 * power)  # pragma: no cover - the loop always returns
+            return step * power, 4 if step == 2 else 5
+    return 10 * power, 5  # pragma: no cover - the loop always returns
 
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:.1f}"
 
 
-def _frame(labels: Sequence[str], top: float, unit: str, title: str) -> list[str]:
+def _frame(labels: Sequence[str], axis: tuple[float, int], unit: str, title: str) -> list[str]:
+    top, steps = axis
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'class="chart" role="img" aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
     ]
-    for i in range(5):
-        y = TOP + plot_h - plot_h * i / 4
-        value = top * i / 4
+    for i in range(steps + 1):
+        y = TOP + plot_h - plot_h * i / steps
+        value = top * i / steps
         out.append(
             f'<line x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y:.1f}" y2="{y:.1f}" '
             f'stroke="#d0d7de" stroke-width="{1 if i else 1.5}"/>'
         )
         out.append(
             f'<text x="{LEFT - 4}" y="{y + 4:.1f}" text-anchor="end" font-size="11" '
-            f'fill="#57606a">{escape(_number(value))}{escape(unit) if i == 4 else ""}</text>'
+            f'fill="#57606a">{escape(_number(value))}{escape(unit) if i == steps else ""}</text>'
         )
     n = max(len(labels), 1)
     every = max(1, math.ceil(n / 10))  # at most ~10 labels under the axis
@@ -105,8 +107,9 @@ def bar_chart(
         totals = [sum(s.values[i] or 0 for s in series) for i in range(len(labels))]
     else:
         totals = [max((s.values[i] or 0 for s in series), default=0) for i in range(len(labels))]
-    top = _nice_max(max(totals, default=0))
-    out = _frame(labels, top, unit, title)
+    axis = _nice_max(max(totals, default=0))
+    top = axis[0]
+    out = _frame(labels, axis, unit, title)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = max(len(labels), 1)
     slot = plot_w / n
@@ -147,8 +150,9 @@ def line_chart(
 ) -> str:
     """A line per series; None values break the line (a day without data)."""
     values = [v for s in series for v in s.values if v is not None]
-    top = _nice_max(max(values, default=0))
-    out = _frame(labels, top, unit, title)
+    axis = _nice_max(max(values, default=0))
+    top = axis[0]
+    out = _frame(labels, axis, unit, title)
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     n = max(len(labels), 1)
     for k, s in enumerate(series):

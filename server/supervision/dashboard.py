@@ -44,6 +44,7 @@ from server.supervision.charts import Series, bar_chart, line_chart
 from server.supervision.models import VideoSession
 
 Translate = Callable[..., str]
+AnySelect = Select[*tuple[Any, ...]]
 LIVE_HORIZON = dt.timedelta(hours=12)
 """A session still "live" after this long was left open by a crashed node: not counted."""
 PERIODS = (7, 30, 90)
@@ -135,7 +136,7 @@ def local_day(session: AsyncSession, column: Any, period: Period) -> ColumnEleme
     return func.strftime("%Y-%m-%d", column, literal(f"{minutes:+d} minutes"))
 
 
-def _by_department(query: Select[Any], matter_column: Any, period: Period) -> Select[Any]:
+def _by_department(query: AnySelect, matter_column: Any, period: Period) -> AnySelect:
     if period.department_id:
         departments = select(Matter.id).where(Matter.department_id == period.department_id)
         query = query.where(matter_column.in_(departments))
@@ -193,7 +194,7 @@ class Operations:
 async def operations(session: AsyncSession, period: Period) -> Operations:
     start, end = period.bounds()
     day = local_day(session, Appointment.starts_at, period)
-    query = select(day, Appointment.status, func.count()).where(
+    query: AnySelect = select(day, Appointment.status, func.count()).where(
         Appointment.starts_at >= start, Appointment.starts_at < end
     )
     query = _by_department(query, Appointment.matter_id, period).group_by(day, Appointment.status)
@@ -235,9 +236,7 @@ async def operations(session: AsyncSession, period: Period) -> Operations:
     query = select(func.count()).where(
         VideoSession.ended_at.is_(None), VideoSession.started_at > period.now - LIVE_HORIZON
     )
-    live_now = int(
-        await session.scalar(_by_department(query, VideoSession.matter_id, period)) or 0
-    )
+    live_now = int(await session.scalar(_by_department(query, VideoSession.matter_id, period)) or 0)
 
     query = select(func.count(), func.min(QueueTicket.created_at)).where(
         QueueTicket.status == "waiting"
@@ -293,9 +292,7 @@ async def operations_section(session: AsyncSession, period: Period, _: Translate
             sum(n for s, n in ops.today.items() if s != "cancelled"),
             link=_link("/staff/day", date=today, department=dept),
         ),
-        Figure(
-            "live_now", _("Sessions live now"), ops.live_now, link="/staff/supervision/live"
-        ),
+        Figure("live_now", _("Sessions live now"), ops.live_now, link="/staff/supervision/live"),
         Figure(
             "queue_waiting",
             _("Waiting for video now"),
@@ -333,7 +330,9 @@ async def operations_section(session: AsyncSession, period: Period, _: Translate
             bar_chart(
                 [_(STATUS_LABELS[s]) for s in statuses],
                 [Series(_("Appointments"), [ops.today.get(s, 0) for s in statuses])],
-                links=[_link("/staff/day", date=today, status=s, department=dept) for s in statuses],
+                links=[
+                    _link("/staff/day", date=today, status=s, department=dept) for s in statuses
+                ],
                 title=_("Today's appointments by status"),
             ),
             _link("/staff/day", date=today, department=dept),

@@ -72,7 +72,9 @@ async def seed(session: AsyncSession, settings: Settings) -> None:
         if matter_now := [p for p in plans if p[0].allows_video_now]:
             for _ in range(rng.randint(1, 4)):
                 matter, _w = matter_now[rng.randrange(len(matter_now))]
-                taken = dt.datetime.combine(day, dt.time(rng.randint(9, 16), rng.randint(0, 59)), zone)
+                taken = dt.datetime.combine(
+                    day, dt.time(rng.randint(9, 16), rng.randint(0, 59)), zone
+                )
                 taken = taken.astimezone(dt.UTC)
                 if taken + dt.timedelta(minutes=30) > now:
                     continue
@@ -103,7 +105,9 @@ async def _history_case(
     case.state_changed_at = created
     if status == procedure.CLOSED:
         case.closed_at = created + dt.timedelta(hours=1)
-    session.add(CaseParty(case_id=case.id, principal_kind="staff", principal_id=lead.id, role="lead"))
+    session.add(
+        CaseParty(case_id=case.id, principal_kind="staff", principal_id=lead.id, role="lead")
+    )
     await append_event(
         session, case, kind="demo.history", data={"state": status, "note": "demo history"}
     )

@@ -87,12 +87,12 @@ async def case_rows(
     found = (await session.execute(query)).all()
     contacts: dict[int, Appointment] = {}
     if found:
-        for appt in await session.scalars(
+        for booked in await session.scalars(
             select(Appointment)
             .where(Appointment.case_id.in_([c.id for c, _m, _d in found]))
             .order_by(Appointment.id.desc())
         ):
-            contacts[appt.case_id or 0] = appt  # the first booking of the case wins
+            contacts[booked.case_id or 0] = booked  # the first booking of the case wins
     full = await _identity_cases(session, principal, {c.id for c, _m, _d in found})
     rows = []
     for case, matter, department in found:

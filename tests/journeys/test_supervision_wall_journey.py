@@ -134,7 +134,9 @@ async def test_supervisor_watches_a_live_call_from_the_wall_unseen(
         await boss.wait_for_selector("#receive-only")
         await video_playing(boss, "#tiles video", count=2)  # the applicant and the clerk
         joined = await _events(app, case_id, "live.joined")
-        assert any(e.data.get("role") == "supervisor" and e.actor_name == SUPERVISOR for e in joined)
+        assert any(
+            e.data.get("role") == "supervisor" and e.actor_name == SUPERVISOR for e in joined
+        )
         await asyncio.sleep(1.0)  # time for any presence or offer to reach the phone
         assert await phone.locator("#tiles .tile").count() == 1  # the clerk's, nobody else's
         assert SUPERVISOR not in await phone.inner_text("body")
@@ -143,6 +145,11 @@ async def test_supervisor_watches_a_live_call_from_the_wall_unseen(
         await end_call(desk)
         await until(lambda: _ended(app, f"appt-{appt.id}"))
         await until(lambda: _has_watch(app, case_id))
+        # Staff read the watch on the case's timeline; the applicant's page does not show it.
+        await boss.goto(f"{base}/staff/cases/{case_id}")
+        assert f"{SUPERVISOR} 监看，自" in await boss.inner_text("main")
+        await phone.goto(f"{base}/me/cases/{case_id}")
+        assert SUPERVISOR not in await phone.inner_text("main")
 
     (watch,) = await _events(app, case_id, "live.watched")
     assert watch.actor_name == SUPERVISOR and watch.data["role"] == "supervisor"
@@ -152,7 +159,9 @@ async def test_supervisor_watches_a_live_call_from_the_wall_unseen(
     (ended,) = await _events(app, case_id, "live.ended")
     assert ended.seq < watch.seq  # the room's end ended the watch
     async with app[DB]() as session:
-        vs = await session.scalar(select(VideoSession).where(VideoSession.room == f"appt-{appt.id}"))
+        vs = await session.scalar(
+            select(VideoSession).where(VideoSession.room == f"appt-{appt.id}")
+        )
         assert vs is not None and vs.ended_at is not None and vs.ended_by == "end"
 
 

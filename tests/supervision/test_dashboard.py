@@ -196,7 +196,9 @@ async def test_dashboard_figures_filters_and_xlsx(client: Client) -> None:
     assert MOBILE not in flat and "139****5678" in flat
     assert "11010519491231002X" not in flat and "110105********002X" in flat
 
-    csv = await client.get("/staff/supervision/exports/appointments?format=csv&days=7", headers=boss)
+    csv = await client.get(
+        "/staff/supervision/exports/appointments?format=csv&days=7", headers=boss
+    )
     body = (await csv.read()).decode("utf-8-sig")
     assert body.splitlines()[0].startswith("预约号,办件编号") and MOBILE not in body
     assert len(body.splitlines()) == 7
@@ -220,7 +222,10 @@ async def test_only_supervisors_open_the_supervision_pages(client: Client) -> No
         assert (await client.get(bad, headers=boss)).status == 404
     # A forgiving page: nonsense filters show the default period.
     page = await client.get("/staff/supervision?from=2026-13-99&department=x&days=5", headers=boss)
-    assert page.status == 200 and "data-key=\"served\"" in await page.text()
+    assert page.status == 200 and 'data-key="served"' in await page.text()
     home = await client.get("/staff", headers=boss)
     assert 'href="/staff/supervision"' in await home.text()
-    assert 'href="/staff/supervision"' not in await (await client.get("/staff", headers=inspector)).text()
+    assert (
+        'href="/staff/supervision"'
+        not in await (await client.get("/staff", headers=inspector)).text()
+    )
