@@ -27,8 +27,9 @@ MOBILE = "13912345678"
 
 
 @pytest.fixture
-async def client(aiohttp_client: Any, sqlite_settings: Settings) -> Client:
-    return await aiohttp_client(create_app(sqlite_settings))  # type: ignore[no-any-return]
+async def client(aiohttp_client: Any, settings: Settings) -> Client:
+    """On SQLite and on PostgreSQL: the figures are SQL of both dialects."""
+    return await aiohttp_client(create_app(settings))  # type: ignore[no-any-return]
 
 
 async def _seed(client: Client) -> dict[str, int]:
