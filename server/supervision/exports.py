@@ -31,8 +31,8 @@ from server.accounts.principal import Principal
 from server.booking.models import Appointment, Department, Matter
 from server.booking.present import STATUS_LABELS
 from server.cases import procedure
-from server.cases.access import may
-from server.cases.models import Case, CaseParty
+from server.cases.access import may, roles_on_cases
+from server.cases.models import Case
 from server.masking import mask_id_number, mask_mobile
 from server.supervision.dashboard import Period, Translate, dashboard
 
@@ -53,17 +53,7 @@ async def _identity_cases(
     session: AsyncSession, principal: Principal, case_ids: set[int]
 ) -> set[int]:
     """The cases among ``case_ids`` whose identity data ``principal`` may read unmasked."""
-    if not case_ids:
-        return set()
-    roles: dict[int, set[str]] = {}
-    for case_id, role in await session.execute(
-        select(CaseParty.case_id, CaseParty.role).where(
-            CaseParty.case_id.in_(case_ids),
-            CaseParty.principal_kind == principal.kind,
-            CaseParty.principal_id == principal.id,
-        )
-    ):
-        roles.setdefault(case_id, set()).add(role)
+    roles = await roles_on_cases(session, principal, case_ids)
     return {c for c in case_ids if may(principal, frozenset(roles.get(c, ())), "read_identity")}
 
 

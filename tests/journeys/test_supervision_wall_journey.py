@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from server.accounts.service import add_user
 from server.app import create_app
-from server.appkeys import DB, SETTINGS
+from server.appkeys import DB
 from server.cases.models import CaseEvent
 from server.settings import Settings
 from server.supervision.models import VideoSession
@@ -25,17 +25,13 @@ from tests.browser import chromium
 from tests.journeys.support import (
     DESK,
     PHONE,
-    appointments,
-    book_first_slot,
+    consultation_in_call,
     end_call,
-    join_and_wait,
-    phone_login,
+    seed_consultation_desk,
     staff_login,
-    start_and_admit,
     until,
     video_playing,
 )
-from tests.support import open_every_day
 
 pytestmark = pytest.mark.browser
 
@@ -46,28 +42,13 @@ SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 async def _seed(app: Any) -> None:
     async with app[DB].begin() as session:
-        clerk = await add_user(
-            session,
-            username="chen",
-            password="yunkan-demo-5",
-            role="inspector",
-            display_name="陈窗口",
-        )
+        await seed_consultation_desk(session)
         await add_user(
             session,
             username="zhou",
             password="yunkan-super-1",
             role="supervisor",
             display_name=SUPERVISOR,
-        )
-        await open_every_day(
-            session,
-            staff_ids=(clerk.id,),
-            code="fund-consult",
-            name="住房公积金提取咨询",
-            zone="citizen",
-            kind="consultation",
-            duration_min=15,
         )
 
 
@@ -96,22 +77,9 @@ async def test_supervisor_watches_a_live_call_from_the_wall_unseen(
         desk = await (await browser.new_context(**DESK)).new_page()
         boss = await (await browser.new_context(**DESK)).new_page()
 
-        await phone_login(phone, base, app, MOBILE)
-        await phone.goto(base + "/")
-        await phone.click(".zone-citizen")
-        await phone.click(".matter >> nth=0 >> a.button.primary")
-        join_path = await book_first_slot(
-            phone, MOBILE, {"kind": "person", "name": "林晓梅", "id_number": "11010519491231002X"}
-        )
-        await join_and_wait(phone, base, join_path)
-        (appt,) = await appointments(app)
+        appt = await consultation_in_call(phone, desk, base, app, MOBILE, "林晓梅")
         case_id = appt.case_id
         assert case_id is not None
-        await staff_login(desk, base, "chen", "yunkan-demo-5")
-        await start_and_admit(desk, base, appt, app[SETTINGS].zone)
-        await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
-        await video_playing(desk, "#tiles video")
-        await video_playing(phone, "#tiles video")
 
         # The wall: the call with its matter, applicant, people; network after a refresh.
         await staff_login(boss, base, "zhou", "yunkan-super-1")
