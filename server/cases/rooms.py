@@ -16,6 +16,9 @@ the caller's transaction):
   ``inspecting`` (``in_session`` for a consultation);
 * the room ends: the appointment is ``completed`` and a consultation ``closed``.
 
+The first admission and the end also start and end the room's ``video_sessions`` row
+(``server.supervision.sessions``), the view the supervisor's figures and live wall read.
+
 A room stays shut once it has ended, across restarts: its ``live.ended`` event is the
 record, and :func:`closed_reason` reads it together with the appointment's and the case's
 state.

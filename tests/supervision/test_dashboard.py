@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 import openpyxl
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from server.app import create_app
 from server.appkeys import DB
@@ -203,6 +204,23 @@ async def test_dashboard_figures_filters_and_xlsx(client: Client) -> None:
     body = (await csv.read()).decode("utf-8-sig")
     assert body.splitlines()[0].startswith("预约号,办件编号") and MOBILE not in body
     assert len(body.splitlines()) == 7
+
+    # Watching a room that may not be joined any more goes back to the wall; no such room: 404.
+    async with client.app[DB]() as session:
+        missed = await session.scalar(
+            select(m.Appointment.id).where(m.Appointment.status == "no_show")
+        )
+    csrf = {"Cookie": "yk_csrf=t", "X-CSRF-Token": "t"}
+    gone = await client.post(
+        f"/staff/supervision/live/appt-{missed}/watch",
+        headers={**boss, **csrf},
+        allow_redirects=False,
+    )
+    assert gone.status == 303 and gone.headers["Location"] == "/staff/supervision/live?refused=1"
+    nowhere = await client.post(
+        "/staff/supervision/live/appt-999999/watch", headers={**boss, **csrf}
+    )
+    assert nowhere.status == 404
 
 
 async def test_only_supervisors_open_the_supervision_pages(client: Client) -> None:
