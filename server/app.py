@@ -45,6 +45,7 @@ from server.openapi import ApiSpec
 from server.ratelimit import MemoryRateLimiter, RedisRateLimiter
 from server.settings import Settings
 from server.supervision import card_pages as deadline_pages
+from server.supervision import dashboard_pages as supervision_pages
 from server.supervision import rating_pages
 from signaling import handlers as live_handlers
 from signaling import precall
@@ -64,6 +65,7 @@ DOMAINS: list[Callable[[web.Application], None]] = [
     precall.setup,  # after live: the pre-call test uses its relay
     rating_pages.setup,  # after letters: it adds to the session factory's info
     deadline_pages.setup,
+    supervision_pages.setup,
 ]
 
 

@@ -18,6 +18,7 @@ from server.cases.models import Case
 from server.letters.demo import seed_templates
 from server.settings import Settings
 from server.supervision.card_demo import seed_cards
+from server.supervision.demo import seed as supervision_seed
 from server.supervision.rating_demo import seed_demo_ratings
 
 # (username, password, role, display name): printed on start in demo mode.
@@ -45,7 +46,8 @@ async def _ratings(session: AsyncSession, settings: Settings) -> None:
     await seed_demo_ratings(session, cases=cases, head=head, zone=settings.zone)
 
 
-SEEDS: list[Seed] = [booking_seed, _letter_templates, seed_cards, _ratings]
+# The month of history first, then the cards over it, then ratings of the closed cases.
+SEEDS: list[Seed] = [booking_seed, _letter_templates, supervision_seed, seed_cards, _ratings]
 
 
 async def _seed_accounts(session: AsyncSession, settings: Settings) -> None:

@@ -21,6 +21,8 @@ Ordering that matters:
 * A waiting (or declined) applicant publishes nothing; their page may send a small still
   (``preview``) that goes to the staff who may admit and to nobody else, is never stored
   and never recorded: it is not evidence.
+* A hidden participant's (observer, supervisor) watch is one ``live.watched`` event with
+  its start and end, written when it ends however it ends (``_watch_over``).
 * Subscription offers go out one at a time per room (``fan_lock``): an admit and a publish
   may both want to offer the same pair, and a pair must be offered once per connection.
 """
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import secrets
 import time
@@ -55,6 +58,10 @@ from signaling.tokens import JoinGrant, TokenSigner
 
 log = logging.getLogger(__name__)
 CLOSE_GOING_AWAY = 1001
+
+
+def _iso(unix: float) -> str:
+    return dt.datetime.fromtimestamp(unix, dt.UTC).replace(microsecond=0).isoformat()
 
 
 class Connection(Protocol):
@@ -134,6 +141,8 @@ class LiveRoom:
     """Serialises subscription offers: an admit and a publish can race for the same pair."""
     idling: bool = False
     """Everyone has gone and the room is closing (the idle hook runs)."""
+    watching: dict[str, float] = field(default_factory=dict)
+    """Hidden participant -> unix time their watch began; popped when it is recorded."""
 
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(coro)
@@ -245,6 +254,7 @@ class Hub:
         if pid in live.links or self.rooms.get(live.room.id) is not live:
             return
         live.room.leave(pid)
+        await self._watch_over(live, pid)
         await self._unpublish(live, pid)
         await self._presence(live)
         if not live.links and not live.idling:
@@ -345,6 +355,7 @@ class Hub:
         elif msg.type == "remove":
             who = room.remove(pid, msg.data["participant"])
             await self._record(live, "live.removed", pid, {"participant": who.id})
+            await self._watch_over(live, who.id)
             await self._kick(live, who.id, {"type": "removed"}, CLOSE_REMOVED)
             await self._unpublish(live, who.id)
             await self._presence(live)
@@ -355,6 +366,7 @@ class Hub:
         elif msg.type == "leave":
             room.leave(pid)
             live.links.pop(pid, None)
+            await self._watch_over(live, pid)
             await self._unpublish(live, pid)
             await self._presence(live)
             await self._close_link(link, 1000, "left")
@@ -415,6 +427,8 @@ class Hub:
             await self._record(
                 live, "live.joined", who.id, {"role": who.role, "state": who.state.value}
             )
+        if who.hidden:
+            live.watching.setdefault(who.id, time.time())
         await self._presence(live)
         if who.state is ParticipantState.ADMITTED:
             # New connection, new peer connections: offer every publisher again.
@@ -613,6 +627,8 @@ class Hub:
         if final:
             live.room.state = RoomState.CLOSED
             self.closed_rooms.add(live.room.id)
+        for pid in list(live.watching):  # the room ends every watch still going on
+            await self._watch_over(live, pid)
         others = [t for t in live.tasks if t is not asyncio.current_task()]
         for task in others:
             task.cancel()
@@ -633,6 +649,27 @@ class Hub:
                 if notify:
                     await self._safe_send(link, {"type": "ended"})
                 await self._close_link(link, code, "ended" if notify else "going away")
+
+    async def _watch_over(self, live: LiveRoom, pid: str) -> None:
+        """A hidden participant's watch ended: one ``live.watched`` event with its start
+        and end ("observed by …, from … to …"), written once however it ended (left, the
+        grace after a drop ran out, removed, the room ended)."""
+        since = live.watching.pop(pid, None)
+        who = live.room.participants.get(pid)
+        if since is None or who is None:
+            return
+        until = time.time()
+        await self._record(
+            live,
+            "live.watched",
+            pid,
+            {
+                "role": who.role,
+                "from": _iso(since),
+                "to": _iso(until),
+                "seconds": round(until - since),
+            },
+        )
 
     async def _record(
         self, live: LiveRoom, kind: str, actor: str | None, data: dict[str, Any]

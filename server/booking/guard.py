@@ -194,19 +194,11 @@ async def permits(
     """:class:`Permit` of each listed appointment, in three queries however long the list."""
     rows = list(appts)
     case_ids = {a.case_id for a in rows if a.case_id is not None}
-    roles: dict[int, set[str]] = {}
     cases: dict[int, Case] = {}
     if case_ids:
         for case in await session.scalars(select(Case).where(Case.id.in_(case_ids))):
             cases[case.id] = case
-        for case_id, role in await session.execute(
-            select(CaseParty.case_id, CaseParty.role).where(
-                CaseParty.case_id.in_(case_ids),
-                CaseParty.principal_kind == principal.kind,
-                CaseParty.principal_id == principal.id,
-            )
-        ):
-            roles.setdefault(case_id, set()).add(role)
+    roles = await access.roles_on_cases(session, principal, case_ids)
     qualified: set[int] = set()
     if principal.is_staff:
         qualified = set(

@@ -59,6 +59,13 @@ async def staff_day_page(request: web.Request) -> web.StreamResponse:
             for p in await queue.positions(session, matter_id):
                 positions[p.ticket_id] = p
         staff_names = dict((await session.execute(select(User.id, User.display_name))).all())
+    # The dashboard's charts link here for the list behind a bar: one status, one department.
+    status = request.query.get("status", "")
+    department = parse_id(request.query.get("department"))
+    if status in STATUS_LABELS:
+        rows = [r for r in rows if r.appt.status == status]
+    if department is not None:
+        rows = [r for r in rows if r.matter.department_id == department]
     appts = []
     for row in rows:
         item = appointment_dict(
@@ -74,6 +81,8 @@ async def staff_day_page(request: web.Request) -> web.StreamResponse:
         appts.append(item)
     context: dict[str, Any] = {
         "day": day,
+        "status_filter": status if status in STATUS_LABELS else "",
+        "department_filter": department,
         "appointments": appts,
         "tickets": [(t, mt, positions.get(t.id)) for t, mt in tickets],
         "mine": principal.id,

@@ -88,6 +88,7 @@ RULES: dict[str, Rule] = {
     "suspend_clock": _rule("supervisor", oversight=True),
     # live
     "join_live": _rule(*PARTY_ROLES, oversight=True),
+    "watch_hidden": _rule("supervisor", "observer", oversight=True),
     "invite": _rule("lead", "inspector"),
     # evidence and documents
     "evidence": _rule("lead", "inspector"),
@@ -103,6 +104,15 @@ RULES: dict[str, Rule] = {
     "appeal_rating": _rule("lead", "inspector"),
     "decide_appeal": _rule("supervisor", oversight=True),
 }
+
+
+SUPERVISION_PAGES = OVERSIGHT_ROLES
+"""Staff roles that open the supervisor's pages (dashboard, exports, live wall); what each
+row of them shows is still decided per case by the rules above (``read_identity``)."""
+
+
+def may_supervise(principal: Principal | None) -> bool:
+    return principal is not None and principal.is_staff and principal.has_role(*SUPERVISION_PAGES)
 
 
 def may(principal: Principal, roles: frozenset[str], action: str) -> bool:
@@ -129,6 +139,24 @@ async def party_roles(session: AsyncSession, principal: Principal, case: Case) -
     else:
         roles.discard("applicant")
     return frozenset(roles)
+
+
+async def roles_on_cases(
+    session: AsyncSession, principal: Principal, case_ids: set[int]
+) -> dict[int, set[str]]:
+    """The party roles ``principal`` holds on each of ``case_ids`` (lists: one query)."""
+    roles: dict[int, set[str]] = {}
+    if not case_ids:
+        return roles
+    for case_id, role in await session.execute(
+        select(CaseParty.case_id, CaseParty.role).where(
+            CaseParty.case_id.in_(case_ids),
+            CaseParty.principal_kind == principal.kind,
+            CaseParty.principal_id == principal.id,
+        )
+    ):
+        roles.setdefault(case_id, set()).add(role)
+    return roles
 
 
 async def authorize(

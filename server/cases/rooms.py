@@ -16,6 +16,9 @@ the caller's transaction):
   ``inspecting`` (``in_session`` for a consultation);
 * the room ends: the appointment is ``completed`` and a consultation ``closed``.
 
+The first admission and the end also start and end the room's ``video_sessions`` row
+(``server.supervision.sessions``), the view the supervisor's figures and live wall read.
+
 A room stays shut once it has ended, across restarts: its ``live.ended`` event is the
 record, and :func:`closed_reason` reads it together with the appointment's and the case's
 state.
@@ -35,6 +38,7 @@ from server.cases import procedure
 from server.cases.models import Case, CaseEvent
 from server.cases.timeline import append_event
 from server.parsing import parse_id
+from server.supervision.sessions import session_finished, session_started
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +142,8 @@ async def applicant_admitted(session: AsyncSession, room_id: str, actor: Princip
         await set_status(session, appt, "in_session", actor)
     case_id = await case_of_room(session, room_id)
     case = await session.get(Case, case_id, with_for_update=True) if case_id else None
+    if case is not None:
+        await session_started(session, room_id, case, appt)
     if case is not None and not await procedure.admitted(
         session, case, actor, consultation=case.kind == "consultation"
     ):
@@ -165,6 +171,7 @@ async def session_over(
         await append_event(
             session, case_id, kind="live.ended", actor=actor, data={"room": room_id, "by": by}
         )
+    await session_finished(session, room_id, by=by)
     appt = await appointment_of_room(session, room_id)
     if appt is not None and appt.status in ("checked_in", "in_session"):
         await set_status(session, appt, "completed", actor)

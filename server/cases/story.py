@@ -9,6 +9,7 @@ kind is never hidden.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ SENTENCES: dict[str, str] = {
     "live.readmitted": "%(actor)s let %(subject)s in after all",
     "live.removed": "%(actor)s removed %(subject)s",
     "live.ended": "%(actor)s ended the video session",
+    "live.watched": "Observed by %(actor)s, from %(start)s to %(end)s",
     "live.invited": "%(actor)s invited %(name)s",
     "live.chat": "%(actor)s: %(text)s",
     "live.request": "%(actor)s asked for: %(request)s",
@@ -124,7 +126,18 @@ def participant_names(events: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return names
 
 
-def sentence(event: Mapping[str, Any], names: Mapping[str, str]) -> tuple[str, dict[str, str]]:
+def _clock(value: object, zone: dt.tzinfo | None) -> str:
+    """``HH:MM:SS`` of an ISO time in an event's data, in ``zone`` (stored as UTC)."""
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value or "")
+    return (moment.astimezone(zone) if zone else moment).strftime("%H:%M:%S")
+
+
+def sentence(
+    event: Mapping[str, Any], names: Mapping[str, str], zone: dt.tzinfo | None = None
+) -> tuple[str, dict[str, str]]:
     """(msgid, params) for one event of ``recordings.casefile.timeline_view``; the actor
     is empty for the system (the page says so in the reader's language)."""
     kind = str(event.get("kind", ""))
@@ -142,6 +155,8 @@ def sentence(event: Mapping[str, Any], names: Mapping[str, str]) -> tuple[str, d
         "count": str(data.get("count") or ""),
         "used": str(data.get("used", "")),
         "promised": str(data.get("promised", "")),
+        "start": _clock(data.get("from"), zone),
+        "end": _clock(data.get("to"), zone),
     }
     if kind == "deadline.card" and data.get("colour") in CARD_SENTENCES:
         return CARD_SENTENCES[str(data["colour"])], params

@@ -7,6 +7,7 @@ from server.booking import models as booking_models
 from server.cases import models as cases_models
 from server.letters import models as letters_models
 from server.supervision import card_models as supervision_card_models
+from server.supervision import models as supervision_models
 from server.supervision import rating_models
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "letters_models",
     "rating_models",
     "supervision_card_models",
+    "supervision_models",
 ]

@@ -146,7 +146,7 @@ async def case_context(
         "appointment_labels": STATUS_LABELS,
         "documents": documents,
         "letter_labels": LETTER_STATUS_LABELS,
-        "story": lambda event: story.sentence(event, names),
+        "story": lambda event: story.sentence(event, names, zone),
         "local": lambda v: _local(v, zone),
     }
 

@@ -379,6 +379,10 @@ ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/staff/rating-tickets"): SELF,
     ("GET", "/staff/rating-tickets/{id}"): CASE,
     ("GET", "/staff/rating-appeals"): ADMIN,
+    ("GET", "/staff/supervision"): ADMIN,
+    ("GET", "/staff/supervision/exports/{kind}"): ADMIN,
+    ("GET", "/staff/supervision/live"): ADMIN,
+    ("POST", "/staff/supervision/live/{room}/watch"): ADMIN,
 }
 
 STREAMS = {"/staff/day/events", "/api/v1/queue/{ticket}/events", "/live/ws"}
@@ -410,6 +414,7 @@ def _fill(path: str, w: World) -> str:
         "{ticket}": "forged-ticket",
         "{seq}": "1",
         "{echo}": "forged-echo",
+        "{kind}": "appointments",
     }
     if path.startswith("/api/v1/snapshots/"):
         values["{id}"] = str(w.snapshot_id)

@@ -147,3 +147,54 @@ async def appointment_status(app: Any, appointment_id: int) -> str | None:
     async with app[DB]() as session:
         appt = await session.get(Appointment, appointment_id)
         return appt.status if appt else None
+
+
+CLERK = ("chen", "yunkan-demo-5", "陈窗口")
+"""The window clerk of the citizens' consultation journeys (username, password, name)."""
+
+
+async def seed_consultation_desk(session: Any) -> int:
+    """The clerk and the housing-fund consultation they serve, open around the clock."""
+    from server.accounts.service import add_user
+    from tests.support import open_every_day
+
+    username, password, name = CLERK
+    clerk = await add_user(
+        session, username=username, password=password, role="inspector", display_name=name
+    )
+    await open_every_day(
+        session,
+        staff_ids=(clerk.id,),
+        code="fund-consult",
+        name="住房公积金提取咨询",
+        zone="citizen",
+        kind="consultation",
+        duration_min=15,
+    )
+    return int(clerk.id)
+
+
+async def consultation_in_call(
+    phone: Any, desk: Any, base: str, app: Any, mobile: str, name: str
+) -> Appointment:
+    """A citizen books the consultation on the phone, joins and waits; the clerk starts the
+    video from the day view and admits her; both see each other. Her appointment."""
+    from server.appkeys import SETTINGS
+
+    await phone_login(phone, base, app, mobile)
+    await phone.goto(base + "/")
+    await phone.click(".zone-citizen")
+    await phone.click(".matter >> nth=0 >> a.button.primary")
+    assert await phone.locator("input[name=site_address]").count() == 0  # no site to visit
+    join_path = await book_first_slot(
+        phone, mobile, {"kind": "person", "name": name, "id_number": "11010519491231002X"}
+    )
+    await join_and_wait(phone, base, join_path)
+    (appt,) = await appointments(app)
+    assert appt.case_id is not None
+    await staff_login(desk, base, CLERK[0], CLERK[1])
+    await start_and_admit(desk, base, appt, app[SETTINGS].zone)
+    await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
+    await video_playing(desk, "#tiles video")
+    await video_playing(phone, "#tiles video")
+    return appt

@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from server.accounts.service import add_user
 from server.app import create_app
-from server.appkeys import DB, SETTINGS
+from server.appkeys import DB
 from server.cases.models import Case, CaseEvent
 from server.letters.models import Letter
 from server.settings import Settings
@@ -28,18 +27,12 @@ from tests.journeys.support import (
     DESK,
     PHONE,
     appointment_status,
-    appointments,
-    book_first_slot,
+    consultation_in_call,
     end_call,
     export_and_verify,
-    join_and_wait,
-    phone_login,
-    staff_login,
-    start_and_admit,
+    seed_consultation_desk,
     until,
-    video_playing,
 )
-from tests.support import open_every_day
 
 pytestmark = pytest.mark.browser
 
@@ -48,22 +41,7 @@ MOBILE = "13800138333"
 
 async def _seed(app: Any) -> None:
     async with app[DB].begin() as session:
-        clerk = await add_user(
-            session,
-            username="chen",
-            password="yunkan-demo-5",
-            role="inspector",
-            display_name="陈窗口",
-        )
-        await open_every_day(
-            session,
-            staff_ids=(clerk.id,),
-            code="fund-consult",
-            name="住房公积金提取咨询",
-            zone="citizen",
-            kind="consultation",
-            duration_min=15,
-        )
+        await seed_consultation_desk(session)
 
 
 async def _closed(app: Any, case_id: int) -> bool:
@@ -85,24 +63,9 @@ async def test_citizen_consultation_booked_served_and_closed(
         phone = await (await browser.new_context(**PHONE)).new_page()
         desk = await (await browser.new_context(**DESK)).new_page()
 
-        await phone_login(phone, base, app, MOBILE)
-        await phone.goto(base + "/")
-        await phone.click(".zone-citizen")
-        await phone.click(".matter >> nth=0 >> a.button.primary")
-        assert await phone.locator("input[name=site_address]").count() == 0
-        join_path = await book_first_slot(
-            phone, MOBILE, {"kind": "person", "name": "林晓梅", "id_number": "11010519491231002X"}
-        )
-        await join_and_wait(phone, base, join_path)
-        (appt,) = await appointments(app)
+        appt = await consultation_in_call(phone, desk, base, app, MOBILE, "林晓梅")
         case_id = appt.case_id
         assert case_id is not None
-
-        await staff_login(desk, base, "chen", "yunkan-demo-5")
-        await start_and_admit(desk, base, appt, app[SETTINGS].zone)
-        await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
-        await video_playing(desk, "#tiles video")
-        await video_playing(phone, "#tiles video")
         async with app[DB]() as session:
             case = await session.get(Case, case_id)
             assert case is not None and case.status == "in_session"
