@@ -184,6 +184,13 @@ class SignalingClient:
                 self.state = "connecting"
                 self._follow = asyncio.create_task(self.connect())
 
+    def _fresh_ice_servers(self, message: dict[str, Any]) -> None:
+        # ``admitted`` and every ``offer`` carry credentials minted for the peer connection
+        # that follows; the ones in ``welcome`` may have expired by then.
+        servers = message.get("ice_servers")
+        if isinstance(servers, list):
+            self.media.use_ice_servers(servers)
+
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "welcome":
@@ -196,6 +203,7 @@ class SignalingClient:
             self.state = kind
         elif kind == "admitted":
             self.state = "admitted"
+            self._fresh_ice_servers(message)
             if self.source is not None:
                 await self.send(
                     {"type": "offer", "sdp": await self.media.publish_offer(self.source)}
@@ -203,6 +211,7 @@ class SignalingClient:
         elif kind == "answer":
             await self.media.accept_publish_answer(message["sdp"])
         elif kind == "offer":
+            self._fresh_ice_servers(message)
             sdp = await self.media.accept_subscription(message["publisher"], message["sdp"])
             await self.send({"type": "answer", "publisher": message["publisher"], "sdp": sdp})
         elif kind == "presence":

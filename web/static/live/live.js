@@ -98,6 +98,7 @@
       case "waiting":
         this.state = "waiting"; this.emit("state", "waiting"); break;
       case "admitted":
+        if (msg.ice_servers) this.iceServers = msg.ice_servers;  // fresh TURN credentials
         this.state = "admitted"; this.emit("state", "admitted");
         if (this.localStream) await this.publish();
         break;
@@ -114,6 +115,7 @@
         if (this.publishPc) await this.publishPc.setRemoteDescription({type: "answer", sdp: msg.sdp});
         break;
       case "offer":
+        if (msg.ice_servers) this.iceServers = msg.ice_servers;  // fresh TURN credentials
         await this.subscribe(msg.publisher, msg.sdp); break;
       case "unpublished":
         this.dropSub(msg.publisher); break;
