@@ -90,8 +90,10 @@ async def test_yunkan_join_reconnects_after_a_drop_and_reports_the_outage(
     join = asyncio.create_task(cli_join.join(args))
     try:
         await inspector.wait_for(
-            lambda: (m := inspector.media.received.get("applicant-2")) is not None
-            and m.video_frames >= 10,
+            lambda: (
+                (m := inspector.media.received.get("applicant-2")) is not None
+                and m.video_frames >= 10
+            ),
             within=15,
             what="the applicant's video",
         )
