@@ -94,7 +94,12 @@ async def test_video_resumes_within_two_seconds_after_a_five_second_outage(
         flowing = await until(
             lambda: viewer.received["phone"].video_frames >= frames + 30, 5.0, "30 frames"
         )
-        print(f"outage 5 s: first frame {resumed:.2f} s after it ended, 30 frames {flowing:.2f} s")
+        track = room.subscription("console", "phone").tracks["video"]  # type: ignore[union-attr]
+        print(
+            f"outage 5 s: first frame {resumed:.2f} s after it ended, 30 more {flowing:.2f} s "
+            f"later; gaps {assembler.gaps}, late {assembler.late}, resyncs {track.resyncs}, "
+            f"key frames {publication.stats.keyframes - keyframes}"
+        )
         assert outage.dropped > 200  # the publisher kept sending into the void
         assert resumed < 2.0
         # No backlog drained behind the gap: 30 frames take about a second at 30 fps.
