@@ -20,8 +20,8 @@ import pytest
 from signaling.assembly import MAX_WAIT, VideoAssembler
 from signaling.client import MediaClient
 from signaling.relay import RelayConfig, RelayRoom
-
-LOOPBACK = ("127.0.0.1",)
+from tests.signaling.conftest import LOOPBACK
+from tests.signaling.test_relay import publish, subscribe
 
 
 @pytest.fixture
@@ -69,12 +69,8 @@ async def test_video_resumes_within_two_seconds_after_a_five_second_outage(
     publisher = MediaClient(host_addresses=LOOPBACK)
     viewer = MediaClient(host_addresses=LOOPBACK)
     try:
-        answer = await room.add_participant("phone", await publisher.publish_offer("testsrc"))
-        await publisher.accept_publish_answer(answer)
-        offer = await room.subscribe("console", "phone")
-        await room.accept_answer(
-            "console", "phone", await viewer.accept_subscription("phone", offer)
-        )
+        await publish(room, publisher, "phone")
+        await subscribe(room, viewer, "console", "phone")
         await viewer.wait_for_video("phone", frames=30, within=20)
         outage = Outage(room, "phone")
         publication = room.publication("phone")

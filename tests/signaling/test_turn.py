@@ -156,11 +156,16 @@ async def test_coturn_accepts_minted_credentials_and_refuses_expired_or_forged_o
 
 
 @pytest.fixture
+def turn_ttl() -> int:
+    return 600
+
+
+@pytest.fixture
 async def live_turn(
-    sqlite_settings: Settings, live_options: LiveOptions, coturn: Coturn
+    sqlite_settings: Settings, live_options: LiveOptions, coturn: Coturn, turn_ttl: int
 ) -> AsyncIterator[LiveServer]:
     settings = dataclasses.replace(
-        sqlite_settings, ice_servers=coturn.url, turn_secret=coturn.secret, turn_ttl=600
+        sqlite_settings, ice_servers=coturn.url, turn_secret=coturn.secret, turn_ttl=turn_ttl
     )
     async with running_live(settings, live_options) as state:
         yield state
@@ -212,24 +217,14 @@ async def test_a_camera_that_may_only_use_turn_joins_with_the_servers_credential
     assert candidates and all(" typ relay" in line for line in candidates)
 
 
-@pytest.fixture
-async def live_turn_short(
-    sqlite_settings: Settings, live_options: LiveOptions, coturn: Coturn
-) -> AsyncIterator[LiveServer]:
-    settings = dataclasses.replace(
-        sqlite_settings, ice_servers=coturn.url, turn_secret=coturn.secret, turn_ttl=2
-    )
-    async with running_live(settings, live_options) as state:
-        yield state
-
-
+@pytest.mark.parametrize("turn_ttl", [2])
 async def test_a_newcomer_hours_later_is_reached_through_turn_with_fresh_credentials(
-    live_turn_short: LiveServer,
+    live_turn: LiveServer,
 ) -> None:
     """TURN credentials expire (here after 2 s, by default after an hour). A TURN-only
     camera that has been in the call longer than that must still build the connection to
     someone who starts publishing now: the server's ``offer`` carries fresh credentials."""
-    live = live_turn_short
+    live = live_turn
     inspector = live.client("staff-1", "inspector", auto_admit=True, source=None)
     await inspector.connect()
     camera_media = MediaClient(host_addresses=LOOPBACK, relay_only=True)
