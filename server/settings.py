@@ -73,6 +73,9 @@ class Settings:
     turn_secret: str = field(default="", metadata={"env": "YUNKAN_TURN_SECRET", "secret": True})
     turn_ttl: int = field(default=3600, metadata={"env": "YUNKAN_TURN_TTL"})
     """Seconds a participant's TURN credential stays valid."""
+    relay_turn: bool = field(default=False, metadata={"env": "YUNKAN_RELAY_TURN"})
+    """Whether the relay's own peer connections allocate on TURN too (default: only the
+    participants use TURN; the relay is reachable on its host or public address)."""
     ice_public_ip: str = field(default="", metadata={"env": "YUNKAN_ICE_PUBLIC_IP"})
     ice_host_addresses: str = field(default="", metadata={"env": "YUNKAN_ICE_HOST_ADDRESSES"})
     """Comma-separated local IPs the relay gathers host candidates on; empty: every interface."""

@@ -7,30 +7,65 @@ frame of delay; audio: ``prefetch=4``, i.e. 80 ms). A relay only has to put pack
 into whole frames, so on relay receivers (see :func:`signaling.packets.install_packet_sink`)
 the private ``_RTCRtpReceiver__jitter_buffer`` is replaced by:
 
-* :class:`VideoAssembler`: a cursor walks the contiguous packets once; a frame is released
-  as soon as its marker-bit packet is contiguous with the frame's first packet. Lost packets
-  are waited for (NACK/RTX may bring them) until :data:`MAX_SPAN` sequence numbers pile up;
-  then the frames in the gap are given up, the next frame start is sought, and the returned
-  ``pli_flag`` makes aiortc ask the publisher for a key frame. Every released frame gets a
-  number, :attr:`VideoAssembler.frame_seq`, that skips the frames known to be lost (from
-  the VP8 picture ID when the publisher sends one, else one per give-up), so whoever reads
-  the frames (the recorder) can tell a real loss from a late one.
+* :class:`VideoAssembler`: a cursor walks the contiguous packets once; a frame is handed to
+  ``deliver`` as soon as its marker-bit packet is contiguous with the frame's first packet,
+  and *every* frame that is complete is handed on at once (aiortc's interface returns at
+  most one frame per received packet, which after a loss kept the picture behind live for
+  as long as the backlog took to drain). A missing packet is waited for (NACK/RTX may bring
+  it) for a bounded *time*, :meth:`VideoAssembler.wait`: max(:data:`MIN_WAIT`, repair
+  time + 3 frame intervals), at most :data:`MAX_WAIT`. Then the frames in the gap are given
+  up, the next frame start is sought, everything complete behind the gap is released, a key
+  frame is asked for, and packets of the given-up frames that still arrive are dropped. The
+  wait is measured by a timer (``call_later``), so it ends even when no packet arrives
+  (an outage); one timer per receiver, armed only while a gap is open. :data:`MAX_SPAN`
+  remains as a bound on buffered packets. Every released frame gets a number,
+  :attr:`VideoAssembler.frame_seq`, that skips the frames known to be lost (from the VP8
+  picture ID when the publisher sends one, else one per give-up), so whoever reads the
+  frames (the recorder) can tell a real loss from a late one.
 * :class:`AudioAssembler`: an Opus packet is a frame; it is released at once unless it is
-  older than the last released one.
-
-Both keep aiortc's interface: ``add(packet) -> (pli_flag, JitterFrame | None)``.
+  older than the last released one. It keeps aiortc's interface,
+  ``add(packet) -> (pli_flag, JitterFrame | None)``; the video assembler's ``add`` returns
+  ``(pli_flag, None)`` and delivers frames itself.
 """
 
 from __future__ import annotations
 
-from collections import deque
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
 
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 from aiortc.utils import uint16_add, uint16_gt
 
 MAX_SPAN = 256
-"""Sequence numbers buffered behind a missing packet before its frame is given up."""
+"""Sequence numbers buffered behind a missing packet before its frame is given up at once."""
+MIN_WAIT = 0.1
+"""Seconds a missing packet is always waited for (reordering, a NACK round trip on a LAN)."""
+MAX_WAIT = 0.5
+"""Seconds a missing packet is waited for at most, however slow the link's repairs are."""
+DEFAULT_REPAIR = 0.1
+"""Assumed time for NACK + RTX to bring a missing packet, until one was seen."""
+DEFAULT_INTERVAL = 1 / 30
+
+
+class Cancellable(Protocol):
+    def cancel(self) -> None: ...
+
+
+class Timers(Protocol):
+    """What the assembler needs of a clock: ``asyncio``'s event loop, or a test's."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Cancellable: ...
+
+
+FrameHandler = Callable[[JitterFrame, int], None]
+"""Receives each released video frame and its number (:attr:`VideoAssembler.frame_seq`)."""
+LossHandler = Callable[[bool], None]
+"""Told that frames were given up; the argument says whether a PLI is already on its way
+(``add`` returned ``pli_flag``, which aiortc sends) or still needs sending (the timer)."""
 
 
 def _data(packet: RtpPacket) -> bytes:
@@ -56,24 +91,57 @@ def vp8_frame_start(packet: RtpPacket) -> bool:
 
 
 class VideoAssembler:
-    def __init__(self) -> None:
+    """VP8 frames out of RTP packets, waiting for a missing packet a bounded time.
+
+    ``deliver(frame, number)`` is called for every released frame, in order, from ``add``
+    or from the give-up timer; ``on_loss(pli_sent)`` when frames were given up. ``timers``
+    defaults to the running event loop (looked up when first needed).
+    """
+
+    def __init__(
+        self,
+        deliver: FrameHandler,
+        *,
+        on_loss: LossHandler | None = None,
+        timers: Timers | None = None,
+    ) -> None:
+        self._deliver = deliver
+        self._on_loss = on_loss
+        self._timers = timers
         self._packets: dict[int, RtpPacket] = {}
         self._origin: int | None = None  # first sequence number of the frame being built
         self._cursor: int | None = None  # next sequence number to check for contiguity
-        self._ready: deque[tuple[JitterFrame, int]] = deque()
         self.frames = 0
         self.gaps = 0
+        """Times frames were given up behind a missing packet."""
+        self.late = 0
+        """Packets dropped because their frame was released or given up already."""
         self.lost = 0
         """Frames known to be missing (picture ID jumps, or frames given up without one)."""
         self.frame_seq = -1
-        """Number of the frame ``add`` returned last: +1 per frame, + every lost frame."""
+        """Number of the frame delivered last: +1 per frame, + every lost frame."""
         self._picture: tuple[int, int] | None = None  # last released (picture ID, modulus)
         self._given_up = 0  # frames given up since the last release (without picture IDs)
         self.ssrc: int | None = None
         """Media SSRC of the last packet (RTX already unwrapped): where a PLI must go."""
         self.last_seq: int | None = None
+        self.repair = DEFAULT_REPAIR
+        """Seconds a missing packet took to arrive (rises at once, falls slowly)."""
+        self.interval = DEFAULT_INTERVAL
+        """Seconds between frames, from their RTP timestamps (smoothed)."""
+        self._last_timestamp: int | None = None
+        self._blocked_at: int | None = None  # the missing sequence number the cursor waits on
+        self._blocked_since = 0.0
+        self._abandoned: tuple[int, int, float] | None = None  # (first, end, since) given up
+        self._timer: Cancellable | None = None
+        self._timer_due = 0.0
+        self._closed = False
 
-    def add(self, packet: RtpPacket) -> tuple[bool, JitterFrame | None]:
+    def wait(self) -> float:
+        """How long a missing packet is waited for before its frames are given up."""
+        return min(MAX_WAIT, max(MIN_WAIT, self.repair + 3 * self.interval))
+
+    def add(self, packet: RtpPacket) -> tuple[bool, None]:
         seq = packet.sequence_number
         self.ssrc, self.last_seq = packet.ssrc, seq
         if self._origin is None:
@@ -87,7 +155,12 @@ class VideoAssembler:
             for older in [s for s in self._packets if uint16_gt(seq, s)]:
                 del self._packets[older]
         elif not uint16_gt(seq, uint16_add(self._origin, -1)):
-            return False, None  # older than what was already released: late or duplicate
+            # Older than what was released or given up: late (or a duplicate). Dropped; if
+            # it belongs to a gap that was given up, it says how slow repairs really are.
+            self.late += 1
+            if self._abandoned is not None:
+                self._repaired_late(seq)
+            return False, None
         self._packets[seq] = packet
         pli = self._advance()
         origin = self._origin
@@ -95,11 +168,81 @@ class VideoAssembler:
             pli = self._skip_gap() or pli
             if self._origin is not None:
                 self._advance()
-        if not self._ready:
-            return pli, None
-        released, self.frame_seq = self._ready.popleft()
-        return pli, released
+        self._watch()
+        if pli and self._on_loss is not None:
+            self._on_loss(True)
+        return pli, None
 
+    def close(self) -> None:
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # -- the gap timer --------------------------------------------------------------------
+    def _clock(self) -> Timers:
+        if self._timers is None:
+            self._timers = asyncio.get_running_loop()
+        return self._timers
+
+    def _watch(self) -> None:
+        """Note when the cursor starts (or stops) waiting on a missing packet.
+
+        Per packet this is two comparisons; the clock is read only when a gap opens or
+        closes. Packets beyond the cursor mean the one at the cursor is missing.
+        """
+        cursor, origin = self._cursor, self._origin
+        if (
+            cursor is not None
+            and origin is not None
+            and len(self._packets) > (cursor - origin) & 0xFFFF
+        ):
+            if self._blocked_at != cursor:
+                now = self._clock().time()
+                if self._blocked_at is not None:
+                    self._note_repair(now - self._blocked_since)
+                self._blocked_at, self._blocked_since = cursor, now
+                self._arm(now + self.wait())
+            return
+        if self._blocked_at is not None:
+            self._note_repair(self._clock().time() - self._blocked_since)
+            self._blocked_at = None
+
+    def _arm(self, due: float) -> None:
+        if self._closed or (self._timer is not None and self._timer_due <= due):
+            return  # the pending timer fires first and re-arms for the real deadline
+        if self._timer is not None:
+            self._timer.cancel()
+        timers = self._clock()
+        self._timer_due = due
+        self._timer = timers.call_later(max(0.0, due - timers.time()), self._expired)
+
+    def _expired(self) -> None:
+        self._timer = None
+        if self._blocked_at is None or self._closed:
+            return
+        due = self._blocked_since + self.wait()
+        if self._clock().time() < due:
+            self._arm(due)
+            return
+        self._skip_gap()
+        if self._origin is not None:
+            self._advance()  # everything complete behind the gap goes out now
+        self._watch()
+        if self._on_loss is not None:
+            self._on_loss(False)
+
+    def _note_repair(self, seconds: float) -> None:
+        self.repair = max(seconds, 0.8 * self.repair + 0.2 * seconds)
+
+    def _repaired_late(self, seq: int) -> None:
+        assert self._abandoned is not None
+        first, end, since = self._abandoned
+        if (seq - first) & 0xFFFF < (end - first) & 0xFFFF:
+            self._note_repair(self._clock().time() - since)
+            self._abandoned = None
+
+    # -- frames ---------------------------------------------------------------------------
     def _advance(self) -> bool:
         """Move the cursor over newly contiguous packets, releasing complete frames."""
         assert self._cursor is not None and self._origin is not None
@@ -124,7 +267,11 @@ class VideoAssembler:
             step = (picture[0] - self._picture[0]) % picture[1] or 1
         self._picture, self._given_up = picture, 0
         self.lost += step - 1
-        number = (self._ready[-1][1] if self._ready else self.frame_seq) + step
+        if self._last_timestamp is not None:
+            delta = (timestamp - self._last_timestamp) & 0xFFFFFFFF
+            if 0 < delta < 45000 * step:
+                self.interval += (delta / step / 90000 - self.interval) / 8
+        self._last_timestamp = timestamp
         parts = []
         seq = self._origin
         while True:
@@ -132,9 +279,10 @@ class VideoAssembler:
             if seq == last:
                 break
             seq = uint16_add(seq, 1)
-        self._ready.append((JitterFrame(data=b"".join(parts), timestamp=timestamp), number))
         self.frames += 1
         self._origin = uint16_add(last, 1)
+        self.frame_seq += step
+        self._deliver(JitterFrame(data=b"".join(parts), timestamp=timestamp), self.frame_seq)
 
     def _drop_until(self, seq: int) -> None:
         assert self._origin is not None
@@ -147,17 +295,24 @@ class VideoAssembler:
         assert self._origin is not None
         self.gaps += 1
         self._given_up += 1
+        missing = self._cursor if self._cursor is not None else self._origin
+        since = self._blocked_since if self._blocked_at is not None else self._clock().time()
+        self._blocked_at = None
         starts = sorted(
             (uint16_add(s, -self._origin), s)
             for s, p in self._packets.items()
             if vp8_frame_start(p) and s != self._origin
         )
         if not starts:
+            newest = max(self._packets, key=lambda s: (s - missing) & 0xFFFF, default=missing)
+            end = uint16_add(newest, 1)
+            self._abandoned = (missing, end, since)
             self._packets.clear()
             self._origin = None
             self._cursor = None
             return True
         start = starts[0][1]
+        self._abandoned = (missing, start, since)
         for s in [s for s in self._packets if uint16_gt(start, s)]:
             del self._packets[s]
         self._origin = self._cursor = start

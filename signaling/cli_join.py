@@ -3,7 +3,11 @@
 For fixed site cameras joining an inspection (``--publish rtsp://…``), for tests and for
 load. It speaks the same protocol as the browser pages (``docs/signaling.md``) and at the
 end prints what it sent and received: frames, resolution, frame rate per remote publisher,
-then one JSON line with the same figures.
+and the outages (the connection dropped and was rebuilt: count and durations), then one
+JSON line with the same figures. When the connection drops it reconnects as the browser
+does (new WebSocket resuming the session, new peer connections; see
+``signaling.wsclient``). Exit status: 0 a call without outage, 1 not admitted, an error,
+or an outage it never recovered from, 3 outages it recovered from.
 
 Wire-up (``server/cli.py``)::
 
@@ -121,6 +125,7 @@ async def join(args: argparse.Namespace) -> int:
         ssl=not args.insecure,
         login_token=getattr(args, "login_token", None),
         on_message=lambda m: _log(m),
+        reconnect=True,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -139,13 +144,20 @@ async def join(args: argparse.Namespace) -> int:
             code = 1
         else:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), args.duration or None)
+                await client.wait_for(
+                    lambda: stop.is_set() or client.gave_up,
+                    within=args.duration or 1e9,
+                    what="the end",
+                )
     except TimeoutError as err:
         print(f"yunkan join: {err}", file=sys.stderr)
         code = 1
     finally:
         summary = client.media.summary()
+        summary["outages"] = client.outage_summary()
         await client.close()
+    if code == 0 and summary["outages"]["count"]:
+        code = 3 if summary["outages"]["recovered"] and not client.gave_up else 1
     _print_summary(summary)
     if args.save and save_dir is not None:
         # The client writes one WebM per remote publisher, packets as they came (no
@@ -178,4 +190,9 @@ def _print_summary(summary: dict[str, Any]) -> None:
             f"audio frames {got['audio_frames']}, resolution {got['resolution']}, "
             f"{got['fps']} fps"
         )
+    outages = summary.get("outages") or {"count": 0}
+    if outages["count"]:
+        durations = ", ".join(f"{d} s" for d in outages["durations"])
+        state = "recovered" if outages["recovered"] else "NOT recovered"
+        print(f"outages: {outages['count']} ({durations}), {state}")
     print(json.dumps(summary, ensure_ascii=False))

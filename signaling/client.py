@@ -244,6 +244,7 @@ class MediaClient:
         the frame counter burnt into the picture); implies decoding packets ourselves."""
         self.publish_pc: RTCPeerConnection | None = None
         self.sent_tracks: list[MediaStreamTrack] = []
+        self._sent_earlier = 0
         self._player: MediaPlayer | None = None
         self.subscriptions: dict[str, RTCPeerConnection] = {}
         self.received: dict[str, ReceivedMedia] = {}
@@ -292,6 +293,7 @@ class MediaClient:
         FFmpeg opens, RTSP included), ready-made tracks, or None (receive only)."""
         if self.publish_pc is not None:
             await self.publish_pc.close()
+        self._sent_earlier += self._current_sent_frames()  # a re-publish keeps counting
         pc = self.publish_pc = self._new_pc()
         tracks: list[MediaStreamTrack] = []
         if source == "testsrc":
@@ -319,6 +321,10 @@ class MediaClient:
         )
 
     def sent_video_frames(self) -> int:
+        """Video frames sent, over every publish connection of this client."""
+        return self._sent_earlier + self._current_sent_frames()
+
+    def _current_sent_frames(self) -> int:
         for track in self.sent_tracks:
             if isinstance(track, TestPatternTrack):
                 return track._index
@@ -424,13 +430,26 @@ class MediaClient:
             },
         }
 
+    async def reset(self) -> None:
+        """Close every peer connection but keep what was received (and keep recording):
+        after a drop the client builds new connections (aiortc has no ICE restart)."""
+        await self._close_connections()
+
     async def close(self) -> None:
         for publisher, recorder in self._recorders.items():
             self.saved[publisher] = recorder.close()
+        await self._close_connections()
+
+    async def _close_connections(self) -> None:
         pcs = [*self.subscriptions.values()]
         if self.publish_pc is not None:
             pcs.append(self.publish_pc)
         await asyncio.gather(*(pc.close() for pc in pcs))
+        if self._player is not None:
+            for track in (self._player.audio, self._player.video):
+                if track is not None:
+                    track.stop()
+            self._player = None
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -110,6 +110,7 @@ def ice_config(settings: Settings) -> IceConfig:
         turn_secret=settings.turn_secret or None,
         turn_ttl=settings.turn_ttl,
         public_ip=settings.ice_public_ip or None,
+        relay_turn=settings.relay_turn,
     )
 
 

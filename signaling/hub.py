@@ -329,7 +329,7 @@ class Hub:
             await self._response(live, pid, msg)
         elif msg.type == "admit":
             who = room.admit(pid, msg.data["participant"])
-            await self._send_to(live, who.id, {"type": "admitted"})
+            await self._send_to(live, who.id, self._admitted(who.id))
             if who.id in live.links:
                 live.spawn(self._subscribe_all(live, who.id))
             await self._record(live, "live.admitted", pid, {"participant": who.id})
@@ -345,7 +345,7 @@ class Hub:
             await self._presence(live)
         elif msg.type == "readmit":
             who = room.readmit(pid, msg.data["participant"])
-            await self._send_to(live, who.id, {"type": "admitted"})
+            await self._send_to(live, who.id, self._admitted(who.id))
             if who.id in live.links:
                 live.spawn(self._subscribe_all(live, who.id))
             await self._record(live, "live.readmitted", pid, {"participant": who.id})
@@ -485,7 +485,17 @@ class Hub:
             return
         live.subscribed.add((subscriber, publisher))
         link.seq.server_offered(publisher)
-        await self._safe_send(link, {"type": "offer", "publisher": publisher, "sdp": sdp})
+        # Fresh TURN credentials with every offer: the subscriber builds a new peer
+        # connection for it, perhaps hours after its welcome (whose credentials expire).
+        await self._safe_send(
+            link,
+            {
+                "type": "offer",
+                "publisher": publisher,
+                "sdp": sdp,
+                "ice_servers": self.ice.servers_for(subscriber),
+            },
+        )
 
     async def _unpublish(self, live: LiveRoom, pid: str) -> None:
         await live.media.remove_participant(pid)
@@ -597,6 +607,10 @@ class Hub:
             if about is not None and not who.sees(about):
                 continue
             await self._safe_send(link, message)
+
+    def _admitted(self, pid: str) -> dict[str, Any]:
+        """``admitted``, with ICE servers minted now for the publish connection it starts."""
+        return {"type": "admitted", "ice_servers": self.ice.servers_for(pid)}
 
     async def _send_to(self, live: LiveRoom, pid: str, message: dict[str, Any]) -> None:
         link = live.links.get(pid)

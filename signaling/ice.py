@@ -53,6 +53,10 @@ class IceConfig:
     turn_ttl: int = 3600
     public_ip: str | None = None
     """Address the relay advertises in its own candidates instead of its local one."""
+    relay_turn: bool = False
+    """Give TURN to the relay's own peer connections too. Off by default: participants
+    relay through TURN when they must, and a relay that also allocated would hold one
+    coturn allocation per connection (and hairpin media through coturn twice)."""
     extra: tuple[Mapping[str, Any], ...] = field(default=())
 
     def __post_init__(self) -> None:
@@ -73,11 +77,12 @@ class IceConfig:
                 raise ValueError(f"public_ip: {self.public_ip!r} is not an IP address") from None
 
     def rtc_servers(self, user: str = "relay") -> list[Any]:
-        """``aiortc.RTCIceServer`` objects for the server's own peer connections."""
+        """``aiortc.RTCIceServer`` objects for the server's own peer connections: STUN, and
+        TURN (credentials minted now) only with ``relay_turn``."""
         from aiortc import RTCIceServer
 
         out: list[Any] = [RTCIceServer(urls=list(self.stun_urls))] if self.stun_urls else []
-        if self.turn_urls and self.turn_secret:
+        if self.relay_turn and self.turn_urls and self.turn_secret:
             cred = turn_credential(self.turn_secret, user, ttl=self.turn_ttl)
             out.append(RTCIceServer(list(self.turn_urls), cred.username, cred.password))
         return out

@@ -10,7 +10,8 @@ server forward media as it arrives:
   there and hands it to a callback. Nothing is decoded, no thread hop happens, and every
   other receiver in the process (e.g. a Python client in the same test) decodes normally.
 * The same receiver's jitter buffer is swapped for :mod:`signaling.assembly`, which
-  re-assembles frames in linear time and without aiortc's extra frame of delay.
+  re-assembles frames in linear time, without aiortc's extra frame of delay, and gives a
+  lost packet up after a bounded time.
 * ``RTCRtpSender._next_encoded_frame`` packs an ``av.Packet[Any]`` coming out of a track with
   ``encoder.pack()`` instead of encoding it. :class:`PacketTrack` is such a track, with a
   bounded queue that drops rather than grows.
@@ -35,10 +36,10 @@ import av
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
-from aiortc.rtcrtpreceiver import RTCRtpReceiver
+from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from signaling.assembly import AudioAssembler, VideoAssembler
+from signaling.assembly import AudioAssembler, LossHandler, VideoAssembler
 
 PINNED_AIORTC = "1.16.0"
 
@@ -49,6 +50,7 @@ _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _SEND_KEYFRAME = "_send_keyframe"
 
 PacketHandler = Callable[["av.Packet[Any]"], None]
+_VIDEO_TIME_BASE = Fraction(1, 90000)
 
 
 def check_aiortc() -> None:
@@ -119,19 +121,28 @@ def split_red(payload: bytes) -> tuple[list[tuple[int, bytes]], bytes] | None:
 class PacketSink:
     """Stands in for a receiver's decoder input queue (a ``queue.Queue``).
 
-    ``put`` is called on the event loop for each re-assembled frame and for the final
-    ``None``; a video packet carries the assembler's frame number as ``opaque``
-    (:func:`frame_number`); ``get`` is called by aiortc's (now idle) decoder thread, which we keep
-    parked until the receiver stops so that aiortc's shutdown path runs unchanged.
+    Audio: ``put`` is called on the event loop for each frame aiortc's receiver gets from
+    the assembler. Video: the :class:`~signaling.assembly.VideoAssembler` hands every
+    complete frame here itself (also from its give-up timer), with its frame number as the
+    packet's ``opaque`` (:func:`frame_number`). ``put(None)`` comes at stop; ``get`` is
+    called by aiortc's (now idle) decoder thread, which we keep parked until the receiver
+    stops so that aiortc's shutdown path runs unchanged.
     """
 
-    def __init__(self, kind: str, deliver: PacketHandler) -> None:
+    def __init__(
+        self, kind: str, deliver: PacketHandler, on_loss: LossHandler | None = None
+    ) -> None:
         self.kind = kind
         self._deliver = deliver
         self.assembler: VideoAssembler | AudioAssembler = (
-            VideoAssembler() if kind == "video" else AudioAssembler()
+            VideoAssembler(self._video_frame, on_loss=on_loss)
+            if kind == "video"
+            else AudioAssembler()
         )
         self._stopped = threading.Event()
+        # Video frames come straight from the assembler (all that are complete, also from
+        # its timer), not through the receiver, so they are mapped here as aiortc would.
+        self._timestamps = TimestampMapper()
         # Per-codec facts, worked out once per codec object rather than once per frame
         # (the receiver hands the same RTCRtpCodecParameters for every frame of a stream).
         self._codec: RTCRtpCodecParameters | None = None
@@ -146,9 +157,27 @@ class PacketSink:
         self.recovered = 0
         """Opus frames taken from a RED packet's redundancy (their own packet was lost)."""
 
+    def _video_frame(self, frame: JitterFrame, number: int) -> None:
+        # The relay negotiates VP8 only for video (negotiation.prefer_relay_codecs), and the
+        # receiver drops packets of any payload type it did not negotiate.
+        data = frame.data
+        if not data or self._stopped.is_set():
+            self.skipped += 1
+            return
+        packet = av.Packet(data)
+        packet.pts = packet.dts = self._timestamps.map(frame.timestamp)
+        packet.time_base = _VIDEO_TIME_BASE
+        packet.is_keyframe = vp8_is_keyframe(data)
+        packet.opaque = number
+        self.frames += 1
+        self.bytes += len(data)
+        self._deliver(packet)
+
     def put(self, item: tuple[RTCRtpCodecParameters, JitterFrame] | None) -> None:
         if item is None:
             self._stopped.set()
+            if isinstance(self.assembler, VideoAssembler):
+                self.assembler.close()
             return
         codec, frame = item
         if codec is not self._codec:
@@ -185,8 +214,6 @@ class PacketSink:
         packet.pts = packet.dts = timestamp
         packet.time_base = self._time_base
         packet.is_keyframe = self._is_opus or vp8_is_keyframe(data)
-        if isinstance(self.assembler, VideoAssembler):
-            packet.opaque = self.assembler.frame_seq
         self.frames += 1
         self.bytes += len(data)
         self._deliver(packet)
@@ -196,8 +223,14 @@ class PacketSink:
         return None
 
 
-def install_packet_sink(receiver: RTCRtpReceiver, kind: str, deliver: PacketHandler) -> PacketSink:
-    """Make ``receiver`` (of media ``kind``) deliver encoded packets to ``deliver``.
+def install_packet_sink(
+    receiver: RTCRtpReceiver,
+    kind: str,
+    deliver: PacketHandler,
+    on_loss: LossHandler | None = None,
+) -> PacketSink:
+    """Make ``receiver`` (of media ``kind``) deliver encoded packets to ``deliver``;
+    ``on_loss`` hears of video frames given up (see :class:`~signaling.assembly.VideoAssembler`).
 
     Also swaps aiortc's jitter buffer for the relay's frame assembler
     (:mod:`signaling.assembly`). Must be called before the receiver starts, i.e. right
@@ -207,7 +240,7 @@ def install_packet_sink(receiver: RTCRtpReceiver, kind: str, deliver: PacketHand
     require_private(receiver, (_DECODER_QUEUE, _JITTER_BUFFER))
     if getattr(receiver, _DECODER_THREAD, None) is not None:
         raise RuntimeError("install_packet_sink() called on a receiver that already runs")
-    sink = PacketSink(kind, deliver)
+    sink = PacketSink(kind, deliver, on_loss)
     setattr(receiver, _DECODER_QUEUE, sink)
     setattr(receiver, _JITTER_BUFFER, sink.assembler)
     return sink
@@ -254,6 +287,7 @@ class PacketTrack(MediaStreamTrack):
         self.offered = 0
         self.dropped = 0
         self.overflows = 0
+        self.resyncs = 0
         self.forwarded_packets = 0
         self.forwarded_bytes = 0
 
@@ -273,6 +307,12 @@ class PacketTrack(MediaStreamTrack):
         """Start again on a key frame (video resumed after a pause, see signaling/adaptation)."""
         if self.kind == "video" and self._active:
             self._need_keyframe = True
+
+    def resync(self) -> None:
+        """Frames were lost upstream: drop video until the next key frame (asking for one)."""
+        if self._active and self.kind == "video" and not self._need_keyframe:
+            self._need_keyframe = True
+            self.resyncs += 1
             self._on_keyframe_needed()
 
     def deliver_to(self, consumer: PacketHandler | None) -> None:

@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 _REMB_ESTIMATOR = "_RTCRtpReceiver__remote_bitrate_estimator"  # aiortc 1.16 private
 _RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+KEYFRAME_RETRY_MAX = 1.0
+"""Seconds between repeated key frame requests at most (they start at keyframe_interval)."""
+
 _FRAME_STEP = {"audio": 960, "video": 3000}  # one 20 ms Opus frame / one 30 fps frame
 _CLOCK = {"audio": 48000, "video": 90000}
 
@@ -101,6 +104,9 @@ class Publication:
         self._video_source: tuple[RTCRtpReceiver, PacketSink] | None = None
         self._last_request = 0.0
         self._pending_request: asyncio.TimerHandle | None = None
+        self._awaiting_keyframe = False
+        self._retries = 0
+        self._last_number: int | None = None
         self._keyframe_waiters: list[asyncio.Future[None]] = []
         self._receivers: dict[str, RTCRtpReceiver] = {}
         self._sinks: dict[str, PacketSink] = {}
@@ -129,7 +135,12 @@ class Publication:
             self._timelines[kind].rebase = True
             if kind == "video":
                 self._frames.rebase = True
-            sink = install_packet_sink(receiver, kind, functools.partial(self.feed, kind))
+            sink = install_packet_sink(
+                receiver,
+                kind,
+                functools.partial(self.feed, kind),
+                self.keyframe_lost if kind == "video" else None,
+            )
             self._sinks[kind] = sink
             if kind == "video":
                 self._video_source = (receiver, sink)
@@ -183,7 +194,14 @@ class Publication:
         packet.pts = packet.dts = self._timelines[kind].map(kind, packet.pts)
         number = frame_number(packet)
         if number is not None:
-            packet.opaque = self._frames.map(number)
+            number = packet.opaque = self._frames.map(number)
+            last, self._last_number = self._last_number, number
+            if last is not None and number != last + 1 and not packet.is_keyframe:
+                # Frames were lost: this delta refers to a picture subscribers never got
+                # (the relay's senders number frames anew, so their decoders cannot tell).
+                # Hold their video until the key frame that is being asked for.
+                for track in self._tracks[kind]:
+                    track.resync()
         self.stats.packets[kind] += 1
         self.stats.bytes[kind] += packet.size
         if kind == "video":
@@ -199,6 +217,7 @@ class Publication:
     def _remember(self, packet: av.Packet[Any]) -> None:
         if packet.is_keyframe:
             self.stats.keyframes += 1
+            self._keyframe_arrived()
             self._gop = [packet]
             self._gop_bytes = packet.size
             for waiter in self._keyframe_waiters:
@@ -226,19 +245,47 @@ class Publication:
 
     # -- key frames ---------------------------------------------------------------------
     def request_keyframe(self) -> None:
-        """Ask the publisher for a key frame, at most once per ``keyframe_interval``."""
-        now = time.monotonic()
-        wait = self._last_request + self.room.config.keyframe_interval - now
-        if wait <= 0:
-            self._last_request = now
-            self._send_pli()
-        elif self._pending_request is None:
-            self._pending_request = asyncio.get_running_loop().call_later(wait, self._deferred)
+        """Ask the publisher for a key frame, and again until one arrives.
 
-    def _deferred(self) -> None:
+        At most one PLI per ``keyframe_interval``; repeats start after that interval and
+        double up to :data:`KEYFRAME_RETRY_MAX` (a PLI is one RTCP packet that a lossy
+        uplink may drop, and a browser answers only the ones it gets).
+        """
+        if not self._awaiting_keyframe:
+            self._awaiting_keyframe, self._retries = True, 0
+        if self._pending_request is not None:
+            return
+        wait = self._last_request + self.room.config.keyframe_interval - time.monotonic()
+        if wait <= 0:
+            self._repeat()
+        else:
+            self._pending_request = asyncio.get_running_loop().call_later(wait, self._repeat)
+
+    def keyframe_lost(self, pli_sent: bool) -> None:
+        """The frame assembler gave frames up; with ``pli_sent`` aiortc sent the PLI."""
+        if not pli_sent:
+            self.request_keyframe()
+            return
+        self.stats.keyframe_requests += 1
+        self._last_request = time.monotonic()
+        self.request_keyframe()  # no PLI now: only the repeat, should no key frame come
+
+    def _repeat(self) -> None:
         self._pending_request = None
+        if not self._awaiting_keyframe or self._video_source is None:
+            return
         self._last_request = time.monotonic()
         self._send_pli()
+        interval = self.room.config.keyframe_interval
+        delay = min(KEYFRAME_RETRY_MAX, interval * 2 ** min(self._retries, 4))
+        self._retries += 1
+        self._pending_request = asyncio.get_running_loop().call_later(delay, self._repeat)
+
+    def _keyframe_arrived(self) -> None:
+        self._awaiting_keyframe = False
+        if self._pending_request is not None:
+            self._pending_request.cancel()
+            self._pending_request = None
 
     def _send_pli(self) -> None:
         if self._video_source is not None:

@@ -17,7 +17,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +28,21 @@ import aiohttp
 from signaling.client import MediaClient
 
 log = logging.getLogger(__name__)
+
+FINAL_STATES = frozenset({"ended", "removed"})
+
+
+@dataclass
+class Outage:
+    """One drop of the signaling connection, in ``time.monotonic()`` seconds."""
+
+    started: float
+    ended: float | None = None
+    """When the server welcomed us back; None while (or if never) reconnected."""
+
+    def duration(self, now: float | None = None) -> float:
+        end = self.ended if self.ended is not None else time.monotonic() if now is None else now
+        return end - self.started
 
 
 class SignalingClient:
@@ -40,6 +57,9 @@ class SignalingClient:
         on_message: Callable[[dict[str, Any]], None] | None = None,
         ssl: bool = True,
         login_token: str | None = None,
+        reconnect: bool = False,
+        reconnect_for: float = 120.0,
+        heartbeat: float = 5.0,
     ) -> None:
         self.ws_url = ws_url
         self.token = token
@@ -67,6 +87,14 @@ class SignalingClient:
         self._redirect: str | None = None
         self.redirects = 0
         self._follow: asyncio.Task[None] | None = None
+        self.reconnect = reconnect
+        self.reconnect_for = reconnect_for
+        self.heartbeat = heartbeat
+        """WebSocket ping interval; a dead link is noticed after 1.5 times this."""
+        self.outages: list[Outage] = []
+        self.gave_up = False
+        """True once reconnecting failed for ``reconnect_for`` seconds."""
+        self._closing = False
 
     async def __aenter__(self) -> SignalingClient:
         await self.connect()
@@ -83,7 +111,7 @@ class SignalingClient:
         if self._http is None:
             self._http = aiohttp.ClientSession()
         self._ws = await self._http.ws_connect(
-            self.ws_url, ssl=self.ssl, heartbeat=20, headers=self.headers
+            self.ws_url, ssl=self.ssl, heartbeat=self.heartbeat, headers=self.headers
         )
         join: dict[str, Any] = {"type": "join", "token": self.token}
         if self.session_id:
@@ -92,11 +120,14 @@ class SignalingClient:
         self._reader = asyncio.create_task(self._read(self._ws))
 
     async def drop(self) -> None:
-        """Simulate losing the network: close socket and peer connections without leaving."""
+        """Simulate losing the network: close socket and peer connections without leaving
+        (and without reconnecting by itself: the caller calls ``connect()``)."""
+        reconnect, self.reconnect = self.reconnect, False
         if self._ws is not None:
             await self._ws.close()
         if self._reader is not None:
             await asyncio.gather(self._reader, return_exceptions=True)
+        self.reconnect = reconnect
         old = self.media
         self.media = MediaClient(
             ice_servers=old.ice_servers,
@@ -113,6 +144,7 @@ class SignalingClient:
         await self._ws.send_str(json.dumps(message, ensure_ascii=False))
 
     async def close(self) -> None:
+        self._closing = True
         if self._follow is not None:
             await asyncio.gather(self._follow, return_exceptions=True)
         if self._ws is not None and not self._ws.closed:
@@ -183,10 +215,57 @@ class SignalingClient:
                 self.redirects += 1
                 self.state = "connecting"
                 self._follow = asyncio.create_task(self.connect())
+            elif self.reconnect and self._may_resume(ws.close_code):
+                self._follow = asyncio.create_task(self._reconnect())
+
+    def _may_resume(self, code: int | None) -> bool:
+        if self._closing or self.state in FINAL_STATES:
+            return False
+        return code is None or not 4000 <= code < 5000  # 4xxx: the server said no
+
+    async def _reconnect(self) -> None:
+        """New peer connections and a new WebSocket that resumes the session."""
+        outage = Outage(time.monotonic())
+        self.outages.append(outage)
+        log.warning("connection lost (close code %s); reconnecting", self.close_code)
+        await self.media.reset()
+        pause, deadline = 0.25, outage.started + self.reconnect_for
+        while not self._closing:
+            self.state = "connecting"
+            try:
+                await self.connect()
+                return
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.info("reconnect failed: %s", exc)
+            if time.monotonic() + pause > deadline:
+                self.state, self.gave_up = "disconnected", True
+                self._changed.set()
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 4.0)
+
+    def outage_summary(self) -> dict[str, Any]:
+        """``{"count", "durations", "total", "recovered"}`` (seconds, rounded to 0.1)."""
+        durations = [round(o.duration(), 1) for o in self.outages]
+        return {
+            "count": len(self.outages),
+            "durations": durations,
+            "total": round(sum(durations), 1),
+            "recovered": all(o.ended is not None for o in self.outages),
+        }
+
+    def _fresh_ice_servers(self, message: dict[str, Any]) -> None:
+        # ``admitted`` and every ``offer`` carry credentials minted for the peer connection
+        # that follows; the ones in ``welcome`` may have expired by then.
+        servers = message.get("ice_servers")
+        if isinstance(servers, list):
+            self.media.use_ice_servers(servers)
 
     async def _handle(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "welcome":
+            if self.outages and self.outages[-1].ended is None:
+                self.outages[-1].ended = time.monotonic()
             self.session_id = message["session"]
             self.participant = message["participant"]
             # The server's STUN/TURN (with this participant's TURN credentials) for the
@@ -196,6 +275,7 @@ class SignalingClient:
             self.state = kind
         elif kind == "admitted":
             self.state = "admitted"
+            self._fresh_ice_servers(message)
             if self.source is not None:
                 await self.send(
                     {"type": "offer", "sdp": await self.media.publish_offer(self.source)}
@@ -203,6 +283,7 @@ class SignalingClient:
         elif kind == "answer":
             await self.media.accept_publish_answer(message["sdp"])
         elif kind == "offer":
+            self._fresh_ice_servers(message)
             sdp = await self.media.accept_subscription(message["publisher"], message["sdp"])
             await self.send({"type": "answer", "publisher": message["publisher"], "sdp": sdp})
         elif kind == "presence":

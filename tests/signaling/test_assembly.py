@@ -1,10 +1,94 @@
-"""Frame re-assembly that replaces aiortc's jitter buffer on relay receivers."""
+"""Frame re-assembly that replaces aiortc's jitter buffer on relay receivers.
+
+The video assembler runs here on a clock the test moves (``FakeTimers``), so the bounded
+wait for a lost packet is checked to the millisecond without sleeping.
+"""
 
 from __future__ import annotations
 
+import heapq
+import itertools
+from collections.abc import Callable
+
+import pytest
+from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
-from signaling.assembly import MAX_SPAN, AudioAssembler, VideoAssembler
+from signaling.assembly import (
+    DEFAULT_REPAIR,
+    MAX_SPAN,
+    MAX_WAIT,
+    MIN_WAIT,
+    AudioAssembler,
+    VideoAssembler,
+)
+
+
+class FakeTimers:
+    """``time()`` and ``call_later()`` of an event loop, on a clock moved by ``advance``."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self._due: list[tuple[float, int, _Handle]] = []
+        self._order = itertools.count()
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> _Handle:
+        handle = _Handle(callback)
+        heapq.heappush(self._due, (self.now + delay, next(self._order), handle))
+        return handle
+
+    @property
+    def pending(self) -> int:
+        return sum(1 for _, _, h in self._due if not h.cancelled)
+
+    def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while self._due and self._due[0][0] <= end:
+            due, _, handle = heapq.heappop(self._due)
+            self.now = max(self.now, due)
+            if not handle.cancelled:
+                handle.callback()
+        self.now = end
+
+
+class _Handle:
+    def __init__(self, callback: Callable[[], object]) -> None:
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class Harness:
+    """A video assembler with a fake clock that records what it delivers and when."""
+
+    def __init__(self) -> None:
+        self.timers = FakeTimers()
+        self.frames: list[tuple[float, int, int]] = []  # (time, RTP timestamp, number)
+        self.losses: list[tuple[float, bool]] = []
+        self.assembler = VideoAssembler(self._frame, on_loss=self._loss, timers=self.timers)
+
+    def _frame(self, frame: JitterFrame, number: int) -> None:
+        self.frames.append((self.timers.now, frame.timestamp, number))
+        self.data = frame.data
+
+    def _loss(self, pli_sent: bool) -> None:
+        self.losses.append((self.timers.now, pli_sent))
+
+    def feed(self, packets: list[RtpPacket], every: float = 0.0) -> list[bool]:
+        plis = []
+        for packet in packets:
+            plis.append(self.assembler.add(packet)[0])
+            self.timers.advance(every)
+        return plis
+
+    @property
+    def timestamps(self) -> list[int]:
+        return [ts for _, ts, _ in self.frames]
 
 
 def vp8(seq: int, ts: int, *, start: bool, marker: bool, body: bytes = b"x") -> RtpPacket:
@@ -19,44 +103,125 @@ def frame(seq: int, ts: int, n: int) -> list[RtpPacket]:
     return [vp8(seq + i, ts, start=i == 0, marker=i == n - 1, body=bytes([i])) for i in range(n)]
 
 
+def frames(seq: int, ts: int, count: int, n: int = 2) -> list[RtpPacket]:
+    """``count`` frames of ``n`` packets each, 30 fps, from ``seq``/``ts`` on."""
+    return [p for k in range(count) for p in frame(seq + k * n, ts + k * 3000, n)]
+
+
 def test_frames_released_on_marker_in_order_and_reordered() -> None:
-    assembler = VideoAssembler()
-    released = []
+    h = Harness()
     packets = frame(65534, 1000, 3) + frame(1, 4000, 2)  # crosses the sequence wrap
     packets[0], packets[1] = packets[1], packets[0]  # reordered inside a frame
-    for packet in packets:
-        pli, out = assembler.add(packet)
-        assert not pli
-        if out is not None:
-            released.append((out.timestamp, out.data))
-    assert released == [(1000, b"\x00\x01\x02"), (4000, b"\x00\x01")]
+    assert not any(h.feed(packets))
+    assert h.timestamps == [1000, 4000] and h.data == b"\x00\x01"
+    assert h.timers.pending == 0 or h.assembler.gaps == 0
 
 
 def test_mid_frame_join_waits_for_a_frame_start() -> None:
-    assembler = VideoAssembler()
-    packets = frame(10, 1000, 3)[1:] + frame(13, 4000, 2)
-    out = [assembler.add(p)[1] for p in packets]
-    assert [f.timestamp for f in out if f is not None] == [4000]
+    h = Harness()
+    h.feed(frame(10, 1000, 3)[1:] + frame(13, 4000, 2))
+    assert h.timestamps == [4000]
 
 
-def test_lost_packet_is_given_up_with_a_keyframe_request() -> None:
-    assembler = VideoAssembler()
+def test_a_lost_packet_is_given_up_within_the_bound_and_every_frame_behind_it_at_once() -> None:
+    h = Harness()
+    h.feed(frame(0, 0, 2))
+    broken = frame(2, 3000, 3)
+    del broken[1]  # never arrives, not even by RTX
+    after = frames(5, 6000, 5)  # five complete frames behind the gap (a burst)
+    h.feed(broken)
+    gap_opened = h.timers.now
+    h.feed(after, every=0.005)
+    assert h.timestamps == [0]  # held behind the gap (NACK/RTX may still bring it)
+    bound = h.assembler.wait()
+    assert MIN_WAIT <= bound <= MAX_WAIT
+    h.timers.advance(gap_opened + bound - h.timers.now - 0.001)
+    assert h.timestamps == [0] and not h.losses
+    h.timers.advance(0.002)
+    # All five released in the same instant, the broken one not at all.
+    assert h.timestamps == [0, 6000, 9000, 12000, 15000, 18000]
+    [released_at] = {t for t, _, _ in h.frames[1:]}
+    assert released_at == pytest.approx(gap_opened + bound)
+    assert h.losses == [(released_at, False)]  # no packet to answer: the owner sends the PLI
+    # The frame given up leaves its number out (what the recorder reports as a gap).
+    assert [n for _, _, n in h.frames] == [0, 2, 3, 4, 5, 6]
+    assert h.assembler.gaps == 1 and h.assembler.lost == 1
+
+
+def test_give_up_needs_no_further_packet_an_outage() -> None:
+    """The uplink dies right after a loss: nothing else arrives, the timer still ends it."""
+    h = Harness()
+    packets = frames(0, 0, 4)
+    del packets[2]  # the first packet of the second frame
+    h.feed(packets)
+    assert h.timestamps == [0]
+    h.timers.advance(MAX_WAIT)
+    assert h.timestamps == [0, 6000, 9000]
+    assert len(h.losses) == 1 and h.timers.pending == 0
+
+
+def test_after_an_outage_the_stream_resumes_within_the_bound() -> None:
+    h = Harness()
+    h.feed(frames(0, 0, 3), every=1 / 30)
+    # 5 s of packets lost; what comes after starts in the middle of a frame.
+    resumed = frames(3 + 300, 3000 * (3 + 150), 10)[1:]
+    h.feed(resumed[:6], every=1 / 30)
+    restored = h.timers.now
+    h.timers.advance(MAX_WAIT)
+    assert len(h.timestamps) == 3 + 2  # the two complete frames after the broken first one
+    assert max(t for t, _, _ in h.frames) - restored <= MAX_WAIT
+    h.feed(resumed[6:])
+    assert len(h.timestamps) == 3 + 2 + 7  # and from then on every frame as it completes
+
+
+def test_a_late_packet_is_dropped_and_teaches_the_wait() -> None:
+    h = Harness()
+    h.feed(frame(0, 0, 2))
+    lost = vp8(3, 3000, start=False, marker=True)
+    h.feed([vp8(2, 3000, start=True, marker=False), *frames(4, 6000, 3)])
+    h.timers.advance(MAX_WAIT)
+    assert h.timestamps == [0, 6000, 9000, 12000]
+    wait_before = h.assembler.wait()
+    h.timers.advance(0.3)  # the retransmission comes 0.3 s after the gap opened + the wait
+    h.feed([lost])
+    assert h.timestamps == [0, 6000, 9000, 12000]  # late: never queued, never released
+    assert h.assembler.late == 1
+    assert h.assembler.wait() > wait_before  # the next gap is waited for longer
+    assert h.assembler.wait() <= MAX_WAIT
+
+
+def test_a_packet_repaired_in_time_completes_its_frame() -> None:
+    h = Harness()
+    packets = frames(0, 0, 3)
+    missing = packets.pop(3)
+    h.feed(packets)
+    h.timers.advance(0.05)  # RTX, one round trip later
+    h.feed([missing])
+    assert h.timestamps == [0, 3000, 6000] and not h.losses
+    h.timers.advance(1.0)
+    # A repair faster than assumed lowers the estimate, slowly (one sample is not a trend).
+    assert h.assembler.gaps == 0 and 0.05 < h.assembler.repair < DEFAULT_REPAIR
+
+
+def test_a_span_of_packets_behind_a_gap_gives_up_at_once_with_a_pli() -> None:
+    h = Harness()
     first = frame(0, 0, 3)
-    del first[1]  # never arrives, not even by RTX
-    plis, frames = [], []
-    seq, ts = 3, 3000
-    for packet in first:
-        assembler.add(packet)
-    while seq < MAX_SPAN + 10:
-        for packet in frame(seq, ts, 2):
-            pli, out = assembler.add(packet)
-            plis.append(pli)
-            if out is not None:
-                frames.append(out.timestamp)
-        seq, ts = seq + 2, ts + 3000
-    assert any(plis)
-    assert 0 not in frames and frames  # the broken frame is dropped, later ones flow
-    assert frames == sorted(frames)
+    del first[1]
+    plis = h.feed(first + frames(3, 3000, MAX_SPAN // 2 + 5))  # no time passes
+    assert any(plis) and (h.timers.now, True) in h.losses  # aiortc sends this PLI
+    assert 0 not in h.timestamps and h.timestamps == sorted(h.timestamps)
+    assert len(h.timestamps) == MAX_SPAN // 2 + 5
+
+
+def test_close_cancels_the_timer() -> None:
+    h = Harness()
+    packets = frames(0, 0, 3)
+    del packets[2]
+    h.feed(packets)
+    assert h.timers.pending == 1
+    h.assembler.close()
+    h.timers.advance(1.0)
+    assert h.timestamps == [0] and not h.losses
 
 
 def test_audio_passes_through_and_drops_late_packets() -> None:
@@ -80,40 +245,21 @@ def vp8_pic(seq: int, ts: int, picture: int, *, start: bool, marker: bool) -> Rt
     return packet
 
 
-def released_numbers(assembler: VideoAssembler, packets: list[RtpPacket]) -> list[int]:
-    numbers = []
-    for packet in packets:
-        if assembler.add(packet)[1] is not None:
-            numbers.append(assembler.frame_seq)
-    return numbers
-
-
 def test_frame_numbers_skip_frames_lost_whole_by_picture_id() -> None:
     """A frame whose every packet is lost leaves no trace in the sequence numbers of the
     frames around it except the gap; the picture ID says exactly how many frames went."""
     packets: list[RtpPacket] = []
     seq = 0
-    for n in range(MAX_SPAN):
+    for n in range(40):
         picture = (32760 + n) % 32768  # crosses the 15-bit wrap
         for i in range(2):
             if n not in (5, 6):  # frames 5 and 6 never arrive
                 packets.append(vp8_pic(seq, n * 3000, picture, start=i == 0, marker=i == 1))
             seq += 1
-    assembler = VideoAssembler()
-    numbers = released_numbers(assembler, packets)
+    h = Harness()
+    h.feed(packets, every=1 / 60)
+    h.timers.advance(MAX_WAIT)
+    numbers = [n for _, _, n in h.frames]
     assert numbers[:5] == [0, 1, 2, 3, 4]
     assert numbers[5:8] == [7, 8, 9]  # two numbers skipped: what the recorder sees as loss
-    assert assembler.lost == 2
-
-
-def test_frame_numbers_without_picture_ids_count_frames_given_up() -> None:
-    packets = frame(0, 0, 2) + [p for i, p in enumerate(frame(2, 3000, 3)) if i != 1]
-    seq, ts = 5, 6000
-    while seq < MAX_SPAN + 10:
-        packets += frame(seq, ts, 2)
-        seq, ts = seq + 2, ts + 3000
-    assembler = VideoAssembler()
-    numbers = released_numbers(assembler, packets)
-    assert numbers[:2] == [0, 2]  # the frame given up left its number out
-    assert numbers == [0, *range(2, len(numbers) + 1)]
-    assert assembler.lost == 1
+    assert h.assembler.lost == 2 and len(numbers) == 38

@@ -85,7 +85,9 @@ async def test_the_relay_mints_fresh_turn_credentials_for_each_connection() -> N
 
     from signaling.relay import RelayConfig
 
-    ice = IceConfig(turn_urls=("turn:turn.example:3478",), turn_secret="s3cret", turn_ttl=60)
+    ice = IceConfig(
+        turn_urls=("turn:turn.example:3478",), turn_secret="s3cret", turn_ttl=60, relay_turn=True
+    )
     config = RelayConfig(ice_servers_factory=ice.rtc_servers)
     first = config.rtc_configuration().iceServers
     assert first is not None
@@ -96,3 +98,16 @@ async def test_the_relay_mints_fresh_turn_credentials_for_each_connection() -> N
     assert second is not None and second[0].username != first[0].username
     digest = hmac.new(b"s3cret", second[0].username.encode(), hashlib.sha1).digest()
     assert second[0].credential == base64.b64encode(digest).decode()
+
+
+def test_the_relay_takes_no_turn_for_itself_unless_configured() -> None:
+    """Participants get TURN; the relay's own connections only STUN (YUNKAN_RELAY_TURN)."""
+    urls = {"stun_urls": ("stun:stun.example:3478",), "turn_urls": ("turn:turn.example:3478",)}
+    default = IceConfig(**urls, turn_secret="s3cret")  # type: ignore[arg-type]
+    assert [s.urls for s in default.rtc_servers()] == [["stun:stun.example:3478"]]
+    assert [s["urls"] for s in default.servers_for("applicant-1")] == [
+        ["stun:stun.example:3478"],
+        ["turn:turn.example:3478"],
+    ]
+    opted = IceConfig(**urls, turn_secret="s3cret", relay_turn=True)  # type: ignore[arg-type]
+    assert [s.urls for s in opted.rtc_servers()][1] == ["turn:turn.example:3478"]

@@ -156,11 +156,16 @@ async def test_coturn_accepts_minted_credentials_and_refuses_expired_or_forged_o
 
 
 @pytest.fixture
+def turn_ttl() -> int:
+    return 600
+
+
+@pytest.fixture
 async def live_turn(
-    sqlite_settings: Settings, live_options: LiveOptions, coturn: Coturn
+    sqlite_settings: Settings, live_options: LiveOptions, coturn: Coturn, turn_ttl: int
 ) -> AsyncIterator[LiveServer]:
     settings = dataclasses.replace(
-        sqlite_settings, ice_servers=coturn.url, turn_secret=coturn.secret, turn_ttl=600
+        sqlite_settings, ice_servers=coturn.url, turn_secret=coturn.secret, turn_ttl=turn_ttl
     )
     async with running_live(settings, live_options) as state:
         yield state
@@ -209,4 +214,53 @@ async def test_a_camera_that_may_only_use_turn_joins_with_the_servers_credential
     assert camera_media.publish_pc is not None
     sdp = camera_media.publish_pc.localDescription.sdp
     candidates = [line for line in sdp.splitlines() if line.startswith("a=candidate:")]
+    assert candidates and all(" typ relay" in line for line in candidates)
+
+
+@pytest.mark.parametrize("turn_ttl", [2])
+async def test_a_newcomer_hours_later_is_reached_through_turn_with_fresh_credentials(
+    live_turn: LiveServer,
+) -> None:
+    """TURN credentials expire (here after 2 s, by default after an hour). A TURN-only
+    camera that has been in the call longer than that must still build the connection to
+    someone who starts publishing now: the server's ``offer`` carries fresh credentials."""
+    live = live_turn
+    inspector = live.client("staff-1", "inspector", auto_admit=True, source=None)
+    await inspector.connect()
+    camera_media = MediaClient(host_addresses=LOOPBACK, relay_only=True)
+    camera = SignalingClient(
+        live.ws_url, live.token("applicant-3", "applicant"), media=camera_media
+    )
+    live.clients.append(camera)
+    await camera.connect()
+    await camera.wait_state("admitted")
+    await inspector.wait_for(
+        lambda: (
+            (m := inspector.media.received.get("applicant-3")) is not None and m.video_frames >= 5
+        ),
+        within=20,
+        what="the camera's video through TURN",
+    )
+    admitted = next(m for m in camera.messages if m["type"] == "admitted")
+    stale = int(admitted["ice_servers"][0]["username"].split(":")[0])
+    await asyncio.sleep(max(0.0, stale + 1.5 - time.time()))  # coturn refuses them now
+
+    expert = live.client("staff-4", "expert")  # joins "hours" later and publishes
+    await expert.connect()
+    await camera.wait_for(
+        lambda: any(m["type"] == "offer" for m in camera.messages), within=20, what="an offer"
+    )
+    offer = next(m for m in camera.messages if m["type"] == "offer")
+    assert offer["publisher"] == "staff-4"
+    fresh = offer["ice_servers"][0]["username"]
+    assert int(fresh.split(":")[0]) > stale and fresh.endswith(":applicant-3")
+    await camera.wait_for(
+        lambda: (m := camera_media.received.get("staff-4")) is not None and m.video_frames >= 10,
+        within=20,
+        what="the newcomer's video through TURN",
+    )
+    pc = camera_media.subscriptions["staff-4"]
+    candidates = [
+        line for line in pc.localDescription.sdp.splitlines() if line.startswith("a=candidate:")
+    ]
     assert candidates and all(" typ relay" in line for line in candidates)

@@ -150,6 +150,7 @@
       case "waiting":
         this.state = "waiting"; this.emit("state", "waiting"); break;
       case "admitted":
+        if (msg.ice_servers) this.iceServers = msg.ice_servers;  // fresh TURN credentials
         this.state = "admitted"; this.emit("state", "admitted");
         if (this.localStream) await this.publish();
         break;
@@ -166,6 +167,7 @@
         if (this.publishPc) await this.publishPc.setRemoteDescription({type: "answer", sdp: msg.sdp});
         break;
       case "offer":
+        if (msg.ice_servers) this.iceServers = msg.ice_servers;  // fresh TURN credentials
         await this.subscribe(msg.publisher, msg.sdp); break;
       case "unpublished":
         this.dropSub(msg.publisher); break;
