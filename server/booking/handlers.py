@@ -170,11 +170,14 @@ async def _book_once(
     now = utcnow()
     async with request.app[DB]() as session, session.begin():
         record = await idempotency.reserve(session, *key, now) if key else None
+        # Held here, the matter stays in the session's (weak) identity map: book, the SMS
+        # and the answer read it once.
+        matter = await svc.get_matter(session, req.matter_id)
         appt = await svc.book(
             session, req, zone=settings.zone, now=now, reminders=reminder_offsets(request)
         )
         await tell_confirmed(session, settings, appt, "booked")
-        body = await shaped(session, request, appt, links=links_for(settings, appt))
+        body = appointment_dict(appt, matter, settings.zone, links=links_for(settings, appt))
         if record is not None:
             idempotency.finish(record, 201, body)
     return 201, body, appt
