@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -36,8 +37,11 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import func, select  # noqa: E402
 
+from server.accounts.models import Applicant  # noqa: E402
 from server.accounts.service import add_user  # noqa: E402
+from server.booking import claims  # noqa: E402
 from server.booking import models as m  # noqa: E402
+from server.cases.models import Case, CaseCounter, CaseEvent  # noqa: E402
 from server.db.engine import create_engine, session_factory  # noqa: E402
 from server.db.migrate import upgrade_sync  # noqa: E402
 from server.settings import Settings  # noqa: E402
@@ -140,6 +144,136 @@ async def _bare(bodies: list[dict[str, Any]], concurrency: int) -> dict[str, flo
     }
 
 
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of ``pids`` so far, from ``/proc/<pid>/stat``."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+# While the sold-out attempts run, the bench holds these tables in EXCLUSIVE mode: plain
+# SELECTs pass, but any write or row lock (UPDATE, INSERT, SELECT … FOR UPDATE) would wait.
+# An attempt answered 409 within the timeout therefore took no lock on them.
+LOCKED_TABLES = tuple(
+    model.__tablename__
+    for model in (
+        m.SlotSeat,
+        m.TimeClaim,
+        m.Appointment,
+        m.Reminder,
+        m.OutboxMessage,
+        Applicant,
+        Case,
+        CaseCounter,
+        CaseEvent,
+    )
+)
+
+
+async def _sold_out(
+    url: str, bodies: list[dict[str, Any]], headers: dict[str, str], database: str
+) -> dict[str, Any]:
+    import asyncpg  # type: ignore[import-untyped]
+
+    conn = await asyncpg.connect(PG.rsplit("/", 1)[0] + "/" + database)
+    latencies: list[float] = []
+    statuses: collections.Counter[str] = collections.Counter()
+    tx = conn.transaction()
+    await tx.start()
+    try:
+        await conn.execute(f"LOCK TABLE {', '.join(LOCKED_TABLES)} IN EXCLUSIVE MODE")
+        timeout = aiohttp.ClientTimeout(total=5)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
+            for body in bodies:
+                t0 = time.perf_counter()
+                try:
+                    async with http.post(
+                        f"{url}/api/v1/appointments", json=body, headers=headers
+                    ) as response:
+                        await response.read()
+                        statuses[str(response.status)] += 1
+                except TimeoutError:
+                    statuses["blocked"] += 1
+                latencies.append(time.perf_counter() - t0)
+    finally:
+        await tx.rollback()
+        await conn.close()
+    return {
+        "attempts": len(bodies),
+        "statuses": dict(statuses),
+        "answered_409_without_lock": statuses.get("409", 0) == len(bodies),
+        "p50_ms": round(_percentile(latencies, 0.50) * 1000, 2),
+        "p99_ms": round(_percentile(latencies, 0.99) * 1000, 2),
+    }
+
+
+def _officer_minutes_sold_twice(
+    appointments: list[tuple[int, int, datetime, datetime]],
+    claimed: set[tuple[str, int, int]],
+) -> tuple[int, int]:
+    """(minutes of an officer held by two live appointments, minutes of a live appointment
+    missing from its officer's claims), from the appointments and the time-claims table."""
+    seen: collections.Counter[tuple[int, int]] = collections.Counter()
+    unclaimed = 0
+    for appt_id, staff_id, start, end in appointments:
+        for minute in claims.minutes(start, end):
+            seen[(staff_id, minute)] += 1
+            if (claims.staff_resource(staff_id), minute, appt_id) not in claimed:
+                unclaimed += 1
+    return sum(n - 1 for n in seen.values() if n > 1), unclaimed
+
+
+async def _check_database(db: Any) -> dict[str, Any]:
+    async with db() as session:
+        per_slot = (
+            await session.execute(
+                select(m.Appointment.slot_id, func.count())
+                .where(m.Appointment.status == "booked")
+                .group_by(m.Appointment.slot_id)
+            )
+        ).all()
+        seats = {s.id: (s.seats, s.taken) for s in await session.scalars(select(m.SlotSeat))}
+        live = [
+            (a, s, b, e)
+            for a, s, b, e in (
+                await session.execute(
+                    select(
+                        m.Appointment.id,
+                        m.Appointment.staff_id,
+                        m.Appointment.starts_at,
+                        m.Appointment.ends_at,
+                    ).where(m.Appointment.status != "cancelled")
+                )
+            ).all()
+            if s is not None
+        ]
+        claimed = {
+            (r, x, a)
+            for r, x, a in (
+                await session.execute(
+                    select(m.TimeClaim.resource, m.TimeClaim.minute, m.TimeClaim.appointment_id)
+                )
+            ).all()
+        }
+        unassigned = await session.scalar(
+            select(func.count())
+            .select_from(m.Appointment)
+            .where(m.Appointment.status == "booked", m.Appointment.staff_id.is_(None))
+        )
+    oversold = [sid for sid, n in per_slot if n > seats[sid][0] or n != seats[sid][1]]
+    twice, unclaimed = _officer_minutes_sold_twice(live, claimed)
+    return {
+        "booked_rows": sum(n for _, n in per_slot),
+        "oversold_slots": len(oversold),
+        "officer_minutes_sold_twice": twice,
+        "officer_minutes_unclaimed": unclaimed,
+        "booked_without_officer": unassigned or 0,
+        "full_slots": [sid for sid, (n, taken) in seats.items() if taken >= n],
+    }
+
+
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     name = f"yk_bench_{uuid.uuid4().hex[:8]}"
@@ -159,8 +293,22 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 role="inspector",
                 display_name="clerk",
             )
-        cat = await seed_catalog(db, seats=args.seats)
-        starts = [f"{8 + (i * 30) // 60:02d}:{(i * 30) % 60:02d}" for i in range(args.slots)]
+            officers = [
+                (
+                    await add_user(
+                        session,
+                        username=f"officer{i}",
+                        password=PASSWORD,
+                        role="inspector",
+                        display_name=f"officer{i}",
+                    )
+                ).id
+                for i in range(args.officers)
+            ]
+        cat = await seed_catalog(db, seats=args.seats, staff_ids=tuple(officers))
+        # Surge slots from 08:00; the uncontended bookings go to slots from 14:00.
+        starts = [_hhmm(8 * 60 + 30 * i) for i in range(args.slots)]
+        quiet_slots = [_hhmm(14 * 60 + 30 * i) for i in range(12)]
         bodies = [
             {
                 "matter_id": cat.matter_id,
@@ -169,7 +317,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             }
             for i in range(args.attempts)
         ]
-        async with running_servers(url, tmp, count=args.nodes) as urls:
+        n = args.attempts
+        quiet = [
+            {
+                "matter_id": cat.matter_id,
+                "start": cat.iso(quiet_slots[i % len(quiet_slots)]),
+                "applicant": person(n + i),
+            }
+            for i in range(args.uncontended)
+        ]
+        n += args.uncontended
+        pids: list[int] = []
+        async with running_servers(url, tmp, count=args.nodes, pids=pids) as urls:
             async with (
                 aiohttp.ClientSession() as http,
                 http.post(
@@ -179,26 +338,64 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             ):
                 token = (await r.json())["token"]
             headers = {"Authorization": f"Bearer {token}"}
-            # Warm up connection pools and imports on every node (not counted).
+            # Warm up connection pools and imports on every node (not counted): refused
+            # attempts, then one real booking per node in the last quiet slot.
             warm = [{**b, "matter_id": 999999} for b in bodies[: 4 * args.nodes]]
             await _fire(urls, warm, headers, args.nodes)
+            warm_ok = [
+                {
+                    "matter_id": cat.matter_id,
+                    "start": cat.iso(quiet_slots[-1]),
+                    "applicant": person(n + i),
+                }
+                for i in range(args.nodes)
+            ]
+            n += args.nodes
+            await _fire(urls, warm_ok, headers, args.nodes)
+            # One booking at a time, nothing contended: the server CPU each one costs.
+            cpu0 = _cpu_seconds(pids)
+            _, quiet_lat, quiet_statuses = await _fire(urls, quiet, headers, 1)
+            quiet_cpu = _cpu_seconds(pids) - cpu0
+            # The surge.
+            cpu0 = _cpu_seconds(pids)
             elapsed, lat, statuses = await _fire(urls, bodies, headers, args.concurrency)
-        async with db() as session:
-            per_slot = (
-                await session.execute(
-                    select(m.Appointment.slot_id, func.count())
-                    .where(m.Appointment.status == "booked")
-                    .group_by(m.Appointment.slot_id)
+            surge_cpu = _cpu_seconds(pids) - cpu0
+            # Attempts at slots already sold out, one at a time, with the booking tables
+            # locked against writers by the bench.
+            checked = await _check_database(db)
+            async with db() as session:
+                full = [
+                    s.starts_at
+                    for s in await session.scalars(
+                        select(m.SlotSeat).where(m.SlotSeat.id.in_(checked["full_slots"]))
+                    )
+                ]
+            sold_out: dict[str, Any] = {"attempts": 0}
+            if full:
+                late = [
+                    {
+                        "matter_id": cat.matter_id,
+                        "start": full[i % len(full)].isoformat(),
+                        "applicant": person(n + i),
+                    }
+                    for i in range(args.sold_out)
+                ]
+                n += args.sold_out
+                cpu0 = _cpu_seconds(pids)
+                sold_out = await _sold_out(urls[0], late, headers, name)
+                sold_out["server_cpu_ms_per_409"] = round(
+                    (_cpu_seconds(pids) - cpu0) * 1000 / len(late), 2
                 )
-            ).all()
-            seats = {s.id: (s.seats, s.taken) for s in await session.scalars(select(m.SlotSeat))}
+        checked = await _check_database(db)
         await engine.dispose()
-        oversold = [sid for sid, n in per_slot if n > seats[sid][0] or n != seats[sid][1]]
-        booked = sum(n for _, n in per_slot)
         bare = await _bare(bodies, args.concurrency)
     finally:
         await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     expected = min(args.attempts, args.slots * args.seats)
+    if args.officers:
+        expected = min(expected, args.slots * args.officers)
+    booked_quiet = quiet_statuses.get(201, 0)
+    attempts_per_s = round(args.attempts / elapsed, 1)
     result = {
         "bench": "booking",
         "nodes": args.nodes,
@@ -206,24 +403,52 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "attempts": args.attempts,
         "slots": args.slots,
         "seats_per_slot": args.seats,
+        "officers": args.officers,
         "concurrency": args.concurrency,
         "created_201": statuses.get(201, 0),
         "full_409": statuses.get(409, 0),
         "other_status": {str(k): v for k, v in statuses.items() if k not in (201, 409)},
-        "booked_rows": booked,
-        "oversold_slots": len(oversold),
-        "no_seat_sold_twice": not oversold and booked == statuses.get(201, 0) == expected,
-        "attempts_per_s": round(args.attempts / elapsed, 1),
+        "booked_rows": checked["booked_rows"],
+        "oversold_slots": checked["oversold_slots"],
+        "no_seat_sold_twice": not checked["oversold_slots"]
+        and checked["booked_rows"] == statuses.get(201, 0) + booked_quiet + args.nodes
+        and statuses.get(201, 0) == expected,
+        "officer_minutes_sold_twice": checked["officer_minutes_sold_twice"],
+        "officer_minutes_unclaimed": checked["officer_minutes_unclaimed"],
+        "booked_without_officer": checked["booked_without_officer"],
+        "attempts_per_s": attempts_per_s,
         "bookings_per_s": round(statuses.get(201, 0) / elapsed, 1),
         "p50_ms": round(statistics.median(lat) * 1000, 2),
         "p99_ms": round(_percentile(lat, 0.99) * 1000, 2),
+        "server_cpu_ms_per_attempt": round(surge_cpu * 1000 / args.attempts, 2),
+        "uncontended": {
+            "bookings": args.uncontended,
+            "created_201": booked_quiet,
+            "other_status": {str(k): v for k, v in quiet_statuses.items() if k != 201},
+            "server_cpu_ms_per_booking": round(quiet_cpu * 1000 / max(args.uncontended, 1), 2),
+            "p50_ms": round(statistics.median(quiet_lat) * 1000, 2) if quiet_lat else None,
+            "p99_ms": round(_percentile(quiet_lat, 0.99) * 1000, 2) if quiet_lat else None,
+        },
+        "sold_out": sold_out,
         "bare_aiohttp": bare,
+        "ratio_to_bare": round(attempts_per_s / bare["requests_per_s"], 4),
         # Other work on the machine skews every figure: report it beside them.
         "cpus": os.cpu_count(),
         "loadavg_1m_before": round(load_before, 2),
         "loadavg_1m_after": round(os.getloadavg()[0], 2),
     }
+    result["ok"] = bool(
+        result["no_seat_sold_twice"]
+        and not result["officer_minutes_sold_twice"]
+        and not result["officer_minutes_unclaimed"]
+        and booked_quiet == args.uncontended
+        and sold_out.get("answered_409_without_lock", True)
+    )
     return result
+
+
+def _hhmm(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
 
 if __name__ == "__main__":
@@ -233,6 +458,9 @@ if __name__ == "__main__":
     parser.add_argument("--seats", type=int, default=10)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--nodes", type=int, default=2)
+    parser.add_argument("--officers", type=int, default=10, help="qualified officers (0: none)")
+    parser.add_argument("--uncontended", type=int, default=50, help="sequential bookings")
+    parser.add_argument("--sold-out", type=int, default=100, help="attempts at full slots")
     result = asyncio.run(main(parser.parse_args()))
     print(
         f"{result['attempts']} attempts on {result['slots']} slots x {result['seats_per_slot']} "
@@ -248,9 +476,28 @@ if __name__ == "__main__":
         f"bare aiohttp handler: {bare['requests_per_s']} req/s, p50 {bare['p50_ms']} ms, "
         f"p99 {bare['p99_ms']} ms"
     )
+    quiet = result["uncontended"]
     print(
-        f"no seat sold twice: {result['no_seat_sold_twice']}; load average "
-        f"{result['loadavg_1m_before']} -> {result['loadavg_1m_after']} on {result['cpus']} CPUs"
+        f"uncontended: {quiet['created_201']}/{quiet['bookings']} booked one at a time, "
+        f"server CPU {quiet['server_cpu_ms_per_booking']} ms per booking, p50 {quiet['p50_ms']} ms"
+    )
+    sold = result["sold_out"]
+    if sold.get("attempts"):
+        print(
+            f"sold out: {sold['attempts']} attempts with the booking tables locked against "
+            f"writers: {sold['statuses']}, p50 {sold['p50_ms']} ms, p99 {sold['p99_ms']} ms, "
+            f"server CPU {sold['server_cpu_ms_per_409']} ms per 409"
+        )
+    print(
+        f"ratio to bare: {result['ratio_to_bare'] * 100:.1f} %; surge server CPU "
+        f"{result['server_cpu_ms_per_attempt']} ms per attempt"
+    )
+    print(
+        f"no seat sold twice: {result['no_seat_sold_twice']}; officer minutes sold twice: "
+        f"{result['officer_minutes_sold_twice']} "
+        f"(unclaimed {result['officer_minutes_unclaimed']}); "
+        f"load average {result['loadavg_1m_before']} -> {result['loadavg_1m_after']} "
+        f"on {result['cpus']} CPUs"
     )
     print(json.dumps(result, ensure_ascii=False))
-    sys.exit(0 if result["no_seat_sold_twice"] else 1)
+    sys.exit(0 if result["ok"] else 1)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -38,3 +39,6 @@ UNFILED: web.AppKey[list[UnfiledReport]] = web.AppKey("unfiled_report")
 """[the last run] of the unfiled-files check (``server.evidence``), for ``/readyz``."""
 RELAY: web.AppKey[Relay] = web.AppKey("live_relay")
 """The media relay; set by ``signaling.handlers``, read by evidence for snapshots."""
+OUTBOX_WAKE = web.AppKey("outbox_wake", asyncio.Event)
+"""Set after a commit that wrote booking SMS: the scheduler loop delivers them now instead
+of at its next interval (``server.booking.scheduler``); absent without background tasks."""

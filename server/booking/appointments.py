@@ -99,9 +99,10 @@ async def _candidates(
     ).all()
     if windows and len(rows) == len(windows) and all(taken >= seats for seats, taken in rows):
         raise errors.SlotFullError()
+    day = start.astimezone(zone).date()
     candidates = [
         ws
-        for ws in await window_slots(session, matter, start.astimezone(zone).date(), zone, now)
+        for ws in await window_slots(session, matter, day, zone, now, windows=windows)
         if ws.slot.start == start
     ]
     if not candidates:
@@ -310,14 +311,19 @@ async def book(
                 await access.set_party(session, case.id, "staff", staff_id, "inspector")
         return appt
     # The case comes last: numbering locks the day's counter row until commit, so the
-    # less happens after it, the shorter every other booking of the day waits.
+    # case, its parties and both events follow in three INSERTs (casework.open_case).
     case = await open_case(
-        session, matter, req.applicant, applicant_id, zone, req.actor, {"on_behalf": on_behalf}
+        session,
+        matter,
+        req.applicant,
+        applicant_id,
+        zone,
+        req.actor,
+        {"on_behalf": on_behalf},
+        parties=[("staff", staff_id, "lead")] if staff_id is not None else [],
+        events=[("appointment.booked", req.actor, data)],
     )
     appt.case_id = case.id
-    if staff_id is not None:
-        await access.set_party(session, case.id, "staff", staff_id, "lead")
-    await record(session, case, "appointment.booked", req.actor, data)
     return appt
 
 

@@ -116,10 +116,18 @@ async def matter_windows(session: AsyncSession, matter_id: int) -> list[int]:
 
 
 async def window_slots(
-    session: AsyncSession, matter: m.Matter, day: date, zone: ZoneInfo, now: datetime
+    session: AsyncSession,
+    matter: m.Matter,
+    day: date,
+    zone: ZoneInfo,
+    now: datetime,
+    *,
+    windows: list[int] | None = None,
 ) -> list[WindowSlot]:
-    """Every (window, slot) of ``matter`` on local ``day`` with its seats taken."""
-    windows = await matter_windows(session, matter.id)
+    """Every (window, slot) of ``matter`` on local ``day`` with its seats taken
+    (``windows``: the matter's, when the caller has just read them)."""
+    if windows is None:
+        windows = await matter_windows(session, matter.id)
     if not windows:
         return []
     calendar = await load_calendar(session)

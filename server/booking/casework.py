@@ -7,10 +7,10 @@ appointments" once that person logs in by SMS).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,13 +24,21 @@ from server.cases.timeline import append_event
 
 
 async def applicant_account(session: AsyncSession, info: ApplicantInfo) -> int:
-    """The applicant account for ``info.mobile``, created if missing (racing creators ok)."""
+    """The applicant account for ``info.mobile``, created if missing (racing creators ok).
+
+    One statement: the upsert's update makes RETURNING give the id of an existing account
+    too. A stored name is kept; an account made by an SMS login has none yet and takes the
+    booking's (else the person would sign documents and appear in calls under a masked
+    mobile number).
+    """
     values = {"mobile": info.mobile, "name": info.contact_name or info.name}
     insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
-    await session.execute(insert(Applicant).values(**values).on_conflict_do_nothing())
-    applicant_id = await session.scalar(select(Applicant.id).where(Applicant.mobile == info.mobile))
-    assert applicant_id is not None
-    return applicant_id
+    statement = insert(Applicant).values(**values)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Applicant.mobile],
+        set_={"name": func.coalesce(Applicant.name, statement.excluded.name)},
+    )
+    return int((await session.execute(statement.returning(Applicant.id))).scalar_one())
 
 
 async def open_case(
@@ -41,6 +49,9 @@ async def open_case(
     zone: ZoneInfo,
     actor: Principal | None,
     data: Mapping[str, object],
+    *,
+    parties: Sequence[tuple[str, int, str]] = (),
+    events: Sequence[tuple[str, Principal | None, Mapping[str, object]]] = (),
 ) -> Case:
     title = f"{matter.name}（{info.display_name}）"[:200]
     return await _open_case(
@@ -54,6 +65,8 @@ async def open_case(
         # An online booking is the application with its appointment (procedure.py).
         status="scheduled",
         kind=case_kind(matter),
+        parties=parties,
+        events=events,
     )
 
 

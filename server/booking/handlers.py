@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.principal import Principal
-from server.appkeys import BUS, DB, SETTINGS, SMS
+from server.appkeys import BUS, DB, SETTINGS
 from server.booking import appointments as svc
 from server.booking import errors, guard, idempotency, leads, outbox, schemas, texts
 from server.booking import models as m
@@ -29,7 +29,7 @@ from server.booking.present import (
     matter_dict,
     utcnow,
 )
-from server.booking.scheduler import parse_offsets
+from server.booking.scheduler import parse_offsets, wake_outbox
 from server.booking.staffday import day_appointments
 from server.booking.validation import validate_applicant
 from server.errors import PermissionDeniedError, ValidationError
@@ -43,6 +43,7 @@ from server.http.requests import (
 from server.http.responses import json_response
 from server.openapi import ApiRoutes, read_json
 from server.parsing import require_date
+from server.settings import Settings
 
 log = logging.getLogger("yunkan.booking")
 routes = ApiRoutes(tag="booking")
@@ -179,10 +180,14 @@ async def _book_once(
     now = utcnow()
     async with request.app[DB]() as session, session.begin():
         record = await idempotency.reserve(session, *key, now) if key else None
+        # Held here, the matter stays in the session's (weak) identity map: book, the SMS
+        # and the answer read it once.
+        matter = await svc.get_matter(session, req.matter_id)
         appt = await svc.book(
             session, req, zone=settings.zone, now=now, reminders=reminder_offsets(request)
         )
-        body = await shaped(session, request, appt, links=links_for(settings, appt))
+        await tell_confirmed(session, settings, appt, "booked")
+        body = appointment_dict(appt, matter, settings.zone, links=links_for(settings, appt))
         if record is not None:
             idempotency.finish(record, 201, body)
     return 201, body, appt
@@ -253,18 +258,30 @@ def reminder_offsets(request: web.Request) -> tuple[timedelta, ...]:
     return parse_offsets(request.app[SETTINGS].reminder_offsets)
 
 
+async def tell_confirmed(
+    session: AsyncSession, settings: Settings, appt: m.Appointment, what: str
+) -> None:
+    """The confirmation SMS of a booking or a move, written to the outbox in the booking's
+    transaction (the outbox worker sends it): it exists if and only if the change
+    committed, and no request waits for the provider. Keyed by the appointment's version,
+    so every move gets its own text and a replayed transaction writes none twice."""
+    matter = await svc.get_matter(session, appt.matter_id)  # in the identity map: no read
+    links = links_for(settings, appt)
+    await outbox.enqueue(
+        session,
+        key=f"{what}:{appt.id}:{appt.version}",
+        kind=f"booking.{what}",
+        mobile=appt.mobile,
+        body=texts.confirmation(appt, matter, settings.zone, links.join_url, links.manage_url),
+        now=utcnow(),
+        appointment_id=appt.id,
+    )
+
+
 async def after_change(request: web.Request, appt: m.Appointment, what: str) -> None:
-    """SMS and live updates once the change is committed."""
-    settings = request.app[SETTINGS]
-    if what in ("booked", "rescheduled"):
-        async with request.app[DB]() as session:
-            matter = await svc.get_matter(session, appt.matter_id)
-        links = links_for(settings, appt)
-        text = texts.confirmation(appt, matter, settings.zone, links.join_url, links.manage_url)
-        try:
-            await request.app[SMS].send(appt.mobile, text, kind=f"booking.{what}")
-        except Exception:
-            log.exception("confirmation SMS for appointment %d failed", appt.id)
+    """Live updates once the change is committed; wakes the outbox worker for its SMS."""
+    if what in ("booked", "rescheduled", "cancelled"):
+        wake_outbox(request.app)
     await publish(
         request,
         STAFF_CHANNEL,
@@ -364,6 +381,7 @@ async def reschedule_appointment(request: web.Request) -> web.Response:
             zone=settings.zone,
             reminders=reminder_offsets(request),
         )
+        await tell_confirmed(session, settings, appt, "rescheduled")
         out = await shaped(
             session,
             request,

@@ -21,7 +21,13 @@ from server.booking import admin_pages, errors, queue, staff_pages
 from server.booking import appointments as svc
 from server.booking import models as m
 from server.booking.availability import bookable_days, load_calendar, open_slots
-from server.booking.handlers import after_change, permit_for, reminder_offsets, tell_cancelled
+from server.booking.handlers import (
+    after_change,
+    permit_for,
+    reminder_offsets,
+    tell_cancelled,
+    tell_confirmed,
+)
 from server.booking.invites import qr_svg
 from server.booking.present import (
     KIND_LABELS,
@@ -229,6 +235,7 @@ async def details_submit(request: web.Request) -> web.StreamResponse:
                 appt = await svc.book(
                     session, req, zone=settings.zone, reminders=reminder_offsets(request)
                 )
+                await tell_confirmed(session, settings, appt, "booked")
         except errors.SlotRuleError as exc:
             fields = dict(exc.fields)
         except YunkanError as exc:
@@ -320,6 +327,7 @@ async def manage_submit(request: web.Request) -> web.StreamResponse:
                 zone=settings.zone,
                 reminders=reminder_offsets(request),
             )
+            await tell_confirmed(session, settings, appt, "rescheduled")
         else:
             raise NotFoundError()
     await after_change(request, appt, "cancelled" if action == "cancel" else "rescheduled")

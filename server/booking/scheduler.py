@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from aiohttp import web
 
-from server.appkeys import DB, SETTINGS, SMS
+from server.appkeys import DB, OUTBOX_WAKE, SETTINGS, SMS
 from server.booking import models as m
 from server.booking.present import links_for
 from server.booking.reminders import mark_no_shows, send_due
@@ -64,19 +64,31 @@ async def tick(app: web.Application, now: datetime | None = None) -> tuple[int, 
     return sent, len(no_shows)
 
 
-async def _loop(app: web.Application) -> None:
+def wake_outbox(app: web.Application) -> None:
+    """Ask this process's loop for a pass now: a committed change wrote SMS to the outbox
+    (a confirmation should not wait up to :data:`INTERVAL_SECONDS`). Wakes that arrive
+    during a pass coalesce into one more pass. Without background tasks nothing runs."""
+    wake = app.get(OUTBOX_WAKE)
+    if wake is not None:
+        wake.set()
+
+
+async def _loop(app: web.Application, wake: asyncio.Event) -> None:
     while True:
+        wake.clear()
         try:
             await tick(app)
         except Exception:  # keep the loop alive through a database restart
             log.exception("booking scheduler pass failed")
-        await asyncio.sleep(INTERVAL_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wake.wait(), INTERVAL_SECONDS)
 
 
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     task = None
     if app[SETTINGS].background_tasks:
-        task = asyncio.create_task(_loop(app), name="booking-scheduler")
+        app[OUTBOX_WAKE] = wake = asyncio.Event()
+        task = asyncio.create_task(_loop(app, wake), name="booking-scheduler")
     yield
     if task is not None:
         task.cancel()

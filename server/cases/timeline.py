@@ -74,6 +74,31 @@ def hash_of(event: CaseEvent, case_number: str) -> str:
     )
 
 
+def chained_event(
+    case_number: str,
+    seq: int,
+    prev_hash: str,
+    *,
+    kind: str,
+    actor: Principal | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> CaseEvent:
+    """The event after ``prev_hash`` with its hash, not yet tied to a case row (no I/O)."""
+    payload = json.loads(canonical_json(dict(data or {})))  # what the JSON column gives back
+    event = CaseEvent(
+        seq=seq,
+        kind=kind,
+        actor_kind=actor.kind if actor else None,
+        actor_id=actor.id if actor else None,
+        actor_name=actor.name if actor else None,
+        data=payload,
+        created_at=utcnow().replace(microsecond=0),
+        prev_hash=prev_hash,
+    )
+    event.hash = hash_of(event, case_number)
+    return event
+
+
 async def append_event(
     session: AsyncSession,
     case: Case | int,
@@ -92,22 +117,11 @@ async def append_event(
             .execution_options(populate_existing=True)
         )
     ).scalar_one()
-    payload = json.loads(canonical_json(dict(data or {})))  # what the JSON column gives back
-    created_at = utcnow().replace(microsecond=0)
-    seq = locked.head_seq + 1
-    event = CaseEvent(
-        case_id=locked.id,
-        seq=seq,
-        kind=kind,
-        actor_kind=actor.kind if actor else None,
-        actor_id=actor.id if actor else None,
-        actor_name=actor.name if actor else None,
-        data=payload,
-        created_at=created_at,
-        prev_hash=locked.head_hash,
+    event = chained_event(
+        locked.number, locked.head_seq + 1, locked.head_hash, kind=kind, actor=actor, data=data
     )
-    event.hash = hash_of(event, locked.number)
-    locked.head_seq = seq
+    event.case_id = locked.id
+    locked.head_seq = event.seq
     locked.head_hash = event.hash
     session.add(event)
     await session.flush()

@@ -52,8 +52,13 @@ async def running_servers(
     data_dir: Path,
     count: int = 2,
     env: Mapping[str, str] | None = None,
+    pids: list[int] | None = None,
 ) -> AsyncIterator[list[str]]:
-    """Start ``count`` servers on free ports; yield their base URLs; stop them all."""
+    """Start ``count`` servers on free ports; yield their base URLs; stop them all.
+
+    ``pids``, when given, receives the servers' process ids (the bench reads their CPU
+    time from ``/proc``).
+    """
     procs: list[asyncio.subprocess.Process] = []
     logs: list[Path] = []
     urls: list[str] = []
@@ -99,6 +104,8 @@ async def running_servers(
             urls.append(f"http://127.0.0.1:{port}")
         for url, proc, log in zip(urls, procs, logs, strict=True):
             await _wait_healthy(url, proc, log)
+        if pids is not None:
+            pids.extend(proc.pid for proc in procs)
         yield urls
     finally:
         for proc in procs:

@@ -13,7 +13,8 @@ from sqlalchemy import select
 
 from server.accounts.models import SmsMessage
 from server.app import create_app
-from server.appkeys import DB
+from server.appkeys import DB, SMS
+from server.booking import outbox
 from server.booking.demo import seed as booking_seed
 from server.demo import DEMO_APPLICANT_MOBILE, seed
 from server.settings import Settings
@@ -98,6 +99,8 @@ async def test_book_on_a_phone_and_staff_see_the_queue_live(
         assert await phone.locator(".qr svg").count() == 1
         assert "视频窗口预约成功" in await phone.inner_text("main")
         await phone.screenshot(path=str(tmp_path / "confirmation.png"))
+        # The confirmation is in the outbox; the worker (off in tests) sends it.
+        await outbox.deliver_due(app[DB], app[SMS], worker="test")
         async with app[DB]() as session:  # the confirmation SMS reached the applicant
             texts = list(
                 await session.scalars(

@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 from sqlalchemy import func, select
 
-from server.accounts.models import SmsMessage
 from server.appkeys import DB
 from server.booking import models as m
 from server.cases.models import CaseEvent, CaseParty
@@ -196,7 +195,9 @@ async def test_every_sms_about_a_booking_is_in_the_applicants_language(client: C
     async with client.app[DB]() as session:
         sms = (
             await session.scalars(
-                select(SmsMessage.body).where(SmsMessage.mobile == mobile).order_by(SmsMessage.id)
+                select(m.OutboxMessage.body)
+                .where(m.OutboxMessage.mobile == mobile)
+                .order_by(m.OutboxMessage.id)
             )
         ).all()
         queued = {
