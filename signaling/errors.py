@@ -65,6 +65,7 @@ USER_MESSAGES: dict[str, str] = {
     "receive_only": "You take part in this session without camera or microphone.",
     "login_required": "Log in with your staff account to use this link.",
     "wrong_person": "This link was issued to another member of staff.",
+    "link_refused": "This video link is not valid or has expired",
 }
 FALLBACK_USER_MESSAGE = "Something went wrong in the video session."
 

@@ -160,7 +160,8 @@ async def test_dashboard_figures_filters_and_xlsx(client: Client) -> None:
     assert figures["live_now"] == "1"
     assert figures["queue_waiting"] == "1"
     assert 4.9 <= float(figures["queue_longest"]) <= 6.0
-    assert html.count("<svg") == 6 and "<script" not in html.split("<main")[1].split("</main>")[0]
+    # six charts of operations, two of ratings, two of deadline cards
+    assert html.count("<svg") == 10 and "<script" not in html.split("<main")[1].split("</main>")[0]
     # Each bar links to the list behind it; the served bar of yesterday to that day's list.
     yesterday = (dt.datetime.now(ZONE).date() - dt.timedelta(days=1)).isoformat()
     assert f'href="/staff/day?date={yesterday}&amp;status=completed"' in html
@@ -183,7 +184,7 @@ async def test_dashboard_figures_filters_and_xlsx(client: Client) -> None:
     assert xlsx.status == 200
     assert xlsx.headers["Content-Type"].startswith("application/vnd.openxmlformats")
     book = openpyxl.load_workbook(io.BytesIO(await xlsx.read()))
-    assert book.sheetnames == ["指标汇总", "办件", "预约"]
+    assert book.sheetnames == ["指标汇总", "办件", "预约", "好差评", "监察亮牌"]
     summary = list(book["指标汇总"].iter_rows(values_only=True))
     assert summary[0] == ("板块", "指标", "数值", "单位", "键")
     values = {row[4]: row[2] for row in summary[1:]}
