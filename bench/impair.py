@@ -227,7 +227,14 @@ class ProxyThread:
         return done.result(5)
 
     def close(self) -> None:
-        self._loop.call_soon_threadsafe(self.proxy.close)
+        async def shut() -> None:
+            self.proxy.close()
+            # A datagram transport closes its socket in a callback of the next turn of
+            # the loop: let it run before the loop stops, or the sockets leak.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+
+        asyncio.run_coroutine_threadsafe(shut(), self._loop).result(5)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
         self._loop.close()
