@@ -6,6 +6,8 @@ window.wl = (() => {
   const canvas = document.createElement("canvas");
   const ctx = canvas.getContext("2d", { willReadFrequently: true });
   const state = { local: [], frames: [], audio: [], sent: [], pc: null, errors: [] };
+  let stream = null;
+  let sentBase = 0; // bytes sent by publish connections already replaced (republish)
 
   function check(n) {
     return (n ^ (n >> 8) ^ 0xa5) & 0xff;
@@ -67,8 +69,9 @@ window.wl = (() => {
     return pc.localDescription.sdp;
   }
 
-  async function sentStats(pc) {
-    let bytes = 0, available = null, width = null, fps = null, limit = null;
+  async function sentStats() {
+    const pc = state.pc;
+    let bytes = sentBase, available = null, width = null, fps = null, limit = null;
     (await pc.getStats()).forEach((r) => {
       if (r.type === "outbound-rtp") {
         bytes += (r.bytesSent || 0) + (r.headerBytesSent || 0);
@@ -96,15 +99,36 @@ window.wl = (() => {
   return {
     state,
     async publish(width, height, fps) {
-      const stream = await navigator.mediaDevices.getUserMedia({
+      stream = await navigator.mediaDevices.getUserMedia({
         audio: true,
         video: { width, height, frameRate: fps },
       });
       watch(videoElement(stream), state.local);
       const pc = (state.pc = new RTCPeerConnection({ iceServers: [] }));
       for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
-      setInterval(() => sentStats(pc).catch((e) => state.errors.push(String(e))), 500);
+      setInterval(() => sentStats().catch((e) => state.errors.push(String(e))), 500);
       return await gathered(pc);
+    },
+    // What the phone page does when its WebSocket comes back after an outage (live.js
+    // publish()): close the publish connection and offer a new one with the same tracks.
+    async republish() {
+      const old = state.pc;
+      const last = state.sent.length ? state.sent[state.sent.length - 1][1] : 0;
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      for (const track of stream.getTracks()) pc.addTransceiver(track, { direction: "sendonly" });
+      sentBase = last;
+      state.pc = pc;
+      old.close();
+      return await gathered(pc);
+    },
+    // The direct call's equivalent: an ICE restart offer on the same connection.
+    async restart() {
+      state.pc.restartIce();
+      return await gathered(state.pc);
+    },
+    async reoffer(sdp) {
+      await state.pc.setRemoteDescription({ type: "offer", sdp });
+      return await gathered(state.pc);
     },
     async accept(sdp) {
       await state.pc.setRemoteDescription({ type: "answer", sdp });

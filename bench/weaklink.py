@@ -58,7 +58,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,6 +300,15 @@ class Call:
             out["recording_gap_max_s"] = recording_gap(self.recording)
         return {k: None if v is None else round(v, 3) for k, v in out.items()}
 
+    def longest_freeze_at(self) -> list[float] | None:
+        """[start, end] of the longest freeze, seconds after the impairment began."""
+        start, end = self.impaired_at, self.ended_at
+        times = [start, *(t for t, _ in self.received() if start <= t <= end), end]
+        if len(times) < 2:
+            return None
+        a, b = max(itertools.pairwise(times), key=lambda ab: ab[1] - ab[0])
+        return [round(a - start, 2), round(b - start, 2)]
+
     def sent_ratio(self, cap_bps: float | None) -> float | None:
         if not cap_bps or len(self.sent) < 2:
             return None
@@ -390,6 +399,16 @@ class BrowserPhone:
 
     async def accept(self, sdp: str) -> None:
         await self.page.evaluate("(sdp) => wl.accept(sdp)", sdp)
+
+    async def republish(self) -> str:
+        """A new publish connection with the same tracks (the page's rejoin); its offer."""
+        sdp: str = await self.page.evaluate("() => wl.republish()")
+        return sdp
+
+    async def restart(self) -> str:
+        """An ICE-restart offer on the same connection (the direct call's rejoin)."""
+        sdp: str = await self.page.evaluate("() => wl.restart()")
+        return sdp
 
     async def collect(self, call: Call) -> None:
         state = await self.page.evaluate("() => wl.state")
@@ -517,6 +536,57 @@ async def run_timeline(
     call.detail["proxy"] = proxy.counters()
 
 
+HEARTBEAT_S = 3.0
+"""The phone page's WebSocket heartbeat timeout (web/static/live/live.js)."""
+
+
+def backoff_s(attempt: int) -> float:
+    """live.js ``scheduleReconnect``: 1 s × 1.6^attempt, at most 5 s."""
+    return min(1.0 * 1.6**attempt, 5.0)
+
+
+async def rejoin_like_the_page(
+    profile: Profile, call: Call, rejoin: Callable[[], Awaitable[None]]
+) -> None:
+    """The signalling that the bench's calls otherwise lack, modelled on the phone page.
+
+    A full outage also cuts the page's WebSocket. The page notices within its heartbeat
+    timeout, retries with live.js's backoff, and each attempt fails while the link is down
+    (here: at once; a real TCP connect may hang longer). The first attempt after the link is
+    back gets through and the page rejoins: a new publish connection to the relay (whose
+    ``Publication`` and subscriptions survive), or an ICE restart of the direct call. The
+    shaped profiles never cut signalling, so nothing happens there.
+    """
+    if not profile.shaping.outage:
+        return
+    while True:
+        await asyncio.sleep(0.05)
+        if call.impaired_at:  # set by run_timeline when the impairment starts
+            break
+    t = call.impaired_at + HEARTBEAT_S
+    attempt = 0
+    while True:
+        t += backoff_s(attempt)
+        attempt += 1
+        await asyncio.sleep(max(0.0, t - time.time()))
+        if call.restored_at:
+            break
+    began = time.time()
+    await rejoin()
+    call.detail["rejoined_s"] = [round(began - call.restored_at, 3), round(time.time() - began, 3)]
+
+
+@contextlib.asynccontextmanager
+async def background(coro: Awaitable[None]) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(coro)
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task  # re-raises what the task failed with
+
+
 async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path) -> Call:
     """The phone → proxy → relay (recording) → aiortc subscriber reading the counter."""
     call = Call(opts.loop_frames, opts.fps)
@@ -542,7 +612,22 @@ async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path
         await room.accept_answer(
             "viewer", "phone", await viewer.accept_subscription("phone", sub_offer)
         )
-        await run_timeline(proxy, profile, opts, call, lambda: bool(call.frames))
+
+        async def rejoin() -> None:
+            assert isinstance(phone, BrowserPhone)
+            offer = await phone.republish()
+            answer = await room.add_participant(
+                "phone", route_through(offer, proxy.proxy.port_for_b)
+            )
+            await phone.accept(route_through(answer, proxy.proxy.port_for_a))
+
+        rejoining = (
+            rejoin_like_the_page(profile, call, rejoin)
+            if isinstance(phone, BrowserPhone)
+            else asyncio.sleep(0)
+        )
+        async with background(rejoining):
+            await run_timeline(proxy, profile, opts, call, lambda: bool(call.frames))
         await phone.collect(call)
     finally:
         await viewer.close()
@@ -570,13 +655,15 @@ async def direct_call(phone: BrowserPhone, receiver: Any, profile: Profile, opts
                 seen["n"] = await receiver.evaluate("() => wl.state.frames.length")
                 await asyncio.sleep(0.1)
 
-        task = asyncio.ensure_future(count())
-        try:
+        async def rejoin() -> None:
+            offer = await phone.restart()
+            answer = await receiver.evaluate(
+                "(sdp) => wl.reoffer(sdp)", route_through(offer, proxy.proxy.port_for_b)
+            )
+            await phone.accept(route_through(answer, proxy.proxy.port_for_a))
+
+        async with background(count()), background(rejoin_like_the_page(profile, call, rejoin)):
             await run_timeline(proxy, profile, opts, call, lambda: seen["n"] > 0)
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
         state = await receiver.evaluate("() => wl.state")
         call.frames = [(t / 1000, n) for t, n in state["frames"]]
         call.audio = [t / 1000 for t in state["audio"]]
@@ -611,7 +698,7 @@ async def run_profile(
             await phone.close()
         key = "relay" if publisher == "chromium" else f"relay_{publisher}"
         out[key] = call.figures(profile.cap_bps, recording=True)
-        details[key] = call.detail
+        details[key] = {**call.detail, "longest_freeze_at_s": call.longest_freeze_at()}
     phone_page = BrowserPhone(await new_page(browser, site), opts)
     receiver = await new_page(browser, site)
     try:
@@ -620,7 +707,7 @@ async def run_profile(
         await phone_page.close()
         await receiver.close()
     out["direct"] = call.figures(profile.cap_bps, recording=False)
-    details["direct"] = call.detail
+    details["direct"] = {**call.detail, "longest_freeze_at_s": call.longest_freeze_at()}
     print(json.dumps({"profile": profile.name, "detail": details}, default=str), flush=True)
     return out
 
