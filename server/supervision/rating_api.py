@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -215,6 +215,21 @@ async def _ticket_case(
     return ticket, case
 
 
+_Row = TypeVar("_Row", Rating, RatingAppeal)
+
+
+async def _locked(
+    session: AsyncSession, model: type[_Row], row_id: int, principal: Principal, action: str
+) -> _Row:
+    """``model`` row ``row_id`` locked for the transaction, once ``principal`` may do
+    ``action`` on its case (404 before 403: the id alone says nothing)."""
+    row = await session.get(model, row_id, with_for_update=True)
+    if row is None:
+        raise NotFoundError()
+    await authorize(session, principal, row.case_id, action)
+    return row
+
+
 @routes.get(
     "/api/v1/rating-tickets/{id}",
     summary="A 差评 ticket: the rating, 回访, fix, re-rating, appeal",
@@ -289,10 +304,9 @@ async def appeal(request: web.Request) -> web.Response:
     principal = require_staff(request)
     body = await read_json(request, APPEAL_IN)
     async with request.app[DB].begin() as session:
-        rating = await session.get(Rating, int_param(request, "id"), with_for_update=True)
-        if rating is None:
-            raise NotFoundError()
-        await authorize(session, principal, rating.case_id, "appeal_rating")
+        rating = await _locked(
+            session, Rating, int_param(request, "id"), principal, "appeal_rating"
+        )
         row = await tickets.appeal(session, rating, principal, reason=body["reason"])
         out = {"id": row.id, "status": row.status}
     return web.json_response(out, status=201)
@@ -309,10 +323,9 @@ async def decide(request: web.Request) -> web.Response:
     principal = require_staff(request)
     body = await read_json(request, DECISION_IN)
     async with request.app[DB].begin() as session:
-        row = await session.get(RatingAppeal, int_param(request, "id"), with_for_update=True)
-        if row is None:
-            raise NotFoundError()
-        await authorize(session, principal, row.case_id, "decide_appeal")
+        row = await _locked(
+            session, RatingAppeal, int_param(request, "id"), principal, "decide_appeal"
+        )
         await tickets.decide(
             session, row, principal, uphold=body["uphold"], note=body.get("note", "")
         )

@@ -29,6 +29,7 @@ from server.supervision.rating_models import Rating, RatingAppeal, RatingTicket
 from signaling.handlers import LIVE_OPTIONS, LiveOptions
 from tests.browser import chromium
 from tests.journeys.support import (
+    CLERK,
     DESK,
     PHONE,
     appointments,
@@ -37,12 +38,12 @@ from tests.journeys.support import (
     export_and_verify,
     join_and_wait,
     phone_login,
+    seed_consultation_desk,
     staff_login,
     start_and_admit,
     until,
     video_playing,
 )
-from tests.support import open_every_day
 
 pytestmark = pytest.mark.browser
 
@@ -50,14 +51,9 @@ MOBILE = "13800138444"
 
 
 async def _seed(app: Any) -> None:
+    """The consultation desk, and a head of its department who handles 差评 in 7 days."""
     async with app[DB].begin() as session:
-        clerk = await add_user(
-            session,
-            username="chen",
-            password="yunkan-demo-5",
-            role="inspector",
-            display_name="陈窗口",
-        )
+        await seed_consultation_desk(session)
         head = await add_user(
             session,
             username="liu",
@@ -72,16 +68,7 @@ async def _seed(app: Any) -> None:
             role="supervisor",
             display_name="督查 周敏",
         )
-        matter_id, _ = await open_every_day(
-            session,
-            staff_ids=(clerk.id,),
-            code="fund-consult",
-            name="住房公积金提取咨询",
-            zone="citizen",
-            kind="consultation",
-            duration_min=15,
-        )
-        matter = await session.get(Matter, matter_id)
+        matter = await session.scalar(select(Matter).where(Matter.code == "fund-consult"))
         assert matter is not None
         department = await session.get(Department, matter.department_id)
         assert department is not None
@@ -144,7 +131,7 @@ async def test_bad_rating_at_the_end_of_a_call_is_followed_up_fixed_and_rerated(
         case_id = appt.case_id
         assert case_id is not None
 
-        await staff_login(desk, base, "chen", "yunkan-demo-5")
+        await staff_login(desk, base, CLERK[0], CLERK[1])
         await start_and_admit(desk, base, appt, app[SETTINGS].zone)
         await phone.wait_for_selector("#call:not([hidden])", timeout=20_000)
         await video_playing(phone, "#tiles video")
