@@ -16,9 +16,10 @@ gets 25+ video fps over ``--window`` seconds (a failed level is measured once mo
 ramp stops at the first level that does not hold. Runs alternate one process / workers
 (``--rounds``), so a slow spell of the shared machine hits both.
 
-A last run (``--admit-lag-ms`` > 0) gives the workers an admission limit
-(``YUNKAN_ADMIT_MAX_LAG_MS``) and ramps to ``--max-pairs``, counting rooms refused with
-``node_busy`` and the fps of the rooms admitted.
+A last run (``--admit-lag-ms`` or ``--admit-streams`` > 0) gives the workers admission
+limits (``YUNKAN_ADMIT_MAX_LAG_MS``, ``YUNKAN_ADMIT_MAX_STREAMS``) and ramps to
+``--max-pairs`` without stopping, counting rooms refused with ``node_busy`` and the fps of
+the rooms admitted.
 
 The load generator runs on the same 2 cores as the server: the figures are the host's
 capacity *with its own load generator on it*. The load average is printed with each level.
@@ -89,17 +90,22 @@ class Run:
         self.rooms: list[tuple[Loader, Loader]] = []
         self.refused = 0
         self.redirected = 0
+        self.loadgen_cpu = 0.0
 
     async def add_room(self, index: int) -> None:
         room = f"cap-{self.label}-{index}"
         pair = []
         for who in ("a", "b"):
-            token = self.signer.issue(JoinGrant(room, f"guest-{who}{index}", "expert", who), 600)
+            token = self.signer.issue(
+                JoinGrant(room, f"guest-{who}{index}", "expert", who), ttl=600
+            )
             loader = Loader(self.workers.ws(self.workers.url), token, self.media)
             pair.append(loader)
             await loader.connect()
+            # A redirect closes the first socket with 4409 and connects again: only another
+            # close (node_busy's 4503) ends the wait early.
             await loader.wait_for(
-                lambda lo=loader: lo.state == "admitted" or lo.close_code is not None,
+                lambda lo=loader: lo.state == "admitted" or lo.close_code not in (None, 4409),
                 within=60,
                 what="admission",
             )
@@ -121,29 +127,42 @@ class Run:
         }
 
     async def measure(self, seconds: float) -> tuple[list[float], float]:
-        """Video fps of every subscriber, and the servers' CPU (cores) over the window."""
+        """Video fps of every subscriber, and the servers' CPU (cores) over the window;
+        ``self.loadgen_cpu`` is this process's (the load generator's) CPU in cores."""
         pids = self.workers.server_pids()
         before, cpu0, t0 = self.frames(), sum(map(cpu_seconds, pids)), time.monotonic()
+        own0 = time.process_time()
         await asyncio.sleep(seconds)
         after, t1 = self.frames(), time.monotonic()
         cpu1 = sum(map(cpu_seconds, pids))
+        self.loadgen_cpu = (time.process_time() - own0) / (t1 - t0)
         expected = 2 * len(self.rooms)
         fps = [(after[k] - before.get(k, 0)) / (t1 - t0) for k in after]
         fps += [0.0] * (expected - len(fps))  # a subscription that never came counts as 0
         return fps, (cpu1 - cpu0) / (t1 - t0)
+
+    def lost(self) -> int:
+        """Peer connections of admitted rooms that are not connected (failed, closed)."""
+        states = []
+        for pair in self.rooms:
+            for lo in pair:
+                pcs = [lo.media.publish_pc, *lo.media.subscriptions.values()]
+                states += [pc.connectionState for pc in pcs if pc is not None]
+        return sum(state in ("failed", "closed", "disconnected") for state in states)
 
     async def close(self) -> None:
         await asyncio.gather(*(lo.close() for pair in self.rooms for lo in pair))
 
 
 async def ramp(
-    label: str, count: int, media: Media, args: argparse.Namespace, admit_lag: int = 0
+    label: str, count: int, media: Media, args: argparse.Namespace, admit: bool = False
 ) -> dict[str, Any]:
     env = {"YUNKAN_LOG_LEVEL": "ERROR"}
-    if count > 1 or admit_lag:
+    if count > 1 or admit:
         env |= {"REDIS_URL": REDIS, "YUNKAN_REDIS_PREFIX": f"ykcap:{label}:{time.time_ns()}:"}
-    if admit_lag:
-        env["YUNKAN_ADMIT_MAX_LAG_MS"] = str(admit_lag)
+    if admit:
+        env["YUNKAN_ADMIT_MAX_LAG_MS"] = str(args.admit_lag_ms)
+        env["YUNKAN_ADMIT_MAX_STREAMS"] = str(args.admit_streams)
     levels: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="yk-capacity-") as tmp:
         async with running_workers(Path(tmp) / "var", count, env) as workers:
@@ -157,7 +176,7 @@ async def ramp(
                     await asyncio.sleep(args.settle)
                     fps, cpu = await run.measure(args.window)
                     held = bool(fps) and min(fps) >= 25
-                    if not held and not admit_lag:
+                    if not held and not admit:
                         fps, cpu = await run.measure(args.window)  # once more: noise
                         held = bool(fps) and min(fps) >= 25
                     level = {
@@ -168,6 +187,8 @@ async def ramp(
                         "min_fps": round(min(fps, default=0), 1),
                         "median_fps": round(statistics.median(fps), 1) if fps else 0,
                         "server_cpu": round(cpu, 2),
+                        "loadgen_cpu": round(run.loadgen_cpu, 2),
+                        "lost_connections": run.lost(),
                         "redirected": run.redirected,
                         "load": load_average(),
                     }
@@ -176,10 +197,12 @@ async def ramp(
                         f"  {label:9} {level['asked']:3} rooms asked, {level['pairs']:3} open,"
                         f" {level['refused']:2} refused: min {level['min_fps']:5.1f} fps,"
                         f" median {level['median_fps']:5.1f}, server {cpu:4.2f} cores,"
+                        f" load generator {run.loadgen_cpu:4.2f},"
+                        f" {level['lost_connections']} connections lost,"
                         f" {'held' if held else 'NOT held'} (load {level['load']})",
                         flush=True,
                     )
-                    if not held and not admit_lag:
+                    if not held and not admit:
                         break
             finally:
                 await run.close()
@@ -203,11 +226,12 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             result = await ramp(label, count, media, args)
             held[label].append(result["pairs_held"])
     admission: dict[str, Any] = {}
-    if args.admit_lag_ms:
-        result = await ramp("admit", args.workers, media, args, admit_lag=args.admit_lag_ms)
+    if args.admit_lag_ms or args.admit_streams:
+        result = await ramp("admit", args.workers, media, args, admit=True)
         last = result["levels"][-1] if result["levels"] else {}
         admission = {
             "admit_lag_ms": args.admit_lag_ms,
+            "admit_streams": args.admit_streams,
             "asked": last.get("asked", 0),
             "open": last.get("pairs", 0),
             "refused": last.get("refused", 0),
@@ -236,7 +260,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--step", type=int, default=2, help="rooms added per level")
     parser.add_argument("--settle", type=float, default=3.0)
     parser.add_argument("--window", type=float, default=6.0)
-    parser.add_argument("--admit-lag-ms", type=int, default=0)
+    parser.add_argument("--admit-lag-ms", type=int, default=0, help="last run's lag limit")
+    parser.add_argument(
+        "--admit-streams", type=int, default=0, help="last run's forwarded-stream limit per worker"
+    )
     return parser.parse_args(argv)
 
 

@@ -90,6 +90,13 @@ class Load:
         return max(shares)
 
 
+async def _cancelled(task: asyncio.Task[None] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 class LoadSampler:
     """Loop lag and process CPU over a sliding window, sampled by a timer on the loop.
 
@@ -108,11 +115,7 @@ class LoadSampler:
         self._task = asyncio.create_task(self._run(), name="admission-sampler")
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._task = await _cancelled(self._task)
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -211,11 +214,8 @@ class Admission:
 
     async def close(self) -> None:
         if self._publisher is not None:
-            self._publisher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._publisher
-            self._publisher = None
-            with contextlib.suppress(RedisError, OSError):
+            self._publisher = await _cancelled(self._publisher)
+            with contextlib.suppress(RedisError, OSError):  # gone now, not in LOAD_TTL
                 assert self.loads is not None
                 await self.loads.redis.delete(self.loads.prefix + self.node.id)
         await self.sampler.close()
