@@ -90,7 +90,7 @@ class Load:
         return max(shares)
 
 
-async def _cancelled(task: asyncio.Task[None] | None) -> None:
+async def _cancel(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -115,7 +115,8 @@ class LoadSampler:
         self._task = asyncio.create_task(self._run(), name="admission-sampler")
 
     async def close(self) -> None:
-        self._task = await _cancelled(self._task)
+        await _cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -214,7 +215,8 @@ class Admission:
 
     async def close(self) -> None:
         if self._publisher is not None:
-            self._publisher = await _cancelled(self._publisher)
+            await _cancel(self._publisher)
+            self._publisher = None
             with contextlib.suppress(RedisError, OSError):  # gone now, not in LOAD_TTL
                 assert self.loads is not None
                 await self.loads.redis.delete(self.loads.prefix + self.node.id)
