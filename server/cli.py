@@ -56,6 +56,7 @@ async def _with_db(
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from server import workers
     from server.app import create_app
     from server.db.migrate import upgrade_sync
     from server.demo import logins_text, seed
@@ -68,13 +69,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         demo=True if args.demo else None,
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
+        workers=args.workers,
     )
     logs.configure(settings.log_level, settings.log_format)
-    log.info("starting", extra={"settings": settings.redacted()})
-    upgrade_sync(settings.effective_database_url)
-    if settings.demo:
-        asyncio.run(_with_db(settings, lambda db: seed(db, settings), sign=True))  # type: ignore[arg-type]
-        print(logins_text(settings), flush=True)
+    index: int | None = args.worker_index
+    if index is None:
+        # One-time work, before any worker starts (with --workers the parent does it).
+        log.info("starting", extra={"settings": settings.redacted()})
+        upgrade_sync(settings.effective_database_url)
+        if settings.demo:
+            asyncio.run(_with_db(settings, lambda db: seed(db, settings), sign=True))  # type: ignore[arg-type]
+            print(logins_text(settings), flush=True)
     from signaling.tls import TlsError, server_ssl_context
 
     try:
@@ -87,6 +92,23 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except TlsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2
+    if index is None and settings.workers > 1:
+        for i in range(settings.workers):
+            workers.worker_settings(settings, i)  # a bad port or URL template stops us here
+        return workers.Supervisor(
+            settings.workers, workers.worker_argv(_serve_options(args), settings.workers)
+        ).run()
+    if index is not None:
+        settings = workers.worker_settings(settings, index, secure=ssl_context is not None)
+        web.run_app(
+            create_app(settings),
+            sock=workers.listening_sockets(settings, index),
+            access_log_class=AccessLogger,
+            ssl_context=ssl_context,
+            print=None,
+            handle_signals=True,
+        )
+        return 0
     web.run_app(
         create_app(settings),
         host=settings.host,
@@ -97,6 +119,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
         handle_signals=True,
     )
     return 0
+
+
+def _serve_options(args: argparse.Namespace) -> list[str]:
+    """The options a worker gets from the parent's command line (demo data is seeded)."""
+    out: list[str] = []
+    for flag, value in (
+        ("--data-dir", args.data_dir),
+        ("--config", args.config),
+        ("--host", args.host),
+        ("--port", args.port),
+        ("--tls-cert", args.tls_cert),
+        ("--tls-key", args.tls_key),
+    ):
+        if value is not None:
+            out += [flag, str(value)]
+    if args.demo:
+        out.append("--demo")
+    if args.tls_dev:
+        out.append("--tls-dev")
+    return out
 
 
 def cmd_migrate(args: argparse.Namespace) -> int:
@@ -179,6 +221,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="serve HTTPS with a generated development certificate (to try it from a phone)",
     )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="relay/HTTP worker processes sharing the port (default 1; more need REDIS_URL)",
+    )
+    # Set by the parent of --workers for each worker it starts; not for people.
+    serve.add_argument("--worker-index", type=int, default=None, help=argparse.SUPPRESS)
     serve.set_defaults(func=cmd_serve)
 
     migrate = sub.add_parser("migrate", parents=[common], help="create or upgrade the database")

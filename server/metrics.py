@@ -14,6 +14,10 @@ class Metrics:
     latency: Histogram
     outages: Counter
     unfiled: Gauge
+    # ---- admission control (issue 18, signaling.admission) ----
+    rooms_refused: Counter
+    rooms_placed: Counter
+    admission_busy: Gauge
 
     @classmethod
     def create(cls) -> Metrics:
@@ -42,6 +46,22 @@ class Metrics:
                 "yunkan_unfiled_files",
                 "Evidence files on disk that no case holds, at the last periodic check",
                 ["place"],
+                registry=registry,
+            ),
+            # ---- admission control (issue 18, signaling.admission) ----
+            rooms_refused=Counter(
+                "yunkan_live_rooms_refused",
+                "New rooms refused with node_busy: this node had no headroom and no other did",
+                registry=registry,
+            ),
+            rooms_placed=Counter(
+                "yunkan_live_rooms_placed_elsewhere",
+                "New rooms this node had no headroom for, placed on another node (wrong_node)",
+                registry=registry,
+            ),
+            admission_busy=Gauge(
+                "yunkan_admission_busy",
+                "1 while this node takes no new room (over a YUNKAN_ADMIT_* limit)",
                 registry=registry,
             ),
         )

@@ -104,6 +104,19 @@ class Settings:
     """Seconds between passes of the deadline evaluator (background tasks); 0 turns it off."""
     background_tasks: bool = field(default=True, metadata={"env": "YUNKAN_BACKGROUND_TASKS"})
     """Run schedulers (reminders, no-shows, retention) in this process."""
+    # ---- capacity: admission control and worker processes (issue 18) ----------------
+    admit_max_lag_ms: int = field(default=0, metadata={"env": "YUNKAN_ADMIT_MAX_LAG_MS"})
+    """Refuse new rooms while this node's event loop runs later than this (mean over the
+    last seconds, ``signaling.admission``); 0 turns the check off."""
+    admit_max_cpu: int = field(default=0, metadata={"env": "YUNKAN_ADMIT_MAX_CPU"})
+    """Refuse new rooms while this process uses more than this percentage of one core
+    (user + system over the last seconds); 0 turns the check off."""
+    admit_max_streams: int = field(default=0, metadata={"env": "YUNKAN_ADMIT_MAX_STREAMS"})
+    """Refuse new rooms while this node forwards this many streams or more (one per
+    subscriber and publisher); 0 turns the check off."""
+    workers: int = field(default=1, metadata={"env": "YUNKAN_WORKERS"})
+    """``yunkan serve --workers N``: relay/HTTP processes sharing the port (SO_REUSEPORT);
+    more than one needs ``REDIS_URL`` (``server.workers``)."""
 
     # ---- derived values -------------------------------------------------------------
     @property
@@ -248,6 +261,33 @@ class Settings:
             )
         if bool(self.tls_cert) != bool(self.tls_key):
             raise SettingsError("YUNKAN_TLS_CERT and YUNKAN_TLS_KEY go together")
+        self._validate_capacity()
+
+    def _validate_capacity(self) -> None:
+        if self.admit_max_lag_ms < 0:
+            raise SettingsError(
+                f"YUNKAN_ADMIT_MAX_LAG_MS={self.admit_max_lag_ms} must be 0 (off) or a number"
+                " of milliseconds, e.g. 100"
+            )
+        if not 0 <= self.admit_max_cpu <= 100:
+            raise SettingsError(
+                f"YUNKAN_ADMIT_MAX_CPU={self.admit_max_cpu} must be 0 (off) or a percentage"
+                " of one core between 1 and 100, e.g. 85"
+            )
+        if self.admit_max_streams < 0:
+            raise SettingsError(
+                f"YUNKAN_ADMIT_MAX_STREAMS={self.admit_max_streams} must be 0 (off) or a"
+                " number of forwarded streams, e.g. 48"
+            )
+        if not 1 <= self.workers <= 64:
+            raise SettingsError(
+                f"YUNKAN_WORKERS={self.workers} must be between 1 and 64 (e.g. the host's cores)"
+            )
+        if self.workers > 1 and not self.redis_url:
+            raise SettingsError(
+                f"YUNKAN_WORKERS={self.workers} (--workers) needs REDIS_URL: the workers share"
+                " the bus and the room directory through Redis (one worker runs without it)"
+            )
 
     def _validate_ice(self) -> None:
         for url in self.ice_server_list:

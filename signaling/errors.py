@@ -14,7 +14,8 @@ participant's language; the English message travels along as ``detail``::
     │                        wrong_person (always closes)
     ├── RoomError            room_closed, not_admitted, forbidden, seat_taken,
     │                        receive_only, no_such_participant, …
-    └── WrongNodeError       wrong_node (closes, ``details["url"]`` says where to go)
+    ├── WrongNodeError       wrong_node (closes, ``details["url"]`` says where to go)
+    └── NodeBusyError        node_busy (closes: no node has headroom for a new room)
 
 Domain modules raise them; ``signaling.handlers`` turns them into ``error`` messages or
 WebSocket closes. Nothing here imports aiohttp.
@@ -34,6 +35,7 @@ CLOSE_REMOVED = 4411
 CLOSE_DECLINED = 4412  # no longer used: a declined participant stays connected
 CLOSE_REPLACED = 4413
 CLOSE_FLOOD = 4429
+CLOSE_BUSY = 4503
 
 
 # One sentence a participant can read, per code (message ids of web/translations/*/live.po).
@@ -49,6 +51,7 @@ USER_MESSAGES: dict[str, str] = {
     "expired_token": "The join link has expired.",
     "wrong_room": "The join link is for another session.",
     "wrong_node": "This session is on another server; reconnecting there.",
+    "node_busy": "The video service is at capacity; please try again in a few minutes.",
     "room_closed": "The session has ended.",
     "room_error": "The session cannot do that now.",
     "forbidden": "You are not allowed to do that.",
@@ -150,3 +153,13 @@ class RefusedError(ForbiddenError):
 
     fatal = True
     close_code = CLOSE_FORBIDDEN
+
+
+class NodeBusyError(SignalingError):
+    """A new room found no node with headroom (``signaling.admission``)."""
+
+    code = "node_busy"
+    message = "No node has headroom for a new room"
+    status = 503
+    fatal = True
+    close_code = CLOSE_BUSY

@@ -31,7 +31,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -43,7 +43,7 @@ from recordings.recorder import RecordingGap
 from recordings.recovery import RECORDINGS, STAMP, recover_recordings
 from recordings.segments import SegmentLog, append_segment
 from server.accounts.principal import Principal
-from server.appkeys import API_SPEC, BLOBS, BUS, DB, REDIS, SETTINGS, SMS
+from server.appkeys import API_SPEC, BLOBS, BUS, DB, METRICS, REDIS, SETTINGS, SMS
 from server.appkeys import RELAY as RELAY  # evidence reads it too (snapshots)
 from server.booking.invites import qr_svg
 from server.booking.links import BadManageToken, read_token
@@ -60,6 +60,7 @@ from server.masking import mask_mobile
 from server.openapi import ApiRoutes, read_json
 from server.parsing import parse_id
 from server.settings import Settings
+from signaling.admission import Admission, AdmissionLimits, AdmittingDirectory, RedisLoads
 from signaling.archive import RoomRecording
 from signaling.directory import Directory, MemoryDirectory, Node, RedisDirectory
 from signaling.errors import RoomClosedError, TokenError, user_message
@@ -146,6 +147,14 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         )
     else:
         directory = MemoryDirectory(ttl=options.directory_ttl)
+    admission = _admission(app, lambda: hub)
+    directory = AdmittingDirectory(
+        directory,
+        admission,
+        hosted=lambda room: room in hub.rooms,
+        on_refused=app[METRICS].rooms_refused.inc,
+        on_placed=app[METRICS].rooms_placed.inc,
+    )
     signer = signer_for(settings)
     sessions = app[DB]
     bus = app[BUS]
@@ -333,13 +342,38 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     # still writing are locked and left alone.
     await recover_recordings(sessions, app[BLOBS], settings.data_dir / RECORDINGS)
     await hub.start()
+    await admission.start()
     try:
         yield
     finally:
+        await admission.close()
         await hub.close()
         await asyncio.gather(*pending, return_exceptions=True)
         await relay.close()
         await directory.close()
+
+
+def _admission(app: web.Application, hub: Callable[[], Hub]) -> Admission:
+    """This node's headroom (``YUNKAN_ADMIT_*``), published in Redis when there is one."""
+    settings = app[SETTINGS]
+    redis = app[REDIS]
+
+    def usage() -> tuple[int, int]:
+        rooms = hub().rooms
+        return len(rooms), sum(len(live.subscribed) for live in rooms.values())
+
+    admission = Admission(
+        AdmissionLimits(
+            max_lag_ms=settings.admit_max_lag_ms,
+            max_cpu=settings.admit_max_cpu,
+            max_streams=settings.admit_max_streams,
+        ),
+        this_node(settings),
+        usage,
+        loads=RedisLoads(redis, settings.redis_prefix) if redis is not None else None,
+    )
+    app[METRICS].admission_busy.set_function(lambda: 1.0 if admission.busy() else 0.0)
+    return admission
 
 
 async def _resolve_case(app: web.Application, room_id: str) -> int | None:
