@@ -19,7 +19,8 @@ is JSON.
 
 First (``--micro-rounds``, ``--micro-only``) the reader's own cost, A/B interleaved in this
 process: CPU per 1200-byte datagram read at 3000/s from a sender process by asyncio's
-datagram reader vs :class:`signaling.sockets.SocketReader` (recvmsg + ancillary data).
+datagram reader vs :class:`signaling.sockets.SocketReader` (recvmsg + ancillary data),
+epoll wake-ups included, and the read step alone on a full queue (``read_step_only``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -40,6 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from _loadgen import ChildServer, LoopTrack  # noqa: E402
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci  # noqa: E402
+from relay import encode_media, load_average  # noqa: E402
 
 from signaling.client import MediaClient  # noqa: E402
 from signaling.packets import route_keyframe_requests  # noqa: E402
@@ -70,10 +73,6 @@ async def serve(mode: str) -> None:
     print(server.sockets[0].getsockname()[1], flush=True)
     async with server:
         await server.serve_forever()
-
-
-def load_average() -> float:
-    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 class RembLog:
@@ -240,6 +239,45 @@ async def read_cost(kernel: bool, rate: int, seconds: float) -> float:
     return cpu / max(sink.count, 1) * 1e6
 
 
+async def drain_cost(count: int = 2000) -> dict[str, float]:
+    """CPU µs per datagram of the read step alone, on a queue of ``count`` datagrams:
+    asyncio's ``_read_ready`` (one per call) vs the reader one per call and batched."""
+    from signaling import sockets
+
+    loop = asyncio.get_running_loop()
+    transport, sink = await loop.create_datagram_endpoint(Sink, local_addr=("127.0.0.1", 0))
+    sock = transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    out = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    address = sock.getsockname()
+
+    def best(read: Any, calls: int) -> float:
+        fastest = float("inf")
+        for _ in range(7):
+            for _ in range(count):
+                out.sendto(b"x" * 1200, address)
+            time.sleep(0.005)
+            cpu = time.process_time()
+            for _ in range(calls):
+                read()
+            fastest = min(fastest, (time.process_time() - cpu) / count * 1e6)
+        return round(fastest, 2)
+
+    try:
+        stock = best(transport._read_ready, count)
+        reader = sockets.SocketReader(transport, sink, sockets.SocketTally())
+        batch = sockets.BATCH
+        sockets.BATCH = 1
+        single = best(reader.read_ready, count)
+        sockets.BATCH = batch
+        batched = best(reader.read_ready, count // batch + 1)
+    finally:
+        sockets.BATCH = batch
+        out.close()
+        transport.close()
+    return {"asyncio": stock, "reader_one_per_wakeup": single, "reader_batched": batched}
+
+
 async def micro(rounds: int) -> dict[str, Any]:
     costs: dict[str, list[float]] = {"asyncio": [], "kernel": []}
     for i in range(rounds):
@@ -251,13 +289,12 @@ async def micro(rounds: int) -> dict[str, Any]:
         for name, v in costs.items()
     }
     out["load"] = load_average()
+    out["read_step_only"] = await drain_cost()
     print(json.dumps({"read_cost": out}), flush=True)
     return out
 
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
-    from relay import encode_media
-
     read = await micro(args.micro_rounds)
     if args.micro_only:
         return {"bench": "rembload", "read_cost_us_per_datagram": read}
