@@ -12,10 +12,11 @@ a 1 Mbit/s stream). So each host socket of a relay connection gets:
   from the ancillary data. ``arrival_ns`` holds the stamp of the datagram being handed to
   the protocol, so the receive path (``signaling.receiving``) reads the time the packet
   reached the machine, not the time Python got to it.
-* ``SO_RXQ_OVFL``: with each datagram the kernel also reports how many it has dropped on
-  that socket so far because the receive buffer was full (only once the count is not
-  zero: no cost before the first drop); the deltas go to :class:`SocketTally` for
-  ``/metrics``.
+* ``SO_RXQ_OVFL``: with each datagram queued after a drop the kernel also reports how
+  many it has dropped on that socket so far because the receive buffer was full (nothing
+  before the first drop: no cost); the deltas go to :class:`SocketTally` for
+  ``/metrics``. Drops show with the next datagram that gets in, so a socket that
+  overflowed and then fell silent reports them only if anything arrives again.
 * ``SO_RCVBUF`` / ``SO_SNDBUF``: :data:`RECEIVE_BUFFER` (4 MiB) and :data:`SEND_BUFFER`
   (1 MiB) requested instead of aioice's 256 KiB; the kernel caps them at
   ``net.core.rmem_max`` / ``wmem_max`` (docs/deployment.md has the sysctl). The effective

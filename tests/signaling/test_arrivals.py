@@ -89,6 +89,31 @@ async def test_datagrams_of_a_stall_keep_their_kernel_times_and_are_read_in_batc
         transport.close()
 
 
+async def test_datagrams_dropped_for_a_full_buffer_are_counted() -> None:
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
+    try:
+        tally = SocketTally()
+        protocol.reader = read_with_kernel_times(transport, protocol, tally)
+        sock = transport.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # room for a few
+        port = transport.get_extra_info("sockname")[1]
+        send_spread(port, 100, 0)  # the loop does not run meanwhile: the buffer overflows
+        await asyncio.sleep(0.1)
+        kept = len(protocol.seen)
+        assert 0 < kept < 100
+        # The kernel stamps the drop count on the datagrams queued after the drops.
+        assert tally.dropped == 0
+        send_spread(port, 1, 0)
+        for _ in range(50):
+            await asyncio.sleep(0.01)
+            if len(protocol.seen) > kept:
+                break
+        assert tally.dropped == 100 - kept
+    finally:
+        transport.close()
+
+
 @pytest.fixture
 async def room(request: pytest.FixtureRequest) -> AsyncIterator[RelayRoom]:
     kernel = getattr(request, "param", True)
