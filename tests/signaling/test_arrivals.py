@@ -33,6 +33,9 @@ from tests.signaling.conftest import LOOPBACK, LiveServer
 from tests.signaling.test_relay import publish
 
 STALL = 0.2
+PEER_STALL = 0.4
+"""The relay's stall with a real publisher: long enough for several video frames to
+arrive meanwhile even when the machine is loaded."""
 
 
 def rmem_max() -> int:
@@ -163,12 +166,12 @@ def stall(seconds: float) -> None:
 async def stalled_span(room: RelayRoom, arrivals: Arrivals) -> tuple[float, int]:
     """Stall the loop; (span of the stalled packets' arrival times in s, how many)."""
     await asyncio.sleep(0.5)
-    asyncio.get_running_loop().call_soon(stall, STALL)
+    asyncio.get_running_loop().call_soon(stall, PEER_STALL)
     await asyncio.sleep(0)  # the stall runs in this turn
     woke = time.monotonic()
     await asyncio.sleep(0.3)
     # Packets handled right after the stall: those the kernel held during it.
-    held = [ms for at, ms in arrivals.times if woke <= at < woke + 0.05]
+    held = [ms for at, ms in arrivals.times if woke <= at < woke + 0.1]
     return (max(held) - min(held)) / 1000 if held else 0.0, len(held)
 
 
@@ -212,7 +215,7 @@ async def test_the_remb_estimator_gets_the_kernel_arrival_times(room: RelayRoom)
         span, held = await stalled_span(room, arrivals)
         assert held >= 3, "video packets arrived during the stall"
         if kernel:
-            assert span > STALL * 0.5, f"stalled packets stamped within {span * 1000:.0f} ms"
+            assert span > PEER_STALL * 0.5, f"stalled packets stamped within {span * 1000:.0f} ms"
             # The estimate holds after the stall: every REMB of the next 3 s stays within
             # 10 % of the median before it.
             start = time.monotonic()
@@ -222,7 +225,7 @@ async def test_the_remb_estimator_gets_the_kernel_arrival_times(room: RelayRoom)
             assert min(after) >= 0.9 * statistics.median(before), (before, after)
         else:
             # All stamped when Python got to them (as before issue 18).
-            assert span < STALL * 0.5
+            assert span < PEER_STALL * 0.5
     finally:
         await peer.run(publisher.close())
         peer.stop()
