@@ -62,59 +62,62 @@ def send_spread(port: int, count: int, gap: float) -> None:
         out.close()
 
 
-async def test_datagrams_of_a_stall_keep_their_kernel_times_and_are_read_in_batches() -> None:
+@pytest.fixture
+async def endpoint() -> AsyncIterator[tuple[Any, Recorder, SocketTally]]:
+    """A loopback datagram endpoint read by a SocketReader: (transport, protocol, tally)."""
     loop = asyncio.get_running_loop()
     transport, protocol = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
-    try:
-        tally = SocketTally()
-        protocol.reader = read_with_kernel_times(transport, protocol, tally)
-        assert protocol.reader is not None
-        port = transport.get_extra_info("sockname")[1]
-        sender = threading.Thread(target=send_spread, args=(port, 20, STALL / 20))
-        sender.start()
-        time.sleep(STALL + 0.05)  # noqa: ASYNC251 -- the stall: every datagram arrives meanwhile
-        sender.join()
-        for _ in range(50):
-            if len(protocol.seen) == 20:
-                break
-            await asyncio.sleep(0.01)
-        assert len(protocol.seen) == 20
-        kernel = [k for k, _ in protocol.seen]
-        python = [p for _, p in protocol.seen]
-        assert all(kernel), "every datagram has a kernel stamp"
-        # The kernel's times spread over the stall; Python got them all at its end.
-        assert (kernel[-1] - kernel[0]) / 1e9 > STALL * 0.6
-        assert (python[-1] - python[0]) / 1e9 < 0.02
-        assert kernel == sorted(kernel)
-        assert all(p >= k for k, p in protocol.seen)
-        assert tally.datagrams == 20 and tally.wakeups <= 2
-    finally:
-        transport.close()
+    tally = SocketTally()
+    protocol.reader = read_with_kernel_times(transport, protocol, tally)
+    assert protocol.reader is not None
+    yield transport, protocol, tally
+    transport.close()
 
 
-async def test_datagrams_dropped_for_a_full_buffer_are_counted() -> None:
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(Recorder, local_addr=("127.0.0.1", 0))
-    try:
-        tally = SocketTally()
-        protocol.reader = read_with_kernel_times(transport, protocol, tally)
-        sock = transport.get_extra_info("socket")
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # room for a few
-        port = transport.get_extra_info("sockname")[1]
-        send_spread(port, 100, 0)  # the loop does not run meanwhile: the buffer overflows
-        await asyncio.sleep(0.1)
-        kept = len(protocol.seen)
-        assert 0 < kept < 100
-        # The kernel stamps the drop count on the datagrams queued after the drops.
-        assert tally.dropped == 0
-        send_spread(port, 1, 0)
-        for _ in range(50):
-            await asyncio.sleep(0.01)
-            if len(protocol.seen) > kept:
-                break
-        assert tally.dropped == 100 - kept
-    finally:
-        transport.close()
+async def test_datagrams_of_a_stall_keep_their_kernel_times_and_are_read_in_batches(
+    endpoint: tuple[Any, Recorder, SocketTally],
+) -> None:
+    transport, protocol, tally = endpoint
+    port = transport.get_extra_info("sockname")[1]
+    sender = threading.Thread(target=send_spread, args=(port, 20, STALL / 20))
+    sender.start()
+    time.sleep(STALL + 0.05)  # noqa: ASYNC251 -- the stall: every datagram arrives meanwhile
+    sender.join()
+    for _ in range(50):
+        if len(protocol.seen) == 20:
+            break
+        await asyncio.sleep(0.01)
+    assert len(protocol.seen) == 20
+    kernel = [k for k, _ in protocol.seen]
+    python = [p for _, p in protocol.seen]
+    assert all(kernel), "every datagram has a kernel stamp"
+    # The kernel's times spread over the stall; Python got them all at its end.
+    assert (kernel[-1] - kernel[0]) / 1e9 > STALL * 0.6
+    assert (python[-1] - python[0]) / 1e9 < 0.02
+    assert kernel == sorted(kernel)
+    assert all(p >= k for k, p in protocol.seen)
+    assert tally.datagrams == 20 and tally.wakeups <= 2
+
+
+async def test_datagrams_dropped_for_a_full_buffer_are_counted(
+    endpoint: tuple[Any, Recorder, SocketTally],
+) -> None:
+    transport, protocol, tally = endpoint
+    sock = transport.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)  # room for a few
+    port = transport.get_extra_info("sockname")[1]
+    send_spread(port, 100, 0)  # the loop does not run meanwhile: the buffer overflows
+    await asyncio.sleep(0.1)
+    kept = len(protocol.seen)
+    assert 0 < kept < 100
+    # The kernel stamps the drop count on the datagrams queued after the drops.
+    assert tally.dropped == 0
+    send_spread(port, 1, 0)
+    for _ in range(50):
+        await asyncio.sleep(0.01)
+        if len(protocol.seen) > kept:
+            break
+    assert tally.dropped == 100 - kept
 
 
 @pytest.fixture
