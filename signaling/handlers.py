@@ -57,6 +57,7 @@ from server.evidence.console import console_view
 from server.evidence.recording import file_live_location, file_room_recordings
 from server.http.requests import int_param, optional_principal, require_principal, translate
 from server.masking import mask_mobile
+from server.metrics import RelayMetrics
 from server.openapi import ApiRoutes, read_json
 from server.parsing import parse_id
 from server.settings import Settings
@@ -341,12 +342,16 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
     # incomplete), so nothing recorded stays off the record. Files another worker is
     # still writing are locked and left alone.
     await recover_recordings(sessions, app[BLOBS], settings.data_dir / RECORDINGS)
+    watch = RelayMetrics(app[METRICS].registry, relay)
+    watch.start()
     await hub.start()
     await admission.start()
     try:
         yield
     finally:
         await admission.close()
+
+        await watch.close()
         await hub.close()
         await asyncio.gather(*pending, return_exceptions=True)
         await relay.close()

@@ -182,6 +182,10 @@ class Publication:
     def _ssrcs(self) -> list[int]:
         return [s.assembler.ssrc for s in self._sinks.values() if s.assembler.ssrc is not None]
 
+    def sinks(self) -> dict[str, PacketSink]:
+        """The current publish connection's sinks by kind (their ``frames`` feed /metrics)."""
+        return dict(self._sinks)
+
     def add_track(self, track: PacketTrack) -> None:
         self._tracks[track.kind].add(track)
 

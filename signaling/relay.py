@@ -49,7 +49,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Coroutine, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import av
@@ -65,6 +65,7 @@ from signaling.adaptation import (
     capture_estimates,
 )
 from signaling.candidates import pin_candidates
+from signaling.consent import ConsentPolicy, install_consent
 from signaling.negotiation import (
     KINDS,
     BadSessionDescriptionError,
@@ -81,6 +82,7 @@ from signaling.packets import PacketTrack, check_aiortc, route_keyframe_requests
 from signaling.publication import Publication, PublicationStats
 from signaling.receiving import PacketReceiver, install_packet_receiver
 from signaling.sending import DirectSend, PacketSender, install_packet_sender
+from signaling.sockets import SocketTally
 from signaling.twcc import TransportFeedback
 
 __all__ = [
@@ -131,6 +133,12 @@ class RelayConfig:
     """Seconds below ``audio_only_below`` before its video stops."""
     video_probe_after: float = PROBE_AFTER
     """Seconds of audio-only before video is tried again (doubles after a failed try)."""
+    kernel_timestamps: bool = True
+    """Arrival times for REMB and transport-cc from the kernel's receive stamp
+    (signaling/sockets.py); off: when Python reaches the datagram (as before issue 18)."""
+    consent: ConsentPolicy | None = field(default_factory=ConsentPolicy)
+    """ICE consent checks of the relay's connections (signaling/consent.py); None keeps
+    aioice's own (no retransmission, closed after 6 failures)."""
 
     def rtc_configuration(self) -> RTCConfiguration:
         servers = self.ice_servers_factory() if self.ice_servers_factory else self.ice_servers
@@ -205,7 +213,7 @@ class Subscription:
 
     async def create_offer(self) -> str:
         await set_local(self.pc, await self.pc.createOffer(), self.room.config.host_addresses)
-        install_packet_receiver(self.pc)  # the subscriber's RTCP (NACK, PLI, reports)
+        self.room.harden(self.pc)  # the subscriber's RTCP (NACK, PLI, reports), consent
         return pin_candidates(self.pc.localDescription.sdp, self.room.config.public_address)
 
     async def accept_answer(self, sdp: str) -> None:
@@ -230,10 +238,13 @@ class RelayRoom:
         *,
         on_packet: PacketCallback | None = None,
         on_event: EventCallback | None = None,
+        sockets: SocketTally | None = None,
     ) -> None:
         check_aiortc()
         self.room_id = room_id
         self.config = config or RelayConfig()
+        self.sockets = sockets if sockets is not None else SocketTally()
+        """Counters of the room's sockets (the relay's, shared by its rooms)."""
         self.on_packet = on_packet
         self.on_event = on_event
         self.on_notice: NoticeCallback | None = None
@@ -245,6 +256,18 @@ class RelayRoom:
         """Each participant's current upstream receive path (signaling/receiving.py)."""
         self._subscriptions: dict[tuple[str, str], Subscription] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+
+    def harden(self, pc: RTCPeerConnection) -> list[PacketReceiver]:
+        """The receive path of one of our connections (after ``setLocalDescription``):
+        SRTP in the socket callback, kernel arrival times, burst-sized buffers, consent
+        checks that survive a busy loop (signaling/receiving.py, sockets.py, consent.py)."""
+        config = self.config
+        paths = install_packet_receiver(
+            pc, tally=self.sockets, kernel_timestamps=config.kernel_timestamps
+        )
+        if config.consent is not None:
+            install_consent(pc, config.consent)
+        return paths
 
     # -- publishing ---------------------------------------------------------------------
     async def add_participant(self, participant: str, offer_sdp: str) -> str:
@@ -274,7 +297,7 @@ class RelayRoom:
                 publication = self._publications[participant] = Publication(self, participant)
             publication.attach_source(receivers, transport_cc=twcc_id is not None)
             await set_local(pc, await pc.createAnswer(), self.config.host_addresses)
-            paths = self.receive_paths[participant] = install_packet_receiver(pc)
+            paths = self.receive_paths[participant] = self.harden(pc)
             if twcc_id is not None:
                 for path in paths:
                     send = DirectSend(path.dtls).rtcp
@@ -433,6 +456,8 @@ class Relay:
         check_aiortc()
         self.config = config or RelayConfig()
         self._rooms: dict[str, RelayRoom] = {}
+        self.sockets = SocketTally()
+        """Counters of every room's sockets (kernel drops, reads) for /metrics."""
 
     def room(
         self,
@@ -444,12 +469,17 @@ class Relay:
         """The open room ``room_id``, created on first use (callbacks apply on creation)."""
         room = self._rooms.get(room_id)
         if room is None or room.closed:
-            room = RelayRoom(room_id, self.config, on_packet=on_packet, on_event=on_event)
+            room = RelayRoom(
+                room_id, self.config, on_packet=on_packet, on_event=on_event, sockets=self.sockets
+            )
             self._rooms[room_id] = room
         return room
 
     def get(self, room_id: str) -> RelayRoom | None:
         return self._rooms.get(room_id)
+
+    def rooms(self) -> list[RelayRoom]:
+        return [room for room in self._rooms.values() if not room.closed]
 
     async def close_room(self, room_id: str) -> None:
         room = self._rooms.pop(room_id, None)

@@ -9,7 +9,8 @@ send-side estimator (GCC) on the arrival times we report back.
 
 * :class:`TransportFeedback` records, for every RTP datagram of one publish connection
   (called from :class:`signaling.receiving.PacketReceiver` on the socket callback, after
-  SRTP), the transport-wide sequence number and ``loop.time()``, and every
+  SRTP), the transport-wide sequence number and its arrival time (the kernel's receive
+  stamp, see :mod:`signaling.sockets`), and every
   :data:`FEEDBACK_INTERVAL` sends RTCP transport-cc feedback for what arrived since the
   last one, through the connection's SRTCP.
 * :func:`encode_feedback` / :func:`parse_feedback`: the RTPFB (PT=205) FMT=15 packet of the
@@ -298,13 +299,18 @@ class TransportFeedback:
         self.feedbacks = 0
         self.late = 0
 
-    def record(self, data: bytes) -> None:
-        """Note one plain RTP packet's arrival (socket callback, after SRTP unprotect)."""
+    def record(self, data: bytes, arrival_us: int | None = None) -> None:
+        """Note one plain RTP packet's arrival (socket callback, after SRTP unprotect).
+
+        ``arrival_us``: its arrival in µs on any clock, the same for every packet of the
+        connection (the relay passes the kernel's receive stamp, signaling/sockets.py);
+        None reads the loop's clock now.
+        """
         seq = transport_sequence(data, self.ext_id)
         if seq is None:
             return
         self._seqs.append(seq)
-        self._times.append(int(self._loop.time() * 1_000_000))
+        self._times.append(int(self._loop.time() * 1_000_000) if arrival_us is None else arrival_us)
         if not self._media_ssrc:
             self._media_ssrc = int.from_bytes(data[8:12], "big")
         if self._timer is None and not self.closed:
