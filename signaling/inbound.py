@@ -330,7 +330,7 @@ class Inbound:
         self._router = dtls._rtp_router
         # Filled in by HeaderExtensionsMap.configure when the receivers start.
         self._ids = getattr(dtls._rtp_header_extensions_map, _MAP_IDS)
-        self._lanes: dict[RTCRtpReceiver, _Lane] = {}
+        self._lanes: dict[object, _Lane] = {}  # by receiver
         self.packets = 0
         self.fallbacks = 0
         """Packets handed to aiortc's own path (RTX, malformed, unknown payload types)."""
