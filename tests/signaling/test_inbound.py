@@ -14,10 +14,11 @@ from aiortc.rtp import HeaderExtensionsMap, RtpPacket, pack_header_extensions
 
 from signaling.client import MediaClient
 from signaling.inbound import Inbound, Malformed, parse_rtp, vp8_descriptor_size
-from signaling.relay import RelayConfig, RelayRoom
+from signaling.relay import RelayRoom
 from signaling.remb import RembEstimator
+from tests.signaling.test_relay import clients, new_client, publish, room, subscribe
 
-LOOPBACK = ("127.0.0.1",)
+__all__ = ["clients", "room"]  # the fixtures, shared with test_relay.py
 URIS = {
     1: "urn:ietf:params:rtp-hdrext:sdes:mid",
     2: "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time",
@@ -107,55 +108,49 @@ def inbound_of(room: RelayRoom, pid: str) -> tuple[Inbound, Any]:
     return inbound, receiver
 
 
-async def test_relay_receivers_take_the_lean_path_and_keep_aiortcs_state() -> None:
+async def test_relay_receivers_take_the_lean_path_and_keep_aiortcs_state(
+    room: RelayRoom, clients: list[MediaClient]
+) -> None:
     """Real peers: packets go through the lean path, RTX through aiortc's; the receiver's
     statistics, sources, REMB estimator and receiver reports are aiortc's as before."""
-    room = RelayRoom("lean", RelayConfig(host_addresses=LOOPBACK))
-    publisher = MediaClient(host_addresses=LOOPBACK)
-    viewer = MediaClient(host_addresses=LOOPBACK)
-    try:
-        answer = await room.add_participant("phone", await publisher.publish_offer("testsrc"))
-        await publisher.accept_publish_answer(answer)
-        offer = await room.subscribe("desk", "phone")
-        await room.accept_answer("desk", "phone", await viewer.accept_subscription("phone", offer))
-        await viewer.wait_for_video("phone", frames=20, within=10)
-        inbound, receiver = inbound_of(room, "phone")
-        assert inbound.packets > 20
-        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
-        assert isinstance(estimator, RembEstimator)  # aiortc publisher: no transport-cc
-        assert estimator.ssrcs  # fed by the lean path
-        # A NACK makes the publisher retransmit on RTX: aiortc's path unwraps it.
-        sink = receiver._RTCRtpReceiver__decoder_queue
-        before = inbound.fallbacks
-        for _ in range(50):
-            last = sink.assembler.last_seq
-            await receiver._send_rtcp_nack(sink.assembler.ssrc, [last - 2, last - 1])
-            await asyncio.sleep(0.02)
-            if inbound.fallbacks > before:
-                break
-        assert inbound.fallbacks > before
-        # Statistics per SSRC as aiortc keeps them (its getStats() lists only the last
-        # SSRC's): the media stream counted by the lean path, the RTX one by aiortc's.
-        streams = receiver._RTCRtpReceiver__remote_streams
-        media = streams[sink.assembler.ssrc]
-        assert media.packets_received > 20 and media.packets_lost == 0
-        assert len(streams) == 2  # and the RTX SSRC's
-        sources = {s.source for s in receiver.getSynchronizationSources()}
-        assert sink.assembler.ssrc in sources
-        # The publisher's sender hears receiver reports about its stream (RTCP from the
-        # lean path's statistics): its remote-inbound stats appear.
-        pc = publisher.publish_pc
-        assert pc is not None
-        for _ in range(40):
-            sent = await pc.getStats()
-            if any(s.type == "remote-inbound-rtp" for s in sent.values()):
-                break
-            await asyncio.sleep(0.1)
-        assert any(s.type == "remote-inbound-rtp" for s in sent.values())
-        frames = viewer.received["phone"].video_frames
-        await asyncio.sleep(0.5)
-        assert viewer.received["phone"].video_frames > frames + 5
-    finally:
-        await publisher.close()
-        await viewer.close()
-        await room.close()
+    publisher = new_client(clients)
+    await publish(room, publisher, "phone")
+    viewer = new_client(clients)
+    await subscribe(room, viewer, "desk", "phone")
+    await viewer.wait_for_video("phone", frames=20, within=10)
+    inbound, receiver = inbound_of(room, "phone")
+    assert inbound.packets > 20
+    estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+    assert isinstance(estimator, RembEstimator)  # aiortc publisher: no transport-cc
+    assert estimator.ssrcs  # fed by the lean path
+    # A NACK makes the publisher retransmit on RTX: aiortc's path unwraps it.
+    sink = receiver._RTCRtpReceiver__decoder_queue
+    before = inbound.fallbacks
+    for _ in range(50):
+        last = sink.assembler.last_seq
+        await receiver._send_rtcp_nack(sink.assembler.ssrc, [last - 2, last - 1])
+        await asyncio.sleep(0.02)
+        if inbound.fallbacks > before:
+            break
+    assert inbound.fallbacks > before
+    # Statistics per SSRC as aiortc keeps them (its getStats() lists only the last
+    # SSRC's): the media stream counted by the lean path, the RTX one by aiortc's.
+    streams = receiver._RTCRtpReceiver__remote_streams
+    media = streams[sink.assembler.ssrc]
+    assert media.packets_received > 20 and media.packets_lost == 0
+    assert len(streams) == 2  # and the RTX SSRC's
+    sources = {s.source for s in receiver.getSynchronizationSources()}
+    assert sink.assembler.ssrc in sources
+    # The publisher's sender hears receiver reports about its stream (RTCP from the
+    # lean path's statistics): its remote-inbound stats appear.
+    pc = publisher.publish_pc
+    assert pc is not None
+    for _ in range(40):
+        sent = await pc.getStats()
+        if any(s.type == "remote-inbound-rtp" for s in sent.values()):
+            break
+        await asyncio.sleep(0.1)
+    assert any(s.type == "remote-inbound-rtp" for s in sent.values())
+    frames = viewer.received["phone"].video_frames
+    await asyncio.sleep(0.5)
+    assert viewer.received["phone"].video_frames > frames + 5
