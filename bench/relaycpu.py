@@ -85,7 +85,7 @@ async def main(args: argparse.Namespace, base: Path) -> dict[str, Any]:
                     flush=True,
                 )
             ratios.append(medians["this"] / medians["base"])
-        level = {
+        level: dict[str, Any] = {
             name: round(statistics.median(cpu for cpu, _ in windows), 5)
             for name, windows in seen.items()
         }

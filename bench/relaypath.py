@@ -146,7 +146,7 @@ async def receive_side(media: Any, seconds: float, passes: int) -> dict[str, Any
         assert pc is not None
         receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
         dtls = receiver.transport
-        inbound = dtls._handle_rtp_data.__self__
+        inbound = getattr(dtls._handle_rtp_data, "__self__", None)
         assert isinstance(inbound, Inbound)
         for _ in range(200):
             if inbound.packets > 100:
@@ -158,12 +158,12 @@ async def receive_side(media: Any, seconds: float, passes: int) -> dict[str, Any
             recorded.append((data, arrival_time_ms))
             await inbound.handle_rtp_data(data, arrival_time_ms)
 
-        dtls._handle_rtp_data = record
+        dtls._handle_rtp_data = record  # type: ignore[method-assign]
         await asyncio.sleep(seconds)
         video.stop()
         audio.stop()
         await asyncio.sleep(0.5)
-        dtls._handle_rtp_data = inbound.handle_rtp_data
+        dtls._handle_rtp_data = inbound.handle_rtp_data  # type: ignore[method-assign]
         ids = getattr(dtls._rtp_header_extensions_map, MAP_IDS)
         replay = Replay(recorded, ids.abs_send_time)
         sides: dict[str, list[float]] = {"aiortc": [], "lean": []}

@@ -103,7 +103,7 @@ def inbound_of(room: RelayRoom, pid: str) -> tuple[Inbound, Any]:
     pc = room.publish_connection(pid)
     assert pc is not None
     receiver = next(t.receiver for t in pc.getTransceivers() if t.kind == "video")
-    inbound = receiver.transport._handle_rtp_data.__self__
+    inbound = getattr(receiver.transport._handle_rtp_data, "__self__", None)
     assert isinstance(inbound, Inbound)
     return inbound, receiver
 
