@@ -17,6 +17,7 @@ import av
 from aiortc import RTCRtpReceiver
 
 from signaling.adaptation import LinkPolicy, PublisherCap, clamp_remb
+from signaling.inbound import install_inbound
 from signaling.negotiation import KINDS
 from signaling.packets import (
     PacketSink,
@@ -24,7 +25,9 @@ from signaling.packets import (
     frame_number,
     install_packet_sink,
     request_keyframe,
+    require_private,
 )
+from signaling.remb import RembEstimator
 
 if TYPE_CHECKING:
     from signaling.relay import RelayRoom
@@ -144,10 +147,14 @@ class Publication:
             self._sinks[kind] = sink
             if kind == "video":
                 self._video_source = (receiver, sink)
+                require_private(receiver, (_REMB_ESTIMATOR,))
                 if transport_cc:
                     setattr(receiver, _REMB_ESTIMATOR, None)
                 else:
+                    # aiortc's estimator, same figures for less CPU (signaling/remb.py)
+                    setattr(receiver, _REMB_ESTIMATOR, RembEstimator())
                     clamp_remb(receiver, self._clamp)
+            install_inbound(receiver, sink)
         if self.cap is None:
             self.cap = PublisherCap(
                 self._bounds, self._send_rtcp, self.rtcp_ssrc, self._ssrcs, self.room.spawn

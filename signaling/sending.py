@@ -9,8 +9,8 @@ four numbers, so :func:`install_packet_sender` replaces, *on one sender instance
 
 * ``_run_rtp``: the header and header-extension bytes are laid out once when sending
   starts (by aiortc's own ``pack_header_extensions``, in aiortc's order); per
-  packet only the sequence number, marker bit and abs-send-time change. VP8 payload
-  descriptors are made by aiortc's ``VpxPayloadDescriptor`` once per frame, not per packet.
+  packet only the sequence number and marker bit change, per frame the abs-send-time. VP8
+  payload descriptors (aiortc's bytes) are made once per frame, not per packet.
   Nothing pulls frames from the track: the track hands each frame to
   :meth:`PacketSender.forward` as the publisher's frame arrives.
 * ``_retransmit``: the history keeps the sent bytes (before SRTP); a NACKed packet is
@@ -37,7 +37,7 @@ from fractions import Fraction
 from typing import Any
 
 import av
-from aiortc.codecs.vpx import PACKET_MAX, VpxPayloadDescriptor
+from aiortc.codecs.vpx import PACKET_MAX
 from aiortc.mediastreams import convert_timebase
 from aiortc.rtcdtlstransport import RTCDtlsTransport, State
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
@@ -70,6 +70,10 @@ _PRIVATE = {
     "octet_count": "_RTCRtpSender__octet_count",
     "packet_count": "_RTCRtpSender__packet_count",
 }
+_NTP_TIMESTAMP = _PRIVATE["ntp_timestamp"]
+_RTP_TIMESTAMP = _PRIVATE["rtp_timestamp"]
+_OCTET_COUNT = _PRIVATE["octet_count"]
+_PACKET_COUNT = _PRIVATE["packet_count"]
 _MAP_IDS = "_HeaderExtensionsMap__ids"
 _TX_BYTES = "_RTCDtlsTransport__tx_bytes"
 _TX_PACKETS = "_RTCDtlsTransport__tx_packets"
@@ -129,17 +133,29 @@ class RtpLayout:
         self.header_size = _HEADER.size + len(zeros)
 
     def packet(self, sequence_number: int, timestamp: int, marker: int, payload: bytes) -> bytes:
-        header = _HEADER.pack(
-            self.first_byte,
-            (marker << 7) | self.payload_type,
-            sequence_number,
-            timestamp,
-            self.ssrc,
-        )
+        return self.frame(sequence_number, timestamp, [payload], marker)[0]
+
+    def frame(
+        self, sequence_number: int, timestamp: int, payloads: list[bytes], marker: int = 1
+    ) -> list[bytes]:
+        """The packets of one frame: consecutive sequence numbers, ``marker`` on the last.
+
+        One abs-send-time reading for the frame: its packets leave together (aiortc reads
+        the clock per packet, microseconds apart; the unit is 3.8 µs).
+        """
         if self.has_abs_send_time:
-            stamp = abs_send_time_now().to_bytes(3, "big")
-            return header + self.before + stamp + self.after + payload
-        return header + self.before + self.after + payload
+            extensions = self.before + abs_send_time_now().to_bytes(3, "big") + self.after
+        else:
+            extensions = self.before + self.after
+        pack, first = _HEADER.pack, self.first_byte
+        payload_type, ssrc = self.payload_type, self.ssrc
+        last = len(payloads) - 1
+        wires = []
+        for i, payload in enumerate(payloads):
+            flags = (marker << 7) | payload_type if i == last else payload_type
+            header = pack(first, flags, (sequence_number + i) & 0xFFFF, timestamp, ssrc)
+            wires.append(header + extensions + payload)
+        return wires
 
     def rtx(self, data: bytes, payload_type: int, sequence_number: int, ssrc: int) -> bytes:
         """RFC 4588 retransmission of ``data``: same timestamp, marker and extensions,
@@ -156,10 +172,16 @@ class RtpLayout:
         return header + data[_HEADER.size : split] + original + data[split:]
 
 
+def vp8_descriptor(start: bool, picture_id: int) -> bytes:
+    """aiortc's ``bytes(VpxPayloadDescriptor(partition_start, 0, picture_id))``: X and I set,
+    the picture ID always in its 15-bit form."""
+    return bytes((0x90 if start else 0x80, 0x80, 0x80 | (picture_id >> 8), picture_id & 0xFF))
+
+
 def vp8_payloads(data: bytes, picture_id: int) -> list[bytes]:
     """RFC 7741 packetization as aiortc's ``Vp8Encoder._packetize`` does it."""
-    first = bytes(VpxPayloadDescriptor(partition_start=1, partition_id=0, picture_id=picture_id))
-    rest = bytes(VpxPayloadDescriptor(partition_start=0, partition_id=0, picture_id=picture_id))
+    first = vp8_descriptor(True, picture_id)
+    rest = vp8_descriptor(False, picture_id)
     size = PACKET_MAX - len(first)
     payloads = [first + data[:size]]
     for pos in range(size, len(data), size):
@@ -184,26 +206,36 @@ class DirectSend:
             raise RuntimeError("aioice Connection has no _nominated pairs")
         self.dtls = dtls
         self._nominated: dict[int, Any] = nominated
+        self._counters: dict[str, int] = vars(dtls)  # __tx_bytes / __tx_packets live here
+        # The nominated pair's sendto and address, looked up again when the pair changes.
+        self._pair: Any = None
+        self._sendto: Any = None
+        self._addr: Any = None
 
     def __call__(self, wire: bytes) -> None:
-        self._send(wire, rtcp=False)
-
-    def rtcp(self, wire: bytes) -> None:
-        """The same for one plain RTCP packet (SRTCP), e.g. transport-cc feedback."""
-        self._send(wire, rtcp=True)
-
-    def _send(self, wire: bytes, *, rtcp: bool) -> None:
         dtls = self.dtls
         if dtls._state is not State.CONNECTED:
             raise ConnectionError("Cannot send encrypted RTP, not connected")
-        srtp = dtls._tx_srtp
-        data = srtp.protect_rtcp(wire) if rtcp else srtp.protect(wire)
+        self._out(dtls._tx_srtp.protect(wire))
+
+    def rtcp(self, wire: bytes) -> None:
+        """The same for one plain RTCP packet (SRTCP), e.g. transport-cc feedback."""
+        dtls = self.dtls
+        if dtls._state is not State.CONNECTED:
+            raise ConnectionError("Cannot send encrypted RTP, not connected")
+        self._out(dtls._tx_srtp.protect_rtcp(wire))
+
+    def _out(self, data: bytes) -> None:
         pair = self._nominated.get(1)
-        if pair is None:
-            raise ConnectionError("Cannot send data, not connected")
-        pair.protocol.transport.sendto(data, pair.remote_addr)
-        setattr(dtls, _TX_BYTES, getattr(dtls, _TX_BYTES) + len(data))
-        setattr(dtls, _TX_PACKETS, getattr(dtls, _TX_PACKETS) + 1)
+        if pair is not self._pair:
+            if pair is None:
+                raise ConnectionError("Cannot send data, not connected")
+            self._pair, self._addr = pair, pair.remote_addr
+            self._sendto = pair.protocol.transport.sendto
+        self._sendto(data, self._addr)
+        counters = self._counters
+        counters[_TX_BYTES] += len(data)
+        counters[_TX_PACKETS] += 1
 
 
 class PacketSender:
@@ -217,6 +249,7 @@ class PacketSender:
 
     def __init__(self, sender: RTCRtpSender) -> None:
         self.sender = sender
+        self._state: dict[str, Any] = vars(sender)  # the private counters, updated per frame
         self.layout: RtpLayout | None = None
         self._history: list[tuple[int, bytes] | None] = [None] * RTP_HISTORY_SIZE
         self._done: asyncio.Future[None] | None = None
@@ -302,18 +335,17 @@ class PacketSender:
             history, send = self._history, self.send
             assert send is not None  # set by run() before the track delivers
             sequence_number = self._sequence_number
-            last = len(payloads) - 1
-            for i, payload in enumerate(payloads):
-                wire = layout.packet(sequence_number, timestamp, i == last, payload)
+            for wire in layout.frame(sequence_number, timestamp, payloads):
                 history[sequence_number % RTP_HISTORY_SIZE] = (sequence_number, wire)
                 send(wire)
                 sequence_number = (sequence_number + 1) & 0xFFFF
             self._sequence_number = sequence_number
             # What RTCP sender reports read (aiortc updates them per packet).
-            self._set("ntp_timestamp", ntp_now())
-            self._set("rtp_timestamp", timestamp)
-            self._set("octet_count", self._get("octet_count") + sum(map(len, payloads)))
-            self._set("packet_count", self._get("packet_count") + len(payloads))
+            state = self._state
+            state[_NTP_TIMESTAMP] = ntp_now()
+            state[_RTP_TIMESTAMP] = timestamp
+            state[_OCTET_COUNT] += sum(map(len, payloads))
+            state[_PACKET_COUNT] += len(payloads)
         except ConnectionError:
             self._end()  # the connection is gone: as aiortc's loop, stop sending
         except Exception:

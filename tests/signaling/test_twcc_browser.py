@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from signaling.client import MediaClient
+from signaling.inbound import Inbound
 from signaling.publication import copy_packet
 from signaling.relay import RelayConfig, RelayRoom
 from signaling.twcc import TWCC_URI
@@ -148,6 +149,14 @@ async def test_chromium_runs_gcc_against_the_relays_transport_cc_feedback(page_u
             audio_sink = publication._sinks["audio"]
             assert audio_sink._is_red and audio_sink.skipped == 0
             assert publication.stats.packets["audio"] > 100
+            # Chromium's packets take the lean receive path (signaling/inbound.py); only
+            # RTX/padding-only probes and the like take aiortc's.
+            pc = room.publish_connection("phone")
+            assert pc is not None
+            inbound = getattr(
+                pc.getTransceivers()[0].receiver.transport._handle_rtp_data, "__self__", None
+            )
+            assert isinstance(inbound, Inbound) and inbound.packets > 300
             decoder = av.CodecContext.create("opus", "r")
             samples_decoded = [f.samples for p in audio_packets[10:] for f in decoder.decode(p)]
             assert samples_decoded and set(samples_decoded) == {960}  # plain 20 ms Opus
