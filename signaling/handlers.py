@@ -350,7 +350,6 @@ async def _live(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await admission.close()
-
         await watch.close()
         await hub.close()
         await asyncio.gather(*pending, return_exceptions=True)
