@@ -29,11 +29,18 @@ class ServerError(Exception):
 
 class ChildServer:
     """A bench server in its own process (so its CPU is measured alone), driven over a
-    JSON-lines connection. The child prints its port on the first line of stdout."""
+    JSON-lines connection. The child prints its port on the first line of stdout. With
+    ``raise_errors``, a reply ``{"error": code, "message": …}`` raises ``ServerError``
+    (``bench/relay.py``'s server sends one for any exception); otherwise it is returned."""
 
     def __init__(
-        self, argv: list[str], renice: int = 0, preexec: Callable[[], None] | None = None
+        self,
+        argv: list[str],
+        renice: int = 0,
+        preexec: Callable[[], None] | None = None,
+        raise_errors: bool = False,
     ) -> None:
+        self.raise_errors = raise_errors
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, preexec_fn=preexec)
         if renice:
             os.setpriority(os.PRIO_PROCESS, self.proc.pid, renice)
@@ -49,7 +56,7 @@ class ChildServer:
             self.writer.write(json.dumps(msg).encode() + b"\n")
             await self.writer.drain()
             reply: dict[str, Any] = json.loads(await self.reader.readline())
-        if "error" in reply:
+        if self.raise_errors and "error" in reply:
             raise ServerError(reply["error"], reply.get("message", ""))
         return reply
 

@@ -60,6 +60,9 @@ def quiet_summary(rounds: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             for key, value in _figures(valid[server]).items():
                 row[f"{server}_{key}"] = value
             row[f"{server}_rounds"] = f"{len(valid[server])}/{len(tried)}"
+            # Every attempt, valid or not: a server that collapses shows it here.
+            for key in ("fps_median", "udp_rcvbuf_errors", "connections_lost", "remb_per_s"):
+                row[f"{server}_{key}_each"] = [r.get(key) for r in tried]
         row["ratio"] = ratio(row["yunkan_cpu_per_stream"], row["janus_cpu_per_stream"])
         pairs = []
         last_janus: dict[str, Any] | None = None
@@ -154,6 +157,14 @@ def table(quiet: dict[str, dict[str, Any]], contention: dict[str, Any]) -> str:
                 f"{n:>3}  Yunkan / Janus CPU per stream: {_num(row['ratio'], '.2f')}x "
                 f"(adjacent rounds {row['pairwise_ratios']})"
             )
+            for s in SERVERS:
+                if row[f"{s}_rounds"].split("/")[0] != row[f"{s}_rounds"].split("/")[1]:
+                    lines.append(
+                        f"{n:>3}  {s} every attempt: fps median {row[f'{s}_fps_median_each']}, "
+                        f"kernel drops {row[f'{s}_udp_rcvbuf_errors_each']}, connections lost "
+                        f"{row[f'{s}_connections_lost_each']}, REMB/s per publisher "
+                        f"{row[f'{s}_remb_per_s_each']}"
+                    )
     for s in SERVERS:
         c = contention.get(s)
         if not c:

@@ -169,7 +169,9 @@ async def serve(mode: str) -> None:
 
 def start_server(mode: str) -> ChildServer:
     """The relay or standard-pipeline server process."""
-    return ChildServer([sys.executable, __file__, "--serve", mode], renice=RENICE)
+    return ChildServer(
+        [sys.executable, __file__, "--serve", mode], renice=RENICE, raise_errors=True
+    )
 
 
 def encode_media() -> tuple[list[tuple[bytes, bool]], list[bytes]]:

@@ -158,24 +158,44 @@ def udp_snmp() -> dict[str, int]:
     return dict(zip(lines[0][1:], (int(x) for x in lines[1][1:]), strict=True))
 
 
-def udp_drops(pids: dict[str, int]) -> dict[str, int]:
-    """Datagrams the kernel dropped on each process's UDP sockets (receive buffer full;
-    /proc/net/udp of the namespace, cumulative per socket, so only sockets still open)."""
-    by_inode = {}
-    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
-        parts = line.split()
-        by_inode[parts[9]] = int(parts[12])
-    out = {}
-    for name, pid in pids.items():
-        total = 0
-        with contextlib.suppress(FileNotFoundError):
-            for fd in os.listdir(f"/proc/{pid}/fd"):
-                with contextlib.suppress(OSError):
-                    target = os.readlink(f"/proc/{pid}/fd/{fd}")
-                    if target.startswith("socket:["):
-                        total += by_inode.get(target[8:-1], 0)
-        out[name] = total
-    return out
+class DropWatch:
+    """Datagrams the kernel dropped on each process's UDP sockets (receive buffer full).
+    /proc/net/udp counts per socket and forgets a socket when it closes, so it is read
+    every half second during the window and each socket's own increase is kept."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+        self.first: dict[str, int] = {}
+        self.last: dict[str, tuple[str, int]] = {}  # inode -> (owner, drops)
+        self.sample(start=True)
+
+    def sample(self, start: bool = False) -> None:
+        drops = {}
+        for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+            parts = line.split()
+            drops[parts[9]] = int(parts[12])
+        for name, pid in self.pids.items():
+            with contextlib.suppress(FileNotFoundError):
+                for fd in os.listdir(f"/proc/{pid}/fd"):
+                    with contextlib.suppress(OSError):
+                        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+                        inode = target[8:-1]
+                        if target.startswith("socket:[") and inode in drops:
+                            if inode not in self.last:
+                                self.first[inode] = drops[inode] if start else 0
+                            self.last[inode] = (name, drops[inode])
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            self.sample()
+
+    def totals(self) -> dict[str, int]:
+        self.sample()
+        out = dict.fromkeys(self.pids, 0)
+        for inode, (name, drops) in self.last.items():
+            out[name] += drops - self.first[inode]
+        return out
 
 
 def load_average() -> float:
@@ -195,7 +215,8 @@ class YunkanServer(ChildServer):
     """``bench/relay.py``'s server in ``node`` mode, gathering on the veth address."""
 
     def __init__(self) -> None:
-        super().__init__([sys.executable, __file__, "--serve-node"], preexec=die_with_parent)
+        argv = [sys.executable, __file__, "--serve-node"]
+        super().__init__(argv, preexec=die_with_parent, raise_errors=True)
         STARTED.append(self.proc)
 
 
@@ -364,14 +385,14 @@ class Round:
     async def measure(self, server_pid: int, window: float) -> None:
         r = self.result
         self.rtcp.reset()
-        owners = {"server": server_pid, "loadgen": os.getpid()}
-        drops0 = udp_drops(owners)
+        drops = DropWatch({"server": server_pid, "loadgen": os.getpid()})
+        watching = asyncio.ensure_future(drops.run())
         before, cpu0, own0 = self.frames(), proc_cpu(server_pid), time.process_time()
         snmp0, busy0, load0, t0 = udp_snmp(), machine_busy(), load_average(), time.monotonic()
         await asyncio.sleep(window)
         after, cpu1, own1 = self.frames(), proc_cpu(server_pid), time.process_time()
         snmp1, busy1, span = udp_snmp(), machine_busy(), time.monotonic() - t0
-        drops1 = udp_drops(owners)
+        watching.cancel()
         fps = sorted((after[k][0] - before.get(k, (0, 0))[0]) / span for k in after)
         aps = sorted((after[k][1] - before.get(k, (0, 0))[1]) / span for k in after)
         user, system = ((cpu1[i] - cpu0[i]) / span for i in (0, 1))
@@ -389,7 +410,7 @@ class Round:
             fps_median=round(statistics.median(fps), 2) if fps else 0.0,
             audio_pps_median=round(statistics.median(aps), 2) if aps else 0.0,
             udp_rcvbuf_errors=snmp1["RcvbufErrors"] - snmp0["RcvbufErrors"],
-            udp_drops_by_process={k: drops1[k] - drops0[k] for k in owners},
+            udp_drops_by_process=drops.totals(),
             udp_snmp_delta={
                 k: snmp1[k] - snmp0[k]
                 for k in ("InDatagrams", "RcvbufErrors", "SndbufErrors", "InErrors")

@@ -48,6 +48,8 @@ def test_quiet_ratio_is_of_medians_over_valid_rounds_and_adjacent_pairs() -> Non
     assert row["yunkan_remb_min_bps"] == 700_000
     assert row["yunkan_rounds"] == "3/4" and row["janus_rounds"] == "3/3"
     assert row["load_average"] == [1.0, 7.5]
+    assert row["yunkan_fps_median_each"] == [30.0, 30.0, 30.0, 30.0]
+    assert row["yunkan_udp_rcvbuf_errors_each"] == [0, 0, 0, 0]
     twelve = quiet_summary(rounds)["12"]
     assert twelve["ratio"] is None and twelve["yunkan_rounds"] == "0/0"
     assert "Yunkan / Janus CPU per stream: 1.67x" in table(quiet_summary(rounds), {})
