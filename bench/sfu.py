@@ -37,7 +37,9 @@ core for the rest of the run and alternates ``--order`` there; every contention 
 counts. ``--profile S`` runs one Yunkan round at the first ``--n`` and records the relay
 with py-spy for S s from the start of its window (``bench/pyspy_summary.py`` prints the
 breakdown; the window is S s unless ``--window`` says otherwise).
-A table, then one JSON line; ``--json-out`` keeps every round.
+A table, then one JSON line; ``--json-out`` keeps every round. ``--renice N`` (e.g. -10
+on a shared machine) sets the nice value of the bench's own session autogroup, so that
+every process it starts gets the same, larger share of the CPUs.
 """
 
 from __future__ import annotations
@@ -432,6 +434,8 @@ class Round:
         states: dict[str, int] = {}
         for pc in self.pcs(*self.clients):
             states[pc.connectionState] = states.get(pc.connectionState, 0) + 1
+            if pc.connectionState in ("failed", "closed"):  # also those lost before watched
+                self.lost.add(id(pc))
         r["connection_states"] = states
         r["connections_lost"] = len(self.lost)
         r["join_to_first_frame_s"] = [self.first_frame.get(k) for k in sorted(self.first_frame)]
