@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -18,12 +19,29 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 TICK = os.sysconf("SC_CLK_TCK")
 
 
+class ServerError(Exception):
+    """The bench server's reply to a call was an error (``code``: e.g. ``node_busy``)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code = code
+
+
 class ChildServer:
     """A bench server in its own process (so its CPU is measured alone), driven over a
-    JSON-lines connection. The child prints its port on the first line of stdout."""
+    JSON-lines connection. The child prints its port on the first line of stdout. With
+    ``raise_errors``, a reply ``{"error": code, "message": …}`` raises ``ServerError``
+    (``bench/relay.py``'s server sends one for any exception); otherwise it is returned."""
 
-    def __init__(self, argv: list[str], renice: int = 0) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE)
+    def __init__(
+        self,
+        argv: list[str],
+        renice: int = 0,
+        preexec: Callable[[], None] | None = None,
+        raise_errors: bool = False,
+    ) -> None:
+        self.raise_errors = raise_errors
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, preexec_fn=preexec)
         if renice:
             os.setpriority(os.PRIO_PROCESS, self.proc.pid, renice)
         assert self.proc.stdout is not None
@@ -38,7 +56,9 @@ class ChildServer:
             self.writer.write(json.dumps(msg).encode() + b"\n")
             await self.writer.drain()
             reply: dict[str, Any] = json.loads(await self.reader.readline())
-            return reply
+        if self.raise_errors and "error" in reply:
+            raise ServerError(reply["error"], reply.get("message", ""))
+        return reply
 
     def cpu_seconds(self) -> float:
         """User + system CPU of the child (all threads), from /proc."""

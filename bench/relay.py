@@ -50,7 +50,7 @@ from signaling.candidates import gather_on  # noqa: E402
 from signaling.client import MediaClient, ToneTrack, pattern_frame  # noqa: E402
 from signaling.negotiation import prefer_relay_codecs  # noqa: E402
 from signaling.packets import route_keyframe_requests  # noqa: E402
-from signaling.relay import RelayConfig, RelayRoom  # noqa: E402
+from signaling.relay import Relay, RelayConfig, RelayRoom  # noqa: E402
 
 LOOPBACK = ("127.0.0.1",)
 HANDLE_RTP = "_handle_rtp_packet"  # aiortc 1.16 RTCRtpReceiver, called per RTP packet
@@ -101,9 +101,16 @@ class StandardServer:
 
 
 async def serve(mode: str) -> None:
+    """``relay``: a ``RelayRoom`` per room; ``node``: rooms from one ``Relay``, as a
+    ``yunkan serve`` node makes them (with whatever admission control it applies);
+    ``standard``: aiortc's pipeline. An exception becomes ``{"error": code, "message"}``
+    (``code``: the error's ``error_code``, e.g. ``node_busy``, else its class name)."""
     rooms: dict[str, Any] = {}
+    node = Relay(RelayConfig(host_addresses=LOOPBACK)) if mode == "node" else None
 
     def room(name: str) -> Any:
+        if node is not None:
+            return node.room(name)
         if name not in rooms:
             rooms[name] = (
                 RelayRoom(name, RelayConfig(host_addresses=LOOPBACK))
@@ -115,33 +122,41 @@ async def serve(mode: str) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while line := await reader.readline():
             msg = json.loads(line)
-            r = room(msg["room"])
-            reply: dict[str, Any] = {}
-            if msg["op"] == "publish":
-                reply["sdp"] = await r.add_participant(msg["pid"], msg["sdp"])
-            elif msg["op"] == "subscribe":
-                reply["sdp"] = await r.subscribe(msg["sub"], msg["pub"])
-            elif msg["op"] == "answer":
-                await r.accept_answer(msg["sub"], msg["pub"], msg["sdp"])
-            elif msg["op"] == "stats" and isinstance(r, RelayRoom):
-                for sub, pub in r.subscriptions():
-                    subscription = r.subscription(sub, pub)
-                    assert subscription is not None
-                    reply[f"{sub}<-{pub}"] = {
-                        "state": subscription.pc.connectionState,
-                        **{
-                            kind: [t.active, t.offered, t.dropped, t.forwarded_packets]
-                            for kind, t in subscription.tracks.items()
-                        },
-                    }
-                for pub in r.publishers:
-                    publication = r.publication(pub)
-                    st = publication.stats
-                    source = publication._video_source
-                    gaps = source[1].assembler.gaps if source else None  # type: ignore[union-attr]
-                    reply[pub] = [st.packets, st.keyframes, st.keyframe_requests, gaps]
+            try:
+                reply = await answer(msg)
+            except Exception as exc:
+                code = getattr(exc, "error_code", None) or type(exc).__name__
+                reply = {"error": str(code), "message": str(exc)[:300]}
             writer.write(json.dumps(reply).encode() + b"\n")
             await writer.drain()
+
+    async def answer(msg: dict[str, Any]) -> dict[str, Any]:
+        r = room(msg["room"])
+        reply: dict[str, Any] = {}
+        if msg["op"] == "publish":
+            reply["sdp"] = await r.add_participant(msg["pid"], msg["sdp"])
+        elif msg["op"] == "subscribe":
+            reply["sdp"] = await r.subscribe(msg["sub"], msg["pub"])
+        elif msg["op"] == "answer":
+            await r.accept_answer(msg["sub"], msg["pub"], msg["sdp"])
+        elif msg["op"] == "stats" and isinstance(r, RelayRoom):
+            for sub, pub in r.subscriptions():
+                subscription = r.subscription(sub, pub)
+                assert subscription is not None
+                reply[f"{sub}<-{pub}"] = {
+                    "state": subscription.pc.connectionState,
+                    **{
+                        kind: [t.active, t.offered, t.dropped, t.forwarded_packets]
+                        for kind, t in subscription.tracks.items()
+                    },
+                }
+            for pub in r.publishers:
+                publication = r.publication(pub)
+                st = publication.stats
+                source = publication._video_source
+                gaps = source[1].assembler.gaps if source else None  # type: ignore[union-attr]
+                reply[pub] = [st.packets, st.keyframes, st.keyframe_requests, gaps]
+        return reply
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0)
     print(server.sockets[0].getsockname()[1], flush=True)
@@ -154,7 +169,9 @@ async def serve(mode: str) -> None:
 
 def start_server(mode: str) -> ChildServer:
     """The relay or standard-pipeline server process."""
-    return ChildServer([sys.executable, __file__, "--serve", mode], renice=RENICE)
+    return ChildServer(
+        [sys.executable, __file__, "--serve", mode], renice=RENICE, raise_errors=True
+    )
 
 
 def encode_media() -> tuple[list[tuple[bytes, bool]], list[bytes]]:
@@ -479,7 +496,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--serve", choices=["relay", "standard"], help=argparse.SUPPRESS)
+    parser.add_argument("--serve", choices=["relay", "node", "standard"], help=argparse.SUPPRESS)
     parser.add_argument("--max-pairs", type=int, default=60, help="capacity ramp limit")
     parser.add_argument("--capacity-budget", type=float, default=120.0, help="seconds")
     parser.add_argument("--trials", type=int, default=5)
