@@ -92,8 +92,9 @@ class CaseNumbers:
         self._zone = zone
 
     async def take(self) -> str:
-        async with AsyncSession(self._engine) as session, session.begin():
-            return await next_number(session, self._zone)
+        # Autocommit: the upsert is its own transaction, one round trip (no BEGIN/COMMIT).
+        async with self._engine.connect() as connection:
+            return await next_number(AsyncSession(bind=connection), self._zone)
 
 
 def case_kind(matter: m.Matter) -> str:

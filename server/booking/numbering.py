@@ -27,7 +27,10 @@ async def case_numbers_ctx(app: web.Application) -> AsyncIterator[None]:
         settings.effective_database_url,
         pool_size=POOL_SIZE,
         max_overflow=POOL_SIZE,
-        pool_pre_ping=True,
+        isolation_level="AUTOCOMMIT",
+        # No ping per checkout (a round trip per number); a connection PostgreSQL closed
+        # is recycled after 30 minutes, or fails the one booking that drew it.
+        pool_recycle=1800,
     )
     app[CASE_NUMBERS] = CaseNumbers(engine, settings.zone)
     try:
