@@ -187,14 +187,7 @@ async def test_open_bookings_cap_holds_across_racing_nodes(
     engine = create_engine(settings)
     db = session_factory(engine)
     try:
-        async with db.begin() as session:
-            await add_user(
-                session,
-                username="clerk",
-                password="correct-horse-1",
-                role="inspector",
-                display_name="clerk",
-            )
+        await _clerk(db)
         cat = await seed_catalog(db, seats=SEATS)
         async with db.begin() as session:
             await session.execute(
@@ -204,12 +197,7 @@ async def test_open_bookings_cap_holds_across_racing_nodes(
             running_servers(pg_database, tmp_path) as urls,
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
         ):
-            async with http.post(
-                f"{urls[0]}/api/v1/auth/login",
-                json={"username": "clerk", "password": "correct-horse-1"},
-            ) as response:
-                token = (await response.json())["token"]
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = await _clerk_headers(http, urls[0])
 
             async def attempt(i: int, hhmm: str) -> tuple[int, Any]:
                 body = {"matter_id": cat.matter_id, "start": cat.iso(hhmm), "applicant": person(7)}
@@ -231,3 +219,22 @@ async def test_open_bookings_cap_holds_across_racing_nodes(
         assert held == cap
     finally:
         await engine.dispose()
+
+
+async def _clerk(db: Any) -> None:
+    async with db.begin() as session:
+        await add_user(
+            session,
+            username="clerk",
+            password="correct-horse-1",
+            role="inspector",
+            display_name="clerk",
+        )
+
+
+async def _clerk_headers(http: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    async with http.post(
+        f"{url}/api/v1/auth/login", json={"username": "clerk", "password": "correct-horse-1"}
+    ) as response:
+        assert response.status == 200, await response.text()
+        return {"Authorization": f"Bearer {(await response.json())['token']}"}

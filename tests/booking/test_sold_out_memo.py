@@ -43,6 +43,14 @@ async def _book(client: Client, headers: dict[str, str], start: str, i: int, cat
     return await client.post("/api/v1/appointments", json=body, headers=headers)
 
 
+async def _cancel(client: Client, booked: Any) -> None:
+    body = await booked.json()
+    cancel = await client.post(
+        f"/api/v1/appointments/{body['id']}/cancel", json={"token": token_of(body["manage_url"])}
+    )
+    assert cancel.status == 200, await cancel.text()
+
+
 async def test_cancel_and_admin_change_reopen_at_once_and_ttl_ends_the_rest(
     client: Client,
 ) -> None:
@@ -61,12 +69,7 @@ async def test_cancel_and_admin_change_reopen_at_once_and_ttl_ends_the_rest(
     assert (await refused.json())["error"]["code"] == "slot_full"
     assert memo.hits == hits + 1
     # A cancellation frees the seat: forgotten after its commit, bookable at once.
-    booked = await first.json()
-    cancel = await client.post(
-        f"/api/v1/appointments/{booked['id']}/cancel",
-        json={"token": token_of(booked["manage_url"])},
-    )
-    assert cancel.status == 200, await cancel.text()
+    await _cancel(client, first)
     assert len(memo) == 0
     assert (await _book(client, headers, start, 3, cat)).status == 201
     # Full again; an ORM write of what seats are made of (here the matter) forgets too.
@@ -108,12 +111,7 @@ async def test_a_seat_freed_on_one_node_is_bookable_on_the_other_through_redis(
     hits = memo.hits
     assert (await _book(second, headers, start, 2, cat)).status == 409
     assert memo.hits == hits + 1
-    body = await booked.json()
-    cancel = await first.post(
-        f"/api/v1/appointments/{body['id']}/cancel",
-        json={"token": token_of(body["manage_url"])},
-    )
-    assert cancel.status == 200, await cancel.text()
+    await _cancel(first, booked)
     for _ in range(100):  # the invalidation crosses Redis
         if not memo.sold_out(cat.matter_id, datetime.fromisoformat(start)):
             break
