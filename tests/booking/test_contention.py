@@ -31,26 +31,13 @@ async def test_two_processes_never_sell_a_seat_twice(pg_database: str, tmp_path:
     engine = create_engine(settings)
     db = session_factory(engine)
     try:
-        async with db.begin() as session:
-            await add_user(
-                session,
-                username="clerk",
-                password="correct-horse-1",
-                role="inspector",
-                display_name="clerk",
-            )
+        await _clerk(db)
         cat = await seed_catalog(db, seats=SEATS)
         async with (
             running_servers(pg_database, tmp_path) as urls,
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
         ):
-            async with http.post(
-                f"{urls[0]}/api/v1/auth/login",
-                json={"username": "clerk", "password": "correct-horse-1"},
-            ) as response:
-                assert response.status == 200, await response.text()
-                token = (await response.json())["token"]
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = await _clerk_headers(http, urls[0])
             start = cat.iso("14:00")
 
             async def attempt(i: int) -> tuple[int, Any]:
