@@ -10,7 +10,9 @@ the database that no seat was sold twice.
     /work/venv/bin/python bench/booking.py [--attempts 1000] [--slots 10] [--seats 10]
         [--concurrency 64] [--nodes 2]
 
-Needs PostgreSQL (``YUNKAN_BENCH_POSTGRES``, default postgresql://postgres@127.0.0.1:5432/test).
+Needs PostgreSQL (``YUNKAN_BENCH_POSTGRES``, default postgresql://postgres@127.0.0.1:5432/test)
+and Redis for the nodes' bus (``--redis``/``YUNKAN_BENCH_REDIS``, default
+redis://127.0.0.1:6379/0; ``--redis ""`` for none).
 The last line printed is one JSON object with every figure.
 """
 
@@ -328,7 +330,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         ]
         n += args.uncontended
         pids: list[int] = []
-        async with running_servers(url, tmp, count=args.nodes, pids=pids) as urls:
+        # The nodes share a Redis bus, as a scaled-out deployment does (the sold-out memo
+        # and the session cache are invalidated through it); --redis "" runs without.
+        env = {"REDIS_URL": args.redis, "YUNKAN_REDIS_PREFIX": f"{name}:"} if args.redis else {}
+        async with running_servers(url, tmp, count=args.nodes, pids=pids, env=env) as urls:
             async with (
                 aiohttp.ClientSession() as http,
                 http.post(
@@ -400,6 +405,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         "bench": "booking",
         "nodes": args.nodes,
         "database": "postgresql",
+        "redis": bool(args.redis),
         "attempts": args.attempts,
         "slots": args.slots,
         "seats_per_slot": args.seats,
@@ -461,6 +467,11 @@ if __name__ == "__main__":
     parser.add_argument("--officers", type=int, default=10, help="qualified officers (0: none)")
     parser.add_argument("--uncontended", type=int, default=50, help="sequential bookings")
     parser.add_argument("--sold-out", type=int, default=100, help="attempts at full slots")
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("YUNKAN_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+        help='the nodes\' bus ("" for none: each node its own in-process bus)',
+    )
     result = asyncio.run(main(parser.parse_args()))
     print(
         f"{result['attempts']} attempts on {result['slots']} slots x {result['seats_per_slot']} "

@@ -20,6 +20,7 @@ from recordings.blobs import BlobStore
 from server import booking, evidence, letters, ops, pages
 from server.accounts import handlers as account_handlers
 from server.accounts import unlock as account_unlock
+from server.accounts.session_cache import session_cache_ctx
 from server.accounts.sms import OutboxSender
 from server.appkeys import (
     API_SPEC,
@@ -132,7 +133,7 @@ def create_app(settings: Settings) -> web.Application:
     )
     env.globals["static"] = lambda path: f"/static/{path}"
 
-    app.cleanup_ctx.extend([_database, _redis, _services])
+    app.cleanup_ctx.extend([_database, _redis, _services, session_cache_ctx])
 
     app.router.add_routes(ops.routes)
     app.router.add_routes(account_handlers.routes)

@@ -11,13 +11,15 @@ from aiohttp import web
 def setup(app: web.Application) -> None:
     from server.appkeys import API_SPEC
     from server.booking import admin, handlers, pages, queue_handlers
+    from server.booking.numbering import case_numbers_ctx
     from server.booking.queue_handlers import STREAMS, close_streams
     from server.booking.scheduler import scheduler_ctx
+    from server.booking.soldout import sold_out_ctx
 
     for table in (handlers.routes, queue_handlers.routes, admin.routes):
         app.router.add_routes(table)
         app[API_SPEC].include(table)
     pages.setup_pages(app)
-    app.cleanup_ctx.append(scheduler_ctx)
+    app.cleanup_ctx.extend([sold_out_ctx, case_numbers_ctx, scheduler_ctx])
     app[STREAMS] = set()
     app.on_shutdown.append(close_streams)

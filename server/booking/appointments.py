@@ -29,7 +29,7 @@ from server.booking.availability import (
     rules_of,
     window_slots,
 )
-from server.booking.casework import applicant_account, open_case, record
+from server.booking.casework import CaseNumbers, applicant_account, open_case, record
 from server.booking.leads import hand_over, lead_of
 from server.booking.slots import bookable_window
 from server.booking.staffing import candidates as free_staff
@@ -179,7 +179,12 @@ async def _claim_person(session: AsyncSession, appt: m.Appointment) -> None:
 
 
 async def _claim_officer(
-    session: AsyncSession, appt: m.Appointment, officers: list[int] | None, *, explicit: int | None
+    session: AsyncSession,
+    appt: m.Appointment,
+    officers: list[int] | None,
+    zone: ZoneInfo,
+    *,
+    explicit: int | None,
 ) -> int | None:
     """Claim the first of ``officers`` whose minutes are still free; set ``appt.staff_id``.
 
@@ -189,12 +194,22 @@ async def _claim_officer(
     """
     if officers is None:
         return None
-    for staff_id in officers:
+    tried: set[int] = set()
+    while officers:
+        staff_id = officers[0]
+        tried.add(staff_id)
         resource = claims.staff_resource(staff_id)
         if await claims.claim(session, resource, appt.id, appt.starts_at, appt.ends_at):
             appt.staff_id = staff_id
             await session.flush()
             return staff_id
+        if explicit is not None:
+            break
+        # A racing booking took them since we read: the seat row lock we hold means the
+        # bookings of this slot before us have committed, so one fresh read of who is
+        # free replaces trying every stale candidate in turn (each a refused INSERT).
+        fresh = await free_staff(session, appt.matter_id, appt.starts_at, appt.ends_at, zone)
+        officers = [s for s in fresh if s not in tried]
     if explicit is not None:
         raise errors.StaffBusyError(explicit)
     raise errors.SlotFullError()
@@ -234,7 +249,10 @@ async def book(
     zone: ZoneInfo,
     now: datetime | None = None,
     reminders: tuple[timedelta, ...] = DEFAULT_REMINDERS,
+    case_numbers: CaseNumbers | None = None,
 ) -> m.Appointment:
+    """Book ``req`` in the caller's transaction. ``case_numbers``: take the new case's
+    number in a transaction of its own (PostgreSQL; see :class:`casework.CaseNumbers`)."""
     now = now or datetime.now(UTC)
     matter = await get_matter(session, req.matter_id)
     check_start(matter, req.start, zone, now)
@@ -289,7 +307,7 @@ async def book(
     except IntegrityError as exc:  # the partial unique index lost a race for this applicant
         raise errors.AlreadyBookedError() from exc
     await _claim_person(session, appt)
-    staff_id = await _claim_officer(session, appt, officers, explicit=req.staff_id)
+    staff_id = await _claim_officer(session, appt, officers, zone, explicit=req.staff_id)
     _schedule_reminders(session, appt, now, reminders)
     data: dict[str, object] = {
         "appointment_id": appt.id,
@@ -310,8 +328,10 @@ async def book(
             elif not await _is_party(session, case.id, staff_id):
                 await access.set_party(session, case.id, "staff", staff_id, "inspector")
         return appt
-    # The case comes last: numbering locks the day's counter row until commit, so the
-    # case, its parties and both events follow in three INSERTs (casework.open_case).
+    # The case comes last: numbering in this transaction locks the day's counter row until
+    # commit, so the case, its parties and both events follow in three INSERTs
+    # (casework.open_case); with case_numbers the row is not held at all.
+    number = await case_numbers.take() if case_numbers is not None else None
     case = await open_case(
         session,
         matter,
@@ -322,6 +342,7 @@ async def book(
         {"on_behalf": on_behalf},
         parties=[("staff", staff_id, "lead")] if staff_id is not None else [],
         events=[("appointment.booked", req.actor, data)],
+        number=number,
     )
     appt.case_id = case.id
     return appt
@@ -435,7 +456,7 @@ async def reschedule(
     except IntegrityError as exc:
         raise errors.AlreadyBookedError() from exc
     await _claim_person(session, appt)
-    staff_id = await _claim_officer(session, appt, officers, explicit=None)
+    staff_id = await _claim_officer(session, appt, officers, zone, explicit=None)
     await seats.give_back(session, old_seat)
     await session.execute(
         update(m.Reminder)

@@ -12,13 +12,15 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import func
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from server.accounts import committed, session_cache
 from server.accounts.models import Applicant
 from server.accounts.principal import Principal
 from server.booking import models as m
 from server.booking.validation import ApplicantInfo
 from server.cases.models import Case
+from server.cases.numbers import next_number
 from server.cases.numbers import open_case as _open_case
 from server.cases.timeline import append_event
 
@@ -38,7 +40,10 @@ async def applicant_account(session: AsyncSession, info: ApplicantInfo) -> int:
         index_elements=[Applicant.mobile],
         set_={"name": func.coalesce(Applicant.name, statement.excluded.name)},
     )
-    return int((await session.execute(statement.returning(Applicant.id))).scalar_one())
+    applicant_id = int((await session.execute(statement.returning(Applicant.id))).scalar_one())
+    # The name may have just been filled: cached sessions of this account re-read it.
+    committed.note(session, session_cache.TOPIC, session_cache.applicant_key(applicant_id))
+    return applicant_id
 
 
 async def open_case(
@@ -52,6 +57,7 @@ async def open_case(
     *,
     parties: Sequence[tuple[str, int, str]] = (),
     events: Sequence[tuple[str, Principal | None, Mapping[str, object]]] = (),
+    number: str | None = None,
 ) -> Case:
     title = f"{matter.name}（{info.display_name}）"[:200]
     return await _open_case(
@@ -67,7 +73,28 @@ async def open_case(
         kind=case_kind(matter),
         parties=parties,
         events=events,
+        number=number,
     )
+
+
+class CaseNumbers:
+    """Case numbers taken in short transactions of their own (PostgreSQL).
+
+    A number taken inside the booking's transaction locks the day's counter row until
+    that booking commits, so every booking of the day queued behind every other one. Here
+    the upsert commits at once on a small pool of its own (a connection is never held
+    while waiting for another, so the main pool cannot deadlock on it); numbers stay
+    unique and increasing, and a booking that fails after taking one leaves a gap.
+    """
+
+    def __init__(self, engine: AsyncEngine, zone: ZoneInfo) -> None:
+        self._engine = engine
+        self._zone = zone
+
+    async def take(self) -> str:
+        # Autocommit: the upsert is its own transaction, one round trip (no BEGIN/COMMIT).
+        async with self._engine.connect() as connection:
+            return await next_number(AsyncSession(bind=connection), self._zone)
 
 
 def case_kind(matter: m.Matter) -> str:

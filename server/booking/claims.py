@@ -24,6 +24,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.booking import seats
 from server.booking.models import TimeClaim
 
 
@@ -70,6 +71,7 @@ async def claim(
 async def release(session: AsyncSession, appointment_id: int, resource: str | None = None) -> None:
     """Give back the minutes ``appointment_id`` holds: all of them (cancel, move), or only
     ``resource``'s (a hand-over releases the old officer, not the applicant)."""
+    seats.freed(session)
     condition = TimeClaim.appointment_id == appointment_id
     if resource is not None:
         condition = condition & (TimeClaim.resource == resource)

@@ -22,6 +22,7 @@ from server.booking import errors, guard, idempotency, leads, outbox, schemas, t
 from server.booking import models as m
 from server.booking.availability import load_calendar, open_slots
 from server.booking.invites import ics_invite, qr_svg
+from server.booking.numbering import CASE_NUMBERS
 from server.booking.present import (
     Links,
     appointment_dict,
@@ -30,6 +31,7 @@ from server.booking.present import (
     utcnow,
 )
 from server.booking.scheduler import parse_offsets, wake_outbox
+from server.booking.soldout import SOLD_OUT
 from server.booking.staffday import day_appointments
 from server.booking.validation import validate_applicant
 from server.errors import PermissionDeniedError, ValidationError
@@ -184,7 +186,12 @@ async def _book_once(
         # and the answer read it once.
         matter = await svc.get_matter(session, req.matter_id)
         appt = await svc.book(
-            session, req, zone=settings.zone, now=now, reminders=reminder_offsets(request)
+            session,
+            req,
+            zone=settings.zone,
+            now=now,
+            reminders=reminder_offsets(request),
+            case_numbers=request.app[CASE_NUMBERS],
         )
         await tell_confirmed(session, settings, appt, "booked")
         body = appointment_dict(appt, matter, settings.zone, links=links_for(settings, appt))
@@ -220,16 +227,26 @@ async def create_appointment(request: web.Request) -> web.Response:
             replay = await idempotency.stored(session, *key)
         if replay is not None:
             return json_response(replay[1], status=replay[0], headers={"Idempotent-Replay": "true"})
+    # A slot this process saw sold out a moment ago is refused from memory (soldout.py);
+    # a named officer gets the database's own answer (staff_busy or slot_full).
+    memo = request.app[SOLD_OUT]
+    if req.staff_id is None and memo.sold_out(req.matter_id, req.start):
+        raise errors.SlotFullError()
+    generation = memo.generation
     try:
-        status, out, appt = await _book_once(request, req, key)
-    except idempotency.KeyInFlight:
-        assert key is not None
-        async with request.app[DB]() as session:
-            replay = await idempotency.stored(session, *key)
-        if replay is None:  # the twin failed and rolled back: try ourselves
+        try:
             status, out, appt = await _book_once(request, req, key)
-        else:
-            return json_response(replay[1], status=replay[0], headers={"Idempotent-Replay": "true"})
+        except idempotency.KeyInFlight:
+            assert key is not None
+            async with request.app[DB]() as session:
+                replay = await idempotency.stored(session, *key)
+            if replay is not None:
+                headers = {"Idempotent-Replay": "true"}
+                return json_response(replay[1], status=replay[0], headers=headers)
+            status, out, appt = await _book_once(request, req, key)  # the twin rolled back
+    except errors.SlotFullError:
+        memo.mark(req.matter_id, req.start, generation)
+        raise
     if appt is not None:
         await after_change(request, appt, "booked")
     return json_response(out, status=status)

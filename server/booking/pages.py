@@ -29,6 +29,7 @@ from server.booking.handlers import (
     tell_confirmed,
 )
 from server.booking.invites import qr_svg
+from server.booking.numbering import CASE_NUMBERS
 from server.booking.present import (
     KIND_LABELS,
     STATUS_LABELS,
@@ -233,7 +234,11 @@ async def details_submit(request: web.Request) -> web.StreamResponse:
         try:
             async with request.app[DB]() as session, session.begin():
                 appt = await svc.book(
-                    session, req, zone=settings.zone, reminders=reminder_offsets(request)
+                    session,
+                    req,
+                    zone=settings.zone,
+                    reminders=reminder_offsets(request),
+                    case_numbers=request.app[CASE_NUMBERS],
                 )
                 await tell_confirmed(session, settings, appt, "booked")
         except errors.SlotRuleError as exc:

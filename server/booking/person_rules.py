@@ -7,10 +7,16 @@ for ``no_show_block_days`` to whoever missed ``no_show_limit`` appointments (of 
 matter) within ``no_show_window_days``; the refusal says why and until when. 0 turns a
 rule off. The person is the identity key (resident ID or credit code), as for the
 one-per-slot index. Overlapping appointments of one person are refused by the claimed
-minutes (:mod:`claims`, ``person:<key>``), which the database keeps across nodes; the
-two counts here are read before the insert and are therefore exact on one node and
-best effort across racing nodes (two simultaneous bookings of one person on two nodes
-may both pass the cap; overlap can never pass).
+minutes (:mod:`claims`, ``person:<key>``), which the database keeps across nodes.
+
+The counts are read under a per-person lock so that the cap also holds when one person's
+bookings race on several nodes: on PostgreSQL a transaction-scoped advisory lock on the
+identity key (``pg_advisory_xact_lock``), taken after the sold-out read (a refused
+attempt takes no lock) and held to commit, so a second booking of the same person waits
+and then counts the first; bookings of different people never wait for each other. On
+SQLite writers are serialised (a racing writer whose read is stale fails rather than
+passing). The no-show count is as of the lock: a no-show marked while a booking is being
+made counts from the next booking on.
 """
 
 from __future__ import annotations
@@ -27,10 +33,20 @@ from server.booking import models as m
 OPEN = ("booked", "checked_in")
 
 
+async def lock_person(session: AsyncSession, identity_key: str) -> None:
+    """Serialise the bookings of one person until commit (PostgreSQL; see above)."""
+    if session.get_bind().dialect.name == "postgresql":
+        key = func.hashtextextended(f"booking.person:{identity_key}", 0)
+        await session.execute(select(func.pg_advisory_xact_lock(key)))
+
+
 async def check(
     session: AsyncSession, matter: m.Matter, identity_key: str, now: datetime, zone: ZoneInfo
 ) -> None:
-    """Raise :class:`errors.BookingBlockedError` or :class:`errors.BookingLimitError`."""
+    """Raise :class:`errors.BookingBlockedError` or :class:`errors.BookingLimitError`;
+    the cap is read under :func:`lock_person`."""
+    if matter.max_open_bookings > 0:
+        await lock_person(session, identity_key)
     if matter.no_show_limit > 0 and matter.no_show_block_days > 0:
         since = now - timedelta(days=matter.no_show_window_days)
         missed = list(

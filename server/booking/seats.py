@@ -20,7 +20,16 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.accounts import committed
 from server.booking.models import SlotSeat
+
+CAPACITY = "booking.capacity"
+"""After-commit topic (:mod:`server.accounts.committed`) of a transaction that gave
+capacity back: every process's sold-out memo (:mod:`soldout`) forgets."""
+
+
+def freed(session: AsyncSession) -> None:
+    committed.note(session, CAPACITY)
 
 
 async def ensure_row(
@@ -69,6 +78,7 @@ async def take(session: AsyncSession, seat_id: int) -> bool:
 
 
 async def give_back(session: AsyncSession, seat_id: int) -> None:
+    freed(session)
     await session.execute(
         update(SlotSeat)
         .where(SlotSeat.id == seat_id, SlotSeat.taken > 0)

@@ -45,6 +45,7 @@ async def open_case(
     kind: str = "inspection",
     parties: Sequence[tuple[str, int, str]] = (),
     events: Sequence[tuple[str, Principal | None, Mapping[str, object]]] = (),
+    number: str | None = None,
 ) -> Case:
     """Create a case with a fresh number and its first timeline event (caller commits).
 
@@ -54,8 +55,10 @@ async def open_case(
     written in the same go: nobody else can see the case before commit, so its chain is
     built in memory without the row lock :func:`append_event` takes, and the day's
     counter row (locked from :func:`next_number` to commit) waits for three INSERTs only.
+    ``number``: one the caller took from :func:`next_number` in a transaction of its own
+    (committed, so the counter row is free at once; a rollback here leaves a gap).
     """
-    number = await next_number(session, zone)
+    number = number or await next_number(session, zone)
     opened = ("case.opened", actor, {**(data or {"title": title}), "state": status, "kind": kind})
     chain: list[CaseEvent] = []
     for what, who, facts in (opened, *events):

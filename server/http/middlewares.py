@@ -15,6 +15,7 @@ from aiohttp import web
 from aiohttp.helpers import parse_mimetype
 from multidict import MultiDictProxy
 
+from server.accounts.session_cache import SESSION_CACHE
 from server.accounts.sessions import SESSION_COOKIE, principal_for_token
 from server.appkeys import CATALOGS, DB, METRICS, SETTINGS
 from server.errors import (
@@ -257,7 +258,9 @@ async def authentication(request: web.Request, handler: Handler) -> web.StreamRe
         token = bearer_token(request) or request.cookies.get(SESSION_COOKIE)
         if token:
             async with request.app[DB]() as session:
-                request[PRINCIPAL] = await principal_for_token(session, token)
+                request[PRINCIPAL] = await principal_for_token(
+                    session, token, request.app.get(SESSION_CACHE)
+                )
     return await handler(request)
 
 

@@ -33,7 +33,7 @@ def _tail(log: Path) -> str:
 
 
 async def _wait_healthy(url: str, proc: asyncio.subprocess.Process, log: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # imports alone took 40 s at load 17 on 2 cores
     async with aiohttp.ClientSession() as http:
         while time.monotonic() < deadline:
             if proc.returncode is not None:

@@ -10,7 +10,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import aliased
 
 from server.accounts.service import add_user
@@ -31,26 +31,13 @@ async def test_two_processes_never_sell_a_seat_twice(pg_database: str, tmp_path:
     engine = create_engine(settings)
     db = session_factory(engine)
     try:
-        async with db.begin() as session:
-            await add_user(
-                session,
-                username="clerk",
-                password="correct-horse-1",
-                role="inspector",
-                display_name="clerk",
-            )
+        await _clerk(db)
         cat = await seed_catalog(db, seats=SEATS)
         async with (
             running_servers(pg_database, tmp_path) as urls,
             aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
         ):
-            async with http.post(
-                f"{urls[0]}/api/v1/auth/login",
-                json={"username": "clerk", "password": "correct-horse-1"},
-            ) as response:
-                assert response.status == 200, await response.text()
-                token = (await response.json())["token"]
-            headers = {"Authorization": f"Bearer {token}"}
+            headers = await _clerk_headers(http, urls[0])
             start = cat.iso("14:00")
 
             async def attempt(i: int) -> tuple[int, Any]:
@@ -174,3 +161,67 @@ async def test_one_officer_is_never_booked_twice_at_once(pg_database: str, tmp_p
         assert claimed == applicants == minutes  # every minute claimed once, officer and person
     finally:
         await engine.dispose()
+
+
+async def test_open_bookings_cap_holds_across_racing_nodes(
+    pg_database: str, tmp_path: Path
+) -> None:
+    """One person, eight different times at once on two nodes, a cap of two open bookings:
+    exactly two are booked, the others refused with booking_limit (the count is read under
+    the person's lock, so the racers cannot all read "none yet")."""
+    cap, times = 2, ("09:00", "10:00", "11:00", "12:00", "13:00", "14:00", "15:00", "16:00")
+    settings = Settings.for_tests(tmp_path / "seed", database_url=pg_database)
+    engine = create_engine(settings)
+    db = session_factory(engine)
+    try:
+        await _clerk(db)
+        cat = await seed_catalog(db, seats=SEATS)
+        async with db.begin() as session:
+            await session.execute(
+                update(m.Matter).where(m.Matter.id == cat.matter_id).values(max_open_bookings=cap)
+            )
+        async with (
+            running_servers(pg_database, tmp_path) as urls,
+            aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http,
+        ):
+            headers = await _clerk_headers(http, urls[0])
+
+            async def attempt(i: int, hhmm: str) -> tuple[int, Any]:
+                body = {"matter_id": cat.matter_id, "start": cat.iso(hhmm), "applicant": person(7)}
+                async with http.post(
+                    f"{urls[i % 2]}/api/v1/appointments", json=body, headers=headers
+                ) as response:
+                    return response.status, await response.json()
+
+            results = await asyncio.gather(*(attempt(i, t) for i, t in enumerate(times)))
+        statuses = collections.Counter(status for status, _ in results)
+        assert statuses == {201: cap, 409: len(times) - cap}, results
+        assert {b["error"]["code"] for s, b in results if s == 409} == {"booking_limit"}
+        async with db() as session:
+            held = await session.scalar(
+                select(func.count())
+                .select_from(m.Appointment)
+                .where(m.Appointment.status == "booked")
+            )
+        assert held == cap
+    finally:
+        await engine.dispose()
+
+
+async def _clerk(db: Any) -> None:
+    async with db.begin() as session:
+        await add_user(
+            session,
+            username="clerk",
+            password="correct-horse-1",
+            role="inspector",
+            display_name="clerk",
+        )
+
+
+async def _clerk_headers(http: aiohttp.ClientSession, url: str) -> dict[str, str]:
+    async with http.post(
+        f"{url}/api/v1/auth/login", json={"username": "clerk", "password": "correct-horse-1"}
+    ) as response:
+        assert response.status == 200, await response.text()
+        return {"Authorization": f"Bearer {(await response.json())['token']}"}

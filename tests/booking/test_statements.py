@@ -61,3 +61,11 @@ async def test_statements_per_booking_and_per_sold_out_attempt(client: Client) -
     print(f"sold out: {len(sold_out)} statements", *sold_out, sep="\n  ")
     assert len(sold_out) <= SOLD_OUT_MAX
     assert not [s for s in sold_out if s.startswith(WRITES) or "FOR UPDATE" in s]
+
+    # Once this process has refused the slot, the next attempts at it are answered from
+    # memory (soldout.py) with the caller's session from the session cache: no statement.
+    with counted(client) as remembered:
+        response = await client.post("/api/v1/appointments", json=body(3), headers=headers)
+    assert response.status == 409, await response.text()
+    assert (await response.json())["error"]["code"] == "slot_full"
+    assert remembered == []
