@@ -129,18 +129,21 @@ async def room(request: pytest.FixtureRequest) -> AsyncIterator[RelayRoom]:
 
 
 class Arrivals:
-    """The arrival_time_ms aiortc's video receiver (its REMB estimator) is handed."""
+    """The arrival_time_ms the publisher's video REMB estimator is handed (on the lean
+    receive path, signaling/inbound.py, as on aiortc's)."""
 
     def __init__(self, room: RelayRoom, pid: str) -> None:
         self.times: list[tuple[float, int]] = []
         receiver = room.publication(pid)._receivers["video"]
-        original = receiver._handle_rtp_packet
+        estimator = receiver._RTCRtpReceiver__remote_bitrate_estimator
+        assert estimator is not None, "no REMB estimator (transport-cc publisher?)"
+        original = estimator.add
 
-        async def handle(packet: Any, arrival_time_ms: int) -> None:
+        def add(arrival_time_ms: int, *args: Any, **kwargs: Any) -> Any:
             self.times.append((time.monotonic(), arrival_time_ms))
-            await original(packet, arrival_time_ms=arrival_time_ms)
+            return original(arrival_time_ms, *args, **kwargs)
 
-        receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+        estimator.add = add
 
 
 class Rembs:
