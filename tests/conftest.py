@@ -177,23 +177,3 @@ async def browser(aiohttp_client: Any, app: web.Application) -> AsyncIterator[Te
     """A browser-like client: keeps cookies, so it must send CSRF tokens."""
     yield await aiohttp_client(app)
 
-
-# ---- parallel runs (pytest-xdist) ---------------------------------------------------
-
-_REALTIME_DIRS = ("signaling", "recordings", "journeys")
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Under ``-n N --dist loadgroup`` every test that times live media or drives Chromium
-    runs on one worker, one at a time, as in a serial run; the database and HTTP tests share
-    the other workers. Two browsers or two relays racing for two cores would turn their
-    timing assertions (a picture back within 2 s, an outage notice within 3 s) into noise."""
-    if not config.pluginmanager.hasplugin("xdist"):
-        return
-    for item in items:
-        module = getattr(item, "module", None)
-        if module is None:
-            continue
-        parts = Path(str(module.__file__)).parts
-        if hasattr(module, "chromium") or any(d in parts for d in _REALTIME_DIRS):
-            item.add_marker(pytest.mark.xdist_group("realtime"))
