@@ -176,4 +176,3 @@ async def client(aiohttp_client: Any, app: web.Application) -> AsyncIterator[Tes
 async def browser(aiohttp_client: Any, app: web.Application) -> AsyncIterator[TestClient[Any, Any]]:
     """A browser-like client: keeps cookies, so it must send CSRF tokens."""
     yield await aiohttp_client(app)
-
