@@ -73,7 +73,9 @@ if str(ROOT) not in sys.path:
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 
 from bench.impair import ProxyThread, Shaping, route_through  # noqa: E402
+from signaling import assembly  # noqa: E402
 from signaling.archive import RoomRecording  # noqa: E402
+from signaling.assembly import VideoAssembler  # noqa: E402
 from signaling.client import MediaClient, ToneTrack  # noqa: E402
 from signaling.relay import RelayConfig, RelayRoom  # noqa: E402
 
@@ -587,6 +589,46 @@ async def background(coro: Awaitable[None]) -> AsyncIterator[None]:
             await task  # re-raises what the task failed with
 
 
+def watch_assembler(room: RelayRoom, call: Call) -> None:
+    """Note when the relay's frame assembler gives frames up (relative to impairment start)."""
+    sink = room.publication("phone").sinks().get("video")
+    assembler = getattr(sink, "assembler", None)
+    if not isinstance(assembler, VideoAssembler):
+        return
+    skip_gap = assembler._skip_gap
+    gaps: list[float] = call.detail.setdefault("_gap_times", [])
+
+    def noted() -> bool:
+        gaps.append(time.time())
+        return skip_gap()
+
+    assembler._skip_gap = noted  # type: ignore[method-assign]
+
+
+def assembler_figures(room: RelayRoom, call: Call) -> dict[str, Any]:
+    """The relay assembler's counters: frames given up, late packets, repair time, key frames."""
+    publication = room.publication("phone")
+    sink = publication.sinks().get("video")
+    assembler = getattr(sink, "assembler", None)
+    out: dict[str, Any] = {
+        "keyframes": publication.stats.keyframes,
+        "keyframe_requests": publication.stats.keyframe_requests,
+        "max_wait_s": assembly.MAX_WAIT,
+    }
+    if isinstance(assembler, VideoAssembler):
+        out |= {
+            "frames": assembler.frames,
+            "gaps": assembler.gaps,
+            "late": assembler.late,
+            "lost": assembler.lost,
+            "repair_s": round(assembler.repair, 3),
+            "wait_s": round(assembler.wait(), 3),
+        }
+    start = call.impaired_at
+    out["gap_at_s"] = [round(t - start, 2) for t in call.detail.pop("_gap_times", [])]
+    return out
+
+
 async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path) -> Call:
     """The phone → proxy → relay (recording) → aiortc subscriber reading the counter."""
     call = Call(opts.loop_frames, opts.fps)
@@ -608,6 +650,7 @@ async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path
         offer = await phone.offer()
         answer = await room.add_participant("phone", route_through(offer, proxy.proxy.port_for_b))
         await phone.accept(route_through(answer, proxy.proxy.port_for_a))
+        watch_assembler(room, call)
         sub_offer = await room.subscribe("viewer", "phone")
         await room.accept_answer(
             "viewer", "phone", await viewer.accept_subscription("phone", sub_offer)
@@ -629,6 +672,7 @@ async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path
         async with background(rejoining):
             await run_timeline(proxy, profile, opts, call, lambda: bool(call.frames))
         await phone.collect(call)
+        call.detail["assembler"] = assembler_figures(room, call)
     finally:
         await viewer.close()
         await room.close()
@@ -800,11 +844,19 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--height", type=int, default=480)
     parser.add_argument("--fps", type=int, default=20)
     parser.add_argument("--loop", type=int, default=90, help="seconds of y4m before it loops")
+    parser.add_argument(
+        "--max-wait",
+        type=float,
+        help="experiment: signaling.assembly.MAX_WAIT (seconds a missing packet is waited for)",
+    )
     return parser.parse_args(argv)
 
 
 def main() -> None:
-    out = asyncio.run(main_async(parse()))
+    args = parse()
+    if args.max_wait is not None:
+        assembly.MAX_WAIT = args.max_wait
+    out = asyncio.run(main_async(args))
     print(json.dumps(out))
 
 

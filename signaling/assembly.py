@@ -12,8 +12,21 @@ the private ``_RTCRtpReceiver__jitter_buffer`` is replaced by:
   and *every* frame that is complete is handed on at once (aiortc's interface returns at
   most one frame per received packet, which after a loss kept the picture behind live for
   as long as the backlog took to drain). A missing packet is waited for (NACK/RTX may bring
-  it) for a bounded *time*, :meth:`VideoAssembler.wait`: max(:data:`MIN_WAIT`, repair
-  time + 3 frame intervals), at most :data:`MAX_WAIT`. Then the frames in the gap are given
+  it) for a bounded *time*, :meth:`VideoAssembler.wait`: the longer of the repair time seen
+  last and the link's current queueing delay + :data:`MIN_WAIT`, plus 3 frame intervals; at
+  least :data:`MIN_WAIT`, at most :data:`MAX_WAIT`. The queueing delay is how much later than
+  its best the newest frame arrived (arrival − capture timestamp, against the minimum of the
+  last 5–10 s): a retransmission has to come through the same queue, so when a phone's
+  uplink fills a 300 ms buffer, a wait learnt on the empty link (0.1 s) gave every loss up
+  before its repair could arrive, and each give-up asked for a key frame that came through
+  the same queue (bench/weaklink.py, weak_500k: five give-ups in 2 s, a 2–3 s freeze). A
+  gap inside a *key frame* is waited for twice as long (at most :data:`MAX_KEY_WAIT`): giving
+  it up costs another key frame, larger than any repair. A hole's wait counts from when it
+  was first known (the arrival of the first packet beyond it), so the holes of one burst
+  of losses are waited for together, not one full wait after another. After a give-up,
+  until a key frame is released, a hole in a delta frame is waited for only
+  :data:`MIN_WAIT`: those frames reference a lost one and no decoder can use them. Then
+  the frames in the gap are given
   up, the next frame start is sought, everything complete behind the gap is released, a key
   frame is asked for, and packets of the given-up frames that still arrive are dropped. The
   wait is measured by a timer (``call_later``), so it ends even when no packet arrives
@@ -42,8 +55,12 @@ MAX_SPAN = 256
 """Sequence numbers buffered behind a missing packet before its frame is given up at once."""
 MIN_WAIT = 0.1
 """Seconds a missing packet is always waited for (reordering, a NACK round trip on a LAN)."""
-MAX_WAIT = 0.5
+MAX_WAIT = 1.0
 """Seconds a missing packet is waited for at most, however slow the link's repairs are."""
+MAX_KEY_WAIT = 1.5
+"""The same for a packet of a key frame (its loss costs a new key frame)."""
+FLOOR_WINDOW = 5.0
+"""Seconds per bucket of the arrival-delay minimum (the floor is the min of two buckets)."""
 DEFAULT_REPAIR = 0.1
 """Assumed time for NACK + RTX to bring a missing packet, until one was seen."""
 DEFAULT_INTERVAL = 1 / 30
@@ -82,6 +99,12 @@ def vp8_picture_id(payload: bytes) -> tuple[int, int] | None:
             return None
         return ((payload[2] & 0x7F) << 8) | payload[3], 1 << 15
     return payload[2] & 0x7F, 1 << 7
+
+
+def _is_keyframe(first: RtpPacket) -> bool:
+    """The first packet of a VP8 key frame (RFC 6386 §9.1: bit 0 of the frame tag is 0)."""
+    data = _data(first)
+    return bool(data) and not data[0] & 0x01 and vp8_frame_start(first)
 
 
 def vp8_frame_start(packet: RtpPacket) -> bool:
@@ -136,10 +159,46 @@ class VideoAssembler:
         self._timer: Cancellable | None = None
         self._timer_due = 0.0
         self._closed = False
+        self.queue = 0.0
+        """Seconds the newest frames arrived later than the link's best (rises at once)."""
+        self._marker_ts: int | None = None  # RTP timestamp of the last frame-ending packet
+        self._media = 0.0  # its capture time, seconds from the first (unwrapped)
+        self._floor = (float("inf"), float("inf"))  # arrival-delay minimum: (older, current)
+        self._floor_until = 0.0
+        self._arrivals: dict[int, float] = {}  # seq -> arrival time, while a gap is open
+        self._need_key = False  # frames were given up and no key frame released since
 
     def wait(self) -> float:
         """How long a missing packet is waited for before its frames are given up."""
-        return min(MAX_WAIT, max(MIN_WAIT, self.repair + 3 * self.interval))
+        base = max(self.repair, self.queue + MIN_WAIT) + 3 * self.interval
+        if self._blocked_on_keyframe():
+            return min(MAX_KEY_WAIT, max(MIN_WAIT, 2 * base))
+        if self._need_key:
+            return MIN_WAIT  # a delta frame after a loss: undecodable until the key frame
+        return min(MAX_WAIT, max(MIN_WAIT, base))
+
+    def _blocked_on_keyframe(self) -> bool:
+        origin = self._origin
+        first = self._packets.get(origin) if origin is not None else None
+        return first is not None and _is_keyframe(first)
+
+    def _arrived(self, timestamp: int, now: float) -> None:
+        """A frame's last packet arrived ``now``: update the queueing delay (per frame)."""
+        if self._marker_ts is not None:
+            delta = (timestamp - self._marker_ts) & 0xFFFFFFFF
+            if delta >= 0x80000000:
+                return  # an older frame's marker (reordered or retransmitted)
+            self._media += delta / 90000
+        self._marker_ts = timestamp
+        delay = now - self._media
+        older, current = self._floor
+        if now >= self._floor_until:
+            older, current, self._floor_until = current, delay, now + FLOOR_WINDOW
+        else:
+            current = min(current, delay)
+        self._floor = (older, current)
+        queue = delay - min(older, current)
+        self.queue = max(queue, 0.9 * self.queue + 0.1 * queue)
 
     def add(self, packet: RtpPacket) -> tuple[bool, None]:
         seq = packet.sequence_number
@@ -161,6 +220,12 @@ class VideoAssembler:
             if self._abandoned is not None:
                 self._repaired_late(seq)
             return False, None
+        if packet.marker or self._blocked_at is not None:
+            now = self._clock().time()
+            if packet.marker:
+                self._arrived(packet.timestamp, now)
+            if self._blocked_at is not None:
+                self._arrivals[seq] = now
         self._packets[seq] = packet
         pli = self._advance()
         origin = self._origin
@@ -201,12 +266,27 @@ class VideoAssembler:
                 now = self._clock().time()
                 if self._blocked_at is not None:
                     self._note_repair(now - self._blocked_since)
-                self._blocked_at, self._blocked_since = cursor, now
-                self._arm(now + self.wait())
+                since = self._missing_since(cursor, now)
+                self._blocked_at, self._blocked_since = cursor, since
+                self._arm(since + self.wait())
             return
         if self._blocked_at is not None:
             self._note_repair(self._clock().time() - self._blocked_since)
             self._blocked_at = None
+            self._arrivals.clear()
+
+    def _missing_since(self, cursor: int, now: float) -> float:
+        """When ``cursor`` was first known missing: the arrival of the first packet beyond it.
+
+        A burst of losses leaves several holes; the cursor reaches the second only when the
+        first is repaired or given up, and waiting for it afresh then made the waits add up
+        (four holes, four full waits in a row: bench/weaklink.py, weak_500k). Arrival times
+        are kept only while a gap is open.
+        """
+        arrivals = self._arrivals
+        for seq in [s for s in arrivals if not uint16_gt(s, cursor)]:
+            del arrivals[seq]
+        return min(arrivals.values(), default=now)
 
     def _arm(self, due: float) -> None:
         if self._closed or (self._timer is not None and self._timer_due <= due):
@@ -252,7 +332,7 @@ class VideoAssembler:
                 # A new frame starts but the previous one never saw its marker bit.
                 self._drop_until(self._cursor)
                 self._given_up += 1
-                broken = True
+                self._need_key = broken = True
             if packet.marker:
                 self._release(self._cursor)
             self._cursor = uint16_add(self._cursor, 1)
@@ -261,7 +341,10 @@ class VideoAssembler:
     def _release(self, last: int) -> None:
         assert self._origin is not None
         timestamp = self._packets[last].timestamp
-        picture = vp8_picture_id(self._packets[self._origin].payload)
+        first = self._packets[self._origin]
+        picture = vp8_picture_id(first.payload)
+        if self._need_key and _is_keyframe(first):
+            self._need_key = False
         step = 1 + self._given_up
         if picture is not None and self._picture is not None and picture[1] == self._picture[1]:
             step = (picture[0] - self._picture[0]) % picture[1] or 1
@@ -295,6 +378,7 @@ class VideoAssembler:
         assert self._origin is not None
         self.gaps += 1
         self._given_up += 1
+        self._need_key = True
         missing = self._cursor if self._cursor is not None else self._origin
         since = self._blocked_since if self._blocked_at is not None else self._clock().time()
         self._blocked_at = None

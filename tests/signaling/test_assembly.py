@@ -16,6 +16,7 @@ from aiortc.rtp import RtpPacket
 
 from signaling.assembly import (
     DEFAULT_REPAIR,
+    MAX_KEY_WAIT,
     MAX_SPAN,
     MAX_WAIT,
     MIN_WAIT,
@@ -99,8 +100,12 @@ def vp8(seq: int, ts: int, *, start: bool, marker: bool, body: bytes = b"x") -> 
     return packet
 
 
-def frame(seq: int, ts: int, n: int) -> list[RtpPacket]:
-    return [vp8(seq + i, ts, start=i == 0, marker=i == n - 1, body=bytes([i])) for i in range(n)]
+def frame(seq: int, ts: int, n: int, *, key: bool = False) -> list[RtpPacket]:
+    """A frame of ``n`` packets; its data's first byte is the VP8 frame tag (bit 0: delta)."""
+    tag = 0x00 if key else 0x01
+    return [
+        vp8(seq + i, ts, start=i == 0, marker=i == n - 1, body=bytes([i or tag])) for i in range(n)
+    ]
 
 
 def frames(seq: int, ts: int, count: int, n: int = 2) -> list[RtpPacket]:
@@ -113,7 +118,7 @@ def test_frames_released_on_marker_in_order_and_reordered() -> None:
     packets = frame(65534, 1000, 3) + frame(1, 4000, 2)  # crosses the sequence wrap
     packets[0], packets[1] = packets[1], packets[0]  # reordered inside a frame
     assert not any(h.feed(packets))
-    assert h.timestamps == [1000, 4000] and h.data == b"\x00\x01"
+    assert h.timestamps == [1000, 4000] and h.data == b"\x01\x01"
     assert h.timers.pending == 0 or h.assembler.gaps == 0
 
 
@@ -177,15 +182,18 @@ def test_after_an_outage_the_stream_resumes_within_the_bound() -> None:
 def test_a_late_packet_is_dropped_and_teaches_the_wait() -> None:
     h = Harness()
     h.feed(frame(0, 0, 2))
+    wait_before = h.assembler.wait()
     lost = vp8(3, 3000, start=False, marker=True)
-    h.feed([vp8(2, 3000, start=True, marker=False), *frames(4, 6000, 3)])
+    h.feed([vp8(2, 3000, start=True, marker=False, body=b"\x01"), *frames(4, 6000, 3)])
     h.timers.advance(MAX_WAIT)
     assert h.timestamps == [0, 6000, 9000, 12000]
-    wait_before = h.assembler.wait()
+    # Until a key frame comes, the frames after the loss are undecodable: no long waits.
+    assert h.assembler.wait() == MIN_WAIT
     h.timers.advance(0.3)  # the retransmission comes 0.3 s after the gap opened + the wait
     h.feed([lost])
     assert h.timestamps == [0, 6000, 9000, 12000]  # late: never queued, never released
     assert h.assembler.late == 1
+    h.feed(frame(10, 15000, 2, key=True))  # the key frame the give-up asked for
     assert h.assembler.wait() > wait_before  # the next gap is waited for longer
     assert h.assembler.wait() <= MAX_WAIT
 
@@ -263,3 +271,65 @@ def test_frame_numbers_skip_frames_lost_whole_by_picture_id() -> None:
     assert numbers[:5] == [0, 1, 2, 3, 4]
     assert numbers[5:8] == [7, 8, 9]  # two numbers skipped: what the recorder sees as loss
     assert h.assembler.lost == 2 and len(numbers) == 38
+
+
+def test_a_filling_queue_lengthens_the_wait_so_the_repair_through_it_still_counts() -> None:
+    """A phone's uplink buffer fills to 300 ms (weak_500k): its retransmissions come
+    through the same queue, so the wait learnt on the empty link would give them up."""
+    h = Harness()
+    seq, ts = 0, 0
+    for _ in range(30):  # one second on an empty link, a frame every 1/30 s
+        h.feed(frame(seq, ts, 2))
+        h.timers.advance(1 / 30)
+        seq, ts = seq + 2, ts + 3000
+    empty = h.assembler.wait()
+    assert h.assembler.queue == pytest.approx(0.0, abs=1e-6)
+    for _ in range(15):  # the queue grows by 20 ms per frame, to 0.3 s
+        h.timers.advance(0.02)
+        h.feed(frame(seq, ts, 2))
+        h.timers.advance(1 / 30)
+        seq, ts = seq + 2, ts + 3000
+    assert h.assembler.queue == pytest.approx(0.3, abs=0.01)
+    assert h.assembler.wait() >= 0.3 + MIN_WAIT > empty
+    broken = frame(seq, ts, 2)
+    missing = broken.pop(1)
+    h.feed(broken + frame(seq + 2, ts + 3000, 2))
+    h.timers.advance(0.35)  # the retransmission, 0.3 s of queue + 50 ms later
+    h.feed([missing])
+    assert h.assembler.gaps == 0 and not h.losses
+    assert h.timestamps[-2:] == [ts, ts + 3000]
+
+
+def test_a_gap_in_a_key_frame_is_waited_for_longer_than_in_a_delta_frame() -> None:
+    delta, key = Harness(), Harness()
+    for h, is_key in ((delta, False), (key, True)):
+        h.feed(frame(0, 0, 2))
+        broken = frame(2, 3000, 4, key=is_key)
+        del broken[2]
+        h.feed(broken + frames(6, 6000, 2))
+    assert MIN_WAIT <= delta.assembler.wait() <= MAX_WAIT
+    assert key.assembler.wait() == pytest.approx(2 * delta.assembler.wait())
+    assert key.assembler.wait() <= MAX_KEY_WAIT
+    delta.timers.advance(delta.assembler.wait() + 0.001)
+    key.timers.advance(delta.assembler.wait() + 0.001)
+    assert delta.assembler.gaps == 1 and key.assembler.gaps == 0
+    key.timers.advance(key.assembler.wait())
+    assert key.assembler.gaps == 1 and key.timestamps == [0, 6000, 9000]
+
+
+def test_the_holes_of_one_burst_are_waited_for_together() -> None:
+    """Three frames each lose a packet in one burst: the wait counts from when each hole
+    was first known, so all three are given up one wait after the burst, not three."""
+    h = Harness()
+    h.feed(frame(0, 0, 2))
+    packets = frames(2, 3000, 3, n=3)
+    for index in (7, 4, 1):  # the middle packet of each frame
+        del packets[index]
+    burst = h.timers.now
+    h.feed(packets + frames(11, 12000, 2))
+    wait = h.assembler.wait()
+    h.timers.advance(wait + 0.001)
+    assert h.assembler.gaps >= 1
+    h.timers.advance(2 * MIN_WAIT)  # the later holes: already as old as the first
+    assert h.timestamps == [0, 12000, 15000]
+    assert max(t for t, _, _ in h.frames) - burst <= wait + 0.01
