@@ -22,9 +22,12 @@ HORIZON = 16
 async def _saturday_matter(client: Client) -> tuple[int, list[date], date]:
     """A matter served only on Saturdays (周末不打烊), with a closure and an extra day.
 
-    (matter id, the days the picker must show, the Saturday it must skip)."""
+    (matter id, the days the picker must show, the Saturday it must skip). Today is shown
+    when it is a Saturday before its last slot (19:30): CI ran this at 04:00 on a Saturday
+    in Shanghai, and the picker rightly offered that day's slots."""
     cat = await seed_app(client.app)
-    today = utcnow().astimezone(SH).date()
+    now = utcnow().astimezone(SH)
+    today = now.date()
     calendar = HolidayCalendar()
     saturdays = [
         d
@@ -80,7 +83,12 @@ async def _saturday_matter(client: Client) -> tuple[int, list[date], date]:
                 window_id=None, day=extra, closed=False, start_min=600, end_min=660, note="加开"
             )
         )
-    return matter.id, sorted([*kept, extra]), closed
+    open_today = (
+        today.weekday() == 5
+        and calendar.day_kind(today).reason == "weekend"
+        and (now.hour, now.minute) < (19, 30)
+    )
+    return matter.id, sorted([*kept, extra, *([today] if open_today else [])]), closed
 
 
 async def test_the_day_picker_shows_exactly_the_days_with_slots(client: Client) -> None:
@@ -91,7 +99,8 @@ async def test_the_day_picker_shows_exactly_the_days_with_slots(client: Client) 
     ]
     assert shown == days
     assert closed not in shown
-    saturday = next(d for d in days if d.weekday() == 5)
+    today = utcnow().astimezone(SH).date()
+    saturday = next(d for d in days if d.weekday() == 5 and d > today)  # all its slots ahead
     slots = await (await client.get(f"/api/v1/matters/{matter_id}/slots?date={saturday}")).json()
     assert slots["day_kind"] == "weekend" and len(slots["slots"]) == 6 + 4 + 4
     by_time = {s["start"][11:16]: s for s in slots["slots"]}
