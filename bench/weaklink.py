@@ -58,8 +58,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -614,6 +614,7 @@ def assembler_figures(room: RelayRoom, call: Call) -> dict[str, Any]:
         "keyframes": publication.stats.keyframes,
         "keyframe_requests": publication.stats.keyframe_requests,
         "max_wait_s": assembly.MAX_WAIT,
+        "nack_retry": assembly.NACK_RETRY,
     }
     if isinstance(assembler, VideoAssembler):
         out |= {
@@ -623,14 +624,25 @@ def assembler_figures(room: RelayRoom, call: Call) -> dict[str, Any]:
             "lost": assembler.lost,
             "repair_s": round(assembler.repair, 3),
             "wait_s": round(assembler.wait(), 3),
+            "nack_retries": assembler.nack_retries,
         }
     start = call.impaired_at
     out["gap_at_s"] = [round(t - start, 2) for t in call.detail.pop("_gap_times", [])]
     return out
 
 
-async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path) -> Call:
-    """The phone → proxy → relay (recording) → aiortc subscriber reading the counter."""
+async def relay_call(
+    phone: Phone, profile: Profile, opts: Options, folder: Path, console: Any | None = None
+) -> tuple[Call, Call | None]:
+    """The phone → proxy → relay (recording) → aiortc subscriber reading the counter; with
+    ``console`` (a Chromium page) also → that page, as the inspector's console sees it.
+
+    The console's link to the relay goes through a proxy of its own that is never impaired
+    (a Chromium page needs a routed candidate, as in the direct call). Both viewers watch the
+    same call, so the aiortc viewer (frames shown on arrival) and the browser (its own
+    jitter buffer and playout delay, like the direct call's receiver) are compared on the
+    same packets.
+    """
     call = Call(opts.loop_frames, opts.fps)
 
     def observe(_publisher: str, kind: str, item: Any) -> None:
@@ -645,6 +657,7 @@ async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path
     recordings = RoomRecording(folder)
     room = RelayRoom("weaklink", RelayConfig(host_addresses=LOOPBACK), on_packet=recordings.feed)
     proxy = ProxyThread()
+    console_proxy = ProxyThread() if console is not None else None
     viewer = MediaClient(host_addresses=LOOPBACK, observer=observe)
     try:
         offer = await phone.offer()
@@ -655,6 +668,14 @@ async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path
         await room.accept_answer(
             "viewer", "phone", await viewer.accept_subscription("phone", sub_offer)
         )
+        if console is not None and console_proxy is not None:
+            sub_offer = await room.subscribe("console", "phone")
+            answer = await console.evaluate(
+                "(sdp) => wl.receive(sdp)", route_through(sub_offer, console_proxy.proxy.port_for_b)
+            )
+            await room.accept_answer(
+                "console", "phone", route_through(answer, console_proxy.proxy.port_for_a)
+            )
 
         async def rejoin() -> None:
             assert isinstance(phone, BrowserPhone)
@@ -673,13 +694,24 @@ async def relay_call(phone: Phone, profile: Profile, opts: Options, folder: Path
             await run_timeline(proxy, profile, opts, call, lambda: bool(call.frames))
         await phone.collect(call)
         call.detail["assembler"] = assembler_figures(room, call)
+        seen = None
+        if console is not None:
+            state = await console.evaluate("() => wl.state")
+            seen = replace(
+                call,
+                frames=[(t / 1000, n) for t, n in state["frames"]],
+                audio=[t / 1000 for t in state["audio"]],
+                detail={"proxy": call.detail.get("proxy")},
+            )
     finally:
         await viewer.close()
         await room.close()
         proxy.close()
+        if console_proxy is not None:
+            console_proxy.close()
         results = await asyncio.to_thread(recordings.close)
         call.recording = results[0][1].path if results else None
-    return call
+    return call, seen
 
 
 async def direct_call(phone: BrowserPhone, receiver: Any, profile: Profile, opts: Options) -> Call:
@@ -725,24 +757,48 @@ async def new_page(browser: Any, site: str) -> Any:
     return page
 
 
+def use_nack_retry(mode: str) -> None:
+    """Experiment: ``off`` (no repeated NACKs: the old code) or ``on`` (the default)."""
+    assembly.NACK_RETRY = mode == "on"
+
+
 async def run_profile(
-    browser: Any, site: str, profile: Profile, opts: Options, publishers: list[str], folder: Path
+    browser: Any,
+    site: str,
+    profile: Profile,
+    opts: Options,
+    publishers: list[str],
+    folder: Path,
+    retry_modes: Sequence[str | None] = (None,),
 ) -> dict[str, dict[str, float | None]]:
     out: dict[str, dict[str, float | None]] = {}
     details: dict[str, Any] = {}
-    for publisher in publishers:
+    for publisher, retry in itertools.product(publishers, retry_modes):
+        if retry is not None:
+            use_nack_retry(retry)
         phone: Phone = (
             BrowserPhone(await new_page(browser, site), opts)
             if publisher == "chromium"
             else AiortcPhone(opts)
         )
+        name = f"{profile.name}-{publisher}" + (f"-{retry}" if retry else "")
+        console = await new_page(browser, site) if publisher == "chromium" else None
         try:
-            call = await relay_call(phone, profile, opts, folder / f"{profile.name}-{publisher}")
+            call, seen = await relay_call(phone, profile, opts, folder / name, console)
         finally:
             await phone.close()
+            if console is not None:
+                await console.close()
         key = "relay" if publisher == "chromium" else f"relay_{publisher}"
-        out[key] = call.figures(profile.cap_bps, recording=True)
-        details[key] = {**call.detail, "longest_freeze_at_s": call.longest_freeze_at()}
+        suffix = f"_nack_{retry}" if len(retry_modes) > 1 else ""
+        out[key + suffix] = call.figures(profile.cap_bps, recording=True)
+        details[key + suffix] = {**call.detail, "longest_freeze_at_s": call.longest_freeze_at()}
+        if seen is not None:
+            out["relay_console" + suffix] = seen.figures(profile.cap_bps, recording=False)
+            details["relay_console" + suffix] = {
+                **seen.detail,
+                "longest_freeze_at_s": seen.longest_freeze_at(),
+            }
     phone_page = BrowserPhone(await new_page(browser, site), opts)
     receiver = await new_page(browser, site)
     try:
@@ -821,7 +877,13 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             try:
                 for profile in profiles:
                     results[profile.name] = await run_profile(
-                        browser, site, profile, opts, args.publishers.split(","), Path(tmp)
+                        browser,
+                        site,
+                        profile,
+                        opts,
+                        args.publishers.split(","),
+                        Path(tmp),
+                        args.nack_retry.split(",") if args.nack_retry else (None,),
                     )
             finally:
                 await browser.close()
@@ -849,6 +911,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         help="experiment: signaling.assembly.MAX_WAIT (seconds a missing packet is waited for)",
     )
+    parser.add_argument(
+        "--nack-retry",
+        help="experiment, comma-separated, one relay call each in the same run: off (no"
+        " repeated NACKs: the old code), on (the default)",
+    )
     return parser.parse_args(argv)
 
 
@@ -856,6 +923,9 @@ def main() -> None:
     args = parse()
     if args.max_wait is not None:
         assembly.MAX_WAIT = args.max_wait
+    for mode in (args.nack_retry or "on").split(","):
+        if mode not in ("off", "on"):
+            raise SystemExit(f"--nack-retry: unknown mode {mode!r} (off, on)")
     out = asyncio.run(main_async(args))
     print(json.dumps(out))
 

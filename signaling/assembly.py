@@ -13,8 +13,10 @@ the private ``_RTCRtpReceiver__jitter_buffer`` is replaced by:
   most one frame per received packet, which after a loss kept the picture behind live for
   as long as the backlog took to drain). A missing packet is waited for (NACK/RTX may bring
   it) for a bounded *time*, :meth:`VideoAssembler.wait`: the longer of the repair time seen
-  last and the link's current queueing delay + :data:`MIN_WAIT`, plus 3 frame intervals; at
-  least :data:`MIN_WAIT`, at most :data:`MAX_WAIT`. The queueing delay is how much later than
+  last and the link's current queueing delay + :data:`MIN_WAIT`, plus 3 frame intervals;
+  at least :data:`MIN_WAIT`, at most :data:`MAX_WAIT`. While it waits it NACKs what is
+  still missing again, one repair time after the last ask (aiortc NACKs a hole once; a
+  lost retransmission was never asked for again). The queueing delay is how much later than
   its best the newest frame arrived (arrival − capture timestamp, against the minimum of the
   last 5–10 s): a retransmission has to come through the same queue, so when a phone's
   uplink fills a 300 ms buffer, a wait learnt on the empty link (0.1 s) gave every loss up
@@ -64,6 +66,12 @@ FLOOR_WINDOW = 5.0
 DEFAULT_REPAIR = 0.1
 """Assumed time for NACK + RTX to bring a missing packet, until one was seen."""
 DEFAULT_INTERVAL = 1 / 30
+NACK_RETRY = True
+"""Whether missing packets are NACKed again while they are waited for (``on_nack``)."""
+MIN_RETRY = 0.05
+"""Seconds between two NACKs of the same missing packets at least."""
+MAX_NACK = 64
+"""Sequence numbers per repeated NACK at most (oldest first: the cursor waits on them)."""
 
 
 class Cancellable(Protocol):
@@ -80,6 +88,8 @@ class Timers(Protocol):
 
 FrameHandler = Callable[[JitterFrame, int], None]
 """Receives each released video frame and its number (:attr:`VideoAssembler.frame_seq`)."""
+NackHandler = Callable[[list[int]], None]
+"""Asked to NACK these sequence numbers (again): their repair has not come in time."""
 LossHandler = Callable[[bool], None]
 """Told that frames were given up; the argument says whether a PLI is already on its way
 (``add`` returned ``pli_flag``, which aiortc sends) or still needs sending (the timer)."""
@@ -126,10 +136,17 @@ class VideoAssembler:
         deliver: FrameHandler,
         *,
         on_loss: LossHandler | None = None,
+        on_nack: NackHandler | None = None,
         timers: Timers | None = None,
     ) -> None:
         self._deliver = deliver
         self._on_loss = on_loss
+        self.on_nack = on_nack
+        """Sends a NACK for what is still missing when a repair is overdue (may be set later)."""
+        self.nack_retries = 0
+        """NACKs sent again by the assembler (the first NACK of a hole is aiortc's)."""
+        self._retry_due = 0.0
+        self._retried_at = float("-inf")  # the last repeated NACK (covers every open hole)
         self._timers = timers
         self._packets: dict[int, RtpPacket] = {}
         self._origin: int | None = None  # first sequence number of the frame being built
@@ -265,13 +282,17 @@ class VideoAssembler:
             if self._blocked_at != cursor:
                 now = self._clock().time()
                 if self._blocked_at is not None:
-                    self._note_repair(now - self._blocked_since)
+                    self._note_repair(now - self._asked_since())
                 since = self._missing_since(cursor, now)
                 self._blocked_at, self._blocked_since = cursor, since
-                self._arm(since + self.wait())
+                due = since + self.wait()
+                if self._retrying():
+                    self._retry_due = max(self._retry_due, since + self._retry_interval())
+                    due = min(due, self._retry_due)
+                self._arm(due)
             return
         if self._blocked_at is not None:
-            self._note_repair(self._clock().time() - self._blocked_since)
+            self._note_repair(self._clock().time() - self._asked_since())
             self._blocked_at = None
             self._arrivals.clear()
 
@@ -302,7 +323,14 @@ class VideoAssembler:
         if self._blocked_at is None or self._closed:
             return
         due = self._blocked_since + self.wait()
-        if self._clock().time() < due:
+        now = self._clock().time()
+        if now < due:
+            if self._retrying():
+                if now >= self._retry_due:
+                    self._nack_missing()
+                    self._retried_at = now
+                    self._retry_due = now + self._retry_interval()
+                due = min(due, self._retry_due)
             self._arm(due)
             return
         self._skip_gap()
@@ -311,6 +339,41 @@ class VideoAssembler:
         self._watch()
         if self._on_loss is not None:
             self._on_loss(False)
+
+    def _asked_since(self) -> float:
+        """When the repair of the hole at the cursor was last asked for: a repair's time
+        counts from the NACK that brought it, so retries do not inflate the estimate."""
+        return max(self._blocked_since, self._retried_at)
+
+    def _retrying(self) -> bool:
+        return NACK_RETRY and self.on_nack is not None
+
+    def _retry_interval(self) -> float:
+        """A repair is overdue one repair time (plus a frame) after it was asked for.
+
+        aiortc's ``NackGenerator`` NACKs a hole once, when it is first seen, and again only
+        when some later loss opens another hole; a retransmission lost on the way (2 % loss,
+        or dropped by a phone's full uplink queue at the onset of congestion) was then
+        waited for until the give-up and cost a key frame. Browsers re-send NACKs every
+        round trip; so does this.
+        """
+        return max(MIN_RETRY, self.repair + self.interval)
+
+    def _nack_missing(self) -> None:
+        """NACK the sequence numbers between the cursor and the newest buffered packet."""
+        cursor = self._cursor
+        if cursor is None or self.on_nack is None:
+            return
+        packets = self._packets
+        # Packets of the frame being built sit just before the cursor (offsets near 2**16).
+        offsets = ((s - cursor) & 0xFFFF for s in packets)
+        span = max((o for o in offsets if o < MAX_SPAN), default=0)
+        missing = [
+            seq for seq in (uint16_add(cursor, i) for i in range(span)) if seq not in packets
+        ][:MAX_NACK]
+        if missing:
+            self.nack_retries += 1
+            self.on_nack(missing)
 
     def _note_repair(self, seconds: float) -> None:
         self.repair = max(seconds, 0.8 * self.repair + 0.2 * seconds)

@@ -39,7 +39,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from signaling.assembly import AudioAssembler, LossHandler, VideoAssembler
+from signaling.assembly import AudioAssembler, LossHandler, NackHandler, VideoAssembler
 
 PINNED_AIORTC = "1.16.0"
 
@@ -243,7 +243,24 @@ def install_packet_sink(
     sink = PacketSink(kind, deliver, on_loss)
     setattr(receiver, _DECODER_QUEUE, sink)
     setattr(receiver, _JITTER_BUFFER, sink.assembler)
+    if isinstance(sink.assembler, VideoAssembler):
+        sink.assembler.on_nack = _nack_sender(receiver, sink.assembler)
     return sink
+
+
+def _nack_sender(receiver: RTCRtpReceiver, assembler: VideoAssembler) -> NackHandler:
+    """Send the assembler's repeated NACKs to the media SSRC (never the RTX one)."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def send(missing: list[int]) -> None:
+        ssrc = assembler.ssrc
+        if ssrc is None:
+            return
+        task = asyncio.ensure_future(receiver._send_rtcp_nack(ssrc, missing))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    return send
 
 
 def route_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:

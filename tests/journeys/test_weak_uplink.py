@@ -43,12 +43,19 @@ async def test_weak_uplink_video_keeps_moving(tmp_path: Path) -> None:
     profile = Profile(weak.name, weak.shaping, 15)
     async with chromium(chromium_args(y4m)) as browser, blank_site() as site:
         phone = BrowserPhone(await new_page(browser, site), opts)
+        console = await new_page(browser, site)  # the inspector's browser, through the relay
         try:
-            call = await relay_call(phone, profile, opts, tmp_path / "recordings")
+            call, seen = await relay_call(phone, profile, opts, tmp_path / "recordings", console)
         finally:
             await phone.close()
+            await console.close()
     figures = call.figures(profile.cap_bps, recording=True)
     print("weak_500k (15 s), relay:", figures, call.detail)
+    assert seen is not None and seen.frames, "the console's browser read no counter"
+    on_console = seen.figures(profile.cap_bps, recording=False)
+    print("weak_500k (15 s), the console's browser:", on_console)
+    assert on_console["longest_freeze_s"] is not None
+    assert on_console["longest_freeze_s"] <= FREEZE_BOUND_S, on_console
     proxy = call.detail["proxy"]
     # The harness really shaped the phone's packets (a test that cannot fail is a defect):
     # everything crossed the proxy, some of it was lost, and the cap built a queue.

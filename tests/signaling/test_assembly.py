@@ -67,11 +67,20 @@ class _Handle:
 class Harness:
     """A video assembler with a fake clock that records what it delivers and when."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, nack: bool = False) -> None:
         self.timers = FakeTimers()
         self.frames: list[tuple[float, int, int]] = []  # (time, RTP timestamp, number)
         self.losses: list[tuple[float, bool]] = []
-        self.assembler = VideoAssembler(self._frame, on_loss=self._loss, timers=self.timers)
+        self.nacks: list[tuple[float, list[int]]] = []
+        self.assembler = VideoAssembler(
+            self._frame,
+            on_loss=self._loss,
+            on_nack=self._nack if nack else None,
+            timers=self.timers,
+        )
+
+    def _nack(self, missing: list[int]) -> None:
+        self.nacks.append((self.timers.now, missing))
 
     def _frame(self, frame: JitterFrame, number: int) -> None:
         self.frames.append((self.timers.now, frame.timestamp, number))
@@ -333,3 +342,55 @@ def test_the_holes_of_one_burst_are_waited_for_together() -> None:
     h.timers.advance(2 * MIN_WAIT)  # the later holes: already as old as the first
     assert h.timestamps == [0, 12000, 15000]
     assert max(t for t, _, _ in h.frames) - burst <= wait + 0.01
+
+
+def test_a_repair_that_does_not_come_is_nacked_again_until_the_give_up() -> None:
+    """aiortc NACKs a hole once; the retransmission can be lost too. The assembler asks
+    again one repair time (+ a frame) after the last ask, for every hole it still waits on,
+    until the hole is filled or given up."""
+    h = Harness(nack=True)
+    h.feed(frames(0, 0, 2))
+    packets = frames(4, 6000, 6)
+    lost = [packets.pop(1), packets.pop(3)]  # seq 5 and 8: two holes of one burst
+    h.feed(packets[:1])
+    opened = h.timers.now
+    h.feed(packets[1:], every=0.005)
+    retry = h.assembler.repair + h.assembler.interval
+    assert retry < h.assembler.wait()  # a retry fits before the give-up
+    h.timers.advance(opened + retry - h.timers.now - 0.001)
+    assert h.nacks == []
+    h.timers.advance(0.002)
+    assert h.nacks == [(pytest.approx(opened + retry), [5, 8])]
+    h.timers.advance(0.03)  # both retransmissions of that NACK arrive
+    h.feed(lost)
+    assert h.timestamps == [0, 3000, 6000, 9000, 12000, 15000, 18000, 21000]
+    # The repair counts from the NACK that brought it, not from the hole's first NACK.
+    assert h.assembler.repair < DEFAULT_REPAIR
+    h.timers.advance(MAX_WAIT)
+    assert len(h.nacks) == 1 and h.assembler.gaps == 0 and not h.losses
+
+    # A hole nothing repairs: asked for again and again, then given up; then quiet.
+    h.feed(frames(16, 24000, 1))
+    packets = frames(18, 27000, 4)
+    del packets[0]
+    h.feed(packets)
+    opened, wait = h.timers.now, h.assembler.wait()
+    h.timers.advance(MAX_WAIT)
+    again = [t for t, missing in h.nacks[1:] if missing == [18]]
+    assert len(again) >= 2 and all(opened < t < opened + wait for t in again)
+    assert h.assembler.gaps == 1 and len(h.losses) == 1
+    assert h.assembler.nack_retries == len(h.nacks)
+    h.timers.advance(MAX_WAIT)
+    assert len(h.nacks) == 1 + len(again)
+
+
+def test_without_a_nack_sender_nothing_is_retried_and_the_give_up_is_unchanged() -> None:
+    h = Harness()
+    packets = frames(0, 0, 4)
+    del packets[2]
+    h.feed(packets)
+    wait = h.assembler.wait()
+    h.timers.advance(wait - 0.001)
+    assert h.timers.pending == 1 and not h.losses
+    h.timers.advance(0.002)
+    assert len(h.losses) == 1 and h.assembler.nack_retries == 0
