@@ -23,6 +23,7 @@ import asyncio
 import collections
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -358,9 +359,13 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             n += args.nodes
             await _fire(urls, warm_ok, headers, args.nodes)
             # One booking at a time, nothing contended: the server CPU each one costs.
+            spy = await _start_profile(pids[0], args.profile) if args.profile else None
             cpu0 = _cpu_seconds(pids)
             _, quiet_lat, quiet_statuses = await _fire(urls, quiet, headers, 1)
             quiet_cpu = _cpu_seconds(pids) - cpu0
+            if spy is not None:
+                spy.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+                await spy.wait()
             # The surge.
             cpu0 = _cpu_seconds(pids)
             elapsed, lat, statuses = await _fire(urls, bodies, headers, args.concurrency)
@@ -453,6 +458,17 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
+async def _start_profile(pid: int, out: str) -> asyncio.subprocess.Process:
+    """py-spy on node 0 while the uncontended bookings run (raw stacks into ``out``)."""
+    spy = Path(sys.executable).with_name("py-spy")
+    argv = [str(spy), "record", "--pid", str(pid), "--format", "raw", "--rate", "250"]
+    proc = await asyncio.create_subprocess_exec(
+        *argv, "--output", out, stdout=asyncio.subprocess.DEVNULL
+    )
+    await asyncio.sleep(1.0)  # let py-spy attach before the first booking
+    return proc
+
+
 def _hhmm(minutes: int) -> str:
     return f"{minutes // 60:02d}:{minutes % 60:02d}"
 
@@ -467,6 +483,9 @@ if __name__ == "__main__":
     parser.add_argument("--officers", type=int, default=10, help="qualified officers (0: none)")
     parser.add_argument("--uncontended", type=int, default=50, help="sequential bookings")
     parser.add_argument("--sold-out", type=int, default=100, help="attempts at full slots")
+    parser.add_argument(
+        "--profile", metavar="PATH", help="py-spy raw stacks of node 0 during the uncontended run"
+    )
     parser.add_argument(
         "--redis",
         default=os.environ.get("YUNKAN_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
