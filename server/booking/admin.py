@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from server.accounts.models import User
 from server.appkeys import DB, SETTINGS
 from server.booking import models as m
-from server.booking import schemas, seats, staffchange
+from server.booking import plancache, schemas, staffchange
 from server.booking.errors import CodeTakenError
 from server.booking.present import links_for, matter_dict, utcnow
 from server.booking.slots import TimeRange
@@ -51,6 +51,7 @@ def _range(start: str, end: str, field: str) -> TimeRange:
 
 
 async def _matter_windows(session: Any, matter_id: int, window_ids: list[int]) -> None:
+    await plancache.changed(session)  # Core DELETE: the caches and sold-out memos forget
     await session.execute(delete(m.WindowMatter).where(m.WindowMatter.matter_id == matter_id))
     for wid in sorted(set(window_ids)):
         if await session.get(m.Window, wid) is None:
@@ -201,7 +202,7 @@ async def put_plans(request: web.Request) -> web.Response:
         window_id = int_param(request, "id")
         if await session.get(m.Window, window_id) is None:
             raise NotFoundError()
-        seats.freed(session)  # Core DELETE: the sold-out memos forget
+        await plancache.changed(session)  # Core DELETE: the caches and sold-out memos forget
         await session.execute(delete(m.WorkingPlan).where(m.WorkingPlan.window_id == window_id))
         for weekday, span, label in ranges:
             session.add(
@@ -301,7 +302,7 @@ async def delete_holiday(request: web.Request) -> web.Response:
     if day is None:
         raise NotFoundError()
     async with request.app[DB]() as session, session.begin():
-        seats.freed(session)  # Core DELETE: the sold-out memos forget
+        await plancache.changed(session)  # Core DELETE: the caches and sold-out memos forget
         await session.execute(delete(m.HolidayOverride).where(m.HolidayOverride.day == day))
     return json_response({"ok": True})
 
@@ -312,6 +313,7 @@ class SelfDeactivationError(ConflictError):
 
 
 async def set_qualifications(session: Any, user_id: int, matter_ids: list[int]) -> None:
+    await plancache.changed(session)  # Core DELETE: the caches and sold-out memos forget
     await session.execute(
         delete(m.StaffQualification).where(m.StaffQualification.user_id == user_id)
     )

@@ -17,7 +17,7 @@ from sqlalchemy import delete, select
 
 from server.accounts.models import User
 from server.appkeys import DB, SETTINGS
-from server.booking import closures, holidays, seats, staffchange
+from server.booking import closures, holidays, plancache, staffchange
 from server.booking import models as m
 from server.booking.admin import SelfDeactivationError, after_staff_change, set_qualifications
 from server.booking.present import KIND_LABELS, links_for, utcnow
@@ -228,7 +228,7 @@ async def admin_window_plans(request: web.Request) -> web.StreamResponse:
         window_id = int_param(request, "id")
         if await session.get(m.Window, window_id) is None:
             raise NotFoundError()
-        seats.freed(session)  # Core DELETE: the sold-out memos forget
+        await plancache.changed(session)  # Core DELETE: the caches and sold-out memos forget
         await session.execute(delete(m.WorkingPlan).where(m.WorkingPlan.window_id == window_id))
         for weekday, span, label in ranges:
             session.add(
@@ -285,7 +285,7 @@ async def admin_add_exception(request: web.Request) -> web.StreamResponse:
 async def admin_delete_exception(request: web.Request) -> web.StreamResponse:
     _require_admin(request)
     async with request.app[DB]() as session, session.begin():
-        seats.freed(session)  # Core DELETE: the sold-out memos forget
+        await plancache.changed(session)  # Core DELETE: the caches and sold-out memos forget
         await session.execute(
             delete(m.PlanException).where(m.PlanException.id == int_param(request, "id"))
         )
@@ -332,7 +332,7 @@ async def admin_holiday(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     day = require_date(form.get("day"), "day")
     async with request.app[DB]() as session, session.begin():
-        seats.freed(session)  # Core DELETE: the sold-out memos forget
+        await plancache.changed(session)  # Core DELETE: the caches and sold-out memos forget
         await session.execute(delete(m.HolidayOverride).where(m.HolidayOverride.day == day))
         if form.get("mode") in ("working", "closed"):
             session.add(

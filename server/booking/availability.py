@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.booking import holidays
+from server.booking import holidays, plancache
 from server.booking import models as m
 from server.booking.calendar import HolidayCalendar
 from server.booking.slots import (
@@ -71,13 +71,26 @@ def rules_of(matter: m.Matter) -> SlotRules:
 
 
 async def load_calendar(session: AsyncSession) -> HolidayCalendar:
-    rows = (await session.scalars(select(m.HolidayOverride))).all()
-    return HolidayCalendar(
-        {r.day: (r.working, r.note or None) for r in rows}, await holidays.loaded(session)
-    )
+    """The holiday calendar (overrides and loaded years), kept per process (plancache)."""
+
+    async def load() -> HolidayCalendar:
+        rows = (await session.scalars(select(m.HolidayOverride))).all()
+        return HolidayCalendar(
+            {r.day: (r.working, r.note or None) for r in rows}, await holidays.loaded(session)
+        )
+
+    return await plancache.cached(session, "calendar", load)
 
 
 async def window_plans(
+    session: AsyncSession, window_ids: list[int]
+) -> dict[int, tuple[WeeklyPlan, list[PlanException]]]:
+    """Each window's weekly plan and exceptions, kept per process (plancache)."""
+    key = ("plans", tuple(window_ids))
+    return await plancache.cached(session, key, lambda: _window_plans(session, window_ids))
+
+
+async def _window_plans(
     session: AsyncSession, window_ids: list[int]
 ) -> dict[int, tuple[WeeklyPlan, list[PlanException]]]:
     plans: dict[int, dict[int, list[TimeRange]]] = {w: defaultdict(list) for w in window_ids}
@@ -106,13 +119,18 @@ async def window_plans(
 
 
 async def matter_windows(session: AsyncSession, matter_id: int) -> list[int]:
-    rows = await session.scalars(
-        select(m.WindowMatter.window_id)
-        .join(m.Window, m.Window.id == m.WindowMatter.window_id)
-        .where(m.WindowMatter.matter_id == matter_id, m.Window.active.is_(True))
-        .order_by(m.WindowMatter.window_id)
-    )
-    return list(rows)
+    """The active windows serving the matter, kept per process (plancache)."""
+
+    async def load() -> tuple[int, ...]:
+        rows = await session.scalars(
+            select(m.WindowMatter.window_id)
+            .join(m.Window, m.Window.id == m.WindowMatter.window_id)
+            .where(m.WindowMatter.matter_id == matter_id, m.Window.active.is_(True))
+            .order_by(m.WindowMatter.window_id)
+        )
+        return tuple(rows)
+
+    return list(await plancache.cached(session, ("windows", matter_id), load))
 
 
 async def window_slots(

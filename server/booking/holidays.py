@@ -30,7 +30,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.booking import models as m
-from server.booking import seats
+from server.booking import plancache
 from server.errors import ValidationError
 
 FIXED: Mapping[tuple[int, int], str] = {
@@ -105,7 +105,7 @@ async def import_year(
     session: AsyncSession, year: int, entries: list[Entry], source: str, now: datetime
 ) -> int:
     """Replace ``year``'s days with ``entries`` and mark the year loaded; the number of days."""
-    seats.freed(session)  # Core DELETE: the sold-out memos forget
+    await plancache.changed(session)  # Core DELETE: the caches and sold-out memos forget
     await session.execute(delete(m.HolidayDay).where(m.HolidayDay.year == year))
     session.add_all(
         m.HolidayDay(day=e.day, year=year, working=e.working, name=e.name) for e in entries

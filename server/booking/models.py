@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Date,
@@ -318,6 +319,16 @@ class QueueTicket(Base):
     case_id: Mapped[int | None] = mapped_column(ForeignKey("cases.id"), nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     taken_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class CapacityVersion(Base):
+    """One row: bumped by every transaction that changes what slots and seats are made of,
+    so each process's cache of them (:mod:`server.booking.plancache`) knows when to reload."""
+
+    __tablename__ = "capacity_version"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
 
 
 class TimeClaim(Base):

@@ -30,9 +30,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from server.accounts import committed
-from server.accounts.models import User
-from server.booking import models as m
-from server.booking import seats
+from server.booking import plancache, seats
 
 TTL = 2.0
 """Seconds a process answers "sold out" from memory; also the longest a freed seat can
@@ -86,19 +84,7 @@ class SoldOutMemo:
 
 SOLD_OUT = web.AppKey("booking_sold_out", SoldOutMemo)
 
-committed.watch(
-    TOPIC,
-    m.Matter,
-    m.Window,
-    m.WindowMatter,
-    m.StaffQualification,
-    m.WorkingPlan,
-    m.PlanException,
-    m.HolidayOverride,
-    m.HolidayYear,
-    m.HolidayDay,
-    User,
-)
+committed.watch(TOPIC, *plancache.CONFIG_MODELS)
 
 
 async def sold_out_ctx(app: web.Application) -> AsyncIterator[None]:

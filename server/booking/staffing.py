@@ -15,18 +15,23 @@ from sqlalchemy import and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.accounts.models import User
-from server.booking import claims
+from server.booking import claims, plancache
 from server.booking import models as m
 
 
 async def qualified_staff(session: AsyncSession, matter_id: int) -> list[int]:
-    rows = await session.scalars(
-        select(User.id)
-        .join(m.StaffQualification, m.StaffQualification.user_id == User.id)
-        .where(m.StaffQualification.matter_id == matter_id, User.active.is_(True))
-        .order_by(User.id)
-    )
-    return list(rows)
+    """Active officers qualified for the matter, kept per process (plancache)."""
+
+    async def load() -> tuple[int, ...]:
+        rows = await session.scalars(
+            select(User.id)
+            .join(m.StaffQualification, m.StaffQualification.user_id == User.id)
+            .where(m.StaffQualification.matter_id == matter_id, User.active.is_(True))
+            .order_by(User.id)
+        )
+        return tuple(rows)
+
+    return list(await plancache.cached(session, ("staff", matter_id), load))
 
 
 async def is_qualified(session: AsyncSession, user_id: int, matter_id: int) -> bool:
