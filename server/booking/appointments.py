@@ -25,7 +25,6 @@ from server.booking import models as m
 from server.booking.availability import (
     WindowSlot,
     load_calendar,
-    matter_windows,
     rules_of,
     window_slots,
 )
@@ -83,28 +82,12 @@ async def _candidates(
     """Windows offering ``start`` with seats left as last read, emptiest first.
 
     A slot already full when read is refused here, before any lock or write: under a rush
-    most attempts end at this point. Fast path first: when every window serving the
-    matter already has a full capacity row for this start (rows exist only for starts
-    that were valid slots when first booked), answer 409 without rebuilding the plans.
+    most attempts end at this point. The plans come from the process's cache
+    (:mod:`plancache`), so this is one read of the start's seat rows.
     """
-    windows = await matter_windows(session, matter.id)
-    rows = (
-        await session.execute(
-            select(m.SlotSeat.seats, m.SlotSeat.taken).where(
-                m.SlotSeat.matter_id == matter.id,
-                m.SlotSeat.starts_at == start,
-                m.SlotSeat.window_id.in_(windows),
-            )
-        )
-    ).all()
-    if windows and len(rows) == len(windows) and all(taken >= seats for seats, taken in rows):
-        raise errors.SlotFullError()
-    day = start.astimezone(zone).date()
-    candidates = [
-        ws
-        for ws in await window_slots(session, matter, day, zone, now, windows=windows)
-        if ws.slot.start == start
-    ]
+    candidates = await window_slots(
+        session, matter, start.astimezone(zone).date(), zone, now, only=start
+    )
     if not candidates:
         calendar = await load_calendar(session)
         if not calendar.knows(start.astimezone(zone).year):
@@ -148,6 +131,7 @@ async def _officers(
     explicit: int | None,
     *,
     prefer: int | None = None,
+    person: str | None = None,
 ) -> list[int] | None:
     """Who may take the appointment, best first, as read before any write.
 
@@ -155,17 +139,29 @@ async def _officers(
     supervisor assigns). An empty list never comes back: with officers but none free the
     slot is full (its seats come from the officers), and a named officer who is busy is
     :class:`errors.StaffBusyError`. The claim after the insert has the final word.
+    ``person``: the applicant's claim resource, read in the same statement (a person
+    already in an appointment then is :class:`errors.PersonBusyError`).
     """
     if explicit is not None:
         if not await is_qualified(session, explicit, matter_id):
             raise errors.SlotRuleError(errors.STAFF_NOT_QUALIFIED, field="staff_id")
-        if await claims.busy_staff(session, [explicit], start, end):
+        staff = [explicit]
+    else:
+        staff = await qualified_staff(session, matter_id)
+    resources = {claims.staff_resource(s): s for s in staff}
+    holding = await claims.holders(session, [*resources, *([person] if person else [])], start, end)
+    if person is not None and person in holding:
+        raise errors.PersonBusyError()
+    busy = {resources[r] for r in holding if r in resources}
+    if explicit is not None:
+        if busy:
             raise errors.StaffBusyError(explicit)
         return [explicit]
-    staff = await qualified_staff(session, matter_id)
     if not staff:
         return None
-    free = await free_staff(session, matter_id, start, end, zone, prefer=prefer, staff=staff)
+    free = await free_staff(
+        session, matter_id, start, end, zone, prefer=prefer, staff=staff, busy=busy
+    )
     if not free:
         raise errors.SlotFullError()
     return free
@@ -267,10 +263,17 @@ async def book(
     candidates = await _candidates(session, matter, start, zone, now)
     await person_rules.check(session, matter, key, now, zone)
     end = start + timedelta(minutes=matter.duration_min)
-    if await claims.held(session, claims.person_resource(key), start, end):
-        raise errors.PersonBusyError()
     lead = await lead_of(session, case.id) if case is not None else None
-    officers = await _officers(session, matter.id, start, end, zone, req.staff_id, prefer=lead)
+    officers = await _officers(
+        session,
+        matter.id,
+        start,
+        end,
+        zone,
+        req.staff_id,
+        prefer=lead,
+        person=claims.person_resource(key),
+    )
 
     window_id, seat_id, end = await _take_seat(session, matter, candidates)
     on_behalf = req.actor is not None and req.actor.is_staff

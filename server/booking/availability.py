@@ -141,9 +141,11 @@ async def window_slots(
     now: datetime,
     *,
     windows: list[int] | None = None,
+    only: datetime | None = None,
 ) -> list[WindowSlot]:
     """Every (window, slot) of ``matter`` on local ``day`` with its seats taken
-    (``windows``: the matter's, when the caller has just read them)."""
+    (``windows``: the matter's, when the caller has just read them; ``only``: just the
+    slots starting then, with the seat rows of that start alone)."""
     if windows is None:
         windows = await matter_windows(session, matter.id)
     if not windows:
@@ -155,22 +157,28 @@ async def window_slots(
     for w in windows:
         plan, exceptions = plans[w]
         for s in generate_slots(day, plan, exceptions, calendar, rules, zone, now):
+            if only is not None and s.start != only:
+                continue
             local = s.start.astimezone(zone)
             label = plan.label_at(day.weekday(), local.hour * 60 + local.minute)
             generated.append((w, s, label))
     if not generated:
         return []
     starts = [s.start for _, s, _ in generated]
-    taken = {
-        (row.window_id, row.starts_at): (row.seats, row.taken, row.id)
-        for row in await session.scalars(
-            select(m.SlotSeat).where(
-                m.SlotSeat.matter_id == matter.id,
-                m.SlotSeat.starts_at >= min(starts),
-                m.SlotSeat.starts_at <= max(starts),
-            )
+    rows = await session.execute(
+        select(
+            m.SlotSeat.window_id,
+            m.SlotSeat.starts_at,
+            m.SlotSeat.seats,
+            m.SlotSeat.taken,
+            m.SlotSeat.id,
+        ).where(
+            m.SlotSeat.matter_id == matter.id,
+            m.SlotSeat.starts_at >= min(starts),
+            m.SlotSeat.starts_at <= max(starts),
         )
-    }
+    )
+    taken = {(w, at): (seats, used, seat_id) for w, at, seats, used, seat_id in rows.all()}
     out = []
     for w, s, label in generated:
         seats, used, seat_id = taken.get((w, s.start), (matter.seats, 0, None))

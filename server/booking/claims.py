@@ -103,33 +103,26 @@ async def busy_staff(
     session: AsyncSession, staff_ids: Iterable[int], start: datetime, end: datetime
 ) -> set[int]:
     """Which of ``staff_ids`` hold any minute of ``[start, end)`` (as committed or ours)."""
-    span = minutes(start, end)
     resources = {staff_resource(s): s for s in staff_ids}
-    if not resources:
+    return {resources[r] for r in await holders(session, resources, start, end)}
+
+
+async def holders(
+    session: AsyncSession, resources: Iterable[str], start: datetime, end: datetime
+) -> set[str]:
+    """Which of ``resources`` hold any minute of ``[start, end)``: one read for the
+    applicant and every candidate officer of a booking."""
+    wanted = list(resources)
+    if not wanted:
         return set()
+    span = minutes(start, end)
     rows = await session.scalars(
         select(TimeClaim.resource)
         .where(
-            TimeClaim.resource.in_(resources),
+            TimeClaim.resource.in_(wanted),
             TimeClaim.minute >= span.start,
             TimeClaim.minute < span.stop,
         )
         .distinct()
     )
-    return {resources[r] for r in rows}
-
-
-async def held(session: AsyncSession, resource: str, start: datetime, end: datetime) -> bool:
-    """Whether ``resource`` holds any minute of ``[start, end)``: the cheap read before
-    the claim, for a clear answer without a write."""
-    span = minutes(start, end)
-    found = await session.scalar(
-        select(TimeClaim.minute)
-        .where(
-            TimeClaim.resource == resource,
-            TimeClaim.minute >= span.start,
-            TimeClaim.minute < span.stop,
-        )
-        .limit(1)
-    )
-    return found is not None
+    return set(rows)

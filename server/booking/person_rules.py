@@ -24,7 +24,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.booking import errors
@@ -47,19 +47,30 @@ async def check(
     the cap is read under :func:`lock_person`."""
     if matter.max_open_bookings > 0:
         await lock_person(session, identity_key)
-    if matter.no_show_limit > 0 and matter.no_show_block_days > 0:
-        since = now - timedelta(days=matter.no_show_window_days)
-        missed = list(
-            await session.scalars(
-                select(m.Appointment.starts_at)
-                .where(
-                    m.Appointment.identity_key == identity_key,
-                    m.Appointment.status == "no_show",
-                    m.Appointment.starts_at >= since,
-                )
-                .order_by(m.Appointment.starts_at.desc())
+    policy = matter.no_show_limit > 0 and matter.no_show_block_days > 0
+    cap = matter.max_open_bookings > 0
+    if not policy and not cap:
+        return
+    # One read of the person's relevant appointments serves both rules.
+    since = now - timedelta(days=matter.no_show_window_days)
+    rules: list[ColumnElement[bool]] = []
+    if policy:
+        rules.append((m.Appointment.status == "no_show") & (m.Appointment.starts_at >= since))
+    if cap:
+        rules.append(
+            (m.Appointment.matter_id == matter.id)
+            & m.Appointment.status.in_(OPEN)
+            & (m.Appointment.ends_at > now)
+        )
+    rows = (
+        await session.execute(
+            select(m.Appointment.status, m.Appointment.starts_at).where(
+                m.Appointment.identity_key == identity_key, or_(*rules)
             )
         )
+    ).all()
+    if policy:
+        missed = sorted((at for status, at in rows if status == "no_show"), reverse=True)
         if len(missed) >= matter.no_show_limit:
             # Blocked from the no-show that reached the limit; later ones do not extend it
             # beyond the policy's own length from the latest.
@@ -70,16 +81,7 @@ async def check(
                     matter.no_show_window_days,
                     until.astimezone(zone).strftime("%Y-%m-%d"),
                 )
-    if matter.max_open_bookings > 0:
-        held = await session.scalar(
-            select(func.count())
-            .select_from(m.Appointment)
-            .where(
-                m.Appointment.identity_key == identity_key,
-                m.Appointment.matter_id == matter.id,
-                m.Appointment.status.in_(OPEN),
-                m.Appointment.ends_at > now,
-            )
-        )
-        if (held or 0) >= matter.max_open_bookings:
+    if cap:
+        held = sum(1 for status, _ in rows if status in OPEN)
+        if held >= matter.max_open_bookings:
             raise errors.BookingLimitError(matter.max_open_bookings)

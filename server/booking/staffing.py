@@ -47,17 +47,20 @@ async def candidates(
     *,
     prefer: int | None = None,
     staff: list[int] | None = None,
+    busy: set[int] | None = None,
 ) -> list[int]:
     """Qualified staff free over ``[start, end)``, best first: ``prefer`` (when free),
     then the least loaded that local day (ties: lowest id).
 
     ``prefer`` wins when qualified and free: a moved appointment keeps its officer, a
-    re-inspection the inspector who found what was to be rectified.
+    re-inspection the inspector who found what was to be rectified. ``staff`` and
+    ``busy``: who is qualified and who is busy then, when the caller has just read them.
     """
     staff = await qualified_staff(session, matter_id) if staff is None else staff
     if not staff:
         return []
-    busy = await claims.busy_staff(session, staff, start, end)
+    if busy is None:
+        busy = await claims.busy_staff(session, staff, start, end)
     free = [s for s in staff if s not in busy]
     if len(free) <= 1:
         return free
