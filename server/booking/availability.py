@@ -140,14 +140,11 @@ async def window_slots(
     zone: ZoneInfo,
     now: datetime,
     *,
-    windows: list[int] | None = None,
     only: datetime | None = None,
 ) -> list[WindowSlot]:
     """Every (window, slot) of ``matter`` on local ``day`` with its seats taken
-    (``windows``: the matter's, when the caller has just read them; ``only``: just the
-    slots starting then, with the seat rows of that start alone)."""
-    if windows is None:
-        windows = await matter_windows(session, matter.id)
+    (``only``: just the slots starting then, with the seat rows of that start alone)."""
+    windows = await matter_windows(session, matter.id)
     if not windows:
         return []
     calendar = await load_calendar(session)
