@@ -913,19 +913,24 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--nack-retry",
+        type=_nack_modes,
         help="experiment, comma-separated, one relay call each in the same run: off (no"
         " repeated NACKs: the old code), on (the default)",
     )
     return parser.parse_args(argv)
 
 
+def _nack_modes(value: str) -> str:
+    """``--nack-retry``: comma-separated off/on (argparse reports anything else)."""
+    if not value or any(mode not in ("off", "on") for mode in value.split(",")):
+        raise argparse.ArgumentTypeError(f"{value!r}: give off, on or off,on")
+    return value
+
+
 def main() -> None:
     args = parse()
     if args.max_wait is not None:
         assembly.MAX_WAIT = args.max_wait
-    for mode in (args.nack_retry or "on").split(","):
-        if mode not in ("off", "on"):
-            raise SystemExit(f"--nack-retry: unknown mode {mode!r} (off, on)")
     out = asyncio.run(main_async(args))
     print(json.dumps(out))
 

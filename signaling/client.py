@@ -388,7 +388,7 @@ class MediaClient:
                 size = vp8_dimensions(bytes(packet)) if packet.is_keyframe else None
                 media.note_video(*(size or (None, None)))
 
-        install_packet_sink(receiver, kind, take)
+        install_packet_sink(receiver, kind, take, spawn=self._spawn)
 
     async def _consume(self, track: MediaStreamTrack, media: ReceivedMedia) -> None:
         with contextlib.suppress(MediaStreamError):

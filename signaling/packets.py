@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from fractions import Fraction
 from typing import Any
 
@@ -39,7 +39,7 @@ from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 from aiortc.rtcrtpreceiver import RTCRtpReceiver, TimestampMapper
 from aiortc.rtcrtpsender import RTCRtpSender
 
-from signaling.assembly import AudioAssembler, LossHandler, NackHandler, VideoAssembler
+from signaling.assembly import AudioAssembler, LossHandler, VideoAssembler
 
 PINNED_AIORTC = "1.16.0"
 
@@ -50,6 +50,8 @@ _JITTER_BUFFER = "_RTCRtpReceiver__jitter_buffer"
 _SEND_KEYFRAME = "_send_keyframe"
 
 PacketHandler = Callable[["av.Packet[Any]"], None]
+Spawn = Callable[[Coroutine[Any, Any, Any]], Any]
+"""Runs a coroutine as a task its owner keeps (``Room.spawn``, the client's task set)."""
 _VIDEO_TIME_BASE = Fraction(1, 90000)
 
 
@@ -228,6 +230,7 @@ def install_packet_sink(
     kind: str,
     deliver: PacketHandler,
     on_loss: LossHandler | None = None,
+    spawn: Spawn | None = None,
 ) -> PacketSink:
     """Make ``receiver`` (of media ``kind``) deliver encoded packets to ``deliver``;
     ``on_loss`` hears of video frames given up (see :class:`~signaling.assembly.VideoAssembler`).
@@ -235,6 +238,8 @@ def install_packet_sink(
     Also swaps aiortc's jitter buffer for the relay's frame assembler
     (:mod:`signaling.assembly`). Must be called before the receiver starts, i.e. right
     after ``setRemoteDescription``/``addTransceiver``, before the connection is up.
+    ``spawn`` runs the assembler's repeated NACKs (:func:`request_nack`) as tasks of the
+    caller's (the room's, the client's); without it holes are NACKed once, by aiortc.
     """
     check_aiortc()
     require_private(receiver, (_DECODER_QUEUE, _JITTER_BUFFER))
@@ -243,24 +248,10 @@ def install_packet_sink(
     sink = PacketSink(kind, deliver, on_loss)
     setattr(receiver, _DECODER_QUEUE, sink)
     setattr(receiver, _JITTER_BUFFER, sink.assembler)
-    if isinstance(sink.assembler, VideoAssembler):
-        sink.assembler.on_nack = _nack_sender(receiver, sink.assembler)
+    if isinstance(sink.assembler, VideoAssembler) and spawn is not None:
+        run = spawn
+        sink.assembler.on_nack = lambda missing: run(request_nack(receiver, sink, missing))
     return sink
-
-
-def _nack_sender(receiver: RTCRtpReceiver, assembler: VideoAssembler) -> NackHandler:
-    """Send the assembler's repeated NACKs to the media SSRC (never the RTX one)."""
-    pending: set[asyncio.Task[None]] = set()
-
-    def send(missing: list[int]) -> None:
-        ssrc = assembler.ssrc
-        if ssrc is None:
-            return
-        task = asyncio.ensure_future(receiver._send_rtcp_nack(ssrc, missing))
-        pending.add(task)
-        task.add_done_callback(pending.discard)
-
-    return send
 
 
 def route_keyframe_requests(sender: RTCRtpSender, request: Callable[[], None]) -> None:
@@ -281,6 +272,16 @@ async def request_keyframe(receiver: RTCRtpReceiver, sink: PacketSink) -> bool:
     if ssrc is None:
         return False
     await receiver._send_rtcp_pli(ssrc)
+    return True
+
+
+async def request_nack(receiver: RTCRtpReceiver, sink: PacketSink, missing: list[int]) -> bool:
+    """NACK ``missing`` sequence numbers to the media SSRC ``sink`` last saw (never the
+    RTX one); False if nothing arrived yet."""
+    ssrc = sink.assembler.ssrc
+    if ssrc is None:
+        return False
+    await receiver._send_rtcp_nack(ssrc, missing)
     return True
 
 

@@ -143,6 +143,7 @@ class Publication:
                 kind,
                 functools.partial(self.feed, kind),
                 self.keyframe_lost if kind == "video" else None,
+                self.room.spawn,
             )
             self._sinks[kind] = sink
             if kind == "video":

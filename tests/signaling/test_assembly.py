@@ -9,8 +9,10 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from aiortc import RTCPeerConnection
 from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtp import RtpPacket
 
@@ -23,6 +25,7 @@ from signaling.assembly import (
     AudioAssembler,
     VideoAssembler,
 )
+from signaling.packets import install_packet_sink
 
 
 class FakeTimers:
@@ -394,3 +397,22 @@ def test_without_a_nack_sender_nothing_is_retried_and_the_give_up_is_unchanged()
     assert h.timers.pending == 1 and not h.losses
     h.timers.advance(0.002)
     assert len(h.losses) == 1 and h.assembler.nack_retries == 0
+
+
+async def test_the_sink_runs_its_repeated_nacks_as_tasks_of_its_owner() -> None:
+    """install_packet_sink wires the assembler's NACKs to the spawn it is given (the room's
+    or the client's); without one, holes are NACKed once by aiortc alone."""
+    pc = RTCPeerConnection()
+    try:
+        spawned: list[Any] = []
+        receiver = pc.addTransceiver("video", direction="recvonly").receiver
+        sink = install_packet_sink(receiver, "video", lambda _packet: None, spawn=spawned.append)
+        assert isinstance(sink.assembler, VideoAssembler) and sink.assembler.on_nack is not None
+        sink.assembler.on_nack([7, 8])
+        assert len(spawned) == 1
+        assert await spawned[0] is False  # nothing arrived yet: no SSRC to NACK to
+        bare = pc.addTransceiver("video", direction="recvonly").receiver
+        plain = install_packet_sink(bare, "video", lambda _packet: None)
+        assert isinstance(plain.assembler, VideoAssembler) and plain.assembler.on_nack is None
+    finally:
+        await pc.close()
